@@ -1,0 +1,136 @@
+"""Helpers to drive real pamiq node processes from tests: start, observe, stop."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+import os
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+
+from pythonosc.dispatcher import Dispatcher
+from pythonosc.osc_server import BlockingOSCUDPServer
+from rclpy.executors import SingleThreadedExecutor
+from rclpy.node import Node
+import yaml
+
+NAMESPACE = 'pamiq'
+
+
+def wait_until(predicate: Callable[[], bool], timeout: float, interval: float = 0.02) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(interval)
+    return predicate()
+
+
+def free_udp_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+        sock.bind(('127.0.0.1', 0))
+        return sock.getsockname()[1]
+
+
+class NodeProcess:
+    """One pamiq node as a real process, named and namespaced as the launch file does."""
+
+    def __init__(self, executable: str, name: str, parameters: dict | None = None) -> None:
+        command = [sys.executable, '-m', f'pamiq.{executable}', '--ros-args']
+        command += ['-r', f'__node:={name}', '-r', f'__ns:=/{NAMESPACE}']
+        if parameters:
+            handle, path = tempfile.mkstemp(suffix='.yaml', prefix=f'{name}-')
+            with os.fdopen(handle, 'w') as stream:
+                yaml.safe_dump({f'/{NAMESPACE}/{name}': {'ros__parameters': parameters}}, stream)
+            command += ['--params-file', path]
+        self.log = tempfile.TemporaryFile()
+        self.process = subprocess.Popen(command, stdout=self.log, stderr=subprocess.STDOUT)
+
+    def output(self) -> str:
+        self.log.seek(0)
+        return self.log.read().decode('utf-8', 'replace')
+
+    def stop(self, sig: int = signal.SIGINT, timeout: float = 10.0) -> int:
+        if self.process.poll() is None:
+            self.process.send_signal(sig)
+        try:
+            return self.process.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
+            raise AssertionError(f'process did not exit on {sig!r}:\n{self.output()}') from None
+
+
+class Probe(Node):
+    """Test-side node spinning in a background thread; records what arrives."""
+
+    def __init__(self) -> None:
+        super().__init__('probe', namespace=NAMESPACE)
+        self.received: dict[str, list[tuple[float, object]]] = {}
+        self.lock = threading.Lock()
+        self.executor_ = SingleThreadedExecutor()
+        self.executor_.add_node(self)
+        self.thread = threading.Thread(target=self.executor_.spin, daemon=True)
+        self.thread.start()
+
+    def record(self, msg_type, topic: str, qos) -> None:
+        self.received[topic] = []
+
+        def callback(msg) -> None:
+            with self.lock:
+                self.received[topic].append((time.monotonic(), msg))
+
+        self.create_subscription(msg_type, topic, callback, qos)
+
+    def messages(self, topic: str) -> list:
+        with self.lock:
+            return [msg for _, msg in self.received[topic]]
+
+    def arrivals(self, topic: str) -> list[float]:
+        with self.lock:
+            return [t for t, _ in self.received[topic]]
+
+    def clear(self, topic: str) -> None:
+        with self.lock:
+            self.received[topic].clear()
+
+    def wait_for_subscribers(self, publisher, count: int = 1, timeout: float = 15.0) -> None:
+        assert wait_until(lambda: publisher.get_subscription_count() >= count, timeout), 'no subscriber'
+
+    def close(self) -> None:
+        self.executor_.shutdown()
+        self.destroy_node()
+
+
+class OscRecorder:
+    """A UDP OSC server on loopback recording every packet in arrival order: (time, address, value)."""
+
+    def __init__(self, port: int | None = None) -> None:
+        dispatcher = Dispatcher()
+        dispatcher.set_default_handler(self.handle)
+        self.packets: list[tuple[float, str, object]] = []
+        self.lock = threading.Lock()
+        self.server = BlockingOSCUDPServer(('127.0.0.1', port or 0), dispatcher)
+        self.port = self.server.server_address[1]
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def handle(self, address: str, *args) -> None:
+        with self.lock:
+            self.packets.append((time.monotonic(), address, args[0] if len(args) == 1 else args))
+
+    def take(self) -> list[tuple[str, object]]:
+        with self.lock:
+            packets, self.packets = self.packets, []
+        return [(address, value) for _, address, value in packets]
+
+    def snapshot(self) -> list[tuple[float, str, object]]:
+        with self.lock:
+            return list(self.packets)
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
