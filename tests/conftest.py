@@ -36,7 +36,10 @@ def _claim_domain_id() -> int:
 
 os.environ['ROS_DOMAIN_ID'] = str(_claim_domain_id())
 os.environ['ROS_AUTOMATIC_DISCOVERY_RANGE'] = 'LOCALHOST'
-os.environ['FASTDDS_DEFAULT_PROFILES_FILE'] = os.path.join(REPO, 'config', 'fastdds_loopback.xml')
+# Fast DDS 2.x (Jazzy) reads FASTRTPS_..., 3.x (Kilted and later) FASTDDS_...: set both.
+_profile = os.path.join(REPO, 'config', 'fastdds_loopback.xml')
+os.environ['FASTRTPS_DEFAULT_PROFILES_FILE'] = _profile
+os.environ['FASTDDS_DEFAULT_PROFILES_FILE'] = _profile
 os.environ['RMW_IMPLEMENTATION'] = 'rmw_fastrtps_cpp'
 os.environ['ROS_LOG_DIR'] = tempfile.mkdtemp(prefix='pamiq-roslog-')
 os.environ['PYTHONUNBUFFERED'] = '1'

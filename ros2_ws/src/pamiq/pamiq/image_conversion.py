@@ -189,17 +189,27 @@ def _numpy_image_to_array(
     return array
 
 
-def _bridge_image_to_array(msg: Image, desired: str, expected: np.ndarray) -> np.ndarray | None:
+def _output_format(
+    encoding: str, desired: str, height: int, width: int
+) -> tuple[tuple[int, ...], np.dtype]:
+    """Shape and dtype that converting an ``encoding`` image to ``desired`` produces."""
+    target = encoding if desired == 'passthrough' else desired
+    channels, dtype = _FORMATS[target]
+    return _expected_shape(height, width, channels), dtype
+
+
+def _bridge_image_to_array(
+    msg: Image, desired: str, expected: tuple[tuple[int, ...], np.dtype]
+) -> np.ndarray | None:
     """Convert with cv_bridge; None when it fails or returns something unexpected."""
     try:
         result = _BRIDGE.imgmsg_to_cv2(msg, desired_encoding=desired)
     except Exception:
         return None
-    if not isinstance(result, np.ndarray):
+    shape, dtype = expected
+    if not isinstance(result, np.ndarray) or result.shape != shape:
         return None
-    if result.shape != expected.shape or result.dtype.kind != 'u':
-        return None
-    if result.dtype.itemsize != expected.dtype.itemsize:
+    if result.dtype.kind != 'u' or result.dtype.itemsize != dtype.itemsize:
         return None
     if not result.dtype.isnative:
         result = result.astype(result.dtype.newbyteorder('='))
@@ -260,23 +270,18 @@ def image_to_numpy(
     big_endian = bool(getattr(msg, 'is_bigendian', 0))
     swap = dtype.itemsize > 1 and big_endian != _HOST_IS_BIG_ENDIAN
 
-    array = (
-        _numpy_image_to_array(data, view, height, width, step, row_bytes, channels, dtype, swap)
-        if _BRIDGE is None or view is None
-        else None
-    )
-    if array is None:
-        # cv_bridge path: only for bytes-like data (its list handling differs); the result is
-        # checked against the numpy conversion's shape and any failure falls back to numpy.
-        reference = np.empty(_expected_shape(height, width, channels), dtype=dtype)
-        if desired_encoding not in ('passthrough', encoding):
-            reference = _convert(reference, encoding, desired_encoding)
-        converted = _bridge_image_to_array(msg, desired_encoding, reference)
+    if _BRIDGE is not None and view is not None and step == row_bytes and not swap:
+        # cv_bridge's Python side differs between releases for lists of ints, row padding and
+        # byte swapping (ndarray.newbyteorder is gone in NumPy 2), so those cases always take
+        # the numpy path; any failure or unexpected result from cv_bridge falls back to it too.
+        converted = _bridge_image_to_array(
+            msg, desired_encoding, _output_format(encoding, desired_encoding, height, width)
+        )
         if converted is not None:
             return converted
-        array = _numpy_image_to_array(
-            data, view, height, width, step, row_bytes, channels, dtype, swap
-        )
+    array = _numpy_image_to_array(
+        data, view, height, width, step, row_bytes, channels, dtype, swap
+    )
     return _convert(array, encoding, desired_encoding)
 
 
