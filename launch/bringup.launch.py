@@ -3,12 +3,12 @@
 The node list comes from pamiq.graph, the same definition `pamiq up` uses without launch.
 """
 
-from launch import LaunchDescription
 from launch.actions import DeclareLaunchArgument, OpaqueFunction
 from launch.substitutions import LaunchConfiguration
 from launch_ros.actions import Node
-
 from pamiq.graph import LAUNCH_ARGUMENTS, BringupArgs, graph
+
+from launch import LaunchDescription
 
 
 def launch_nodes(context):

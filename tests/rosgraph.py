@@ -99,7 +99,9 @@ class Probe(Node):
             self.received[topic].clear()
 
     def wait_for_subscribers(self, publisher, count: int = 1, timeout: float = 15.0) -> None:
-        assert wait_until(lambda: publisher.get_subscription_count() >= count, timeout), 'no subscriber'
+        assert wait_until(lambda: publisher.get_subscription_count() >= count, timeout), (
+            'no subscriber'
+        )
 
     def close(self) -> None:
         self.executor_.shutdown()
@@ -107,7 +109,7 @@ class Probe(Node):
 
 
 class OscRecorder:
-    """A UDP OSC server on loopback recording every packet in arrival order: (time, address, value)."""
+    """A UDP OSC server on loopback recording packets in arrival order: (time, address, value)."""
 
     def __init__(self, port: int | None = None) -> None:
         dispatcher = Dispatcher()

@@ -3,16 +3,17 @@
 from __future__ import annotations
 
 import numpy as np
+from pamiq import qos, vrchat
+from pamiq.image_conversion import image_to_numpy, numpy_to_image
+from pamiq.preprocessing import preprocess
 import pytest
 from rosgraph import NodeProcess, wait_until
 from sensor_msgs.msg import Image, JointState
 
-from pamiq import qos, vrchat
-from pamiq.image_conversion import image_to_numpy, numpy_to_image
-from pamiq.preprocessing import preprocess
 
-
-def frame_msg(stamp_sec: int, encoding: str = 'bgr8', width: int = 640, height: int = 480) -> Image:
+def frame_msg(
+    stamp_sec: int, encoding: str = 'bgr8', width: int = 640, height: int = 480
+) -> Image:
     rng = np.random.default_rng(stamp_sec)
     array = rng.integers(0, 256, (height, width, 3), dtype=np.uint8)
     msg = numpy_to_image(array, encoding)
@@ -22,7 +23,9 @@ def frame_msg(stamp_sec: int, encoding: str = 'bgr8', width: int = 640, height: 
 
 def warm_up(probe, pub) -> None:
     """Publish until an action comes back: discovery is done both ways, nothing is lost after."""
-    assert wait_until(lambda: pub.publish(frame_msg(0)) or len(probe.messages('action')) > 0, 15.0, 0.2)
+    assert wait_until(
+        lambda: pub.publish(frame_msg(0)) or len(probe.messages('action')) > 0, 15.0, 0.2
+    )
     wait_until(lambda: False, 0.3)
     for topic in probe.received:
         probe.clear(topic)
@@ -39,7 +42,9 @@ def test_one_action_per_frame_with_the_frame_stamp(probe, action_space):
         warm_up(probe, pub)
         for second in range(1, 11):
             pub.publish(frame_msg(second))
-            assert wait_until(lambda s=second: len(probe.messages('action')) >= s, 5.0), agent.output()
+            assert wait_until(lambda s=second: len(probe.messages('action')) >= s, 5.0), (
+                agent.output()
+            )
 
         actions = probe.messages('action')
         assert [a.header.stamp.sec for a in actions] == list(range(1, 11))
@@ -52,7 +57,9 @@ def test_one_action_per_frame_with_the_frame_stamp(probe, action_space):
         frame = image_to_numpy(frame_msg(1), 'rgb8')
         np.testing.assert_array_equal(image_to_numpy(obs), preprocess(frame))
         centre = frame[:, 80:560].astype(np.float32).mean(axis=(0, 1))
-        assert np.allclose(image_to_numpy(obs).astype(np.float32).mean(axis=(0, 1)), centre, atol=3.0)
+        assert np.allclose(
+            image_to_numpy(obs).astype(np.float32).mean(axis=(0, 1)), centre, atol=3.0
+        )
 
         for a in actions:
             if action_space == 'continuous':

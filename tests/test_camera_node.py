@@ -5,13 +5,12 @@ from __future__ import annotations
 import os
 
 import numpy as np
-from rosgraph import NodeProcess, wait_until
-from sensor_msgs.msg import Image
-from videos import frame_index, write_video
-
 from pamiq import qos
 from pamiq.camera_node import is_file, parse_source
 from pamiq.image_conversion import image_to_numpy
+from rosgraph import NodeProcess, wait_until
+from sensor_msgs.msg import Image
+from videos import frame_index, write_video
 
 
 def test_source_parsing():
@@ -28,7 +27,9 @@ def test_video_file_comes_out_at_the_publish_rate_with_stamps_and_encoding(probe
     try:
         probe.record(Image, 'camera/image_raw', qos.IMAGE)
         # 30 frames of a 12-frame file: it loops, and the rate holds through the loop.
-        assert wait_until(lambda: len(probe.messages('camera/image_raw')) >= 30, 20.0), camera.output()
+        assert wait_until(lambda: len(probe.messages('camera/image_raw')) >= 30, 20.0), (
+            camera.output()
+        )
         messages = probe.messages('camera/image_raw')
         arrivals = np.array(probe.arrivals('camera/image_raw'))
         assert {m.encoding for m in messages} == {'bgr8'}
@@ -49,10 +50,14 @@ def test_video_file_comes_out_at_the_publish_rate_with_stamps_and_encoding(probe
 
 def test_file_that_ends_is_reopened_with_backoff(probe, tmp_path):
     video = write_video(str(tmp_path / 'short.avi'), frames=3)
-    camera = NodeProcess('camera_node', 'camera', {'camera': video, 'loop': False, 'max_backoff': 0.5})
+    camera = NodeProcess(
+        'camera_node', 'camera', {'camera': video, 'loop': False, 'max_backoff': 0.5}
+    )
     try:
         probe.record(Image, 'camera/image_raw', qos.IMAGE)
-        assert wait_until(lambda: len(probe.messages('camera/image_raw')) >= 9, 20.0), camera.output()
+        assert wait_until(lambda: len(probe.messages('camera/image_raw')) >= 9, 20.0), (
+            camera.output()
+        )
         assert 'failed or ended; reopening' in camera.output()
         assert camera.process.poll() is None
     finally:
@@ -62,15 +67,23 @@ def test_file_that_ends_is_reopened_with_backoff(probe, tmp_path):
 def test_source_that_disappears_and_returns(probe, tmp_path):
     video = write_video(str(tmp_path / 'clip.avi'), frames=5)
     hidden = str(tmp_path / 'hidden.avi')
-    camera = NodeProcess('camera_node', 'camera', {'camera': video, 'loop': False, 'max_backoff': 0.4})
+    camera = NodeProcess(
+        'camera_node', 'camera', {'camera': video, 'loop': False, 'max_backoff': 0.4}
+    )
     try:
         probe.record(Image, 'camera/image_raw', qos.IMAGE)
-        assert wait_until(lambda: len(probe.messages('camera/image_raw')) >= 3, 20.0), camera.output()
+        assert wait_until(lambda: len(probe.messages('camera/image_raw')) >= 3, 20.0), (
+            camera.output()
+        )
         os.rename(video, hidden)
-        assert wait_until(lambda: 'cannot open camera source' in camera.output(), 10.0), camera.output()
+        assert wait_until(lambda: 'cannot open camera source' in camera.output(), 10.0), (
+            camera.output()
+        )
         probe.clear('camera/image_raw')
         os.rename(hidden, video)
-        assert wait_until(lambda: len(probe.messages('camera/image_raw')) >= 3, 10.0), camera.output()
+        assert wait_until(lambda: len(probe.messages('camera/image_raw')) >= 3, 10.0), (
+            camera.output()
+        )
         assert camera.process.poll() is None
     finally:
         camera.stop()
@@ -86,7 +99,9 @@ def test_missing_file_is_a_clear_error(tmp_path):
 def test_device_that_never_opens_keeps_retrying_with_a_clear_error():
     camera = NodeProcess('camera_node', 'camera', {'camera': '/dev/video99', 'max_backoff': 0.5})
     try:
-        assert wait_until(lambda: camera.output().count('cannot open camera source') >= 2, 15.0), camera.output()
+        assert wait_until(lambda: camera.output().count('cannot open camera source') >= 2, 15.0), (
+            camera.output()
+        )
         assert camera.process.poll() is None
     finally:
         assert camera.stop() == 0

@@ -6,18 +6,19 @@ import math
 import time
 
 from geometry_msgs.msg import PoseStamped
+from pamiq import qos
+from pamiq.doom_world_node import WALK_FORWARD, doom_command
 from pythonosc.udp_client import SimpleUDPClient
 from rosgraph import NodeProcess, free_udp_port, wait_until
 from sensor_msgs.msg import Image
 from std_srvs.srv import Trigger
 
-from pamiq import qos
-from pamiq.doom_world_node import WALK_FORWARD, doom_command
-
 
 def test_doom_command_holds_vrchat_semantics():
     assert doom_command({}, 3.0) == [0.0, 0.0, 0.0, 0.0]
-    forward, right, turn, jump = doom_command({'Vertical': 0.5, 'LookHorizontal': -1.0, 'Jump': 1}, 3.0)
+    forward, right, turn, jump = doom_command(
+        {'Vertical': 0.5, 'LookHorizontal': -1.0, 'Jump': 1}, 3.0
+    )
     assert (forward, right, turn, jump) == (0.5 * WALK_FORWARD, 0.0, -3.0, 1.0)
     # Buttons and axes add up and saturate; Run doubles the speed.
     assert doom_command({'Vertical': 1.0, 'MoveForward': 1, 'Run': 1}, 3.0)[0] == 2 * WALK_FORWARD
@@ -61,7 +62,7 @@ def test_move_forward_held_for_a_second_changes_the_pose(probe):
         osc.send_message('/input/LookHorizontal', 0.0)
         time.sleep(0.3)
         after = probe.messages('world/pose')[-1].pose.orientation
-        yaw = lambda q: math.degrees(2 * math.atan2(q.z, q.w))  # noqa: E731
+        yaw = lambda q: math.degrees(2 * math.atan2(q.z, q.w))
         turned = (yaw(before) - yaw(after)) % 360  # turning right lowers Doom's angle
         assert 30 < turned < 120, turned
 

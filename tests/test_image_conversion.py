@@ -9,9 +9,6 @@ from builtin_interfaces.msg import Time
 from hypothesis import given, settings
 from hypothesis import strategies as st
 import numpy as np
-import pytest
-from sensor_msgs.msg import Image
-
 import pamiq.image_conversion as ic
 from pamiq.image_conversion import (
     SUPPORTED_ENCODINGS,
@@ -19,6 +16,8 @@ from pamiq.image_conversion import (
     image_to_numpy,
     numpy_to_image,
 )
+import pytest
+from sensor_msgs.msg import Image
 
 FORMATS = {
     'rgb8': ((3,), np.uint8),
@@ -218,7 +217,9 @@ def test_colour_to_mono_and_back():
         np.testing.assert_array_equal(mono, grey)
     for encoding in ('rgba8', 'bgra8'):
         rgba = np.concatenate([colour, np.zeros((4, 6, 1), np.uint8)], axis=2)
-        np.testing.assert_array_equal(image_to_numpy(numpy_to_image(rgba, encoding), 'mono8'), grey)
+        np.testing.assert_array_equal(
+            image_to_numpy(numpy_to_image(rgba, encoding), 'mono8'), grey
+        )
     mono_msg = numpy_to_image(grey, 'mono8')
     np.testing.assert_array_equal(image_to_numpy(mono_msg, 'rgb8'), colour)
     np.testing.assert_array_equal(image_to_numpy(mono_msg, 'bgr8'), colour)

@@ -7,11 +7,10 @@ import signal
 import time
 
 from geometry_msgs.msg import Twist
+from pamiq import qos, vrchat
 import pytest
 from rosgraph import NodeProcess, OscRecorder, wait_until
 from sensor_msgs.msg import JointState
-
-from pamiq import qos, vrchat
 
 
 @pytest.fixture
@@ -48,18 +47,29 @@ def test_actions_become_exact_osc_packets_and_bad_values_never_go_out(probe, osc
     try:
         pub = probe.create_publisher(JointState, 'action', qos.ACTION)
         probe.wait_for_subscribers(pub)
-        packets = publish_and_collect(probe, pub, osc, action(vrchat.CONTINUOUS_ACTION_NAMES, [0.5, -0.25, 1.0]), 3)
-        assert approx(packets) == [('/input/Vertical', 0.5), ('/input/Horizontal', -0.25), ('/input/LookHorizontal', 1.0)]
+        packets = publish_and_collect(
+            probe, pub, osc, action(vrchat.CONTINUOUS_ACTION_NAMES, [0.5, -0.25, 1.0]), 3
+        )
+        assert approx(packets) == [
+            ('/input/Vertical', 0.5),
+            ('/input/Horizontal', -0.25),
+            ('/input/LookHorizontal', 1.0),
+        ]
         assert all(isinstance(v, float) for _, v in packets)
 
         # Out of range is clamped, NaN/inf and unknown names are dropped, never forwarded raw.
-        bad = action(['Vertical', 'Horizontal', 'LookHorizontal', 'Fly', 'Jump'], [3.0, math.nan, -math.inf, 1.0, 7.0])
+        bad = action(
+            ['Vertical', 'Horizontal', 'LookHorizontal', 'Fly', 'Jump'],
+            [3.0, math.nan, -math.inf, 1.0, 7.0],
+        )
         packets = publish_and_collect(probe, pub, osc, bad, 2)
         assert packets == [('/input/Vertical', 1.0), ('/input/Jump', 1)]
         assert isinstance(packets[1][1], int)
 
         # Buttons are ints 0/1.
-        packets = publish_and_collect(probe, pub, osc, action(['MoveForward', 'Run', 'Jump'], [1, 0, 0]), 3)
+        packets = publish_and_collect(
+            probe, pub, osc, action(['MoveForward', 'Run', 'Jump'], [1, 0, 0]), 3
+        )
         assert packets == [('/input/MoveForward', 1), ('/input/Run', 0), ('/input/Jump', 0)]
 
         # Names and positions of different lengths are refused as a whole.
@@ -79,7 +89,9 @@ def test_held_tap_button_is_released_before_the_next_press(probe, osc):
     try:
         pub = probe.create_publisher(JointState, 'action', qos.ACTION)
         probe.wait_for_subscribers(pub)
-        assert publish_and_collect(probe, pub, osc, action(['Jump'], [1]), 1) == [('/input/Jump', 1)]
+        assert publish_and_collect(probe, pub, osc, action(['Jump'], [1]), 1) == [
+            ('/input/Jump', 1)
+        ]
         pub.publish(action(['Jump'], [1]))
         assert wait_until(lambda: len(osc.snapshot()) >= 2, 3.0)
         (t_release, a1, v1), (t_press, a2, v2) = osc.snapshot()[:2]
@@ -88,7 +100,9 @@ def test_held_tap_button_is_released_before_the_next_press(probe, osc):
         osc.take()
         # A movement button held across steps is one continuous hold: no release in between.
         publish_and_collect(probe, pub, osc, action(['MoveForward'], [1]), 1)
-        assert publish_and_collect(probe, pub, osc, action(['MoveForward'], [1]), 1) == [('/input/MoveForward', 1)]
+        assert publish_and_collect(probe, pub, osc, action(['MoveForward'], [1]), 1) == [
+            ('/input/MoveForward', 1)
+        ]
     finally:
         node.stop()
 
@@ -98,8 +112,14 @@ def test_deadzone_and_cmd_vel_mapping(probe, osc):
     try:
         pub = probe.create_publisher(JointState, 'action', qos.ACTION)
         probe.wait_for_subscribers(pub)
-        packets = publish_and_collect(probe, pub, osc, action(vrchat.CONTINUOUS_ACTION_NAMES, [0.1, -0.3, -0.2]), 3)
-        assert approx(packets) == [('/input/Vertical', 0.0), ('/input/Horizontal', -0.3), ('/input/LookHorizontal', 0.0)]
+        packets = publish_and_collect(
+            probe, pub, osc, action(vrchat.CONTINUOUS_ACTION_NAMES, [0.1, -0.3, -0.2]), 3
+        )
+        assert approx(packets) == [
+            ('/input/Vertical', 0.0),
+            ('/input/Horizontal', -0.3),
+            ('/input/LookHorizontal', 0.0),
+        ]
 
         twist_pub = probe.create_publisher(Twist, 'cmd_vel', 10)
         probe.wait_for_subscribers(twist_pub)
@@ -107,7 +127,11 @@ def test_deadzone_and_cmd_vel_mapping(probe, osc):
         twist.linear.x, twist.linear.y, twist.angular.z = 0.5, 0.5, -1.0
         packets = publish_and_collect(probe, twist_pub, osc, twist, 3)
         # linear.x -> Vertical, linear.y (left) -> -Horizontal, angular.z (ccw) -> -LookHorizontal
-        assert approx(packets) == [('/input/Vertical', 0.5), ('/input/Horizontal', -0.5), ('/input/LookHorizontal', 1.0)]
+        assert approx(packets) == [
+            ('/input/Vertical', 0.5),
+            ('/input/Horizontal', -0.5),
+            ('/input/LookHorizontal', 1.0),
+        ]
     finally:
         node.stop()
 
@@ -123,7 +147,9 @@ def test_watchdog_sends_neutral_inputs_after_timeout(probe, osc):
         assert wait_until(lambda: len(osc.snapshot()) >= 4 + len(vrchat.NEUTRAL_VALUES), 3.0)
         time.sleep(0.7)  # neutral goes out once, not again and again
         neutral = osc.snapshot()[4:]
-        assert [(a, v) for _, a, v in neutral] == [(vrchat.address(n), v) for n, v in vrchat.NEUTRAL_VALUES.items()]
+        assert [(a, v) for _, a, v in neutral] == [
+            (vrchat.address(n), v) for n, v in vrchat.NEUTRAL_VALUES.items()
+        ]
         delay = neutral[0][0] - sent_at
         assert 0.45 <= delay <= 0.5 + 0.3, delay
     finally:

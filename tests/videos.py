@@ -1,4 +1,4 @@
-"""Generated test videos: each frame's index is encoded in its colour so tests can tell frames apart."""
+"""Generated test videos: a frame's index is encoded in its colour, so tests tell frames apart."""
 
 from __future__ import annotations
 
@@ -6,7 +6,9 @@ import cv2
 import numpy as np
 
 
-def write_video(path: str, frames: int = 20, width: int = 320, height: int = 240, fps: float = 30.0) -> str:
+def write_video(
+    path: str, frames: int = 20, width: int = 320, height: int = 240, fps: float = 30.0
+) -> str:
     """Write an MJPEG AVI whose frame i is a flat colour with blue = 10 * i (mod 256)."""
     writer = cv2.VideoWriter(path, cv2.VideoWriter_fourcc(*'MJPG'), fps, (width, height))
     assert writer.isOpened(), 'OpenCV cannot write MJPEG here'

@@ -33,6 +33,15 @@ class Agent(Node):
             choices=('continuous', 'discrete'),
             read_only=True,
         )
+        report_period = declare(
+            self,
+            'report_period',
+            10.0,
+            'Seconds between progress lines in the log (0: none)',
+            low=0.0,
+            high=3600.0,
+            read_only=True,
+        )
         seed = declare(
             self,
             'seed',
@@ -46,13 +55,17 @@ class Agent(Node):
         self.policy = RandomPolicy(action_space, None if seed < 0 else seed)
         self.steps = 0
         self.rejected_frames = 0
-        self.last_step_ms = 0.0
+        self.step_ms: list[float] = []
+        self.reported_steps = 0
 
         self.observation_pub = self.create_publisher(Image, 'agent/observation', qos.OBSERVATION)
         self.action_pub = self.create_publisher(JointState, 'action', qos.ACTION)
         self.image_sub = self.create_subscription(
             Image, 'camera/image_raw', self.image_callback, qos.IMAGE
         )
+        if report_period > 0:
+            self.report_timer = self.create_timer(report_period, self.report_callback)
+        self.report_period = report_period
         self.get_logger().info(f'{policy} policy, {action_space} actions')
 
     def image_callback(self, msg: Image) -> None:
@@ -78,7 +91,17 @@ class Agent(Node):
         action.position = values
         self.action_pub.publish(action)
         self.steps += 1
-        self.last_step_ms = (time.perf_counter() - started) * 1e3
+        self.step_ms.append((time.perf_counter() - started) * 1e3)
+
+    def report_callback(self) -> None:
+        count = self.steps - self.reported_steps
+        self.reported_steps = self.steps
+        median = sorted(self.step_ms)[len(self.step_ms) // 2] if self.step_ms else 0.0
+        self.step_ms.clear()
+        self.get_logger().info(
+            f'acting at {count / self.report_period:.1f} Hz ({self.steps} actions so far, '
+            f'step median {median:.1f} ms, {self.rejected_frames} frames rejected)'
+        )
 
 
 def main(args: list[str] | None = None) -> int:

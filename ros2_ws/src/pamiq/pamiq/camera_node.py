@@ -182,7 +182,8 @@ class Camera(Node):
         self.failures += 1
         self.next_attempt = time.monotonic() + self.backoff
         self.get_logger().error(
-            f'cannot open camera source {self.video.source!r} (attempt {self.failures}); retrying in {self.backoff:.1f} s',
+            f'cannot open camera source {self.video.source!r} (attempt {self.failures}); '
+            f'retrying in {self.backoff:.1f} s',
             throttle_duration_sec=self.max_backoff,
         )
         self.backoff = min(self.backoff * 2, self.max_backoff)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 import os
+import tempfile
 import threading
 import time
 
@@ -68,7 +69,7 @@ def doom_command(inputs: dict[str, float], turn_per_tic: float) -> list[float]:
     right = get('Horizontal') + get('MoveRight') - get('MoveLeft')
     turn = get('LookHorizontal') + get('LookRight') - get('LookLeft')
     speed = 2.0 if get('Run') >= 0.5 else 1.0
-    clamp = lambda v: max(-1.0, min(1.0, v))  # noqa: E731
+    clamp = lambda v: max(-1.0, min(1.0, v))
     return [
         clamp(forward) * WALK_FORWARD * speed,
         clamp(right) * WALK_SIDE * speed,
@@ -128,6 +129,15 @@ class DoomWorld(Node):
             low=1.0,
             high=720.0,
         )
+        report_period = declare(
+            self,
+            'report_period',
+            10.0,
+            'Seconds between progress lines in the log (0: none)',
+            low=0.0,
+            high=3600.0,
+            read_only=True,
+        )
         seed = declare(
             self,
             'seed',
@@ -144,11 +154,15 @@ class DoomWorld(Node):
         self.episode = 0
         self.start_time = time.monotonic()
         self.tics = 0
+        self.travelled = 0.0
+        self.last_xy: tuple[float, float] | None = None
 
         self.image_pub = self.create_publisher(Image, 'camera/image_raw', qos.IMAGE)
         self.pose_pub = self.create_publisher(PoseStamped, 'world/pose', qos.DEFAULT)
         self.reset_srv = self.create_service(Trigger, 'world/reset', self.reset_callback)
         self.tick_timer = self.create_timer(1.0 / rate, self.tick_callback)
+        if report_period > 0:
+            self.report_timer = self.create_timer(report_period, self.report_callback)
         self.get_logger().info(
             f'Doom world {scenario} at {resolution}, OSC input on udp://{self.osc_host}:{self.osc_port}'
         )
@@ -163,6 +177,10 @@ class DoomWorld(Node):
             raise ParameterError(f"parameter 'scenario': no ViZDoom scenario at {path}")
         game = vzd.DoomGame()
         game.load_config(path)
+        # ViZDoom writes its engine config and a _vizdoom/ folder into the working directory:
+        # keep them out of the user's checkout.
+        self.engine_dir = tempfile.TemporaryDirectory(prefix='pamiq-vizdoom-')
+        game.set_doom_config_path(os.path.join(self.engine_dir.name, '_vizdoom.ini'))
         game.set_window_visible(False)
         game.set_sound_enabled(False)
         game.set_screen_format(vzd.ScreenFormat.RGB24)
@@ -180,7 +198,12 @@ class DoomWorld(Node):
         )
         game.set_mode(vzd.Mode.PLAYER)
         game.set_seed(seed)
-        game.init()
+        working_dir = os.getcwd()
+        os.chdir(self.engine_dir.name)
+        try:
+            game.init()
+        finally:
+            os.chdir(working_dir)
         return game
 
     def start_osc_server(self) -> BlockingOSCUDPServer:
@@ -190,7 +213,8 @@ class DoomWorld(Node):
             server = BlockingOSCUDPServer((self.osc_host, self.osc_port), dispatcher)
         except OSError as error:
             raise ParameterError(
-                f"parameters 'osc_host'/'osc_port': cannot listen on {self.osc_host}:{self.osc_port}: {error}"
+                f"parameters 'osc_host'/'osc_port': cannot listen on "
+                f'{self.osc_host}:{self.osc_port}: {error}'
             ) from error
         threading.Thread(target=server.serve_forever, name='osc-input', daemon=True).start()
         return server
@@ -218,6 +242,9 @@ class DoomWorld(Node):
         stamp = self.get_clock().now().to_msg()
         self.image_pub.publish(numpy_to_image(state.screen_buffer, 'rgb8', stamp, 'doom_camera'))
         x, y, angle = (float(v) for v in state.game_variables)
+        if self.last_xy is not None:
+            self.travelled += math.dist(self.last_xy, (x, y))
+        self.last_xy = (x, y)
         pose = PoseStamped()
         pose.header.stamp = stamp
         pose.header.frame_id = 'doom_map'
@@ -226,8 +253,18 @@ class DoomWorld(Node):
         pose.pose.orientation.z, pose.pose.orientation.w = math.sin(yaw / 2), math.cos(yaw / 2)
         self.pose_pub.publish(pose)
 
+    def report_callback(self) -> None:
+        x, y = self.last_xy or (math.nan, math.nan)
+        self.get_logger().info(
+            f'episode {self.episode}: avatar at ({x:.0f}, {y:.0f}), '
+            f'travelled {self.travelled:.0f} '
+            f'map units since the last report, {self.inputs.packets} OSC packets received'
+        )
+        self.travelled = 0.0
+
     def new_episode(self, why: str) -> None:
         self.game.new_episode()
+        self.last_xy = None  # a new spawn point is not travel
         self.episode += 1
         self.get_logger().info(f'{why}: episode {self.episode} started')
 
@@ -243,6 +280,7 @@ class DoomWorld(Node):
         self.server.shutdown()
         self.server.server_close()
         self.game.close()
+        self.engine_dir.cleanup()
 
 
 def main(args: list[str] | None = None) -> int:

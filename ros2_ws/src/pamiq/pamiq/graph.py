@@ -56,7 +56,8 @@ class BringupArgs:
             raise BringupError(f'world:={merged["world"]} is not one of {", ".join(WORLDS)}')
         if merged['agent'] == 'curiosity':
             raise BringupError(
-                'agent:=curiosity is not available yet (it arrives with the trainer); use agent:=random'
+                'agent:=curiosity is not available yet (it arrives with the trainer); '
+                'use agent:=random'
             )
         if merged['agent'] not in AGENTS:
             raise BringupError(f'agent:={merged["agent"]} is not one of {", ".join(AGENTS)}')
@@ -66,7 +67,8 @@ class BringupArgs:
             raise BringupError(f'osc_port:={merged["osc_port"]} is not a UDP port number')
         if merged['camera'] and merged['world'] != 'vrchat':
             raise BringupError(
-                'camera:=... is only used with world:=vrchat (the Doom world renders its own frames)'
+                'camera:=... is only used with world:=vrchat '
+                '(the Doom world renders its own frames)'
             )
         merged['namespace'] = merged['namespace'].strip('/')
         merged['params_file'] = os.path.abspath(merged['params_file'] or default_params_file())

@@ -78,7 +78,8 @@ class OscActuator(Node):
                 self,
                 'tap_buttons',
                 ['Jump'],
-                'Buttons where every 1 is a new press: a repeated 1 is released first so VRChat registers it',
+                'Buttons where every 1 is a new press: a repeated 1 is released first '
+                'so VRChat registers it',
             )
         )
         self.retap_delay = declare(

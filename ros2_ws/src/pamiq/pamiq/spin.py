@@ -16,7 +16,8 @@ def run(make_node: Callable[[], Node], args: list[str] | None = None) -> int:
     """Construct a node, spin it until Ctrl-C / SIGTERM, clean up, return the exit code.
 
     A node may define `shutdown()` for work that must happen on every exit (the actuator's
-    reset packets); it runs after spinning stops and the node is destroyed, also when the context is gone.
+    reset packets); it runs after spinning stops and the node is destroyed, also when the
+    context is gone.
     A bad parameter ends the process with code 1 and the parameter's name on stderr.
     """
     rclpy.init(args=args)

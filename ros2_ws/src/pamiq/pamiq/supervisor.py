@@ -163,7 +163,8 @@ class Supervisor:
                     continue
                 if child.spec.respawn:
                     self.say(
-                        f'{child.spec.name} died (exit code {code}); respawning in {RESPAWN_DELAY:.0f} s'
+                        f'{child.spec.name} died (exit code {code}); '
+                        f'respawning in {RESPAWN_DELAY:.0f} s'
                     )
                     time.sleep(RESPAWN_DELAY)
                     child.start()

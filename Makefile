@@ -1,0 +1,42 @@
+# pamiq: `make run` starts the whole graph on the built-in Doom world; `make test` runs the tests.
+# Both create .venv (pinned requirements) and install the package on first use.
+
+VENV := .venv
+STAMP := $(VENV)/.installed
+PACKAGE_FILES := $(shell find ros2_ws/src/pamiq -name __pycache__ -prune -o -type f -print) \
+	$(wildcard launch/* config/*)
+
+# Local runs stay on this machine: discovery on localhost, Fast DDS on loopback + shared memory.
+export ROS_AUTOMATIC_DISCOVERY_RANGE ?= LOCALHOST
+export FASTRTPS_DEFAULT_PROFILES_FILE ?= $(CURDIR)/config/fastdds_loopback.xml
+export FASTDDS_DEFAULT_PROFILES_FILE ?= $(CURDIR)/config/fastdds_loopback.xml
+export RMW_IMPLEMENTATION ?= rmw_fastrtps_cpp
+export ROS_DOMAIN_ID ?= 42
+
+ARGS ?=
+PYTEST_ARGS ?=
+
+.PHONY: run test lint format clean
+
+run: $(STAMP)
+	$(VENV)/bin/pamiq up $(ARGS)
+
+test: $(STAMP)
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/python -m pytest $(PYTEST_ARGS)
+
+lint: $(STAMP)
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+
+format: $(STAMP)
+	$(VENV)/bin/ruff format .
+	$(VENV)/bin/ruff check --fix .
+
+$(STAMP): requirements.txt tools/bootstrap.sh $(PACKAGE_FILES)
+	tools/bootstrap.sh
+	touch $@
+
+clean:
+	rm -rf $(VENV) ros2_ws/build ros2_ws/install ros2_ws/log

@@ -1,0 +1,133 @@
+"""The whole graph from `pamiq up` (its own supervisor: no launch tools in CI)."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+
+from geometry_msgs.msg import PoseStamped
+import numpy as np
+from pamiq import qos, vrchat
+from rosgraph import OscRecorder, free_udp_port, wait_until
+from sensor_msgs.msg import JointState
+from videos import write_video
+
+
+class PamiqUp:
+    def __init__(self, *launch_args: str) -> None:
+        command = [sys.executable, '-m', 'pamiq.cli', 'up', '--supervise', *launch_args]
+        self.process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+        self.lines: list[str] = []
+        threading.Thread(target=self.read, daemon=True).start()
+
+    def read(self) -> None:
+        for raw in self.process.stdout:
+            self.lines.append(raw.decode('utf-8', 'replace'))
+
+    def output(self) -> str:
+        return ''.join(self.lines)
+
+    def stop(self, timeout: float = 30.0) -> int:
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGINT)
+        return self.process.wait(timeout)
+
+
+def test_doom_graph_acts_at_10hz_moves_the_avatar_and_stops_cleanly(probe, tmp_path):
+    port = free_udp_port()
+    up = PamiqUp('world:=doom', f'osc_port:={port}', f'run_dir:={tmp_path}')
+    try:
+        probe.record(JointState, 'action', qos.ACTION)
+        probe.record(PoseStamped, 'world/pose', qos.DEFAULT)
+        assert wait_until(lambda: len(probe.messages('action')) >= 10, 40.0), up.output()
+        probe.clear('action')
+        probe.clear('world/pose')
+        time.sleep(5.0)
+        arrivals = probe.arrivals('action')
+        rate = (len(arrivals) - 1) / (arrivals[-1] - arrivals[0])
+        assert rate >= 9.0, f'actions at {rate:.2f} Hz'
+        assert np.median(np.diff(arrivals)) < 0.12
+        # The random avatar wanders: its path over 5 s is far longer than zero.
+        xy = np.array(
+            [(p.pose.position.x, p.pose.position.y) for p in probe.messages('world/pose')]
+        )
+        path = float(np.linalg.norm(np.diff(xy, axis=0), axis=1).sum())
+        assert path > 20.0, f'the avatar moved only {path:.1f} map units in 5 s'
+    finally:
+        code = up.stop()
+    out = up.output()
+    assert code == 0, out
+    assert 'sent VRChat reset values' in out
+    assert 'graph stopped' in out
+    for name in ('world', 'osc_actuator', 'agent'):
+        assert os.path.getsize(tmp_path / 'logs' / f'{name}.log') > 0
+
+
+def test_vrchat_mode_sends_axes_at_10hz_and_resets_on_ctrl_c(tmp_path):
+    video = write_video(str(tmp_path / 'screen.avi'), frames=30, width=640, height=360)
+    osc = OscRecorder()
+    up = PamiqUp(
+        'world:=vrchat',
+        f'camera:={video}',
+        f'osc_port:={osc.port}',
+        f'run_dir:={tmp_path / "run"}',
+    )
+    try:
+        assert wait_until(lambda: len(osc.snapshot()) >= 30, 40.0), up.output()
+        osc.take()
+        time.sleep(4.0)
+        packets = osc.snapshot()
+        by_address = {}
+        for t, address, value in packets:
+            by_address.setdefault(address, []).append((t, value))
+        assert set(by_address) == {vrchat.address(n) for n in vrchat.CONTINUOUS_ACTION_NAMES}
+        for address, timed in by_address.items():
+            assert all(isinstance(v, float) and -1.0 <= v <= 1.0 for _, v in timed)
+            times = [t for t, _ in timed]
+            rate = (len(times) - 1) / (times[-1] - times[0])
+            assert 9.0 <= rate <= 11.0, (address, rate)
+    finally:
+        code = up.stop()
+        time.sleep(0.2)
+        tail = [(a, v) for _, a, v in osc.snapshot()][-29:]
+        osc.close()
+    assert code == 0, up.output()
+    assert tail == [(vrchat.address(n), v) for n, v in vrchat.RESET_VALUES.items()]
+
+
+def test_a_node_that_dies_stops_the_graph(tmp_path):
+    port = free_udp_port()
+    up = PamiqUp('world:=doom', f'osc_port:={port}', f'run_dir:={tmp_path}')
+    try:
+        assert wait_until(lambda: 'started agent (pid' in up.output(), 30.0), up.output()
+        pid = int(up.output().split('started agent (pid ')[1].split(')')[0])
+        assert wait_until(lambda: 'random policy' in up.output(), 30.0), up.output()
+        os.kill(pid, signal.SIGKILL)
+        assert up.process.wait(30) == 1
+    finally:
+        up.stop()
+    out = up.output()
+    assert f'agent died (exit code {-signal.SIGKILL})' in out
+    assert 'stopping the graph' in out
+
+
+def test_bad_arguments_are_refused_clearly():
+    result = subprocess.run(
+        [sys.executable, '-m', 'pamiq.cli', 'up', 'agent:=curiosity'],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 2
+    assert 'agent:=curiosity is not available yet' in result.stderr
+    result = subprocess.run(
+        [sys.executable, '-m', 'pamiq.cli', 'up', 'wrld:=doom'],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 2 and 'unknown argument(s) wrld' in result.stderr

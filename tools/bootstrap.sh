@@ -1,0 +1,21 @@
+#!/usr/bin/env bash
+# Create .venv with the pinned dependencies and install pamiq into it (called by make).
+# On a fresh Debian/Ubuntu machine this also installs python3-venv when it is missing.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+PYTHON=${PYTHON:-python3}
+
+"$PYTHON" -c 'import sys; assert sys.version_info >= (3, 10), "pamiq needs Python 3.10 or newer"'
+if ! "$PYTHON" -c 'import ensurepip, venv' 2>/dev/null; then
+  echo "bootstrap: python3-venv is missing; installing it with apt-get" >&2
+  SUDO=$([ "$(id -u)" = 0 ] && echo "" || echo sudo)
+  $SUDO apt-get update -qq
+  $SUDO apt-get install -y -qq "python3-venv" || $SUDO apt-get install -y -qq "python3.$("$PYTHON" -c 'import sys; print(sys.version_info[1])')-venv"
+fi
+if [ ! -x .venv/bin/python ]; then
+  "$PYTHON" -m venv .venv
+fi
+.venv/bin/python -m pip install --quiet --upgrade pip
+.venv/bin/python -m pip install --quiet -r requirements.txt
+.venv/bin/python -m pip install --quiet --no-deps --no-build-isolation --force-reinstall ./ros2_ws/src/pamiq
+echo "bootstrap: .venv ready ($(.venv/bin/python -c 'import pamiq, rclpy, torch; print("pamiq", pamiq.__version__, "torch", torch.__version__)'))"
