@@ -39,7 +39,7 @@ class PamiqUp:
 
 def test_doom_graph_acts_at_10hz_moves_the_avatar_and_stops_cleanly(probe, tmp_path):
     port = free_udp_port()
-    up = PamiqUp('world:=doom', f'osc_port:={port}', f'run_dir:={tmp_path}')
+    up = PamiqUp('world:=doom', 'agent:=random', f'osc_port:={port}', f'run_dir:={tmp_path}')
     try:
         probe.record(JointState, 'action', qos.ACTION)
         probe.record(PoseStamped, 'world/pose', qos.DEFAULT)
@@ -101,7 +101,7 @@ def test_vrchat_mode_sends_axes_at_10hz_and_resets_on_ctrl_c(tmp_path):
 
 def test_a_node_that_dies_stops_the_graph(tmp_path):
     port = free_udp_port()
-    up = PamiqUp('world:=doom', f'osc_port:={port}', f'run_dir:={tmp_path}')
+    up = PamiqUp('world:=doom', 'agent:=random', f'osc_port:={port}', f'run_dir:={tmp_path}')
     try:
         assert wait_until(lambda: 'started agent (pid' in up.output(), 30.0), up.output()
         pid = int(up.output().split('started agent (pid ')[1].split(')')[0])

@@ -11,16 +11,21 @@ import pytest
 import yaml
 
 
-def test_defaults_start_the_doom_world_with_the_random_agent(tmp_path):
+def test_defaults_start_the_doom_world_with_the_curiosity_agent_and_its_trainer(tmp_path):
     args = BringupArgs.from_strings({'run_dir': str(tmp_path)})
-    assert (args.world, args.agent, args.namespace) == ('doom', 'random', 'pamiq')
+    assert (args.world, args.agent, args.namespace) == ('doom', 'curiosity', 'pamiq')
     assert os.path.isfile(args.params_file)
     specs = graph(args)
-    assert [(s.executable, s.name) for s in specs] == [
-        ('doom_world_node', 'world'),
-        ('osc_actuator_node', 'osc_actuator'),
-        ('agent_node', 'agent'),
+    assert [(s.executable, s.name, s.respawn) for s in specs] == [
+        ('doom_world_node', 'world', False),
+        ('osc_actuator_node', 'osc_actuator', False),
+        ('agent_node', 'agent', False),
+        ('trainer_node', 'trainer', True),
     ]
+    assert specs[2].parameters == {'policy': 'curiosity', 'run_dir': str(tmp_path)}
+    assert specs[3].parameters == {'run_dir': str(tmp_path)}
+    random_specs = graph(BringupArgs.from_strings({'agent': 'random'}))
+    assert [s.name for s in random_specs] == ['world', 'osc_actuator', 'agent']
 
 
 def test_vrchat_world_uses_the_camera_and_osc_arguments(tmp_path):
@@ -28,7 +33,7 @@ def test_vrchat_world_uses_the_camera_and_osc_arguments(tmp_path):
         {'world': 'vrchat', 'camera': '2', 'osc_port': '9100', 'osc_host': '127.0.0.2'}
     )
     specs = {s.name: s for s in graph(args)}
-    assert set(specs) == {'camera', 'osc_actuator', 'agent'}
+    assert set(specs) == {'camera', 'osc_actuator', 'agent', 'trainer'}
     assert specs['camera'].parameters == {'camera': '2'}
     assert specs['osc_actuator'].parameters == {'osc_host': '127.0.0.2', 'osc_port': 9100}
     # '2' must stay a string parameter: the override file quotes it (a -p would make it an int).
@@ -47,7 +52,6 @@ def test_vrchat_world_uses_the_camera_and_osc_arguments(tmp_path):
     ('values', 'message'),
     [
         ({'world': 'minecraft'}, 'world:=minecraft is not one of doom, vrchat'),
-        ({'agent': 'curiosity'}, 'agent:=curiosity is not available yet'),
         ({'agent': 'clever'}, 'agent:=clever is not one of'),
         ({'osc_port': '70000'}, 'osc_port:=70000 is not a UDP port'),
         ({'osc_port': 'abc'}, 'is not a UDP port'),
@@ -74,4 +78,10 @@ def test_every_launch_argument_is_documented_and_the_params_file_covers_every_no
     assert all(description for _, description in LAUNCH_ARGUMENTS.values())
     with open(default_params_file()) as stream:
         params = yaml.safe_load(stream)
-    assert set(params) == {'/**/camera', '/**/world', '/**/agent', '/**/osc_actuator'}
+    assert set(params) == {
+        '/**/camera',
+        '/**/world',
+        '/**/agent',
+        '/**/osc_actuator',
+        '/**/trainer',
+    }

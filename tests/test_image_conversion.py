@@ -389,25 +389,44 @@ def test_property_round_trip(height, width, encoding, padding, fill, seed, as_li
 
 
 GARBAGE_ENCODINGS = list(SUPPORTED_ENCODINGS) + ['yuv422', '8UC3', '', 'MONO8', 'rgb16', None]
-SIZES = st.one_of(st.integers(0, 40), st.integers(-3, 2**40))
+# Mostly small plausible sizes, sometimes zero, negative or huge.
+SIZES = st.integers(1, 8) | st.integers(0, 40) | st.integers(-3, 2**40)
+STEP_BYTES = {'rgb8': 3, 'bgr8': 3, 'rgba8': 4, 'bgra8': 4, 'mono8': 1, 'mono16': 2}
 
 
 @settings(max_examples=200, deadline=None)
 @given(
-    encoding=st.sampled_from(GARBAGE_ENCODINGS),
-    desired=st.sampled_from(['passthrough', 'rgb8', 'bgr8', 'mono8', 'rgba8', 'mono16', 'x']),
+    encoding=st.sampled_from(list(SUPPORTED_ENCODINGS) * 3 + GARBAGE_ENCODINGS),
+    desired=st.sampled_from(['passthrough', 'rgb8', 'bgr8', 'mono8'] * 4 + ['rgba8', 'x']),
     height=SIZES,
     width=SIZES,
-    step=SIZES,
-    nbytes=st.integers(0, 400),
-    data_kind=st.sampled_from(['bytes', 'array', 'list', 'bad_list', 'none']),
+    step_padding=st.integers(-3, 7) | st.none(),  # None: a random step
+    random_step=SIZES,
+    length_delta=st.sampled_from([0] * 6 + [-1, 1, -7, 40]) | st.none(),
+    data_kind=st.sampled_from(['bytes', 'array', 'list'] * 3 + ['bad_list', 'none']),
     is_bigendian=st.integers(0, 1),
-    max_pixels=st.sampled_from([4096 * 4096, 16, 1]),
+    max_pixels=st.sampled_from([4096 * 4096, 4096 * 4096, 16]),
 )
 def test_property_garbage_messages(
-    encoding, desired, height, width, step, nbytes, data_kind, is_bigendian, max_pixels
+    encoding,
+    desired,
+    height,
+    width,
+    step_padding,
+    random_step,
+    length_delta,
+    data_kind,
+    is_bigendian,
+    max_pixels,
 ):
-    raw = bytes(range(256)) * 2
+    if step_padding is None:
+        step = random_step
+    else:
+        step = width * STEP_BYTES.get(encoding, 3) + step_padding
+    nbytes = height * step + (length_delta or 0)
+    if length_delta is None or not 0 <= nbytes <= 8192:
+        nbytes = abs(random_step) % 400
+    raw = bytes(range(256)) * 32
     data = {
         'bytes': raw[:nbytes],
         'array': array.array('B', raw[:nbytes]),

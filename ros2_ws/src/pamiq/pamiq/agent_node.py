@@ -2,71 +2,124 @@
 
 Per frame: convert to RGB, crop the centre square and resize to 84x84 like the original,
 publish it on `agent/observation`, decide, and publish `action` (VRChat input names and values)
-with the frame's stamp, so a frame, its observation and its action share one stamp.
+with the frame's stamp, so a frame, its observation and its action share one stamp. With the
+curiosity policy it also publishes `agent/step` (what PPO needs) and `agent/reward`, and takes
+new weights from `trainer/weights`, validated off the acting path and swapped between steps.
 """
 
 from __future__ import annotations
 
+import queue
+import threading
 import time
 
 from rclpy.node import Node
 from sensor_msgs.msg import Image, JointState
+from std_msgs.msg import Float32, UInt8MultiArray
+import torch
 
-from pamiq import qos, spin
+from pamiq import messages, qos, spin
+from pamiq.checkpoint import load_latest_checkpoint
 from pamiq.image_conversion import ImageConversionError, image_to_numpy, numpy_to_image
 from pamiq.parameters import declare
 from pamiq.preprocessing import preprocess
 from pamiq.random_policy import RandomPolicy
+from pamiq.weights import WeightsError, unpack_weights
 
 
 class Agent(Node):
     def __init__(self) -> None:
         super().__init__('agent')
-        policy = declare(
-            self, 'policy', 'random', 'How actions are chosen', choices=('random',), read_only=True
-        )
-        action_space = declare(
-            self,
-            'action_space',
-            'continuous',
-            "'continuous': 3 axes in [-1, 1]; 'discrete': the (3,3,3,2,2) buttons",
-            choices=('continuous', 'discrete'),
+        d = lambda *a, **k: declare(self, *a, **k)  # noqa: E731
+        policy = d(
+            'policy',
+            'curiosity',
+            'How actions are chosen',
+            choices=('curiosity', 'random'),
             read_only=True,
         )
-        report_period = declare(
-            self,
-            'report_period',
-            10.0,
-            'Seconds between progress lines in the log (0: none)',
-            low=0.0,
-            high=3600.0,
+        self.action_space = d(
+            'action_space', 'continuous', "'continuous': 3 axes; 'discrete': (3,3,3,2,2) buttons",
+            choices=('continuous', 'discrete'), read_only=True,
+        )  # fmt: skip
+        encoder = d(
+            'encoder',
+            'inverse_dynamics',
+            'Must match the trainer',
+            choices=('inverse_dynamics', 'vae'),
             read_only=True,
         )
-        seed = declare(
-            self,
+        run_dir = d('run_dir', '', 'Start from the newest checkpoint here, if any', read_only=True)
+        seed = d(
             'seed',
             0,
-            'Seed of the policy sampling (-1: from entropy)',
+            'Seed of initial weights and sampling (-1: entropy)',
             low=-1,
             high=2**31 - 1,
             read_only=True,
         )
+        threads = d(
+            'torch_threads',
+            1,
+            'CPU threads for inference (the trainer keeps a core)',
+            low=1,
+            high=64,
+            read_only=True,
+        )
+        self.report_period = d(
+            'report_period',
+            10.0,
+            'Seconds between progress lines (0: none)',
+            low=0.0,
+            high=3600.0,
+            read_only=True,
+        )
 
-        self.policy = RandomPolicy(action_space, None if seed < 0 else seed)
+        torch.set_num_threads(threads)
+        self.learning = policy == 'curiosity'
+        if self.learning:
+            from pamiq.curiosity_policy import CuriosityPolicy
+
+            self.policy = CuriosityPolicy(encoder, self.action_space, max(seed, 0))
+            self.resume(run_dir)
+        else:
+            self.policy = RandomPolicy(self.action_space, None if seed < 0 else seed)
         self.steps = 0
         self.rejected_frames = 0
+        self.rejected_weights = 0
         self.step_ms: list[float] = []
         self.reported_steps = 0
 
         self.observation_pub = self.create_publisher(Image, 'agent/observation', qos.OBSERVATION)
         self.action_pub = self.create_publisher(JointState, 'action', qos.ACTION)
+        if self.learning:
+            self.step_pub = self.create_publisher(JointState, 'agent/step', qos.STEP)
+            self.reward_pub = self.create_publisher(Float32, 'agent/reward', qos.DEFAULT)
+            # Validating a blob takes longer than a step: a worker thread does it, so the
+            # executor only hands the bytes over and acting never waits for it.
+            self.weights_queue: queue.Queue[bytes] = queue.Queue(maxsize=1)
+            self.weights_sub = self.create_subscription(
+                UInt8MultiArray, 'trainer/weights', self.weights_callback, qos.WEIGHTS
+            )
+            threading.Thread(target=self.weights_worker, name='weights', daemon=True).start()
         self.image_sub = self.create_subscription(
             Image, 'camera/image_raw', self.image_callback, qos.IMAGE
         )
-        if report_period > 0:
-            self.report_timer = self.create_timer(report_period, self.report_callback)
-        self.report_period = report_period
-        self.get_logger().info(f'{policy} policy, {action_space} actions')
+        if self.report_period > 0:
+            self.report_timer = self.create_timer(self.report_period, self.report_callback)
+        self.get_logger().info(f'{policy} policy, {self.action_space} actions')
+
+    def resume(self, run_dir: str) -> None:
+        if not run_dir:
+            return
+        resumed = load_latest_checkpoint(
+            run_dir, self.policy.models, None, self.get_logger().warning
+        )
+        if resumed is not None:
+            self.policy.version = resumed['version']
+            self.get_logger().info(
+                f'starting from {resumed["path"]} (version {resumed["version"]})'
+            )
 
     def image_callback(self, msg: Image) -> None:
         started = time.perf_counter()
@@ -80,27 +133,62 @@ class Agent(Node):
             )
             return
         observation = preprocess(frame)
-        names, values = self.policy.step(observation)
+        stamp = msg.header.stamp
+        if self.learning:
+            result = self.policy.step(observation)
+            names, values = messages.action_names_values(result.action, self.action_space)
+        else:
+            names, values = messages.action_names_values(
+                self.policy.step(observation), self.action_space
+            )
 
-        self.observation_pub.publish(
-            numpy_to_image(observation, 'rgb8', msg.header.stamp, msg.header.frame_id)
-        )
         action = JointState()
-        action.header.stamp = msg.header.stamp
+        action.header.stamp = stamp
         action.name = names
         action.position = values
-        self.action_pub.publish(action)
+        self.action_pub.publish(action)  # first: it is what the avatar waits for
+        self.observation_pub.publish(
+            numpy_to_image(observation, 'rgb8', stamp, msg.header.frame_id)
+        )
+        if self.learning:
+            self.step_pub.publish(
+                messages.step_message(
+                    stamp, self.steps, result.reward, result.value, result.log_prob, result.version
+                )
+            )
+            self.reward_pub.publish(Float32(data=result.reward))
         self.steps += 1
         self.step_ms.append((time.perf_counter() - started) * 1e3)
+
+    def weights_callback(self, msg: UInt8MultiArray) -> None:
+        try:
+            self.weights_queue.put_nowait(bytes(msg.data))
+        except queue.Full:  # a newer blob is on its way through the worker already
+            self.get_logger().warning('weights arrive faster than they validate; one skipped')
+
+    def weights_worker(self) -> None:
+        while True:
+            blob = self.weights_queue.get()
+            try:
+                version, state_dicts = unpack_weights(blob, self.policy.models)
+                self.policy.swap(version, state_dicts)
+            except WeightsError as error:
+                self.rejected_weights += 1
+                self.get_logger().error(
+                    f'weights rejected, keeping version {self.policy.version}: {error}'
+                )
+                continue
+            self.get_logger().info(f'weights version {version} in use ({len(blob) / 1e6:.1f} MB)')
 
     def report_callback(self) -> None:
         count = self.steps - self.reported_steps
         self.reported_steps = self.steps
         median = sorted(self.step_ms)[len(self.step_ms) // 2] if self.step_ms else 0.0
         self.step_ms.clear()
+        version = f', weights version {self.policy.version}' if self.learning else ''
         self.get_logger().info(
             f'acting at {count / self.report_period:.1f} Hz ({self.steps} actions so far, '
-            f'step median {median:.1f} ms, {self.rejected_frames} frames rejected)'
+            f'step median {median:.1f} ms, {self.rejected_frames} frames rejected{version})'
         )
 
 

@@ -14,7 +14,7 @@ import sys
 # name -> (default, description). An empty default means "as in the parameter file".
 LAUNCH_ARGUMENTS: dict[str, tuple[str, str]] = {
     'world': ('doom', "'doom': the built-in ViZDoom world; 'vrchat': a camera on VRChat's screen"),
-    'agent': ('random', "'random' or 'curiosity' (the curiosity-PPO agent and its trainer)"),
+    'agent': ('curiosity', "'curiosity' (the curiosity-PPO agent and its trainer) or 'random'"),
     'camera': ('', 'world:=vrchat only: video device index, file or URL (default: params file)'),
     'osc_host': ('', 'Host receiving the OSC input (default: params file, 127.0.0.1)'),
     'osc_port': ('', "UDP port of the OSC input (default: params file, VRChat's 9000)"),
@@ -23,7 +23,7 @@ LAUNCH_ARGUMENTS: dict[str, tuple[str, str]] = {
     'run_dir': ('', 'Directory for logs, checkpoints and bags (default: runs/<date-time>)'),
 }
 WORLDS = ('doom', 'vrchat')
-AGENTS = ('random',)
+AGENTS = ('curiosity', 'random')
 
 
 class BringupError(ValueError):
@@ -33,7 +33,7 @@ class BringupError(ValueError):
 @dataclass(frozen=True)
 class BringupArgs:
     world: str = 'doom'
-    agent: str = 'random'
+    agent: str = 'curiosity'
     camera: str = ''
     osc_host: str = ''
     osc_port: str = ''
@@ -54,11 +54,6 @@ class BringupArgs:
         }
         if merged['world'] not in WORLDS:
             raise BringupError(f'world:={merged["world"]} is not one of {", ".join(WORLDS)}')
-        if merged['agent'] == 'curiosity':
-            raise BringupError(
-                'agent:=curiosity is not available yet (it arrives with the trainer); '
-                'use agent:=random'
-            )
         if merged['agent'] not in AGENTS:
             raise BringupError(f'agent:={merged["agent"]} is not one of {", ".join(AGENTS)}')
         if merged['osc_port'] and not (
@@ -105,7 +100,11 @@ def graph(args: BringupArgs) -> list[NodeSpec]:
             NodeSpec('camera_node', 'camera', {'camera': args.camera} if args.camera else {})
         )
     nodes.append(NodeSpec('osc_actuator_node', 'osc_actuator', dict(osc)))
-    nodes.append(NodeSpec('agent_node', 'agent', {'policy': args.agent}))
+    nodes.append(NodeSpec('agent_node', 'agent', {'policy': args.agent, 'run_dir': args.run_dir}))
+    if args.agent == 'curiosity':
+        # Acting goes on without the trainer, and a restarted trainer resumes from its newest
+        # checkpoint: respawn it rather than stopping the graph.
+        nodes.append(NodeSpec('trainer_node', 'trainer', {'run_dir': args.run_dir}, respawn=True))
     return nodes
 
 

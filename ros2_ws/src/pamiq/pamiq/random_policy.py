@@ -22,11 +22,8 @@ class RandomPolicy:
         self.action_space = action_space
         self.rng = np.random.default_rng(seed)
 
-    def step(self, observation: np.ndarray) -> tuple[list[str], list[float]]:
-        """Return the action for one observation as (VRChat input names, values)."""
+    def step(self, observation: np.ndarray) -> np.ndarray:
+        """Return a_t: (3,) float32 axes in (-1, 1) or (5,) int64 category indices."""
         if self.action_space == 'continuous':
-            values = np.tanh(self.rng.standard_normal(len(vrchat.CONTINUOUS_ACTION_NAMES)))
-            return list(vrchat.CONTINUOUS_ACTION_NAMES), [float(v) for v in values]
-        indices = [int(self.rng.integers(n)) for n in vrchat.DISCRETE_ACTION_CHOICES]
-        buttons = vrchat.discrete_to_buttons(indices)
-        return list(buttons), [float(v) for v in buttons.values()]
+            return np.tanh(self.rng.standard_normal(3)).astype(np.float32)
+        return np.array([self.rng.integers(n) for n in vrchat.DISCRETE_ACTION_CHOICES], np.int64)

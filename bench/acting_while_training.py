@@ -1,0 +1,164 @@
+"""Acting never stops: the whole graph on the Doom world while the trainer trains beside it.
+
+Starts `pamiq up world:=doom agent:=curiosity` (its own supervisor) and records, for --duration
+seconds: the interval between `action` messages, the agent's step indices (a missed step shows as
+a gap), which policy version acted, when each weights blob was published and when the agent first
+acted with it, the blob size, training rounds and the forward-dynamics loss.
+
+    .venv/bin/python bench/acting_while_training.py [--duration 180]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import signal
+import struct
+import subprocess
+import sys
+import tempfile
+import time
+
+import benchlib
+
+benchlib.setup()
+
+import numpy as np  # noqa: E402
+import rclpy  # noqa: E402
+from rosgraph import Probe, free_udp_port, wait_until  # noqa: E402
+from sensor_msgs.msg import JointState  # noqa: E402
+from std_msgs.msg import Float32, UInt8MultiArray  # noqa: E402
+
+from pamiq import qos  # noqa: E402
+from pamiq.learner import LearnerConfig  # noqa: E402
+
+
+def blob_version(data) -> int:
+    """The version in a weights blob's safetensors header, without loading its tensors."""
+    raw = bytes(data[:8])
+    (length,) = struct.unpack('<Q', raw)
+    header = json.loads(bytes(data[8 : 8 + length]))
+    return int(header['__metadata__']['version'])
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument(
+        '--duration', type=float, default=180.0, help='seconds measured after warm-up'
+    )
+    parser.add_argument('--name', default='acting_while_training', help='result file name')
+    args = parser.parse_args()
+
+    run_dir = tempfile.mkdtemp(prefix='pamiq-bench-')
+    command = [
+        sys.executable,
+        '-m',
+        'pamiq.cli',
+        'up',
+        '--supervise',
+        'world:=doom',
+        'agent:=curiosity',
+    ]
+    command += [f'osc_port:={free_udp_port()}', f'run_dir:={run_dir}']
+    log = open(os.path.join(run_dir, 'bench.log'), 'wb')
+    up = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT)
+    rclpy.init()
+    probe = Probe()
+    weights: list[tuple[float, int, int]] = []
+
+    def weights_callback(msg: UInt8MultiArray) -> None:
+        weights.append((time.monotonic(), blob_version(msg.data), len(msg.data)))
+
+    try:
+        probe.record(JointState, 'action', qos.ACTION)
+        probe.record(JointState, 'agent/step', qos.STEP)
+        probe.record(Float32, 'trainer/forward_dynamics/loss', qos.DEFAULT)
+        probe.create_subscription(
+            UInt8MultiArray, 'trainer/weights', weights_callback, qos.WEIGHTS
+        )
+        assert wait_until(lambda: len(probe.messages('action')) > 20, 120.0), (
+            'the graph did not start acting'
+        )
+        for topic in ('action', 'agent/step', 'trainer/forward_dynamics/loss'):
+            probe.clear(topic)
+        weights.clear()
+        started = time.monotonic()
+        while time.monotonic() - started < args.duration:
+            time.sleep(1.0)
+            if up.poll() is not None:
+                raise RuntimeError(f'pamiq up exited with {up.returncode}; see {log.name}')
+        elapsed = time.monotonic() - started
+        with probe.lock:
+            actions = [t for t, _ in probe.received['action']]
+            steps = [(t, dict(zip(m.name, m.position))) for t, m in probe.received['agent/step']]
+            losses = [(t, m.data) for t, m in probe.received['trainer/forward_dynamics/loss']]
+    finally:
+        up.send_signal(signal.SIGINT)
+        code = up.wait(60)
+        probe.close()
+        rclpy.try_shutdown()
+
+    intervals = np.diff(actions)
+    step_indices = np.array([int(s['step']) for _, s in steps])
+    missed_steps = int(np.sum(np.diff(step_indices) - 1)) if step_indices.size > 1 else 0
+    versions_acted = sorted({int(s['policy_version']) for _, s in steps})
+    delays = []
+    for published, version, _ in weights:
+        used = [t for t, s in steps if int(s['policy_version']) >= version and t >= published]
+        if used:
+            delays.append(used[0] - published)
+    config = LearnerConfig()
+    rounds = len(losses)
+    samples_per_round = (
+        config.encoder_batches + config.dynamics_batches
+    ) * config.batch_size + config.ppo.update_epochs * config.rollout_length
+    fd = [value for _, value in losses]
+    head, tail = fd[: max(len(fd) // 5, 1)], fd[-max(len(fd) // 5, 1) :]
+    interval = benchlib.summary_ms(intervals)
+    delay = benchlib.summary_ms(delays)
+    data = {
+        'duration_s': elapsed,
+        'exit_code': code,
+        'action_rate_hz': (len(actions) - 1) / (actions[-1] - actions[0]),
+        'action_interval': interval,
+        'gaps_over_250ms': int(np.sum(intervals > 0.25)),
+        'missed_steps': missed_steps,
+        'versions_acted': len(versions_acted),
+        'weights_published': len(weights),
+        'weights_delivery': delay,
+        'weights_blob_mb': (weights[-1][2] / 1e6) if weights else None,
+        'trainer_rounds_per_min': rounds / elapsed * 60,
+        'trainer_samples_per_s': rounds * samples_per_round / elapsed,
+        'forward_dynamics_loss_first_fifth': float(np.mean(head)) if fd else None,
+        'forward_dynamics_loss_last_fifth': float(np.mean(tail)) if fd else None,
+        'run_dir': run_dir,
+    }
+    rows = [
+        ('duration (s)', f'{elapsed:.0f}'),
+        ('action rate (Hz)', f'{data["action_rate_hz"]:.2f}'),
+        (
+            'action interval p50 / p99 / max (ms)',
+            f'{interval["p50_ms"]:.1f} / {interval["p99_ms"]:.1f} / {interval["max_ms"]:.1f}',
+        ),
+        ('gaps > 250 ms', str(data['gaps_over_250ms'])),
+        ('missed agent steps', str(missed_steps)),
+        ('weights versions the agent acted with', str(len(versions_acted))),
+        (
+            'weights delivery p50 / max (ms)',
+            f'{delay.get("p50_ms", float("nan")):.0f} / {delay.get("max_ms", float("nan")):.0f}',
+        ),
+        ('weights blob (MB)', f'{data["weights_blob_mb"]:.1f}' if weights else 'n/a'),
+        ('trainer rounds / min', f'{data["trainer_rounds_per_min"]:.1f}'),
+        ('trainer samples / s', f'{data["trainer_samples_per_s"]:.0f}'),
+        (
+            'FD loss first / last fifth',
+            f'{data["forward_dynamics_loss_first_fifth"]} / {data["forward_dynamics_loss_last_fifth"]}',
+        ),
+        ('targets', 'p99 <= 120 ms, no gap > 250 ms, delivery <= 1000 ms'),
+    ]
+    benchlib.report(args.name, rows, data)
+
+
+if __name__ == '__main__':
+    main()

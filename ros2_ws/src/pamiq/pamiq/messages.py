@@ -1,0 +1,54 @@
+"""How pamiq puts its records into standard messages (no custom interface package exists).
+
+`agent/step` is a sensor_msgs/JointState used as a named vector, so rqt_plot and rosbag2 read it
+without a custom type: name = STEP_FIELDS, position = their values, stamp = the observation's.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+from sensor_msgs.msg import JointState
+
+from pamiq import vrchat
+
+STEP_FIELDS = ('step', 'reward', 'value', 'log_prob', 'policy_version')
+
+
+def step_message(
+    stamp, step: int, reward: float, value: float, log_prob: float, version: int
+) -> JointState:
+    msg = JointState()
+    msg.header.stamp = stamp
+    msg.name = list(STEP_FIELDS)
+    msg.position = [float(step), float(reward), float(value), float(log_prob), float(version)]
+    return msg
+
+
+def step_fields(msg: JointState) -> dict[str, float]:
+    """Read an agent/step message; raises ValueError when a field is missing."""
+    fields = dict(zip(msg.name, msg.position))
+    missing = [name for name in STEP_FIELDS if name not in fields]
+    if missing:
+        raise ValueError(f'agent/step lacks {", ".join(missing)}')
+    return fields
+
+
+def action_vector(names: Sequence[str], values: Sequence[float], action_space: str) -> np.ndarray:
+    """The agent's action as the learner stores it: (3,) float32 axes or (5,) int64 indices."""
+    lookup = dict(zip(names, values))
+    if action_space == 'continuous':
+        missing = [n for n in vrchat.CONTINUOUS_ACTION_NAMES if n not in lookup]
+        if missing:
+            raise ValueError(f'continuous action lacks {", ".join(missing)}')
+        return np.array([lookup[n] for n in vrchat.CONTINUOUS_ACTION_NAMES], np.float32)
+    return np.array(vrchat.buttons_to_discrete(lookup), np.int64)
+
+
+def action_names_values(action: np.ndarray, action_space: str) -> tuple[list[str], list[float]]:
+    """Inverse of action_vector: VRChat input names and values for the `action` message."""
+    if action_space == 'continuous':
+        return list(vrchat.CONTINUOUS_ACTION_NAMES), [float(v) for v in action]
+    buttons = vrchat.discrete_to_buttons([int(i) for i in action])
+    return list(buttons), [float(v) for v in buttons.values()]

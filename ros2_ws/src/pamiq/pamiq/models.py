@@ -1,0 +1,375 @@
+"""The networks of curiosity-PPO: encoder, forward dynamics and policy/value, in plain PyTorch.
+
+[Original design] PrimitiveAMI (spec §4): a frame o_t is embedded as z_t = φ(o_t) by an
+inverse-dynamics encoder (or a VAE's mean); a forward model predicts ẑ_{t+1} = f(a_{t−1}, z_t, a_t)
+and its error is the curiosity reward; a separate CNN trunk feeds the PPO policy and value heads.
+[This implementation] the same layers and sizes, one class per network, each with its own loss,
+so the trainer calls `loss(...)` and the agent calls `embed(...)`/`forward(...)`. Two deliberate
+differences in the policy: no double tanh on the Gaussian mean, and CleanRL's orthogonal init.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import torch
+from torch import nn
+from torch.distributions import Categorical, Normal, kl_divergence
+import torch.nn.functional as F
+
+OBSERVATION_SHAPE = (3, 84, 84)
+EMBEDDING_DIM = 512
+CONTINUOUS_ACTION_DIM = 3
+DISCRETE_CHOICES = (3, 3, 3, 2, 2)
+ACTION_SPACES = ('continuous', 'discrete')
+ENCODERS = ('inverse_dynamics', 'vae')
+
+# The original's Adam(lr=1e-4, betas=(0.9, 0.999)) for every model (spec §7.3).
+LEARNING_RATES = {'encoder': 1e-4, 'forward_dynamics': 1e-4, 'policy': 1e-4}
+
+MIN_STD = 1e-7  # the original's min_stddev: σ = softplus(s) + 1e-7 keeps σ > 0
+TANH_BOUND = 1.0 - 1e-6  # |a| ≤ this, so atanh(a) is finite and log(1 − a²) is defined
+
+
+def observations_to_tensor(
+    obs: np.ndarray | torch.Tensor, device: torch.device | str | None = None
+) -> torch.Tensor:
+    """Convert uint8 HWC RGB frames to the networks' float CHW input.
+
+    Args:
+        obs: Frames, (N, 84, 84, 3) or one frame (84, 84, 3), uint8 RGB.
+        device: Where the result lives.
+
+    Returns:
+        (N, 3, 84, 84) float32 in [0, 255/256]: value / 256, as the original (not / 255).
+    """
+    obs = torch.as_tensor(obs, device=device)
+    if obs.ndim == 3:
+        obs = obs.unsqueeze(0)
+    if obs.ndim != 4 or tuple(obs.shape[1:]) != (84, 84, 3):
+        raise ValueError(f'expected (N, 84, 84, 3) or (84, 84, 3) frames, got {tuple(obs.shape)}')
+    return obs.permute(0, 3, 1, 2).to(torch.float32) / 256.0
+
+
+def action_feature_dim(action_space: str) -> int:
+    """Width of `action_features`: 3 axes, or 3+3+3+2+2 = 13 one-hot slots."""
+    if action_space == 'continuous':
+        return CONTINUOUS_ACTION_DIM
+    if action_space == 'discrete':
+        return sum(DISCRETE_CHOICES)
+    raise ValueError(f'action_space must be one of {ACTION_SPACES}, got {action_space!r}')
+
+
+def action_features(action: torch.Tensor, action_space: str) -> torch.Tensor:
+    """Actions as the float vectors the dynamics models read.
+
+    Args:
+        action: (B, 3) float axes, or (B, 5) long category indices.
+        action_space: 'continuous' or 'discrete'.
+
+    Returns:
+        (B, 3) float32 (the axes themselves), or (B, 13) float32 concatenated one-hots.
+    """
+    action_feature_dim(action_space)  # validates the name
+    if action_space == 'continuous':
+        return action.to(torch.float32)
+    one_hots = [F.one_hot(action[..., k].long(), n) for k, n in enumerate(DISCRETE_CHOICES)]
+    return torch.cat(one_hots, dim=-1).to(torch.float32)
+
+
+class SmallConvNet(nn.Module):
+    """The original's CNN (from large-scale-curiosity): 84×84 → 20 → 9 → 7, then one Linear.
+
+    LeakyReLU(0.2) is TensorFlow's default slope, kept from the original. No activation after the
+    final Linear. 1,682,080 parameters for dim_out 512.
+    """
+
+    def __init__(self, dim_out: int) -> None:
+        super().__init__()
+        self.net = nn.Sequential(
+            nn.Conv2d(3, 32, kernel_size=8, stride=4),
+            nn.LeakyReLU(0.2),
+            nn.Conv2d(32, 64, kernel_size=4, stride=2),
+            nn.LeakyReLU(0.2),
+            nn.Conv2d(64, 64, kernel_size=3, stride=1),
+            nn.LeakyReLU(0.2),
+            nn.Flatten(),
+            nn.Linear(64 * 7 * 7, dim_out),
+        )
+
+    def forward(self, obs: torch.Tensor) -> torch.Tensor:
+        """Map (B, 3, 84, 84) frames to (B, dim_out) features."""
+        return self.net(obs)
+
+
+class InverseDynamics(nn.Module):
+    """Encoder φ trained by predicting the actions around a transition (the default embedding).
+
+    From (z_t, z_{t+1}) it predicts (â_{t−1}, â_t); only this loss trains φ.
+    """
+
+    def __init__(self, action_dim: int) -> None:
+        super().__init__()
+        self.encoder = SmallConvNet(EMBEDDING_DIM)
+        self.predictor = nn.Sequential(
+            nn.Linear(2 * EMBEDDING_DIM, 512),
+            nn.ReLU(),
+            nn.Linear(512, 512),
+            nn.ReLU(),
+            nn.Linear(512, 2 * action_dim),  # linear output: (â_{t−1}, â_t)
+        )
+
+    def embed(self, obs: torch.Tensor) -> torch.Tensor:
+        """z = φ(o): (B, 3, 84, 84) → (B, 512)."""
+        return self.encoder(obs)
+
+    def loss(
+        self,
+        prev_action_feat: torch.Tensor,
+        obs: torch.Tensor,
+        action_feat: torch.Tensor,
+        next_obs: torch.Tensor,
+    ) -> torch.Tensor:
+        """MSE(â_{t−1}, a_{t−1}) + MSE(â_t, a_t), each mean-reduced.
+
+        Args:
+            prev_action_feat: a_{t−1} features, (B, action_dim).
+            obs: o_t, (B, 3, 84, 84).
+            action_feat: a_t features, (B, action_dim).
+            next_obs: o_{t+1}, (B, 3, 84, 84).
+
+        Returns:
+            Scalar loss.
+        """
+        z, next_z = self.embed(obs), self.embed(next_obs)
+        prev_pred, pred = self.predictor(torch.cat([z, next_z], dim=-1)).chunk(2, dim=-1)
+        return F.mse_loss(prev_pred, prev_action_feat) + F.mse_loss(pred, action_feat)
+
+
+class SmallDeconvNet(nn.Module):
+    """The original's VAE decoder: 512 → 6×6 → 12 → 24 → 96, centre-cropped to 84×84.
+
+    6×6 is the smallest start from which the three transposed convolutions reach ≥ 84. The
+    learnable positional bias (init 0) is added after the crop; no output activation.
+    """
+
+    def __init__(self, dim_in: int = EMBEDDING_DIM) -> None:
+        super().__init__()
+        self.fc = nn.Linear(dim_in, 6 * 6)
+        self.net = nn.Sequential(
+            nn.ConvTranspose2d(1, 128, kernel_size=4, stride=2, padding=1),  # 6 → 12
+            nn.LeakyReLU(0.2),
+            nn.ConvTranspose2d(128, 64, kernel_size=8, stride=2, padding=3),  # 12 → 24
+            nn.LeakyReLU(0.2),
+            nn.ConvTranspose2d(64, 3, kernel_size=8, stride=4, padding=2),  # 24 → 96
+        )
+        self.positional_bias = nn.Parameter(torch.zeros(OBSERVATION_SHAPE))
+
+    def forward(self, z: torch.Tensor) -> torch.Tensor:
+        """Map (B, 512) latents to (B, 3, 84, 84) frames."""
+        x = self.net(self.fc(z).view(-1, 1, 6, 6))
+        top = (x.shape[-2] - 84) // 2
+        left = (x.shape[-1] - 84) // 2
+        return x[..., top : top + 84, left : left + 84] + self.positional_bias
+
+
+class VAE(nn.Module):
+    """Variational autoencoder whose mean μ is the embedding (the original's `vae` experiments)."""
+
+    def __init__(self, kl_coef: float = 0.01) -> None:
+        super().__init__()
+        self.kl_coef = kl_coef  # the configs' 0.01 (the class default was 1.0)
+        self.encoder = SmallConvNet(2 * EMBEDDING_DIM)  # → (μ, s)
+        self.decoder = SmallDeconvNet(EMBEDDING_DIM)
+
+    def distribution(self, obs: torch.Tensor) -> Normal:
+        """q(z | o) = N(μ, σ) with σ = softplus(s) + 1e-7; batch shape (B, 512)."""
+        mu, s = self.encoder(obs).chunk(2, dim=-1)
+        return Normal(mu, F.softplus(s) + MIN_STD)
+
+    def embed(self, obs: torch.Tensor) -> torch.Tensor:
+        """z = μ(o), no sampling: (B, 3, 84, 84) → (B, 512)."""
+        return self.distribution(obs).loc
+
+    def loss(self, obs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Reconstruction MSE + kl_coef · mean KL(N(μ, σ) ‖ N(0, 1)).
+
+        Args:
+            obs: o, (B, 3, 84, 84).
+
+        Returns:
+            Scalars (total, reconstruction, kl).
+        """
+        q = self.distribution(obs)
+        reconstruction = F.mse_loss(self.decoder(q.rsample()), obs)
+        kl = kl_divergence(q, Normal(torch.zeros_like(q.loc), torch.ones_like(q.scale))).mean()
+        return reconstruction + self.kl_coef * kl, reconstruction, kl
+
+
+class ForwardDynamics(nn.Module):
+    """The original's "ResNet FD": ẑ_{t+1} = f(a_{t−1}, z_t, a_t) (from large-scale-curiosity).
+
+    Every Linear reads c(x) = concat(a_{t−1}, x, a_t), so the actions reach every depth.
+    2,657,280 parameters for action_dim 3.
+    """
+
+    def __init__(
+        self, action_dim: int, embed_dim: int = EMBEDDING_DIM, hidden: int = 512, depth: int = 4
+    ) -> None:
+        super().__init__()
+        width = hidden + 2 * action_dim
+        self.fc_in = nn.Linear(embed_dim + 2 * action_dim, hidden)
+        self.blocks = nn.ModuleList(
+            nn.ModuleList([nn.Linear(width, hidden), nn.Linear(width, hidden)])
+            for _ in range(depth)
+        )
+        self.fc_out = nn.Linear(width, embed_dim)
+
+    def forward(
+        self, prev_action_feat: torch.Tensor, embed: torch.Tensor, action_feat: torch.Tensor
+    ) -> torch.Tensor:
+        """Predict ẑ_{t+1}.
+
+        Args:
+            prev_action_feat: a_{t−1} features, (B, action_dim).
+            embed: z_t, (B, 512).
+            action_feat: a_t features, (B, action_dim).
+
+        Returns:
+            ẑ_{t+1}, (B, 512).
+        """
+
+        def c(x: torch.Tensor) -> torch.Tensor:
+            return torch.cat([prev_action_feat, x, action_feat], dim=-1)
+
+        x = self.fc_in(c(embed))
+        for first, second in self.blocks:
+            y = F.leaky_relu(first(c(x)), 0.01)
+            x = x + second(c(y))
+        return self.fc_out(c(x))
+
+    def loss(
+        self,
+        prev_action_feat: torch.Tensor,
+        embed: torch.Tensor,
+        action_feat: torch.Tensor,
+        next_embed: torch.Tensor,
+    ) -> torch.Tensor:
+        """MSE(ẑ_{t+1}, z_{t+1}) over batch and dims; pass embeddings computed without gradient."""
+        return F.mse_loss(self(prev_action_feat, embed, action_feat), next_embed)
+
+
+def layer_init(layer: nn.Module, std: float = math.sqrt(2), bias_const: float = 0.0) -> nn.Module:
+    """CleanRL's `layer_init`: orthogonal weights with gain `std`, constant bias."""
+    nn.init.orthogonal_(layer.weight, std)
+    if layer.bias is not None:
+        nn.init.constant_(layer.bias, bias_const)
+    return layer
+
+
+class PolicyValue(nn.Module):
+    """PPO actor-critic on its own CNN trunk (separate from the curiosity encoder).
+
+    Continuous: a = tanh(u), u ~ N(mean, std), 3 axes in (−1, 1). The original used torchrl's
+    TanhNormal with tanh_loc=True, i.e. u ~ N(tanh(mean), std) (a double tanh, spec §11.5); here
+    the base Normal's loc is the mean itself. Discrete: one Categorical per (3, 3, 3, 2, 2) button.
+    """
+
+    def __init__(self, action_space: str, orthogonal_init: bool = True) -> None:
+        super().__init__()
+        action_feature_dim(action_space)  # validates the name
+        self.action_space = action_space
+        self.trunk = nn.Sequential(  # "from large-scale-curiosity run.py#L51-52"
+            SmallConvNet(512),
+            nn.Linear(512, 512),
+            nn.ReLU(),
+            nn.Linear(512, 512),
+            nn.ReLU(),
+        )
+        self.critic = nn.Linear(512, 1)
+        if action_space == 'continuous':
+            self.actor_mean = nn.Linear(512, CONTINUOUS_ACTION_DIM)
+            self.actor_std = nn.Linear(512, CONTINUOUS_ACTION_DIM)  # σ = softplus(·) + 1e-7
+            heads = [self.actor_mean, self.actor_std]
+        else:
+            self.actor_logits = nn.ModuleList(
+                nn.Linear(512, n, bias=False) for n in DISCRETE_CHOICES
+            )
+            heads = list(self.actor_logits)
+        if orthogonal_init:
+            # PPO implementation detail "orthogonal initialization of weights and constant
+            # initialization of biases" (CleanRL): gain √2 in the trunk, 0.01 on the policy heads
+            # (a near-uniform initial policy), 1.0 on the value head. The original kept
+            # PyTorch's defaults.
+            for layer in self.trunk.modules():
+                if isinstance(layer, (nn.Conv2d, nn.Linear)):
+                    layer_init(layer)
+            for head in heads:
+                layer_init(head, std=0.01)
+            layer_init(self.critic, std=1.0)
+
+    def get_value(self, obs: torch.Tensor) -> torch.Tensor:
+        """V(o): (B, 3, 84, 84) → (B,)."""
+        return self.critic(self.trunk(obs)).squeeze(-1)
+
+    def get_action_and_value(
+        self, obs: torch.Tensor, action: torch.Tensor | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Sample a ~ π(·|o) (or score the given a) and evaluate V(o).
+
+        Args:
+            obs: o, (B, 3, 84, 84).
+            action: Actions to score instead of sampling: (B, 3) float or (B, 5) long.
+
+        Returns:
+            action (B, 3) float in (−1, 1) or (B, 5) long; log π(a|o) (B,); entropy (B,);
+            V(o) (B,).
+        """
+        hidden = self.trunk(obs)
+        value = self.critic(hidden).squeeze(-1)
+        if self.action_space == 'discrete':
+            dists = [Categorical(logits=head(hidden)) for head in self.actor_logits]
+            if action is None:
+                action = torch.stack([d.sample() for d in dists], dim=-1)
+            log_prob = sum(d.log_prob(action[:, k]) for k, d in enumerate(dists))
+            entropy = sum(d.entropy() for d in dists)
+            return action, log_prob, entropy, value
+
+        base = Normal(self.actor_mean(hidden), F.softplus(self.actor_std(hidden)) + MIN_STD)
+        if action is None:
+            action = torch.tanh(base.sample())
+        # Score a clamped a and u = atanh(a) on both paths, so the log-prob recomputed from a
+        # stored action is exactly the one computed when it was sampled (ratio = 1 at epoch 1).
+        action = action.clamp(-TANH_BOUND, TANH_BOUND)
+        u = torch.atanh(action)
+        # Change of variables a = tanh(u): log π(a) = Σ_d [log N(u_d) − log(1 − a_d²)].
+        log_prob = (base.log_prob(u) - torch.log(1.0 - action.pow(2) + 1e-6)).sum(-1)
+        # An approximation, as in the original: H[a] = H[u] + E[log(1 − a²)] has no closed form,
+        # and the base Normal's H[u] is an upper bound on it.
+        entropy = base.entropy().sum(-1)
+        return action, log_prob, entropy, value
+
+
+def build_models(encoder: str, action_space: str) -> dict[str, nn.Module]:
+    """The three trained networks: 'encoder', 'forward_dynamics' and 'policy'.
+
+    Args:
+        encoder: 'inverse_dynamics' (the original's default) or 'vae'.
+        action_space: 'continuous' or 'discrete'.
+
+    Returns:
+        Fresh modules keyed by the names of `LEARNING_RATES`.
+    """
+    action_dim = action_feature_dim(action_space)
+    if encoder == 'inverse_dynamics':
+        encoder_model: nn.Module = InverseDynamics(action_dim)
+    elif encoder == 'vae':
+        encoder_model = VAE()
+    else:
+        raise ValueError(f'encoder must be one of {ENCODERS}, got {encoder!r}')
+    return {
+        'encoder': encoder_model,
+        'forward_dynamics': ForwardDynamics(action_dim),
+        'policy': PolicyValue(action_space),
+    }
