@@ -25,13 +25,12 @@ import benchlib
 benchlib.setup()
 
 import numpy as np  # noqa: E402
+from pamiq import qos  # noqa: E402
+from pamiq.learner import LearnerConfig  # noqa: E402
 import rclpy  # noqa: E402
 from rosgraph import Probe, free_udp_port, wait_until  # noqa: E402
 from sensor_msgs.msg import JointState  # noqa: E402
 from std_msgs.msg import Float32, UInt8MultiArray  # noqa: E402
-
-from pamiq import qos  # noqa: E402
-from pamiq.learner import LearnerConfig  # noqa: E402
 
 
 def blob_version(data) -> int:
@@ -153,7 +152,8 @@ def main() -> None:
         ('trainer samples / s', f'{data["trainer_samples_per_s"]:.0f}'),
         (
             'FD loss first / last fifth',
-            f'{data["forward_dynamics_loss_first_fifth"]} / {data["forward_dynamics_loss_last_fifth"]}',
+            f'{data["forward_dynamics_loss_first_fifth"]:.4g} / '
+            f'{data["forward_dynamics_loss_last_fifth"]:.4g}',
         ),
         ('targets', 'p99 <= 120 ms, no gap > 250 ms, delivery <= 1000 ms'),
     ]

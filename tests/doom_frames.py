@@ -1,4 +1,4 @@
-"""Real ViZDoom frames for learning tests, recorded in-process with the world node's own mapping."""
+"""Real ViZDoom frames for learning tests, recorded in-process with the world node's mapping."""
 
 from __future__ import annotations
 
@@ -6,10 +6,9 @@ import os
 import tempfile
 
 import numpy as np
-import vizdoom as vzd
-
 from pamiq.doom_world_node import TICRATE, doom_command
 from pamiq.preprocessing import preprocess
+import vizdoom as vzd
 
 
 def record(

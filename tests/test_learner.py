@@ -2,15 +2,14 @@
 
 from __future__ import annotations
 
-import numpy as np
-import pytest
-import torch
 from doom_frames import record
-
+import numpy as np
 from pamiq.curiosity import curiosity_reward
 from pamiq.learner import Learner, LearnerConfig, Step
 from pamiq.models import action_features, observations_to_tensor
 from pamiq.ppo import PPOConfig
+import pytest
+import torch
 
 
 def small_config(**overrides) -> LearnerConfig:

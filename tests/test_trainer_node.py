@@ -8,16 +8,15 @@ import os
 import signal
 import time
 
-import numpy as np
 from doom_frames import record
-from rosgraph import NodeProcess, wait_until
-from sensor_msgs.msg import Image, JointState
-from std_msgs.msg import Float32, UInt8MultiArray
-
+import numpy as np
 from pamiq import messages, qos
 from pamiq.image_conversion import numpy_to_image
 from pamiq.models import build_models
 from pamiq.weights import pack_weights, unpack_weights
+from rosgraph import NodeProcess, wait_until
+from sensor_msgs.msg import Image, JointState
+from std_msgs.msg import Float32, UInt8MultiArray
 
 FAST_TRAINER = {
     'rollout_length': 16,

@@ -30,7 +30,7 @@ from pamiq.weights import WeightsError, unpack_weights
 class Agent(Node):
     def __init__(self) -> None:
         super().__init__('agent')
-        d = lambda *a, **k: declare(self, *a, **k)  # noqa: E731
+        d = lambda *a, **k: declare(self, *a, **k)
         policy = d(
             'policy',
             'curiosity',

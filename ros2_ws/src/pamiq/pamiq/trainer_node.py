@@ -57,7 +57,7 @@ def stamp_ns(msg) -> int:
 class Trainer(Node):
     def __init__(self) -> None:
         super().__init__('trainer')
-        d = lambda *a, **k: declare(self, *a, **k)  # noqa: E731
+        d = lambda *a, **k: declare(self, *a, **k)
         encoder = d(
             'encoder',
             'inverse_dynamics',
@@ -202,7 +202,8 @@ class Trainer(Node):
         self.thread = threading.Thread(target=self.training_loop, name='training', daemon=True)
         self.thread.start()
         self.get_logger().info(
-            f'training {encoder} + forward dynamics + PPO on {config.device}; checkpoints in {self.run_dir}'
+            f'training {encoder} + forward dynamics + PPO on {config.device}; '
+            f'checkpoints in {self.run_dir}'
         )
 
     def pick_device(self, device: str) -> str:
@@ -279,7 +280,8 @@ class Trainer(Node):
             self.publish_losses(losses)
             rounds = self.learner.rounds
             self.get_logger().info(
-                f'round {rounds} in {time.monotonic() - started:.1f} s: version {self.learner.version}, '
+                f'round {rounds} in {time.monotonic() - started:.1f} s: '
+                f'version {self.learner.version}, '
                 + ', '.join(f'{k} {v:.4g}' for k, v in losses.items() if k.endswith('loss'))
             )
             if rounds % self.checkpoint_every == 0:
