@@ -12,9 +12,12 @@ import time
 from geometry_msgs.msg import PoseStamped
 import numpy as np
 from pamiq import qos, vrchat
+from pamiq.graph import default_params_file
 from rosgraph import OscRecorder, free_udp_port, wait_until
 from sensor_msgs.msg import JointState
+from std_msgs.msg import Float32
 from videos import write_video
+import yaml
 
 
 class PamiqUp:
@@ -131,3 +134,61 @@ def test_bad_arguments_are_refused_clearly():
         timeout=60,
     )
     assert result.returncode == 2 and 'unknown argument(s) wrld' in result.stderr
+
+
+def fast_params(tmp_path) -> str:
+    """The shipped parameters with a trainer that finishes a round every few seconds."""
+    with open(default_params_file()) as stream:
+        params = yaml.safe_load(stream)
+    params['/**/trainer']['ros__parameters'].update(
+        rollout_length=32,
+        encoder_batches=4,
+        dynamics_batches=4,
+        min_buffer_size=16,
+        checkpoint_every=1,
+    )
+    path = tmp_path / 'fast.yaml'
+    path.write_text(yaml.safe_dump(params))
+    return str(path)
+
+
+def test_curiosity_graph_learns_while_acting_and_survives_a_trainer_kill(probe, tmp_path):
+    port = free_udp_port()
+    run_dir = tmp_path / 'run'
+    up = PamiqUp(
+        'world:=doom',
+        f'osc_port:={port}',
+        f'run_dir:={run_dir}',
+        f'params_file:={fast_params(tmp_path)}',
+    )
+    try:
+        probe.record(JointState, 'agent/step', qos.STEP)
+        probe.record(Float32, 'trainer/forward_dynamics/loss', qos.DEFAULT)
+        probe.record(Float32, 'agent/reward', qos.DEFAULT)
+
+        def versions() -> set[int]:
+            return {
+                int(dict(zip(m.name, m.position))['policy_version'])
+                for m in probe.messages('agent/step')
+            }
+
+        assert wait_until(lambda: max(versions(), default=0) >= 2, 120.0), up.output()
+        assert probe.messages('trainer/forward_dynamics/loss')
+        assert probe.messages('agent/reward')
+        assert list((run_dir / 'checkpoints').glob('checkpoint-*.safetensors'))
+
+        # The trainer dies: acting goes on, the supervisor respawns it and it resumes.
+        pid = int(up.output().split('started trainer (pid ')[1].split(')')[0])
+        os.kill(pid, signal.SIGKILL)
+        assert wait_until(
+            lambda: 'trainer died' in up.output() and 'respawning' in up.output(), 20.0
+        ), up.output()
+        probe.clear('agent/step')
+        time.sleep(3.0)
+        assert len(probe.messages('agent/step')) >= 20  # still acting at ~10 Hz
+        assert wait_until(lambda: 'resumed from' in up.output(), 60.0), up.output()
+        reached = max(versions(), default=0)
+        assert wait_until(lambda: max(versions(), default=0) > reached, 120.0), up.output()
+    finally:
+        code = up.stop(60.0)
+    assert code == 0, up.output()

@@ -11,6 +11,7 @@ import time
 from doom_frames import record
 import numpy as np
 from pamiq import messages, qos
+from pamiq.checkpoint import save_checkpoint
 from pamiq.image_conversion import numpy_to_image
 from pamiq.models import build_models
 from pamiq.weights import pack_weights, unpack_weights
@@ -160,3 +161,30 @@ def test_agent_swaps_in_valid_weights_and_refuses_bad_ones(probe):
         assert agent.process.poll() is None
     finally:
         assert agent.stop() == 0, agent.output()
+
+
+def test_agent_starts_from_the_newest_checkpoint_in_its_run_dir(probe, tmp_path):
+    models = build_models('inverse_dynamics', 'continuous')
+    save_checkpoint(str(tmp_path), 5, models, {}, {'rounds': 5})
+    agent = NodeProcess('agent_node', 'agent', {'policy': 'curiosity', 'run_dir': str(tmp_path)})
+    try:
+        probe.record(JointState, 'agent/step', qos.STEP)
+        frames = probe.create_publisher(Image, 'camera/image_raw', qos.IMAGE)
+        observations, _ = record('my_way_home', 1)
+        assert wait_until(
+            lambda: (
+                frames.publish(numpy_to_image(observations[0], 'rgb8'))
+                or probe.messages('agent/step')
+            ),
+            30.0,
+            0.2,
+        ), agent.output()
+        assert (
+            dict(
+                zip(probe.messages('agent/step')[0].name, probe.messages('agent/step')[0].position)
+            )['policy_version']
+            == 5
+        )
+        assert 'checkpoint-00000005.safetensors (version 5)' in agent.output()
+    finally:
+        agent.stop()

@@ -7,7 +7,14 @@ from setuptools import find_packages, setup
 
 package_name = 'pamiq'
 # One executable per node, as in demo_nodes_py; `pamiq` is the user-facing CLI.
-NODES = ['camera_node', 'osc_actuator_node', 'doom_world_node', 'agent_node', 'trainer_node']
+NODES = [
+    'camera_node',
+    'osc_actuator_node',
+    'doom_world_node',
+    'agent_node',
+    'trainer_node',
+    'recorder_node',
+]
 HERE = os.path.dirname(os.path.abspath(__file__))
 
 

@@ -116,7 +116,7 @@ class Agent(Node):
             run_dir, self.policy.models, None, self.get_logger().warning
         )
         if resumed is not None:
-            self.policy.version = resumed['version']
+            self.policy.active = (self.policy.models, resumed['version'])
             self.get_logger().info(
                 f'starting from {resumed["path"]} (version {resumed["version"]})'
             )

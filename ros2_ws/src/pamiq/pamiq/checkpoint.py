@@ -24,7 +24,13 @@ import safetensors.torch
 import torch
 from torch import nn
 
-from pamiq.weights import WeightsError, _all_finite, _diff_text, _header_metadata
+from pamiq.weights import (
+    WeightsError,
+    _all_finite,
+    _diff_text,
+    _header_metadata,
+    safetensors_ready,
+)
 
 FORMAT = 'pamiq-checkpoint/1'
 SUBDIR = 'checkpoints'
@@ -193,18 +199,8 @@ def _serialize(
     optimizers: Mapping[str, torch.optim.Optimizer],
     counters: Mapping[str, int | float | str],
 ) -> bytes:
-    tensors: dict[str, torch.Tensor] = {}
-    seen_storages: set[int] = set()
-
-    def add(key: str, tensor: torch.Tensor) -> None:
-        tensor = tensor.detach().to('cpu').contiguous()
-        # safetensors refuses tensors that share memory (tied weights): store a private copy.
-        storage = tensor.untyped_storage().data_ptr()
-        if storage in seen_storages and tensor.numel() > 0:
-            tensor = tensor.clone()
-            storage = tensor.untyped_storage().data_ptr()
-        seen_storages.add(storage)
-        tensors[key] = tensor
+    items: list[tuple[str, torch.Tensor]] = []
+    add = lambda key, tensor: items.append((key, tensor))
 
     for name, module in models.items():
         for key, tensor in module.state_dict().items():
@@ -246,7 +242,7 @@ def _serialize(
         'optimizers': optim_manifest,
     }
     metadata = {'format': FORMAT, 'manifest': json.dumps(manifest)}
-    return safetensors.torch.save(tensors, metadata=metadata)
+    return safetensors.torch.save(safetensors_ready(items), metadata=metadata)
 
 
 def _read_and_validate(

@@ -6,6 +6,7 @@ import argparse
 import importlib.util
 import os
 import shutil
+import subprocess
 import sys
 
 from pamiq import __version__
@@ -57,6 +58,87 @@ def up(launch_args: list[str], supervise: bool) -> int:
     return Supervisor(args, graph(args)).run()
 
 
+def record(args: argparse.Namespace) -> int:
+    """Run the recorder node in the foreground against a running graph."""
+    parameters = {
+        'run_dir': os.path.abspath(args.run_dir),
+        'record_images': args.images,
+        'storage': args.storage,
+    }
+    if args.output:
+        parameters['output'] = os.path.abspath(args.output)
+    command = [sys.executable, '-m', 'pamiq.recorder_node', '--ros-args', '-r', '__node:=recorder']
+    command += ['-r', f'__ns:=/{args.namespace.strip("/")}']
+    for name, value in parameters.items():
+        command += ['-p', f'{name}:={str(value).lower() if isinstance(value, bool) else value}']
+    return subprocess.call(command)
+
+
+def replay_command(args: argparse.Namespace) -> int:
+    from pamiq.replay import replay
+
+    remaps = dict(parse_remap(item) for item in args.remap)
+    published = replay(
+        args.bags, args.rate, args.loop, args.start, args.topics, remaps, not args.no_clock
+    )
+    return 0 if published else 1
+
+
+def parse_remap(item: str) -> tuple[str, str]:
+    source, sep, target = item.partition(':=')
+    if not sep or not source or not target:
+        raise BringupError(f'remap {item!r} is not of the form from:=to')
+    return source, target
+
+
+def train_command(args: argparse.Namespace) -> int:
+    from pamiq.checkpoint import load_latest_checkpoint, save_checkpoint
+    from pamiq.learner import Learner, LearnerConfig
+    from pamiq.offline import load_steps, pretrain
+
+    steps, incomplete = load_steps(args.from_bag, args.action_space)
+    print(f'{len(steps)} recorded steps ({incomplete} incomplete frames skipped)', flush=True)
+    device = args.device if args.device != 'auto' else ('cuda' if torch_cuda() else 'cpu')
+    config = LearnerConfig(
+        encoder=args.encoder,
+        action_space=args.action_space,
+        device=device,
+        dynamics_buffer_size=max(2048, len(steps)),
+        batch_size=args.batch_size,
+    )
+    learner = Learner(config, args.seed)
+    resumed = load_latest_checkpoint(args.run_dir, learner.models, learner.optimizers, print)
+    if resumed is not None:
+        learner.version = resumed['version']
+        print(f'continuing from {resumed["path"]} (version {resumed["version"]})', flush=True)
+    result = pretrain(learner, steps, args.epochs, lambda text: print(text, flush=True))
+    path = save_checkpoint(
+        args.run_dir, learner.version, learner.models, learner.optimizers,
+        {**learner.counters(), 'offline_transitions': int(result['transitions'])},
+    )  # fmt: skip
+    print(
+        f'checkpoint {path}: start the graph with run_dir:={os.path.abspath(args.run_dir)} to use it'
+    )
+    return 0
+
+
+def torch_cuda() -> bool:
+    import torch
+
+    return torch.cuda.is_available()
+
+
+def bag_command(args: argparse.Namespace) -> int:
+    from pamiq.bag_tools import bag_info, export_video
+
+    if args.bag_command == 'info':
+        print(bag_info(args.bag))
+    else:
+        frames = export_video(args.bag, args.output, args.topic, args.fps, args.scale)
+        print(f'{frames} frames written to {args.output}')
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog='pamiq', description='P-AMI<Q>: a curiosity-driven agent for VRChat on ROS 2.'
@@ -85,13 +167,18 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    commands = {
+        'up': lambda: up(args.launch_args, args.supervise),
+        'record': lambda: record(args),
+        'replay': lambda: replay_command(args),
+        'train': lambda: train_command(args),
+        'bag': lambda: bag_command(args),
+    }
     try:
-        if args.command == 'up':
-            return up(args.launch_args, args.supervise)
-    except BringupError as error:
+        return commands[args.command]()
+    except (BringupError, ValueError, FileNotFoundError) as error:
         print(f'pamiq: {error}', file=sys.stderr)
         return 2
-    return 0
 
 
 if __name__ == '__main__':

@@ -31,8 +31,11 @@ class CuriosityPolicy:
     def __init__(self, encoder: str, action_space: str, seed: int = 0) -> None:
         self.encoder, self.action_space = encoder, action_space
         torch.manual_seed(seed)  # the trainer seeds its initial weights the same way
-        self.models = self.fresh_models()
-        self.version = 0
+        # Double buffering (pamiq-core's sync): new weights load into the idle set, then one
+        # assignment swaps the sets. Building modules per update would cost ~0.1 s of CPU.
+        # `active` pairs the set with its version so a step never sees one without the other.
+        self.active: tuple[dict[str, torch.nn.Module], int] = (self.fresh_models(), 0)
+        self.spare = self.fresh_models()
         self.previous_action: torch.Tensor | None = None  # features of a_{t-1}
         self.predicted: torch.Tensor | None = None  # z^_t, predicted at t-1
 
@@ -43,14 +46,27 @@ class CuriosityPolicy:
         return models
 
     def swap(self, version: int, state_dicts) -> None:
-        """Load validated weights into new modules, then swap them in with one assignment."""
-        models = self.fresh_models()
-        load_into(models, state_dicts)
-        self.models, self.version = models, version
+        """Load validated weights into the idle set, then swap it in with one assignment.
+
+        Called from one thread at a time; a step that began before the swap finishes on the
+        set it started with (steps take milliseconds, updates come seconds apart).
+        """
+        load_into(self.spare, state_dicts)
+        loaded = self.spare
+        self.spare = self.active[0]
+        self.active = (loaded, version)
+
+    @property
+    def models(self) -> dict[str, torch.nn.Module]:
+        return self.active[0]
+
+    @property
+    def version(self) -> int:
+        return self.active[1]
 
     @torch.inference_mode()
     def step(self, observation: np.ndarray) -> StepResult:
-        models, version = self.models, self.version  # one consistent set for this step
+        models, version = self.active  # one consistent set for this step
         obs = observations_to_tensor(observation)  # o_t, (1, 3, 84, 84)
         embed = models['encoder'].embed(obs)  # z_t
         reward = (

@@ -21,6 +21,7 @@ LAUNCH_ARGUMENTS: dict[str, tuple[str, str]] = {
     'namespace': ('pamiq', 'ROS namespace of every node and topic'),
     'params_file': ('', 'Parameter YAML (default: the installed config/pamiq.yaml)'),
     'run_dir': ('', 'Directory for logs, checkpoints and bags (default: runs/<date-time>)'),
+    'record': ('false', 'true: record the session as rosbag2 bags in run_dir/bags'),
 }
 WORLDS = ('doom', 'vrchat')
 AGENTS = ('curiosity', 'random')
@@ -40,6 +41,7 @@ class BringupArgs:
     namespace: str = 'pamiq'
     params_file: str = ''
     run_dir: str = ''
+    record: str = 'false'
 
     @classmethod
     def from_strings(cls, values: dict[str, str]) -> BringupArgs:
@@ -65,6 +67,9 @@ class BringupArgs:
                 'camera:=... is only used with world:=vrchat '
                 '(the Doom world renders its own frames)'
             )
+        merged['record'] = merged['record'].lower()
+        if merged['record'] not in ('true', 'false'):
+            raise BringupError(f'record:={merged["record"]} is not true or false')
         merged['namespace'] = merged['namespace'].strip('/')
         merged['params_file'] = os.path.abspath(merged['params_file'] or default_params_file())
         if not os.path.isfile(merged['params_file']):
@@ -105,6 +110,8 @@ def graph(args: BringupArgs) -> list[NodeSpec]:
         # Acting goes on without the trainer, and a restarted trainer resumes from its newest
         # checkpoint: respawn it rather than stopping the graph.
         nodes.append(NodeSpec('trainer_node', 'trainer', {'run_dir': args.run_dir}, respawn=True))
+    if args.record == 'true':
+        nodes.append(NodeSpec('recorder_node', 'recorder', {'run_dir': args.run_dir}))
     return nodes
 
 

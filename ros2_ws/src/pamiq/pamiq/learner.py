@@ -163,6 +163,14 @@ class Learner:
             self.last = step
             self.samples += 1
 
+    def reset_sequence(self) -> None:
+        """Forget the step sequence and any rollout: what comes next starts afresh."""
+        with self.lock:
+            self.rollouts.clear()
+            self.current = []
+            self.last = None
+            self.previous_action = self.zero_action
+
     def extend_rollout(self, step: Step, following: Step) -> None:
         if self.version - step.version > self.config.max_policy_lag:
             self.stale += 1

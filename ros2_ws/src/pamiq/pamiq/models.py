@@ -107,10 +107,16 @@ class InverseDynamics(nn.Module):
     """Encoder φ trained by predicting the actions around a transition (the default embedding).
 
     From (z_t, z_{t+1}) it predicts (â_{t−1}, â_t); only this loss trains φ.
+
+    The embedding is layer-normalised (the original's SmallConvNet `do_layernorm` option, there
+    switched off): nothing else bounds an inverse-dynamics feature's scale, so without it the
+    embedding grows while φ trains, and with it the forward model's loss and the curiosity
+    reward drift upwards for reasons that have nothing to do with novelty.
     """
 
-    def __init__(self, action_dim: int) -> None:
+    def __init__(self, action_dim: int, normalize_embedding: bool = True) -> None:
         super().__init__()
+        self.normalize_embedding = normalize_embedding
         self.encoder = SmallConvNet(EMBEDDING_DIM)
         self.predictor = nn.Sequential(
             nn.Linear(2 * EMBEDDING_DIM, 512),
@@ -121,8 +127,9 @@ class InverseDynamics(nn.Module):
         )
 
     def embed(self, obs: torch.Tensor) -> torch.Tensor:
-        """z = φ(o): (B, 3, 84, 84) → (B, 512)."""
-        return self.encoder(obs)
+        """z = φ(o): (B, 3, 84, 84) → (B, 512), zero mean and unit variance over the 512."""
+        z = self.encoder(obs)
+        return F.layer_norm(z, (EMBEDDING_DIM,)) if self.normalize_embedding else z
 
     def loss(
         self,

@@ -24,7 +24,8 @@ AXES = (
     'SpinHoldLR',
 )
 # Buttons take ints: 1 pressed, 0 released. Sending 1 twice without a 0 is one press.
-BUTTONS = (
+# The first eight are the ones pamiq's agent moves with.
+LOCOMOTION_BUTTONS = (
     'MoveForward',
     'MoveBackward',
     'MoveLeft',
@@ -33,6 +34,9 @@ BUTTONS = (
     'LookRight',
     'Jump',
     'Run',
+)
+BUTTONS = (
+    *LOCOMOTION_BUTTONS,
     'ComfortLeft',
     'ComfortRight',
     'DropRight',
@@ -51,16 +55,6 @@ RESET_VALUES: dict[str, float | int] = {**{a: 0.0 for a in AXES}, **{b: 0 for b 
 
 # The inputs pamiq's agent moves with, and their neutral values (the watchdog / pause set).
 CONTINUOUS_ACTION_NAMES = ('Vertical', 'Horizontal', 'LookHorizontal')
-LOCOMOTION_BUTTONS = (
-    'MoveForward',
-    'MoveBackward',
-    'MoveLeft',
-    'MoveRight',
-    'LookLeft',
-    'LookRight',
-    'Jump',
-    'Run',
-)
 NEUTRAL_VALUES: dict[str, float | int] = {
     **{a: 0.0 for a in CONTINUOUS_ACTION_NAMES},
     **{b: 0 for b in LOCOMOTION_BUTTONS},

@@ -9,7 +9,7 @@ another process and must never be able to execute code (no pickle, no ``torch.lo
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 import json
 import struct
 
@@ -26,6 +26,25 @@ _MAX_LISTED = 5
 
 class WeightsError(ValueError):
     """A weights blob was rejected; the message says precisely why."""
+
+
+def safetensors_ready(items: Iterable[tuple[str, torch.Tensor]]) -> dict[str, torch.Tensor]:
+    """Detached, contiguous CPU tensors by key, as safetensors can store them.
+
+    safetensors refuses tensors that share memory (tied weights, views of one buffer); a
+    private copy stores each key independently and loads back identically.
+    """
+    tensors: dict[str, torch.Tensor] = {}
+    seen_storages: set[int] = set()
+    for key, tensor in items:
+        tensor = tensor.detach().to('cpu').contiguous()
+        storage = tensor.untyped_storage().data_ptr()
+        if storage in seen_storages and tensor.numel() > 0:
+            tensor = tensor.clone()
+            storage = tensor.untyped_storage().data_ptr()
+        seen_storages.add(storage)
+        tensors[key] = tensor
+    return tensors
 
 
 def pack_weights(models: Mapping[str, nn.Module], version: int) -> bytes:
@@ -48,19 +67,11 @@ def pack_weights(models: Mapping[str, nn.Module], version: int) -> bytes:
     for name in models:
         if not name or ',' in name or '/' in name:
             raise ValueError(f"invalid model name {name!r}: must be non-empty, without ',' or '/'")
-    tensors: dict[str, torch.Tensor] = {}
-    seen_storages: set[int] = set()
-    for name, module in models.items():
-        for key, tensor in module.state_dict().items():
-            tensor = tensor.detach().to('cpu').contiguous()
-            # safetensors refuses tensors that share memory (tied weights, views of one buffer);
-            # a private copy stores each key independently and loads back identically.
-            storage = tensor.untyped_storage().data_ptr()
-            if storage in seen_storages and tensor.numel() > 0:
-                tensor = tensor.clone()
-                storage = tensor.untyped_storage().data_ptr()
-            seen_storages.add(storage)
-            tensors[f'{name}/{key}'] = tensor
+    tensors = safetensors_ready(
+        (f'{name}/{key}', tensor)
+        for name, module in models.items()
+        for key, tensor in module.state_dict().items()
+    )
     metadata = {'format': FORMAT, 'version': str(version), 'models': ','.join(models)}
     return _canonical_header(safetensors.torch.save(tensors, metadata=metadata))
 

@@ -1,0 +1,175 @@
+"""rosbag2 bags of pamiq sessions, written and read with the `rosbags` library (no ROS install).
+
+A recording session is a directory of *splits*; each split is a complete rosbag2 bag (its own
+metadata.yaml and one .mcap or .db3 file), closed when it reaches its size or duration limit. A
+crash loses at most the open split, and every closed split plays with `ros2 bag play`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+import importlib
+import os
+
+from rclpy.serialization import deserialize_message
+from rosbags.interfaces import (
+    Qos,
+    QosDurability,
+    QosHistory,
+    QosLiveliness,
+    QosReliability,
+    QosTime,
+)
+from rosbags.rosbag2 import Reader, StoragePlugin, Writer
+from rosbags.typesys import Stores, get_typestore
+
+TYPESTORE = get_typestore(Stores.ROS2_JAZZY)
+
+# What a session records (relative to the namespace) and the message type of each.
+SESSION_TOPICS: dict[str, str] = {
+    'agent/observation': 'sensor_msgs/msg/Image',
+    'action': 'sensor_msgs/msg/JointState',
+    'agent/step': 'sensor_msgs/msg/JointState',
+    'agent/reward': 'std_msgs/msg/Float32',
+    'world/pose': 'geometry_msgs/msg/PoseStamped',
+    'cmd_vel': 'geometry_msgs/msg/Twist',
+    'trainer/inverse_dynamics/loss': 'std_msgs/msg/Float32',
+    'trainer/vae/loss': 'std_msgs/msg/Float32',
+    'trainer/forward_dynamics/loss': 'std_msgs/msg/Float32',
+    'trainer/ppo/loss': 'std_msgs/msg/Float32',
+}
+IMAGE_TOPIC = ('camera/image_raw', 'sensor_msgs/msg/Image')
+STORAGES = {'mcap': StoragePlugin.MCAP, 'sqlite3': StoragePlugin.SQLITE3}
+
+_NO_TIME = QosTime(sec=0, nsec=0)
+
+
+def offered_qos(best_effort: bool) -> Qos:
+    """The QoS the recorded publisher offered, so `ros2 bag play` re-offers a compatible one."""
+    return Qos(
+        history=QosHistory.KEEP_LAST,
+        depth=5 if best_effort else 10,
+        reliability=QosReliability.BEST_EFFORT if best_effort else QosReliability.RELIABLE,
+        durability=QosDurability.VOLATILE,
+        deadline=_NO_TIME,
+        lifespan=_NO_TIME,
+        liveliness=QosLiveliness.AUTOMATIC,
+        liveliness_lease_duration=_NO_TIME,
+        avoid_ros_namespace_conventions=False,
+    )
+
+
+class SplitWriter:
+    """Writes one session as numbered splits, each closed at `max_bytes` or `max_seconds`."""
+
+    def __init__(
+        self,
+        directory: str,
+        topics: dict[str, str],
+        storage: str,
+        max_bytes: int,
+        max_seconds: float,
+    ) -> None:
+        if storage not in STORAGES:
+            raise ValueError(f'storage {storage!r} is not one of {", ".join(STORAGES)}')
+        if os.path.exists(directory) and os.listdir(directory):
+            raise ValueError(f'{directory} exists and is not empty')
+        os.makedirs(directory, exist_ok=True)
+        self.directory, self.topics, self.storage = directory, topics, storage
+        self.max_bytes, self.max_seconds = max_bytes, max_seconds
+        self.writer: Writer | None = None
+        self.path = ''
+        self.connections: dict[str, object] = {}
+        self.index = -1
+        self.bytes = 0
+        self.first_stamp = 0
+        self.closed: list[str] = []
+        self.messages = 0
+
+    def open_split(self) -> None:
+        self.index += 1
+        self.path = os.path.join(self.directory, f'split_{self.index:04d}')
+        self.writer = Writer(self.path, version=9, storage_plugin=STORAGES[self.storage])
+        self.writer.open()
+        self.connections = {
+            topic: self.writer.add_connection(
+                topic,
+                msgtype,
+                typestore=TYPESTORE,
+                offered_qos_profiles=[offered_qos(topic.endswith('camera/image_raw'))],
+            )
+            for topic, msgtype in self.topics.items()
+        }
+        self.bytes = 0
+        self.first_stamp = 0
+
+    def write(self, topic: str, stamp_ns: int, data: bytes) -> None:
+        if self.writer is None:
+            self.open_split()
+        elif (
+            self.bytes >= self.max_bytes or (stamp_ns - self.first_stamp) / 1e9 >= self.max_seconds
+        ):
+            self.close_split()
+            self.open_split()
+        if not self.first_stamp:
+            self.first_stamp = stamp_ns
+        self.writer.write(self.connections[topic], stamp_ns, data)
+        self.bytes += len(data)
+        self.messages += 1
+
+    def close_split(self) -> None:
+        if self.writer is not None:
+            self.writer.close()
+            self.closed.append(self.path)
+            self.writer = None
+
+    def close(self) -> None:
+        self.close_split()
+
+
+def split_paths(path: str) -> list[str]:
+    """The bags in `path`: itself if it is a bag (has metadata.yaml), else its splits in order."""
+    if os.path.isfile(os.path.join(path, 'metadata.yaml')) or os.path.isfile(path):
+        return [path]
+    splits = sorted(
+        os.path.join(path, name)
+        for name in os.listdir(path)
+        if os.path.isfile(os.path.join(path, name, 'metadata.yaml'))
+    )
+    if not splits:
+        raise FileNotFoundError(
+            f'{path} holds no readable bag (no metadata.yaml in it or its splits)'
+        )
+    return splits
+
+
+@dataclass(frozen=True)
+class BagMessage:
+    topic: str
+    msgtype: str
+    timestamp: int  # receive time, ns
+    data: bytes  # CDR, as rclpy serializes it
+
+
+def read_messages(paths: list[str], topics: set[str] | None = None) -> Iterator[BagMessage]:
+    """Every message of the bags (or session directories) in time order, split after split."""
+    for path in paths:
+        for split in split_paths(path):
+            with Reader(split) as reader:
+                connections = [
+                    c for c in reader.connections if topics is None or c.topic in topics
+                ]
+                for connection, timestamp, data in reader.messages(connections=connections):
+                    yield BagMessage(connection.topic, connection.msgtype, timestamp, bytes(data))
+
+
+def message_class(msgtype: str):
+    """'sensor_msgs/msg/Image' -> the rclpy class sensor_msgs.msg.Image."""
+    package, _, name = msgtype.split('/')
+    return getattr(importlib.import_module(f'{package}.msg'), name)
+
+
+def deserialize(message: BagMessage):
+    """The rclpy message (so the project's own conversions apply to it)."""
+    return deserialize_message(message.data, message_class(message.msgtype))
