@@ -2,7 +2,8 @@
 
 Starts `pamiq up world:=doom agent:=curiosity` (its own supervisor) and records, for --duration
 seconds: the interval between `action` messages, the agent's step indices (a missed step shows as
-a gap), which policy version acted, when each weights blob was published and when the agent first
+a gap), which policy version acted, when each weights blob was published (marked by the round's
+loss, published right after it) and when the agent first
 acted with it, the blob size, training rounds and the forward-dynamics loss.
 
     .venv/bin/python bench/acting_while_training.py [--duration 180]
@@ -11,10 +12,8 @@ acted with it, the blob size, training rounds and the forward-dynamics loss.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import signal
-import struct
 import subprocess
 import sys
 import tempfile
@@ -27,18 +26,12 @@ benchlib.setup()
 import numpy as np  # noqa: E402
 from pamiq import qos  # noqa: E402
 from pamiq.learner import LearnerConfig  # noqa: E402
+from pamiq.models import build_models  # noqa: E402
+from pamiq.weights import pack_weights  # noqa: E402
 import rclpy  # noqa: E402
 from rosgraph import Probe, free_udp_port, wait_until  # noqa: E402
 from sensor_msgs.msg import JointState  # noqa: E402
-from std_msgs.msg import Float32, UInt8MultiArray  # noqa: E402
-
-
-def blob_version(data) -> int:
-    """The version in a weights blob's safetensors header, without loading its tensors."""
-    raw = bytes(data[:8])
-    (length,) = struct.unpack('<Q', raw)
-    header = json.loads(bytes(data[8 : 8 + length]))
-    return int(header['__metadata__']['version'])
+from std_msgs.msg import Float32  # noqa: E402
 
 
 def main() -> None:
@@ -47,6 +40,8 @@ def main() -> None:
         '--duration', type=float, default=180.0, help='seconds measured after warm-up'
     )
     parser.add_argument('--name', default='acting_while_training', help='result file name')
+    parser.add_argument('--params-file', default='', help='parameter YAML instead of the default')
+    parser.add_argument('--record', action='store_true', help='record the session (record:=true)')
     args = parser.parse_args()
 
     run_dir = tempfile.mkdtemp(prefix='pamiq-bench-')
@@ -60,28 +55,27 @@ def main() -> None:
         'agent:=curiosity',
     ]
     command += [f'osc_port:={free_udp_port()}', f'run_dir:={run_dir}']
+    if args.params_file:
+        command.append(f'params_file:={os.path.abspath(args.params_file)}')
+    if args.record:
+        command.append('record:=true')
     log = open(os.path.join(run_dir, 'bench.log'), 'wb')
     up = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT)
     rclpy.init()
     probe = Probe()
-    weights: list[tuple[float, int, int]] = []
-
-    def weights_callback(msg: UInt8MultiArray) -> None:
-        weights.append((time.monotonic(), blob_version(msg.data), len(msg.data)))
 
     try:
         probe.record(JointState, 'action', qos.ACTION)
         probe.record(JointState, 'agent/step', qos.STEP)
         probe.record(Float32, 'trainer/forward_dynamics/loss', qos.DEFAULT)
-        probe.create_subscription(
-            UInt8MultiArray, 'trainer/weights', weights_callback, qos.WEIGHTS
-        )
+        # Not trainer/weights itself: taking a 29 MB message in this process would delay the
+        # action callbacks it times. The trainer publishes the losses right after the weights,
+        # so a round's loss arrival marks the publication of version = round number.
         assert wait_until(lambda: len(probe.messages('action')) > 20, 120.0), (
             'the graph did not start acting'
         )
         for topic in ('action', 'agent/step', 'trainer/forward_dynamics/loss'):
             probe.clear(topic)
-        weights.clear()
         started = time.monotonic()
         while time.monotonic() - started < args.duration:
             time.sleep(1.0)
@@ -103,10 +97,13 @@ def main() -> None:
     missed_steps = int(np.sum(np.diff(step_indices) - 1)) if step_indices.size > 1 else 0
     versions_acted = sorted({int(s['policy_version']) for _, s in steps})
     delays = []
-    for published, version, _ in weights:
+    first_version = int(steps[0][1]['policy_version']) if steps else 0
+    for number, (published, _) in enumerate(losses, start=1):
+        version = first_version + number
         used = [t for t, s in steps if int(s['policy_version']) >= version and t >= published]
         if used:
             delays.append(used[0] - published)
+    blob_mb = len(pack_weights(build_models('inverse_dynamics', 'continuous'), 0)) / 1e6
     config = LearnerConfig()
     rounds = len(losses)
     samples_per_round = (
@@ -124,14 +121,18 @@ def main() -> None:
         'gaps_over_250ms': int(np.sum(intervals > 0.25)),
         'missed_steps': missed_steps,
         'versions_acted': len(versions_acted),
-        'weights_published': len(weights),
+        'weights_published': len(losses),
         'weights_delivery': delay,
-        'weights_blob_mb': (weights[-1][2] / 1e6) if weights else None,
+        'weights_blob_mb': blob_mb,
         'trainer_rounds_per_min': rounds / elapsed * 60,
         'trainer_samples_per_s': rounds * samples_per_round / elapsed,
         'forward_dynamics_loss_first_fifth': float(np.mean(head)) if fd else None,
         'forward_dynamics_loss_last_fifth': float(np.mean(tail)) if fd else None,
         'run_dir': run_dir,
+        'gaps': [
+            {'at_s': float(actions[i] - actions[0]), 'ms': float(1e3 * intervals[i])}
+            for i in np.flatnonzero(intervals > 0.25)
+        ],
     }
     rows = [
         ('duration (s)', f'{elapsed:.0f}'),
@@ -147,7 +148,7 @@ def main() -> None:
             'weights delivery p50 / max (ms)',
             f'{delay.get("p50_ms", float("nan")):.0f} / {delay.get("max_ms", float("nan")):.0f}',
         ),
-        ('weights blob (MB)', f'{data["weights_blob_mb"]:.1f}' if weights else 'n/a'),
+        ('weights blob (MB)', f'{blob_mb:.1f}'),
         ('trainer rounds / min', f'{data["trainer_rounds_per_min"]:.1f}'),
         ('trainer samples / s', f'{data["trainer_samples_per_s"]:.0f}'),
         (

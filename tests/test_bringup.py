@@ -120,13 +120,13 @@ def test_a_node_that_dies_stops_the_graph(tmp_path):
 
 def test_bad_arguments_are_refused_clearly():
     result = subprocess.run(
-        [sys.executable, '-m', 'pamiq.cli', 'up', 'agent:=curiosity'],
+        [sys.executable, '-m', 'pamiq.cli', 'up', 'agent:=clever'],
         capture_output=True,
         text=True,
         timeout=60,
     )
     assert result.returncode == 2
-    assert 'agent:=curiosity is not available yet' in result.stderr
+    assert 'agent:=clever is not one of curiosity, random' in result.stderr
     result = subprocess.run(
         [sys.executable, '-m', 'pamiq.cli', 'up', 'wrld:=doom'],
         capture_output=True,
@@ -192,3 +192,24 @@ def test_curiosity_graph_learns_while_acting_and_survives_a_trainer_kill(probe, 
     finally:
         code = up.stop(60.0)
     assert code == 0, up.output()
+
+
+def test_a_killed_supervisor_takes_its_nodes_with_it(tmp_path):
+    port = free_udp_port()
+    up = PamiqUp('world:=doom', 'agent:=random', f'osc_port:={port}', f'run_dir:={tmp_path}')
+    assert wait_until(lambda: up.output().count('(pid ') == 3, 30.0), up.output()
+    pids = [int(part.split(')')[0]) for part in up.output().split('(pid ')[1:]]
+    up.process.kill()
+    up.process.wait(10)
+
+    def alive(pid: int) -> bool:
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return False
+        with open(f'/proc/{pid}/stat') as stat:  # a zombie is gone for our purposes
+            return stat.read().split(')')[1].split()[0] != 'Z'
+
+    assert wait_until(lambda: not any(alive(pid) for pid in pids), 15.0), [
+        p for p in pids if alive(p)
+    ]

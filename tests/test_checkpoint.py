@@ -299,7 +299,7 @@ def test_missing_key_and_missing_optimizer_are_rejected(tmp_path):
     fresh = make_models()
     log = Log()
     assert load_latest_checkpoint(str(tmp_path), fresh, None, log) is None
-    assert "model 'policy' keys mismatch: unexpected ['3.weight', '3.bias']" in log[0]
+    assert "model 'policy' keys mismatch: unexpected ['3.bias', '3.weight']" in log[0]
 
     save_checkpoint(str(tmp_path), 2, make_models(), {}, COUNTERS)
     log.clear()

@@ -78,10 +78,5 @@ def test_every_launch_argument_is_documented_and_the_params_file_covers_every_no
     assert all(description for _, description in LAUNCH_ARGUMENTS.values())
     with open(default_params_file()) as stream:
         params = yaml.safe_load(stream)
-    assert set(params) == {
-        '/**/camera',
-        '/**/world',
-        '/**/agent',
-        '/**/osc_actuator',
-        '/**/trainer',
-    }
+    nodes = ('camera', 'world', 'agent', 'osc_actuator', 'trainer', 'recorder')
+    assert set(params) == {f'/**/{node}' for node in nodes}

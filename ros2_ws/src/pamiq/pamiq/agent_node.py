@@ -89,6 +89,7 @@ class Agent(Node):
         self.rejected_weights = 0
         self.step_ms: list[float] = []
         self.reported_steps = 0
+        self.last_frame = 0.0
 
         self.observation_pub = self.create_publisher(Image, 'agent/observation', qos.OBSERVATION)
         self.action_pub = self.create_publisher(JointState, 'action', qos.ACTION)
@@ -123,6 +124,11 @@ class Agent(Node):
 
     def image_callback(self, msg: Image) -> None:
         started = time.perf_counter()
+        if self.last_frame and started - self.last_frame > 0.25:
+            self.get_logger().warning(
+                f'{1e3 * (started - self.last_frame):.0f} ms since the previous frame'
+            )
+        self.last_frame = started
         try:
             frame = image_to_numpy(msg, 'rgb8')
         except ImageConversionError as error:
@@ -159,6 +165,8 @@ class Agent(Node):
             self.reward_pub.publish(Float32(data=result.reward))
         self.steps += 1
         self.step_ms.append((time.perf_counter() - started) * 1e3)
+        if self.step_ms[-1] > 50.0:
+            self.get_logger().warning(f'slow step: {self.step_ms[-1]:.0f} ms')
 
     def weights_callback(self, msg: UInt8MultiArray) -> None:
         try:

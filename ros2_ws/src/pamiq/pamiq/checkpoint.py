@@ -301,7 +301,7 @@ def _read_and_validate(
         got = {k[len(prefix) :]: t for k, t in tensors.items() if k.startswith(prefix)}
         reference = module.state_dict()
         missing = [k for k in reference if k not in got]
-        unexpected = [k for k in got if k not in reference]
+        unexpected = sorted(k for k in got if k not in reference)
         if missing or unexpected:
             raise _Unusable(f'model {name!r} keys mismatch: {_diff_text(missing, unexpected)}')
         for key, ref in reference.items():

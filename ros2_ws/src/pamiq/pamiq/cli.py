@@ -79,8 +79,9 @@ def replay_command(args: argparse.Namespace) -> int:
 
     remaps = dict(parse_remap(item) for item in args.remap)
     published = replay(
-        args.bags, args.rate, args.loop, args.start, args.topics, remaps, not args.no_clock
-    )
+        args.bags, args.rate, args.loop, args.start, args.topics, remaps, not args.no_clock,
+        discovery_wait=args.delay,
+    )  # fmt: skip
     return 0 if published else 1
 
 
@@ -117,7 +118,8 @@ def train_command(args: argparse.Namespace) -> int:
         {**learner.counters(), 'offline_transitions': int(result['transitions'])},
     )  # fmt: skip
     print(
-        f'checkpoint {path}: start the graph with run_dir:={os.path.abspath(args.run_dir)} to use it'
+        f'checkpoint {path}: start the graph with '
+        f'run_dir:={os.path.abspath(args.run_dir)} to use it'
     )
     return 0
 
@@ -162,6 +164,60 @@ def build_parser() -> argparse.ArgumentParser:
         action='store_true',
         help="use pamiq's own process supervisor even if ros2 launch is available",
     )
+
+    rec = commands.add_parser(
+        'record', help='record a running graph into rosbag2 bags (Ctrl-C stops)'
+    )
+    rec.add_argument(
+        '--run-dir', default='runs/recordings', help='bags go to <run-dir>/bags/<date-time>/'
+    )
+    rec.add_argument('--output', default='', help='session directory instead of the default')
+    rec.add_argument('--images', action='store_true', help='also record camera/image_raw (large)')
+    rec.add_argument('--storage', default='mcap', choices=('mcap', 'sqlite3'))
+    rec.add_argument('--namespace', default='pamiq')
+
+    rep = commands.add_parser(
+        'replay', help='publish recorded bags on their topics, with their timing'
+    )
+    rep.add_argument('bags', nargs='+', help='bag (split) or session directories')
+    rep.add_argument('--rate', type=float, default=1.0, help='playback speed factor')
+    rep.add_argument('--loop', action='store_true')
+    rep.add_argument(
+        '--start', type=float, default=0.0, help='seconds into the recording to start at'
+    )
+    rep.add_argument(
+        '--topics', nargs='*', default=[], help='only these topics (full or relative)'
+    )
+    rep.add_argument('--remap', nargs='*', default=[], metavar='from:=to', help='e.g. a:=b')
+    rep.add_argument('--no-clock', action='store_true', help='do not publish /clock')
+    rep.add_argument(
+        '--delay', type=float, default=1.0, help='seconds for subscribers to connect first'
+    )
+
+    train = commands.add_parser('train', help='learn encoder + forward model from bags, offline')
+    train.add_argument('--from-bag', nargs='+', required=True, metavar='BAG')
+    train.add_argument('--run-dir', required=True, help='checkpoint goes (and resumes from) here')
+    train.add_argument(
+        '--epochs', type=float, default=3.0, help='passes over the data (the original: 3)'
+    )
+    train.add_argument('--batch-size', type=int, default=32)
+    train.add_argument(
+        '--encoder', default='inverse_dynamics', choices=('inverse_dynamics', 'vae')
+    )
+    train.add_argument('--action-space', default='continuous', choices=('continuous', 'discrete'))
+    train.add_argument('--device', default='auto', choices=('auto', 'cpu', 'cuda'))
+    train.add_argument('--seed', type=int, default=0)
+
+    bag = commands.add_parser('bag', help='inspect or export a recorded bag')
+    bag_commands = bag.add_subparsers(dest='bag_command', required=True)
+    info = bag_commands.add_parser('info', help='topics, counts, duration, rates')
+    info.add_argument('bag')
+    export = bag_commands.add_parser('export', help='write an image stream to .mp4 or .gif')
+    export.add_argument('bag')
+    export.add_argument('-o', '--output', required=True)
+    export.add_argument('--topic', default='agent/observation')
+    export.add_argument('--fps', type=float, default=10.0)
+    export.add_argument('--scale', type=int, default=4, help='enlarge each frame this many times')
     return parser
 
 

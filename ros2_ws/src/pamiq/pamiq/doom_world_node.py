@@ -154,6 +154,7 @@ class DoomWorld(Node):
         self.episode = 0
         self.start_time = time.monotonic()
         self.tics = 0
+        self.last_tick = 0.0
         self.travelled = 0.0
         self.last_xy: tuple[float, float] | None = None
 
@@ -220,6 +221,12 @@ class DoomWorld(Node):
         return server
 
     def tick_callback(self) -> None:
+        now = time.monotonic()
+        if self.last_tick and now - self.last_tick > 0.25:
+            self.get_logger().warning(
+                f'{1e3 * (now - self.last_tick):.0f} ms since the previous tick'
+            )
+        self.last_tick = now
         # Advance as many tics as wall time demands, so the world runs in real time even if a
         # callback is late; cap the catch-up so a long stall does not fast-forward the game.
         due = int((time.monotonic() - self.start_time) * TICRATE)

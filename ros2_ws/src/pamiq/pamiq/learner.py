@@ -51,9 +51,14 @@ class LearnerConfig:
     """Transitions needed before the encoder and forward dynamics train at all."""
     max_policy_lag: int = 8
     """Steps acted by a policy this many versions older than the trainer's are not used for PPO."""
-    normalize_reward: bool = False
-    """Divide rewards by the running std of their discounted sum (large-scale curiosity); the
-    original did not."""
+    normalize_reward: bool = True
+    """Divide rewards by the running std of their discounted sum (large-scale curiosity). The
+    original did not, but its rewards were tiny (~0.005); with a layer-normalised embedding they
+    are ~0.3 and the unnormalised returns (~30) swamp PPO's value loss."""
+    encoder_lr_decay_rounds: float = 10.0
+    """The encoder's learning rate is lr / (1 + rounds / this): the embedding settles, so the
+    forward model (and the curiosity reward) stop chasing a moving target. 0: constant (the
+    original)."""
     ppo: PPOConfig = field(default_factory=PPOConfig)
 
 
@@ -219,6 +224,11 @@ class Learner:
 
     def train_model(self, name: str, batches: int, loss_fn, should_stop) -> float:
         model, optimizer = self.models[name], self.optimizers[name]
+        if name == 'encoder' and self.config.encoder_lr_decay_rounds > 0:
+            for group in optimizer.param_groups:
+                group['lr'] = LEARNING_RATES[name] / (
+                    1 + self.rounds / self.config.encoder_lr_decay_rounds
+                )
         model.train()
         total = 0.0
         done = 0

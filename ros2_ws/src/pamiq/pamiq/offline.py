@@ -23,7 +23,7 @@ STEP_TOPICS = ('agent/observation', 'action', 'agent/step')
 
 
 def load_steps(paths: list[str], action_space: str) -> tuple[list[Step], int]:
-    """Steps recorded in the bags, in step order; returns them and how many frames were incomplete."""
+    """Steps recorded in the bags, in step order, and the number of incomplete frames."""
     pending: dict[tuple[int, int], dict[str, object]] = {}
     steps: list[Step] = []
     for message in read_messages(paths):
@@ -92,13 +92,15 @@ def pretrain(
             loss = learner.train_model(name, chunk, loss_fn, should_stop)
             done += chunk
             say(
-                f'{name}: {done}/{batches} minibatches ({100 * done / batches:.0f} %), loss {loss:.4g}'
+                f'{name}: {done}/{batches} minibatches ({100 * done / batches:.0f} %), '
+                f'loss {loss:.4g}'
             )
     with torch.no_grad():
         after = float(learner.dynamics_loss(*evaluation))
     learner.version += 1
     say(
-        f'trained on {transitions} transitions in {time.monotonic() - started:.1f} s; forward-dynamics loss {before:.4g} -> {after:.4g}'
+        f'trained on {transitions} transitions in {time.monotonic() - started:.1f} s; '
+        f'forward-dynamics loss {before:.4g} -> {after:.4g}'
     )
     return {
         'forward_dynamics_before': before,

@@ -29,8 +29,10 @@ def declare(
 ) -> Any:
     """Declare `name` with a descriptor and return its (validated) value.
 
-    A range is enforced by rclpy itself (also for `ros2 param set`); choices are checked here
-    and described in `additional_constraints`.
+    A range is enforced by rclpy itself (also for `ros2 param set`, which is then refused with
+    the reason); choices are checked here and described in `additional_constraints`. A parameter
+    that is not read-only may change at run time: the node attribute of the same name, if it
+    has one, follows the new value.
     """
     descriptor = ParameterDescriptor(description=description, read_only=read_only)
     if low is not None and high is not None:
@@ -50,4 +52,20 @@ def declare(
         raise ParameterError(
             f"parameter '{name}' is {value!r}; expected one of {', '.join(choices)}"
         )
+    if not read_only:
+        follow_at_run_time(node, name)
     return value
+
+
+def follow_at_run_time(node: Node, name: str) -> None:
+    live: set[str] | None = getattr(node, '_live_parameters', None)
+    if live is None:
+        live = node._live_parameters = set()
+
+        def apply(parameters) -> None:
+            for parameter in parameters:
+                if parameter.name in live and hasattr(node, parameter.name):
+                    setattr(node, parameter.name, parameter.value)
+
+        node.add_post_set_parameters_callback(apply)
+    live.add(name)

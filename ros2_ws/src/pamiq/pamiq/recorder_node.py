@@ -108,6 +108,7 @@ class Recorder(Node):
             )
 
     def write_loop(self) -> None:
+        # The writer lives on this thread only (sqlite3 objects must stay on their thread).
         while (item := self.queue.get()) is not None:
             try:
                 self.writer.write(*item)
@@ -116,11 +117,11 @@ class Recorder(Node):
                 self.get_logger().error(
                     f'cannot write the bag: {error}', throttle_duration_sec=5.0
                 )
+        self.writer.close()
 
     def shutdown(self) -> None:
-        self.queue.put(None)
+        self.queue.put(None)  # after everything already queued: nothing received is lost
         self.thread.join(timeout=30.0)
-        self.writer.close()
         print(
             f'[recorder] {self.writer.messages} messages in {len(self.writer.closed)} splits',
             flush=True,

@@ -52,6 +52,19 @@ class Replayer(Node):
         self.pubs[topic].publish(data)
 
 
+def wait_for_discovery(node: Replayer, minimum: float, limit: float = 5.0) -> None:
+    """Wait `minimum` seconds, then until the subscriber counts have been steady for 0.5 s."""
+    started = time.monotonic()
+    counts, steady_since = None, started
+    while time.monotonic() - started < limit:
+        now_counts = [pub.get_subscription_count() for pub in node.pubs.values()]
+        if now_counts != counts:
+            counts, steady_since = now_counts, time.monotonic()
+        if time.monotonic() - started >= minimum and time.monotonic() - steady_since >= 0.5:
+            return
+        time.sleep(0.05)
+
+
 def replay(
     paths: list[str],
     rate: float = 1.0,
@@ -81,7 +94,7 @@ def replay(
         # Publishers first, then a pause: subscribers match before the first message goes out.
         for topic, msgtype in {(remapped(m.topic, remaps), m.msgtype) for m in messages}:
             node.advertise(topic, msgtype)
-        time.sleep(discovery_wait)
+        wait_for_discovery(node, discovery_wait)
         say(
             f'replaying {len(messages)} messages over {span:.1f} s at rate {rate:g}'
             + (' (looping)' if loop else '')
@@ -98,7 +111,8 @@ def replay(
                 if time.monotonic() - last_report > 5.0:
                     last_report = time.monotonic()
                     say(
-                        f'{(message.timestamp - first) / 1e9:.1f} / {span:.1f} s, {published} messages'
+                        f'{(message.timestamp - first) / 1e9:.1f} / {span:.1f} s, '
+                        f'{published} messages'
                     )
             if not loop:
                 break

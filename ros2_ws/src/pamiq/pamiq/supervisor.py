@@ -46,6 +46,19 @@ def write_overrides(spec: NodeSpec, args: BringupArgs, directory: str) -> str | 
     return path
 
 
+def die_with_parent() -> None:
+    """In the child, before exec: get SIGTERM if the supervisor dies, even by SIGKILL (Linux).
+
+    The children run in sessions of their own (so Ctrl-C reaches them only through us); without
+    this, a killed supervisor would leave the whole graph running as orphans.
+    """
+    if sys.platform.startswith('linux'):
+        import ctypes
+
+        PR_SET_PDEATHSIG = 1
+        ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
+
+
 class Child:
     """One node process, its output pumped to our stdout with a prefix and to a log file."""
 
@@ -60,6 +73,7 @@ class Child:
         # A new session keeps the terminal's Ctrl-C away from the child: we forward it in order.
         self.process = subprocess.Popen(
             self.command,
+            preexec_fn=die_with_parent,
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
             env=env,

@@ -164,8 +164,16 @@ class Trainer(Node):
             ),
             normalize_reward=d(
                 'normalize_reward',
-                False,
+                True,
                 'Normalise rewards by the std of their discounted sum',
+                read_only=True,
+            ),
+            encoder_lr_decay_rounds=d(
+                'encoder_lr_decay_rounds',
+                10.0,
+                'Encoder lr = lr / (1 + rounds / this); 0: constant',
+                low=0.0,
+                high=1e9,
                 read_only=True,
             ),
         )
@@ -178,6 +186,7 @@ class Trainer(Node):
         )
         if resumed is not None:
             self.learner.version = resumed['version']
+            self.learner.rounds = int(resumed['counters'].get('rounds', 0))
             self.get_logger().info(
                 f'resumed from {resumed["path"]} at version {resumed["version"]}'
             )

@@ -149,7 +149,7 @@ def unpack_weights(
         reference = module.state_dict()
         got = state_dicts[name]
         missing = [k for k in reference if k not in got]
-        unexpected = [k for k in got if k not in reference]
+        unexpected = sorted(k for k in got if k not in reference)
         if missing or unexpected:
             raise WeightsError(
                 f'{name}: state-dict keys mismatch: {_diff_text(missing, unexpected)}'
