@@ -9,6 +9,7 @@ new weights from `trainer/weights`, validated off the acting path and swapped be
 
 from __future__ import annotations
 
+from collections import deque
 import queue
 import threading
 import time
@@ -16,10 +17,12 @@ import time
 from rclpy.node import Node
 from sensor_msgs.msg import Image, JointState
 from std_msgs.msg import Float32, UInt8MultiArray
+from std_srvs.srv import SetBool
 import torch
 
-from pamiq import messages, qos, spin
+from pamiq import messages, qos, spin, vrchat
 from pamiq.checkpoint import load_latest_checkpoint
+from pamiq.diagnostics import ERROR, OK, Diagnostics, RateMeter, rate_level
 from pamiq.image_conversion import ImageConversionError, image_to_numpy, numpy_to_image
 from pamiq.parameters import declare
 from pamiq.preprocessing import preprocess
@@ -58,6 +61,13 @@ class Agent(Node):
             high=2**31 - 1,
             read_only=True,
         )
+        self.expected_rate = d(
+            'expected_rate',
+            10.0,
+            'Action rate below which diagnostics warn (80 %)',
+            low=0.1,
+            high=120.0,
+        )
         threads = d(
             'torch_threads',
             1,
@@ -90,6 +100,10 @@ class Agent(Node):
         self.step_ms: list[float] = []
         self.reported_steps = 0
         self.last_frame = 0.0
+        self.active = True
+        self.frames = RateMeter()
+        self.acted = RateMeter()
+        self.latencies: deque[float] = deque(maxlen=100)
 
         self.observation_pub = self.create_publisher(Image, 'agent/observation', qos.OBSERVATION)
         self.action_pub = self.create_publisher(JointState, 'action', qos.ACTION)
@@ -106,8 +120,13 @@ class Agent(Node):
         self.image_sub = self.create_subscription(
             Image, 'camera/image_raw', self.image_callback, qos.IMAGE
         )
+        self.active_srv = self.create_service(
+            SetBool, 'agent/set_active', self.set_active_callback
+        )
         if self.report_period > 0:
             self.report_timer = self.create_timer(self.report_period, self.report_callback)
+        self.diagnostics = Diagnostics(self, 'agent')
+        self.diagnostics.add('acting', self.acting_check)
         self.get_logger().info(f'{policy} policy, {self.action_space} actions')
 
     def resume(self, run_dir: str) -> None:
@@ -129,6 +148,9 @@ class Agent(Node):
                 f'{1e3 * (started - self.last_frame):.0f} ms since the previous frame'
             )
         self.last_frame = started
+        self.frames.tick()
+        if not self.active:
+            return
         try:
             frame = image_to_numpy(msg, 'rgb8')
         except ImageConversionError as error:
@@ -164,9 +186,67 @@ class Agent(Node):
             )
             self.reward_pub.publish(Float32(data=result.reward))
         self.steps += 1
+        self.acted.tick()
         self.step_ms.append((time.perf_counter() - started) * 1e3)
+        self.latencies.append(self.step_ms[-1])
         if self.step_ms[-1] > 50.0:
             self.get_logger().warning(f'slow step: {self.step_ms[-1]:.0f} ms')
+
+    def set_active_callback(
+        self, request: SetBool.Request, response: SetBool.Response
+    ) -> SetBool.Response:
+        if request.data == self.active:
+            response.success, response.message = (
+                True,
+                'already ' + ('acting' if self.active else 'paused'),
+            )
+            return response
+        self.active = request.data
+        if not self.active:
+            # One neutral command now: the actuator releases every input within this period.
+            neutral = JointState(
+                name=list(vrchat.NEUTRAL_VALUES), position=[0.0] * len(vrchat.NEUTRAL_VALUES)
+            )
+            neutral.header.stamp = self.get_clock().now().to_msg()
+            self.action_pub.publish(neutral)
+        # A skipped step index tells the trainer not to link steps across the pause.
+        self.steps += 1
+        if self.learning:
+            self.policy.reset()
+        response.success = True
+        response.message = 'acting' if self.active else 'paused: inputs neutral'
+        self.get_logger().info(response.message)
+        return response
+
+    def acting_check(self):
+        rate = self.acted.rate()
+        latency = sorted(self.latencies)
+        values = {
+            'action rate (Hz)': rate,
+            'step p50 (ms)': latency[len(latency) // 2] if latency else 0.0,
+            'step max (ms)': latency[-1] if latency else 0.0,
+            'actions': self.steps,
+            'rejected frames': self.rejected_frames,
+            'rejected weights': self.rejected_weights,
+            'weights version': self.policy.version if self.learning else 'n/a',
+        }
+        if not self.active:
+            return OK, 'paused (agent/set_active)', values
+        if not self.frames.times and time.monotonic() - self.frames.started < 10.0:
+            return OK, 'waiting for the first camera frame', values
+        if self.frames.age() > 2.0:
+            return (
+                ERROR,
+                f'no camera frame for {self.frames.age():.1f} s: no action for 2 s',
+                values,
+            )
+        level = rate_level(rate, self.expected_rate, self.frames.started)
+        return (
+            level,
+            f'acting at {rate:.1f} Hz'
+            + ('' if level == OK else f' (target {self.expected_rate:g} Hz)'),
+            values,
+        )
 
     def weights_callback(self, msg: UInt8MultiArray) -> None:
         try:

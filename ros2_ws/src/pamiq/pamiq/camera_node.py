@@ -19,6 +19,7 @@ from rclpy.time import Time
 from sensor_msgs.msg import Image
 
 from pamiq import qos, spin
+from pamiq.diagnostics import ERROR, Diagnostics, RateMeter, rate_level
 from pamiq.image_conversion import numpy_to_image
 from pamiq.parameters import ParameterError, declare
 
@@ -92,7 +93,13 @@ class VideoSource:
                 return None, 0.0
             return latest if latest is not None else (np.empty(0), 0.0)
         ok, frame = self.capture.read()
-        if not ok and self.loop and self.capture.set(cv2.CAP_PROP_POS_FRAMES, 0):
+        # An open file reads on after it was deleted: loop only while it is still there.
+        if (
+            not ok
+            and self.loop
+            and os.path.exists(self.source)
+            and self.capture.set(cv2.CAP_PROP_POS_FRAMES, 0)
+        ):
             ok, frame = self.capture.read()
         return (frame if ok else None), time.time()
 
@@ -172,6 +179,9 @@ class Camera(Node):
 
         self.image_pub = self.create_publisher(Image, 'camera/image_raw', qos.IMAGE)
         self.timer = self.create_timer(1.0 / rate, self.timer_callback)
+        self.rate, self.meter = rate, RateMeter()
+        self.diagnostics = Diagnostics(self, f'camera {camera}')
+        self.diagnostics.add('camera', self.camera_check)
         self.open_source()
 
     def open_source(self) -> None:
@@ -217,6 +227,23 @@ class Camera(Node):
             stamp = Time(nanoseconds=int(captured * 1e9)).to_msg()
         self.image_pub.publish(numpy_to_image(frame, 'bgr8', stamp, self.frame_id))
         self.published += 1
+        self.meter.tick()
+
+    def camera_check(self):
+        values = {
+            'source': str(self.video.source),
+            'rate (Hz)': self.meter.rate(),
+            'published': self.published,
+            'bad frames': self.bad_frames,
+            'open failures': self.failures,
+        }
+        source = f'camera source {self.video.source!r}'
+        if self.video.capture is None:
+            return ERROR, f'{source} lost or not open; retrying (attempt {self.failures})', values
+        if self.meter.age() > 2.0:
+            return ERROR, f'{source} gives no frames for {self.meter.age():.0f} s', values
+        level = rate_level(self.meter.rate(), self.rate, self.meter.started)
+        return level, f'{source} at {self.meter.rate():.1f} Hz', values
 
     def shutdown(self) -> None:
         self.video.stopped.set()

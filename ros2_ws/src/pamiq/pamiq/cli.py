@@ -44,7 +44,7 @@ def with_own_prefix_in_ament_path(env: dict[str, str]) -> dict[str, str]:
     return env
 
 
-def up(launch_args: list[str], supervise: bool) -> int:
+def up(launch_args: list[str], supervise: bool, quiet: bool = False) -> int:
     args = BringupArgs.from_strings(parse_launch_arguments(launch_args))
     os.makedirs(args.run_dir, exist_ok=True)
     if not supervise and launch_tools_available():
@@ -55,7 +55,16 @@ def up(launch_args: list[str], supervise: bool) -> int:
     from pamiq.supervisor import Supervisor
 
     print(f'[pamiq] run directory {args.run_dir}', flush=True)
-    return Supervisor(args, graph(args)).run()
+    status = None
+    if not quiet:
+        from pamiq.status import StatusLine
+
+        status = StatusLine(args.namespace, args.run_dir, lambda line: print(line, flush=True))
+    try:
+        return Supervisor(args, graph(args)).run()
+    finally:
+        if status is not None:
+            status.stop()
 
 
 def record(args: argparse.Namespace) -> int:
@@ -130,6 +139,20 @@ def torch_cuda() -> bool:
     return torch.cuda.is_available()
 
 
+def ctl_command(args: argparse.Namespace) -> int:
+    from pamiq.ctl import ctl
+
+    return ctl(args.verb, args.namespace)
+
+
+def report_command(args: argparse.Namespace) -> int:
+    from pamiq.report import write_report
+
+    for path in write_report(args.run_dir, args.output or None, print):
+        print(f'wrote {path}')
+    return 0
+
+
 def bag_command(args: argparse.Namespace) -> int:
     from pamiq.bag_tools import bag_info, export_video
 
@@ -164,6 +187,7 @@ def build_parser() -> argparse.ArgumentParser:
         action='store_true',
         help="use pamiq's own process supervisor even if ros2 launch is available",
     )
+    up_parser.add_argument('--quiet', action='store_true', help='no live status line')
 
     rec = commands.add_parser(
         'record', help='record a running graph into rosbag2 bags (Ctrl-C stops)'
@@ -208,6 +232,16 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument('--device', default='auto', choices=('auto', 'cpu', 'cuda'))
     train.add_argument('--seed', type=int, default=0)
 
+    ctl = commands.add_parser('ctl', help='pause, resume, save or check a running graph')
+    ctl.add_argument('verb', choices=('pause', 'resume', 'save', 'status'))
+    ctl.add_argument('--namespace', default='pamiq')
+
+    report = commands.add_parser('report', help='write PNG plots of a run directory')
+    report.add_argument('run_dir')
+    report.add_argument(
+        '--output', default='', help='where the PNGs go (default: <run_dir>/report)'
+    )
+
     bag = commands.add_parser('bag', help='inspect or export a recorded bag')
     bag_commands = bag.add_subparsers(dest='bag_command', required=True)
     info = bag_commands.add_parser('info', help='topics, counts, duration, rates')
@@ -224,11 +258,13 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     commands = {
-        'up': lambda: up(args.launch_args, args.supervise),
+        'up': lambda: up(args.launch_args, args.supervise, args.quiet),
         'record': lambda: record(args),
         'replay': lambda: replay_command(args),
         'train': lambda: train_command(args),
         'bag': lambda: bag_command(args),
+        'ctl': lambda: ctl_command(args),
+        'report': lambda: report_command(args),
     }
     try:
         return commands[args.command]()

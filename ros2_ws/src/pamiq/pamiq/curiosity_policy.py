@@ -27,6 +27,18 @@ class StepResult:
     version: int  # the policy version that acted
 
 
+@torch.inference_mode()
+def warm_up(models: dict[str, torch.nn.Module], action_space: str) -> None:
+    """One dummy step through a model set, here rather than in the first real step: the first
+    use of a set costs PyTorch a few hundred milliseconds (seen as the one late action after
+    the first weights swap)."""
+    obs = torch.zeros(1, 3, 84, 84)
+    embed = models['encoder'].embed(obs)
+    action, _, _, _ = models['policy'].get_action_and_value(obs)
+    features = action_features(action, action_space)
+    models['forward_dynamics'](torch.zeros_like(features), embed, features)
+
+
 class CuriosityPolicy:
     def __init__(self, encoder: str, action_space: str, seed: int = 0) -> None:
         self.encoder, self.action_space = encoder, action_space
@@ -43,6 +55,7 @@ class CuriosityPolicy:
         models = build_models(self.encoder, self.action_space)
         for model in models.values():
             model.eval()
+        warm_up(models, self.action_space)
         return models
 
     def swap(self, version: int, state_dicts) -> None:
@@ -52,6 +65,7 @@ class CuriosityPolicy:
         set it started with (steps take milliseconds, updates come seconds apart).
         """
         load_into(self.spare, state_dicts)
+        warm_up(self.spare, self.action_space)
         loaded = self.spare
         self.spare = self.active[0]
         self.active = (loaded, version)
@@ -63,6 +77,11 @@ class CuriosityPolicy:
     @property
     def version(self) -> int:
         return self.active[1]
+
+    def reset(self) -> None:
+        """Forget a_{t-1} and the pending prediction: the next frame starts a new sequence."""
+        self.previous_action = None
+        self.predicted = None
 
     @torch.inference_mode()
     def step(self, observation: np.ndarray) -> StepResult:

@@ -22,6 +22,7 @@ from std_srvs.srv import Trigger
 import vizdoom as vzd
 
 from pamiq import qos, spin, vrchat
+from pamiq.diagnostics import Diagnostics, RateMeter, rate_level
 from pamiq.image_conversion import numpy_to_image
 from pamiq.parameters import ParameterError, declare
 
@@ -162,6 +163,9 @@ class DoomWorld(Node):
         self.pose_pub = self.create_publisher(PoseStamped, 'world/pose', qos.DEFAULT)
         self.reset_srv = self.create_service(Trigger, 'world/reset', self.reset_callback)
         self.tick_timer = self.create_timer(1.0 / rate, self.tick_callback)
+        self.rate, self.meter = rate, RateMeter()
+        self.diagnostics = Diagnostics(self, f'vizdoom {scenario}')
+        self.diagnostics.add('world', self.world_check)
         if report_period > 0:
             self.report_timer = self.create_timer(report_period, self.report_callback)
         self.get_logger().info(
@@ -248,6 +252,7 @@ class DoomWorld(Node):
             return
         stamp = self.get_clock().now().to_msg()
         self.image_pub.publish(numpy_to_image(state.screen_buffer, 'rgb8', stamp, 'doom_camera'))
+        self.meter.tick()
         x, y, angle = (float(v) for v in state.game_variables)
         if self.last_xy is not None:
             self.travelled += math.dist(self.last_xy, (x, y))
@@ -259,6 +264,18 @@ class DoomWorld(Node):
         yaw = math.radians(angle)
         pose.pose.orientation.z, pose.pose.orientation.w = math.sin(yaw / 2), math.cos(yaw / 2)
         self.pose_pub.publish(pose)
+
+    def world_check(self):
+        x, y = self.last_xy or (math.nan, math.nan)
+        values = {
+            'frame rate (Hz)': self.meter.rate(),
+            'episode': self.episode,
+            'position': f'({x:.0f}, {y:.0f})',
+            'OSC packets received': self.inputs.packets,
+            'OSC input': f'udp://{self.osc_host}:{self.osc_port}',
+        }
+        level = rate_level(self.meter.rate(), self.rate, self.meter.started)
+        return level, f'episode {self.episode}, frames at {self.meter.rate():.1f} Hz', values
 
     def report_callback(self) -> None:
         x, y = self.last_xy or (math.nan, math.nan)

@@ -55,7 +55,7 @@ class LearnerConfig:
     """Divide rewards by the running std of their discounted sum (large-scale curiosity). The
     original did not, but its rewards were tiny (~0.005); with a layer-normalised embedding they
     are ~0.3 and the unnormalised returns (~30) swamp PPO's value loss."""
-    encoder_lr_decay_rounds: float = 10.0
+    encoder_lr_decay_rounds: float = 3.0
     """The encoder's learning rate is lr / (1 + rounds / this): the embedding settles, so the
     forward model (and the curiosity reward) stop chasing a moving target. 0: constant (the
     original)."""
@@ -148,6 +148,7 @@ class Learner:
         self.samples = 0
         self.gaps = 0
         self.stale = 0
+        self.skipped = 0  # whole rollouts never trained on: the trainer fell behind
 
     # --- data in (ROS thread) ----------------------------------------------------------------
     def add(self, step: Step) -> None:
@@ -183,6 +184,8 @@ class Learner:
             return
         self.current.append(step)
         if len(self.current) == self.config.rollout_length:
+            if len(self.rollouts) == self.rollouts.maxlen:
+                self.skipped += 1
             # The step after the rollout supplies r_T and the bootstrap value V(o_T).
             self.rollouts.append([*self.current, following])
             self.current = []
@@ -196,6 +199,7 @@ class Learner:
         """One round: encoder, forward dynamics, PPO on the newest rollout; returns the losses."""
         with self.lock:
             steps = self.rollouts.pop()
+            self.skipped += len(self.rollouts)
             self.rollouts.clear()  # older ones were acted by an older policy: skip them
         losses: dict[str, float] = {}
         encoder_name = self.config.encoder

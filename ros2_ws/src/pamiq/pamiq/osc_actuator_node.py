@@ -8,33 +8,53 @@ command arrived for `timeout` seconds, and shutdown sends all of VRChat's reset 
 
 from __future__ import annotations
 
+import socket
 import time
 
 from geometry_msgs.msg import Twist
-from pythonosc.udp_client import SimpleUDPClient
+from pythonosc.osc_message_builder import OscMessageBuilder
 from rclpy.node import Node
 from sensor_msgs.msg import JointState
 
 from pamiq import qos, spin, vrchat
+from pamiq.diagnostics import ERROR, OK, WARN, Diagnostics
 from pamiq.parameters import declare
 
 
 class OscSender:
-    """Sends VRChat inputs over UDP and remembers the last value sent for each input."""
+    """Sends VRChat inputs over UDP and remembers the last value sent for each input.
+
+    The socket is connected to the destination, so a closed port shows up (ECONNREFUSED on
+    the next send, from the ICMP reply) and an unreachable host fails the send: both are
+    counted and reported, and sending simply goes on.
+    """
 
     def __init__(self, host: str, port: int) -> None:
-        self.client = SimpleUDPClient(host, port)
+        self.destination = (host, port)
+        self.sock: socket.socket | None = None
         self.sent: dict[str, float | int] = {}
         self.errors = 0
         self.last_error = ''
+        self.last_error_time = 0.0
+        self.packets = 0
 
     def send(self, name: str, value: float | int) -> None:
+        builder = OscMessageBuilder(address=vrchat.address(name))
+        builder.add_arg(value)  # float -> OSC float32, int -> OSC int32
         try:
-            self.client.send_message(vrchat.address(name), value)
-        except OSError as error:  # e.g. no route / port unreachable: keep running, report
+            if self.sock is None:
+                self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+                self.sock.connect(self.destination)
+            self.sock.send(builder.build().dgram)
+        except OSError as error:  # no route, port closed, name not resolved: report, go on
             self.errors += 1
-            self.last_error = str(error)
+            self.last_error = f'{self.destination[0]}:{self.destination[1]}: {error}'
+            self.last_error_time = time.monotonic()
+            if not isinstance(error, ConnectionRefusedError) and self.sock is not None:
+                self.sock.close()
+                self.sock = None
             return
+        self.packets += 1
         self.sent[name] = value
 
 
@@ -113,6 +133,8 @@ class OscActuator(Node):
         )
         # 20 Hz: the watchdog and delayed re-presses are checked well inside one 10 Hz period.
         self.watchdog_timer = self.create_timer(0.05, self.watchdog_callback)
+        self.diagnostics = Diagnostics(self, 'osc')
+        self.diagnostics.add('osc output', self.osc_check)
         self.get_logger().info(f'sending VRChat OSC input to {host}:{port}')
 
     def action_callback(self, msg: JointState) -> None:
@@ -158,11 +180,26 @@ class OscActuator(Node):
             )
             self.send_all(vrchat.NEUTRAL_VALUES)
             self.neutral = True
-        if self.sender.errors:
+        if self.sender.errors and now - self.sender.last_error_time < 1.0:
             self.get_logger().error(
                 f'OSC send failed {self.sender.errors} times: {self.sender.last_error}',
                 throttle_duration_sec=5.0,
             )
+
+    def osc_check(self):
+        age = time.monotonic() - self.last_command
+        values = {
+            'destination': f'{self.sender.destination[0]}:{self.sender.destination[1]}',
+            'packets sent': self.sender.packets,
+            'send errors': self.sender.errors,
+            'rejected inputs': self.rejected,
+            'seconds since last command': age,
+        }
+        if self.sender.errors and time.monotonic() - self.sender.last_error_time < 5.0:
+            return ERROR, f'OSC send failing: {self.sender.last_error}', values
+        if age > 2.0:
+            return WARN, f'no action for {age:.0f} s (inputs neutral)', values
+        return OK, 'sending', values
 
     def send_all(self, values: dict[str, float | int]) -> None:
         self.pending_presses.clear()

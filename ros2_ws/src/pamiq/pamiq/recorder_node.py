@@ -16,6 +16,7 @@ from rclpy.node import Node
 
 from pamiq import qos, spin
 from pamiq.bags import IMAGE_TOPIC, SESSION_TOPICS, STORAGES, SplitWriter, message_class
+from pamiq.diagnostics import ERROR, OK, WARN, Diagnostics
 from pamiq.parameters import ParameterError, declare
 
 
@@ -96,6 +97,8 @@ class Recorder(Node):
             for (topic, msgtype), full_name in zip(topics.items(), full)
         ]
         self.get_logger().info(f'recording {len(full)} topics to {session} ({storage})')
+        self.diagnostics = Diagnostics(self, f'bags {storage}')
+        self.diagnostics.add('recording', self.recording_check)
 
     def enqueue(self, topic: str, data: bytes) -> None:
         stamp = self.get_clock().now().nanoseconds  # receive time, as ros2 bag record stores
@@ -112,12 +115,27 @@ class Recorder(Node):
         while (item := self.queue.get()) is not None:
             try:
                 self.writer.write(*item)
+                self.failed = ''
             except Exception as error:  # disk full, permissions: report, keep the node alive
                 self.failed = str(error)
                 self.get_logger().error(
                     f'cannot write the bag: {error}', throttle_duration_sec=5.0
                 )
         self.writer.close()
+
+    def recording_check(self):
+        values = {
+            'session': self.writer.directory,
+            'messages': self.writer.messages,
+            'closed splits': len(self.writer.closed),
+            'dropped (disk too slow)': self.dropped,
+            'queue': self.queue.qsize(),
+        }
+        if self.failed:
+            return ERROR, f'cannot write the bag: {self.failed}', values
+        if self.dropped:
+            return WARN, f'{self.dropped} messages dropped: the disk is too slow', values
+        return OK, f'{self.writer.messages} messages recorded', values
 
     def shutdown(self) -> None:
         self.queue.put(None)  # after everything already queued: nothing received is lost

@@ -80,7 +80,7 @@ def replay(
     if rate <= 0:
         raise ValueError(f'rate must be positive, got {rate}')
     topics, remaps = topics or [], remaps or {}
-    rclpy.init()
+    rclpy.init(args=[])
     node = Replayer(publish_clock)
     published = 0
     try:

@@ -17,10 +17,12 @@ import time
 from rclpy.node import Node
 from sensor_msgs.msg import Image, JointState
 from std_msgs.msg import Float32, UInt8MultiArray
+from std_srvs.srv import SetBool, Trigger
 import torch
 
 from pamiq import messages, qos, spin
 from pamiq.checkpoint import CheckpointError, load_latest_checkpoint, save_checkpoint
+from pamiq.diagnostics import ERROR, OK, WARN, Diagnostics
 from pamiq.image_conversion import ImageConversionError, image_to_numpy
 from pamiq.learner import Learner, LearnerConfig, Step
 from pamiq.parameters import ParameterError, declare
@@ -170,7 +172,7 @@ class Trainer(Node):
             ),
             encoder_lr_decay_rounds=d(
                 'encoder_lr_decay_rounds',
-                10.0,
+                3.0,
                 'Encoder lr = lr / (1 + rounds / this); 0: constant',
                 low=0.0,
                 high=1e9,
@@ -207,6 +209,20 @@ class Trainer(Node):
             JointState, 'agent/step', self.step_callback, qos.STEP
         )
         self.expire_timer = self.create_timer(0.5, self.expire_callback)
+        self.active = threading.Event()
+        self.active.set()
+        self.active_srv = self.create_service(
+            SetBool, 'trainer/set_active', self.set_active_callback
+        )
+        self.save_srv = self.create_service(Trigger, 'trainer/save', self.save_callback)
+        self.round_seconds = 0.0
+        self.last_error = ''
+        self.diagnostics = Diagnostics(self, f'torch {config.device}')
+        self.diagnostics.add('training', self.training_check)
+        self.tensorboard = open_tensorboard(os.path.join(self.run_dir, 'tb'), self.get_logger())
+        if self.tensorboard is not None:
+            table = '\n'.join(f'|{k}|{v}|' for k, v in sorted(vars(config).items()))
+            self.tensorboard.add_text('hyperparameters', '|parameter|value|\n|-|-|\n' + table)
         self.publish_weights()
         self.thread = threading.Thread(target=self.training_loop, name='training', daemon=True)
         self.thread.start()
@@ -277,7 +293,7 @@ class Trainer(Node):
     # --- training (own thread) -------------------------------------------------------------
     def training_loop(self) -> None:
         while not self.stopping.is_set():
-            if not self.learner.ready():
+            if not self.active.is_set() or not self.learner.ready():
                 self.stopping.wait(0.05)
                 continue
             started = time.monotonic()
@@ -285,9 +301,16 @@ class Trainer(Node):
                 losses = self.learner.train_round(self.stopping.is_set)
             if self.stopping.is_set():
                 return
+            self.round_seconds = time.monotonic() - started
             self.publish_weights()
             self.publish_losses(losses)
             rounds = self.learner.rounds
+            if self.tensorboard is not None:
+                for key, value in losses.items():
+                    self.tensorboard.add_scalar(key, value, rounds)
+                self.tensorboard.add_scalar('charts/round_seconds', self.round_seconds, rounds)
+                self.tensorboard.add_scalar('charts/samples', self.learner.samples, rounds)
+                self.tensorboard.flush()
             self.get_logger().info(
                 f'round {rounds} in {time.monotonic() - started:.1f} s: '
                 f'version {self.learner.version}, '
@@ -308,6 +331,46 @@ class Trainer(Node):
                 self.loss_pubs[key] = self.create_publisher(Float32, f'trainer/{key}', qos.DEFAULT)
             self.loss_pubs[key].publish(Float32(data=float(value)))
 
+    def set_active_callback(
+        self, request: SetBool.Request, response: SetBool.Response
+    ) -> SetBool.Response:
+        (self.active.set if request.data else self.active.clear)()
+        response.success = True
+        response.message = 'training' if request.data else 'paused (after the current round)'
+        self.get_logger().info(response.message)
+        return response
+
+    def save_callback(
+        self, request: Trigger.Request, response: Trigger.Response
+    ) -> Trigger.Response:
+        with self.lock:  # between rounds: models and optimizers agree
+            path = self.save()
+        response.success = path is not None
+        response.message = path if path is not None else f'checkpoint failed: {self.last_error}'
+        return response
+
+    def training_check(self):
+        learner = self.learner
+        values = {
+            'version': learner.version,
+            'rounds': learner.rounds,
+            'steps received': learner.samples,
+            'dropped pairs': self.pairer.dropped,
+            'rejected messages': self.rejected,
+            'buffer': len(learner.buffer),
+            'rollouts skipped (trainer behind)': learner.skipped,
+            'sequence gaps': learner.gaps,
+            'last round (s)': self.round_seconds,
+            'device': learner.config.device,
+        }
+        if self.last_error:
+            return ERROR, self.last_error, values
+        if not self.active.is_set():
+            return OK, 'paused (trainer/set_active)', values
+        if learner.skipped:
+            return WARN, f'trainer behind: {learner.skipped} rollouts skipped', values
+        return OK, f'version {learner.version}, {learner.rounds} rounds', values
+
     def save(self) -> str | None:
         counters = {**self.learner.counters(), 'dropped_pairs': self.pairer.dropped}
         try:
@@ -320,8 +383,10 @@ class Trainer(Node):
                 self.keep_checkpoints,
             )
         except CheckpointError as error:
+            self.last_error = str(error)
             self.get_logger().error(str(error))
             return None
+        self.last_error = ''
         self.get_logger().info(f'checkpoint {path}')
         return path
 
@@ -330,6 +395,18 @@ class Trainer(Node):
         self.thread.join(timeout=30.0)
         with self.lock:
             self.save()
+        if self.tensorboard is not None:
+            self.tensorboard.close()
+
+
+def open_tensorboard(directory: str, logger):
+    """A SummaryWriter for run_dir/tb, or None (with a warning) if TensorBoard is missing."""
+    try:
+        from torch.utils.tensorboard import SummaryWriter
+    except ImportError as error:
+        logger.warning(f'no TensorBoard scalars: {error}')
+        return None
+    return SummaryWriter(directory)
 
 
 def main(args: list[str] | None = None) -> int:

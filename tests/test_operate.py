@@ -1,0 +1,227 @@
+"""Operating a running graph: pause/resume/save services, diagnostics, run-time parameters."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+
+from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus
+from pamiq import qos, vrchat
+from rcl_interfaces.msg import Parameter, ParameterType, ParameterValue
+from rcl_interfaces.srv import SetParameters
+from rosgraph import NodeProcess, OscRecorder, free_udp_port, wait_until
+from sensor_msgs.msg import JointState
+from std_srvs.srv import SetBool, Trigger
+from test_bringup import PamiqUp, fast_params
+from videos import write_video
+
+
+def call(probe, service_type, name, request, timeout=15.0):
+    client = probe.create_client(service_type, name)
+    assert client.wait_for_service(timeout_sec=timeout), f'no {name}'
+    future = client.call_async(request)
+    assert wait_until(future.done, timeout), f'{name} did not answer'
+    return future.result()
+
+
+def test_pause_neutralises_within_150_ms_stops_actions_and_resumes(probe, tmp_path):
+    video = write_video(str(tmp_path / 'screen.avi'), frames=30, width=320, height=240)
+    osc = OscRecorder()
+    up = PamiqUp(
+        'world:=vrchat',
+        'agent:=random',
+        f'camera:={video}',
+        f'osc_port:={osc.port}',
+        f'run_dir:={tmp_path / "run"}',
+    )
+    try:
+        assert wait_until(lambda: len(osc.snapshot()) > 30, 40.0), up.output()
+        paused_at = time.monotonic()
+        reply = call(probe, SetBool, 'agent/set_active', SetBool.Request(data=False))
+        assert reply.success and 'paused' in reply.message
+        neutral = {(vrchat.address(n), v) for n, v in vrchat.NEUTRAL_VALUES.items()}
+
+        def neutral_since_pause():
+            after = [(t, a, v) for t, a, v in osc.snapshot() if t >= paused_at]
+            sent = {(a, v) for _, a, v in after}
+            return neutral <= sent and [t for t, a, v in after if (a, v) in neutral]
+
+        assert wait_until(neutral_since_pause, 2.0), osc.snapshot()[-20:]
+        first_neutral = min(
+            t for t, a, v in osc.snapshot() if t >= paused_at and (a, v) in neutral
+        )
+        assert first_neutral - paused_at <= 0.150, first_neutral - paused_at
+        time.sleep(0.3)
+        quiet_from = time.monotonic()
+        time.sleep(1.5)
+        during = [(a, v) for t, a, v in osc.snapshot() if t >= quiet_from]
+        assert all((a, v) in neutral for a, v in during), during  # no action while paused
+
+        result = subprocess.run(
+            [sys.executable, '-m', 'pamiq.cli', 'ctl', 'resume'],
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        assert result.returncode == 0, result.stdout + result.stderr
+        assert 'agent: acting' in result.stdout
+        resumed_at = time.monotonic()
+        assert wait_until(
+            lambda: any(t > resumed_at and (a, v) not in neutral for t, a, v in osc.snapshot()),
+            5.0,
+        )
+        result = subprocess.run(
+            [sys.executable, '-m', 'pamiq.cli', 'ctl', 'pause'],
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        assert 'agent: paused' in result.stdout, result.stdout
+    finally:
+        code = up.stop()
+        osc.close()
+    assert code == 0, up.output()
+
+
+def test_trainer_services_save_and_pause(probe, tmp_path):
+    run_dir = tmp_path / 'run'
+    up = PamiqUp(
+        'world:=doom',
+        f'osc_port:={free_udp_port()}',
+        f'run_dir:={run_dir}',
+        f'params_file:={fast_params(tmp_path)}',
+    )
+    try:
+        reply = call(probe, Trigger, 'trainer/save', Trigger.Request(), timeout=60.0)
+        assert reply.success, reply.message
+        assert reply.message.endswith('.safetensors') and os.path.isfile(reply.message)
+        reply = call(probe, SetBool, 'trainer/set_active', SetBool.Request(data=False))
+        assert reply.success and 'paused' in reply.message
+        result = subprocess.run(
+            [sys.executable, '-m', 'pamiq.cli', 'ctl', 'status'],
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        assert result.returncode == 0, result.stderr
+        assert 'paused (trainer/set_active)' in result.stdout
+        assert 'pamiq/agent: acting' in result.stdout
+        # The live status line of `pamiq up`.
+        assert wait_until(lambda: '[status] acting' in up.output(), 20.0), up.output()
+    finally:
+        assert up.stop(60.0) == 0, up.output()
+
+
+def levels(probe, prefix: str) -> list[tuple[bytes, str]]:
+    return [
+        (s.level, s.message)
+        for array in probe.messages('/diagnostics')
+        for s in array.status
+        if s.name.startswith(prefix)
+    ]
+
+
+def test_healthy_graph_is_all_ok_in_diagnostics(probe, tmp_path):
+    probe.record(DiagnosticArray, '/diagnostics', 10)
+    up = PamiqUp(
+        'world:=doom',
+        f'osc_port:={free_udp_port()}',
+        f'run_dir:={tmp_path / "run"}',
+        f'params_file:={fast_params(tmp_path)}',
+    )
+    try:
+        time.sleep(12.0)  # past every node's start-up grace
+        probe.clear('/diagnostics')
+        time.sleep(3.0)
+        latest = {}
+        for array in probe.messages('/diagnostics'):
+            for status in array.status:
+                latest[status.name] = status
+        names = {name.split(':')[0] for name in latest}
+        assert names >= {'pamiq/world', 'pamiq/agent', 'pamiq/osc_actuator', 'pamiq/trainer'}, (
+            names
+        )
+        bad = {
+            n: (s.level, s.message) for n, s in latest.items() if s.level != DiagnosticStatus.OK
+        }
+        assert not bad, bad
+    finally:
+        up.stop(60.0)
+
+
+def test_camera_source_lost_is_an_error_within_3_s_and_ok_again(probe, tmp_path):
+    video = write_video(str(tmp_path / 'clip.avi'), frames=10)
+    hidden = str(tmp_path / 'hidden.avi')
+    probe.record(DiagnosticArray, '/diagnostics', 10)
+    camera = NodeProcess('camera_node', 'camera', {'camera': video, 'max_backoff': 0.5})
+    try:
+        assert wait_until(
+            lambda: (
+                (DiagnosticStatus.OK, f'camera source {video!r} at 10.0 Hz')
+                in levels(probe, 'pamiq/camera')
+                or any(level == DiagnosticStatus.OK for level, _ in levels(probe, 'pamiq/camera'))
+            ),
+            20.0,
+        )
+        os.rename(video, hidden)
+        lost_at = time.monotonic()
+        probe.clear('/diagnostics')
+        assert wait_until(
+            lambda: any(
+                level == DiagnosticStatus.ERROR for level, _ in levels(probe, 'pamiq/camera')
+            ),
+            3.0,
+        )
+        assert time.monotonic() - lost_at <= 3.0
+        message = next(
+            m for level, m in levels(probe, 'pamiq/camera') if level == DiagnosticStatus.ERROR
+        )
+        assert 'camera source' in message and 'clip.avi' in message
+        os.rename(hidden, video)
+        probe.clear('/diagnostics')
+        assert wait_until(
+            lambda: (
+                levels(probe, 'pamiq/camera')
+                and levels(probe, 'pamiq/camera')[-1][0] == DiagnosticStatus.OK
+            ),
+            10.0,
+        )
+    finally:
+        camera.stop()
+
+
+def set_parameter(probe, node: str, name: str, value: float):
+    request = SetParameters.Request()
+    request.parameters = [
+        Parameter(
+            name=name,
+            value=ParameterValue(type=ParameterType.PARAMETER_DOUBLE, double_value=value),
+        )
+    ]
+    return call(probe, SetParameters, f'{node}/set_parameters', request).results[0]
+
+
+def test_parameters_change_at_run_time_and_out_of_range_is_refused(probe):
+    osc = OscRecorder()
+    actuator = NodeProcess(
+        'osc_actuator_node', 'osc_actuator', {'osc_port': osc.port, 'timeout': 30.0}
+    )
+    try:
+        pub = probe.create_publisher(JointState, 'action', qos.ACTION)
+        probe.wait_for_subscribers(pub)
+        result = set_parameter(probe, 'osc_actuator', 'deadzone', 0.5)
+        assert result.successful
+        pub.publish(JointState(name=['Vertical'], position=[0.4]))
+        assert wait_until(lambda: osc.snapshot(), 5.0)
+        assert osc.take() == [('/input/Vertical', 0.0)]  # the new deadzone applies at once
+        result = set_parameter(probe, 'osc_actuator', 'deadzone', 1.5)
+        assert not result.successful
+        assert 'deadzone' in result.reason or 'range' in result.reason, result.reason
+        pub.publish(JointState(name=['Vertical'], position=[0.4]))
+        assert wait_until(lambda: osc.snapshot(), 5.0)
+        assert osc.take() == [('/input/Vertical', 0.0)]  # still 0.5
+    finally:
+        actuator.stop()
+        osc.close()
