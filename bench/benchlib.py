@@ -15,7 +15,8 @@ sys.path.insert(0, os.path.join(REPO, 'tests'))  # rosenv / rosgraph: the tests'
 
 from rosenv import isolate_ros_environment  # noqa: E402
 
-RESULTS = os.path.join(REPO, 'bench', 'results')
+# Tests point this elsewhere so their short smoke runs never replace real results.
+RESULTS = os.environ.get('PAMIQ_BENCH_RESULTS', os.path.join(REPO, 'bench', 'results'))
 
 
 def setup() -> None:

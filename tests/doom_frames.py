@@ -1,14 +1,12 @@
-"""Real ViZDoom frames for learning tests, recorded in-process with the world node's mapping."""
+"""Real ViZDoom frames for learning tests, recorded in-process with the world node's own game."""
 
 from __future__ import annotations
 
-import os
 import tempfile
 
 import numpy as np
-from pamiq.doom_world_node import TICRATE, doom_command
+from pamiq.doom_world_node import TICRATE, doom_command, make_game
 from pamiq.preprocessing import preprocess
-import vizdoom as vzd
 
 
 def record(
@@ -20,30 +18,8 @@ def record(
     last; actions: (steps, 3) float32 in (-1, 1) (Vertical, Horizontal, LookHorizontal).
     """
     rng = np.random.default_rng(seed)
-    game = vzd.DoomGame()
-    game.load_config(os.path.join(vzd.scenarios_path, scenario + '.cfg'))
     with tempfile.TemporaryDirectory() as engine_dir:
-        game.set_doom_config_path(os.path.join(engine_dir, '_vizdoom.ini'))
-        game.set_window_visible(False)
-        game.set_sound_enabled(False)
-        game.set_screen_format(vzd.ScreenFormat.RGB24)
-        game.set_screen_resolution(vzd.ScreenResolution.RES_160X120)
-        game.set_available_buttons(
-            [
-                vzd.Button.MOVE_FORWARD_BACKWARD_DELTA,
-                vzd.Button.MOVE_LEFT_RIGHT_DELTA,
-                vzd.Button.TURN_LEFT_RIGHT_DELTA,
-                vzd.Button.JUMP,
-            ]
-        )
-        game.set_episode_timeout(100000)
-        game.set_seed(seed)
-        cwd = os.getcwd()
-        os.chdir(engine_dir)
-        try:
-            game.init()
-        finally:
-            os.chdir(cwd)
+        game = make_game(scenario, '160x120', seed, engine_dir, timeout=100000)
         observations, actions = [], []
         for _ in range(steps):
             observations.append(preprocess(game.get_state().screen_buffer))

@@ -41,9 +41,10 @@ def write_run(run_dir, seconds: int = 300) -> None:
     writer.close()
 
 
-def test_report_writes_readable_labelled_plots(tmp_path):
+def test_report_writes_readable_labelled_plots(tmp_path, capsys):
     write_run(tmp_path)
     assert pamiq_main(['report', str(tmp_path)]) == 0
+    assert 'bags/' in capsys.readouterr().out  # it says where the run writes
     names = ['reward_and_losses.png', 'action_intervals.png', 'trajectory.png', 'coverage.png']
     for name in names:
         with PILImage.open(tmp_path / 'report' / name) as image:

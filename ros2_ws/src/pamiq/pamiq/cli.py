@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import argparse
+from collections.abc import Callable
 import importlib.util
 import os
 import shutil
+import signal
 import subprocess
 import sys
 
@@ -44,6 +46,40 @@ def with_own_prefix_in_ament_path(env: dict[str, str]) -> dict[str, str]:
     return env
 
 
+def own_the_terminal() -> Callable[[], None]:
+    """Put this process in a foreground process group of its own; return how to undo it.
+
+    Ctrl-C goes to the terminal's whole foreground group: a parent such as `make run` would get
+    it too and report "Interrupt" with exit code 2 even though the graph stopped cleanly. With
+    its own group, only pamiq sees Ctrl-C, stops the graph and exits 0, and so does make.
+    """
+    try:
+        tty = os.open('/dev/tty', os.O_RDWR)
+    except OSError:
+        return lambda: None  # no terminal: nothing to do
+    try:
+        previous = os.tcgetpgrp(tty)
+        if previous != os.getpgrp():
+            os.close(tty)
+            return lambda: None  # started in the background: leave the terminal alone
+        ttou = signal.signal(signal.SIGTTOU, signal.SIG_IGN)
+        os.setpgid(0, 0)
+        os.tcsetpgrp(tty, os.getpgrp())
+    except OSError:
+        os.close(tty)
+        return lambda: None
+
+    def restore() -> None:
+        try:
+            os.tcsetpgrp(tty, previous)
+        except OSError:
+            pass
+        signal.signal(signal.SIGTTOU, ttou)
+        os.close(tty)
+
+    return restore
+
+
 def up(launch_args: list[str], supervise: bool, quiet: bool = False) -> int:
     args = BringupArgs.from_strings(parse_launch_arguments(launch_args))
     os.makedirs(args.run_dir, exist_ok=True)
@@ -55,6 +91,7 @@ def up(launch_args: list[str], supervise: bool, quiet: bool = False) -> int:
     from pamiq.supervisor import Supervisor
 
     print(f'[pamiq] run directory {args.run_dir}', flush=True)
+    restore_terminal = own_the_terminal()
     status = None
     if not quiet:
         from pamiq.status import StatusLine
@@ -65,6 +102,7 @@ def up(launch_args: list[str], supervise: bool, quiet: bool = False) -> int:
     finally:
         if status is not None:
             status.stop()
+        restore_terminal()
 
 
 def record(args: argparse.Namespace) -> int:

@@ -79,6 +79,53 @@ def doom_command(inputs: dict[str, float], turn_per_tic: float) -> list[float]:
     ]
 
 
+def make_game(
+    scenario: str, resolution: str, seed: int, engine_dir: str, timeout: int | None = None
+) -> vzd.DoomGame:
+    """A headless ViZDoom game with VRChat-like continuous controls and pose variables.
+
+    ViZDoom writes its engine config and a _vizdoom/ folder into the working directory, so
+    they go to `engine_dir` instead of the user's checkout. `timeout` overrides the scenario's
+    episode length in tics.
+    """
+    path = (
+        scenario
+        if scenario.endswith('.cfg')
+        else os.path.join(vzd.scenarios_path, scenario + '.cfg')
+    )
+    if not os.path.isfile(path):
+        raise ParameterError(f"parameter 'scenario': no ViZDoom scenario at {path}")
+    game = vzd.DoomGame()
+    game.load_config(path)
+    game.set_doom_config_path(os.path.join(engine_dir, '_vizdoom.ini'))
+    game.set_window_visible(False)
+    game.set_sound_enabled(False)
+    game.set_screen_format(vzd.ScreenFormat.RGB24)
+    game.set_screen_resolution(getattr(vzd.ScreenResolution, 'RES_' + resolution.upper()))
+    game.set_available_buttons(
+        [
+            vzd.Button.MOVE_FORWARD_BACKWARD_DELTA,
+            vzd.Button.MOVE_LEFT_RIGHT_DELTA,
+            vzd.Button.TURN_LEFT_RIGHT_DELTA,
+            vzd.Button.JUMP,
+        ]
+    )
+    game.set_available_game_variables(
+        [vzd.GameVariable.POSITION_X, vzd.GameVariable.POSITION_Y, vzd.GameVariable.ANGLE]
+    )
+    game.set_mode(vzd.Mode.PLAYER)
+    game.set_seed(seed)
+    if timeout is not None:
+        game.set_episode_timeout(timeout)
+    working_dir = os.getcwd()
+    os.chdir(engine_dir)
+    try:
+        game.init()
+    finally:
+        os.chdir(working_dir)
+    return game
+
+
 class DoomWorld(Node):
     def __init__(self) -> None:
         super().__init__('world')
@@ -149,7 +196,8 @@ class DoomWorld(Node):
             read_only=True,
         )
 
-        self.game = self.make_game(scenario, resolution, seed)
+        self.engine_dir = tempfile.TemporaryDirectory(prefix='pamiq-vizdoom-')
+        self.game = make_game(scenario, resolution, seed, self.engine_dir.name)
         self.inputs = HeldInputs()
         self.server = self.start_osc_server()
         self.episode = 0
@@ -171,45 +219,6 @@ class DoomWorld(Node):
         self.get_logger().info(
             f'Doom world {scenario} at {resolution}, OSC input on udp://{self.osc_host}:{self.osc_port}'
         )
-
-    def make_game(self, scenario: str, resolution: str, seed: int) -> vzd.DoomGame:
-        path = (
-            scenario
-            if scenario.endswith('.cfg')
-            else os.path.join(vzd.scenarios_path, scenario + '.cfg')
-        )
-        if not os.path.isfile(path):
-            raise ParameterError(f"parameter 'scenario': no ViZDoom scenario at {path}")
-        game = vzd.DoomGame()
-        game.load_config(path)
-        # ViZDoom writes its engine config and a _vizdoom/ folder into the working directory:
-        # keep them out of the user's checkout.
-        self.engine_dir = tempfile.TemporaryDirectory(prefix='pamiq-vizdoom-')
-        game.set_doom_config_path(os.path.join(self.engine_dir.name, '_vizdoom.ini'))
-        game.set_window_visible(False)
-        game.set_sound_enabled(False)
-        game.set_screen_format(vzd.ScreenFormat.RGB24)
-        game.set_screen_resolution(getattr(vzd.ScreenResolution, 'RES_' + resolution.upper()))
-        game.set_available_buttons(
-            [
-                vzd.Button.MOVE_FORWARD_BACKWARD_DELTA,
-                vzd.Button.MOVE_LEFT_RIGHT_DELTA,
-                vzd.Button.TURN_LEFT_RIGHT_DELTA,
-                vzd.Button.JUMP,
-            ]
-        )
-        game.set_available_game_variables(
-            [vzd.GameVariable.POSITION_X, vzd.GameVariable.POSITION_Y, vzd.GameVariable.ANGLE]
-        )
-        game.set_mode(vzd.Mode.PLAYER)
-        game.set_seed(seed)
-        working_dir = os.getcwd()
-        os.chdir(self.engine_dir.name)
-        try:
-            game.init()
-        finally:
-            os.chdir(working_dir)
-        return game
 
     def start_osc_server(self) -> BlockingOSCUDPServer:
         dispatcher = Dispatcher()

@@ -6,6 +6,7 @@ rqt_reconfigure and a bad YAML value all tell the user the same thing.
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
 from rcl_interfaces.msg import FloatingPointRange, IntegerRange, ParameterDescriptor
@@ -69,3 +70,19 @@ def follow_at_run_time(node: Node, name: str) -> None:
 
         node.add_post_set_parameters_callback(apply)
     live.add(name)
+
+
+def writable_directory(name: str, path: str) -> str:
+    """The absolute form of a directory parameter, created if needed; refused if unusable."""
+    if not path or '\x00' in path:
+        raise ParameterError(f"parameter '{name}' must be a directory path, got {path!r}")
+    path = os.path.abspath(os.path.expanduser(path))
+    try:
+        os.makedirs(path, exist_ok=True)
+    except OSError as error:
+        raise ParameterError(
+            f"parameter '{name}': cannot create {path}: {error.strerror}"
+        ) from error
+    if not os.access(path, os.W_OK | os.X_OK):
+        raise ParameterError(f"parameter '{name}': {path} is not writable")
+    return path

@@ -186,6 +186,25 @@ def plot_trajectory(data, start: float, path: str, coverage_path: str) -> bool:
     return True
 
 
+def where_it_writes(run_dir: str) -> list[str]:
+    """What the run keeps on disk, and where: checkpoints, bags, TensorBoard, logs, report."""
+    from pamiq.status import disk_use
+
+    lines = [f'run directory {os.path.abspath(run_dir)}:']
+    for sub, what in (
+        ('checkpoints', 'trainer checkpoints (safetensors + JSON manifest)'),
+        ('bags', 'rosbag2 sessions (record:=true)'),
+        ('tb', 'TensorBoard scalars'),
+        ('logs', "node logs (pamiq up's supervisor)"),
+        ('params', 'parameter overrides the supervisor passed'),
+        ('report', 'these plots'),
+    ):
+        path = os.path.join(run_dir, sub)
+        if os.path.isdir(path):
+            lines.append(f'  {sub + "/":<13} {disk_use(path) / 1e6:8.1f} MB  {what}')
+    return lines
+
+
 def write_report(
     run_dir: str, output: str | None = None, say: Callable[[str], None] = print
 ) -> list[str]:
@@ -194,6 +213,8 @@ def write_report(
         raise FileNotFoundError(f'{run_dir} is not a run directory')
     output = output or os.path.join(run_dir, 'report')
     os.makedirs(output, exist_ok=True)
+    for line in where_it_writes(run_dir):
+        say(line)
     data = session_data(run_dir)
     tb = tensorboard_losses(run_dir)
     times = [series[0][0] for series in data.values() if series]

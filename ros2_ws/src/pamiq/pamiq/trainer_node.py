@@ -25,7 +25,7 @@ from pamiq.checkpoint import CheckpointError, load_latest_checkpoint, save_check
 from pamiq.diagnostics import ERROR, OK, WARN, Diagnostics
 from pamiq.image_conversion import ImageConversionError, image_to_numpy
 from pamiq.learner import Learner, LearnerConfig, Step
-from pamiq.parameters import ParameterError, declare
+from pamiq.parameters import ParameterError, declare, writable_directory
 from pamiq.weights import pack_weights
 
 
@@ -87,6 +87,7 @@ class Trainer(Node):
             'Where checkpoints are written and resumed from',
             read_only=True,
         )
+        self.run_dir = writable_directory('run_dir', self.run_dir)
         seed = d(
             'seed',
             0,

@@ -1,0 +1,169 @@
+"""Does curiosity do something? Map coverage of my_way_home, curiosity-PPO against random.
+
+Method: the same number of 0.1 s steps (4 Doom tics each, as the live world advances) for each
+agent and seed, episodes of my_way_home as the world node plays them (new episode on timeout or
+goal). The curiosity agent acts with CuriosityPolicy and learns with the trainer's Learner every
+rollout, synchronously (like the original, so the run is not bound to real time); the random
+agent samples tanh(N(0,1)). Coverage = distinct 64x64 map cells visited, from the pose the world
+node publishes on world/pose. Then the novelty check: the trained curiosity models' mean reward
+on frames from a room never seen (the `basic` scenario) against held-out frames of the maze.
+
+    .venv/bin/python bench/curiosity_vs_random.py [--steps 3000] [--seeds 0 1 2]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import tempfile
+import time
+
+import benchlib
+import numpy as np
+import torch
+
+sys.path.insert(0, os.path.join(benchlib.REPO, 'tests'))
+from doom_frames import record
+from pamiq.curiosity import curiosity_reward
+from pamiq.curiosity_policy import CuriosityPolicy
+from pamiq.doom_world_node import TICRATE, doom_command, make_game
+from pamiq.learner import Learner, LearnerConfig, Step
+from pamiq.models import action_features, observations_to_tensor
+from pamiq.preprocessing import preprocess
+from pamiq.random_policy import RandomPolicy
+
+CELL = 64.0
+
+
+def run(agent: str, steps: int, seed: int) -> dict:
+    torch.manual_seed(seed)
+    learner = Learner(LearnerConfig(), seed) if agent == 'curiosity' else None
+    policy = (
+        CuriosityPolicy('inverse_dynamics', 'continuous', seed)
+        if agent == 'curiosity'
+        else RandomPolicy('continuous', seed)
+    )
+    cells, goals, episodes = set(), 0, 1
+    started = time.monotonic()
+    with tempfile.TemporaryDirectory() as engine_dir:
+        game = make_game('my_way_home', '160x120', seed, engine_dir)
+        for index in range(steps):
+            state = game.get_state()
+            x, y, _ = state.game_variables
+            cells.add((int(x // CELL), int(y // CELL)))
+            observation = preprocess(state.screen_buffer)
+            if learner is not None:
+                result = policy.step(observation)
+                action = result.action
+                learner.add(
+                    Step(
+                        index,
+                        observation,
+                        action,
+                        result.reward,
+                        result.value,
+                        result.log_prob,
+                        result.version,
+                    )
+                )
+                if learner.ready():
+                    learner.train_round()
+                    policy.swap(
+                        learner.version, {n: m.state_dict() for n, m in learner.models.items()}
+                    )
+            else:
+                action = policy.step(observation)
+            command = doom_command(
+                dict(zip(('Vertical', 'Horizontal', 'LookHorizontal'), map(float, action))),
+                120.0 / TICRATE,
+            )
+            for _ in range(4):
+                game.set_action(command)
+                game.advance_action(1)
+                if game.is_episode_finished():
+                    goals += int(
+                        game.get_total_reward() > 0.5
+                    )  # the vest gives +1; timeout does not
+                    game.new_episode()
+                    episodes += 1
+                    if learner is not None:
+                        policy.reset()
+                    break
+        game.close()
+    return {
+        'agent': agent,
+        'seed': seed,
+        'cells': len(cells),
+        'episodes': episodes,
+        'goals': goals,
+        'seconds': time.monotonic() - started,
+        'learner': learner,
+    }
+
+
+def novelty(learner: Learner) -> tuple[float, float]:
+    """Mean curiosity reward on unseen-maze-steps vs a room never visited (basic)."""
+    familiar, familiar_actions = record('my_way_home', 100, seed=99)
+    novel, novel_actions = record('basic', 100, seed=99)
+
+    def mean_reward(obs, actions) -> float:
+        encoder, dynamics = learner.models['encoder'], learner.models['forward_dynamics']
+        with torch.no_grad():
+            z = encoder.embed(observations_to_tensor(obs))
+            a = action_features(torch.as_tensor(actions), 'continuous')
+            previous = torch.cat([torch.zeros_like(a[:1]), a[:-1]])
+            return float(curiosity_reward(dynamics(previous, z[:-1], a), z[1:]).mean())
+
+    return mean_reward(familiar, familiar_actions), mean_reward(novel, novel_actions)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument('--steps', type=int, default=3000, help='steps of 0.1 s per run')
+    parser.add_argument('--seeds', type=int, nargs='+', default=[0, 1, 2])
+    args = parser.parse_args()
+    torch.set_num_threads(max(1, (os.cpu_count() or 2)))
+    results = []
+    for seed in args.seeds:
+        for agent in ('random', 'curiosity'):
+            result = run(agent, args.steps, seed)
+            print(
+                f'{agent:>9} seed {seed}: {result["cells"]} cells, '
+                f'{result["goals"]}/{result["episodes"]} episodes reached the goal '
+                f'({result["seconds"]:.0f} s)',
+                flush=True,
+            )
+            results.append(result)
+    familiar, novel = novelty(results[-1]['learner'])
+    summary = {}
+    rows = []
+    for agent in ('random', 'curiosity'):
+        cells = [r['cells'] for r in results if r['agent'] == agent]
+        goals = [r['goals'] for r in results if r['agent'] == agent]
+        episodes = [r['episodes'] for r in results if r['agent'] == agent]
+        summary[agent] = {'cells': cells, 'goals': goals, 'episodes': episodes}
+        rows.append((f'{agent}: cells per seed (mean)', f'{cells} ({np.mean(cells):.1f})'))
+        rows.append((f'{agent}: goals / episodes', f'{sum(goals)} / {sum(episodes)}'))
+    rows.append(
+        (
+            'novelty: reward on maze / unseen room',
+            f'{familiar:.3f} / {novel:.3f} ({novel / familiar:.2f}x)',
+        )
+    )
+    rows.append(('steps per run, seeds', f'{args.steps}, {args.seeds}'))
+    benchlib.report(
+        'curiosity_vs_random',
+        rows,
+        {
+            'steps': args.steps,
+            'seeds': args.seeds,
+            'cell_size': CELL,
+            'summary': summary,
+            'novelty': {'familiar': familiar, 'novel': novel},
+        },
+    )
+
+
+if __name__ == '__main__':
+    main()

@@ -1,0 +1,245 @@
+"""Faults a days-long run meets, each injected into real processes with its expected outcome."""
+
+from __future__ import annotations
+
+import array
+import glob
+import os
+import signal
+import subprocess
+import threading
+import time
+
+from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus
+from doom_frames import record
+import numpy as np
+from pamiq import qos, vrchat
+from pamiq.checkpoint import save_checkpoint
+from pamiq.image_conversion import numpy_to_image
+from pamiq.learner import Learner, LearnerConfig
+import pytest
+from rosgraph import NodeProcess, OscRecorder, free_udp_port, wait_until
+from sensor_msgs.msg import Image, JointState
+from std_msgs.msg import UInt8MultiArray
+from std_srvs.srv import Trigger
+from test_trainer_node import FAST_TRAINER
+
+
+class FramePump:
+    """A 10 Hz camera in the test process (real Doom frames, looped)."""
+
+    def __init__(self, probe) -> None:
+        self.pub = probe.create_publisher(Image, 'camera/image_raw', qos.IMAGE)
+        self.frames, _ = record('my_way_home', 40)
+        self.stop_event = threading.Event()
+        self.probe = probe
+        self.thread = threading.Thread(target=self.run, daemon=True)
+        self.thread.start()
+
+    def run(self) -> None:
+        i = 0
+        while not self.stop_event.wait(0.1):
+            stamp = self.probe.get_clock().now().to_msg()
+            self.pub.publish(numpy_to_image(self.frames[i % len(self.frames)], 'rgb8', stamp))
+            i += 1
+
+    def stop(self) -> None:
+        self.stop_event.set()
+        self.thread.join()
+
+
+def statuses(probe, prefix: str) -> list[DiagnosticStatus]:
+    return [
+        s for a in probe.messages('/diagnostics') for s in a.status if s.name.startswith(prefix)
+    ]
+
+
+def test_killed_agent_goes_neutral_and_its_restart_gets_the_latest_weights(probe, tmp_path):
+    osc = OscRecorder()
+    actuator = NodeProcess(
+        'osc_actuator_node', 'osc_actuator', {'osc_port': osc.port, 'timeout': 0.5}
+    )
+    trainer = NodeProcess('trainer_node', 'trainer', {**FAST_TRAINER, 'run_dir': str(tmp_path)})
+    agent = NodeProcess('agent_node', 'agent', {'policy': 'curiosity'})
+    pump = FramePump(probe)
+    try:
+        assert wait_until(lambda: 'weights version 2 in use' in agent.output(), 90.0), (
+            agent.output() + trainer.output()
+        )
+        agent.stop(signal.SIGKILL)
+        killed_at = time.monotonic()
+        neutral = [(vrchat.address(n), v) for n, v in vrchat.NEUTRAL_VALUES.items()]
+        assert wait_until(
+            lambda: [(a, v) for _, a, v in osc.snapshot()][-len(neutral) :] == neutral, 3.0
+        )
+        neutral_at = osc.snapshot()[-len(neutral)][0]
+        assert neutral_at - killed_at <= 0.5 + 0.15, neutral_at - killed_at
+        version = max(
+            int(line.split('version ')[1].split(',')[0])
+            for line in trainer.output().splitlines()
+            if 'round ' in line
+        )
+        restarted = NodeProcess('agent_node', 'agent', {'policy': 'curiosity'})
+        try:
+            # Transient local: the newest blob waits for the new subscriber.
+            assert wait_until(
+                lambda: f'weights version {version} in use' in restarted.output(), 60.0
+            ), restarted.output()
+        finally:
+            restarted.stop()
+    finally:
+        pump.stop()
+        agent.stop()
+        trainer.stop()
+        actuator.stop()
+        osc.close()
+
+
+def test_corrupt_newest_checkpoint_falls_back_to_the_previous_one(tmp_path):
+    learner = Learner(LearnerConfig())
+    save_checkpoint(str(tmp_path), 3, learner.models, learner.optimizers, {'rounds': 3})
+    newest = save_checkpoint(str(tmp_path), 4, learner.models, learner.optimizers, {'rounds': 4})
+    with open(newest, 'r+b') as stream:
+        stream.truncate(os.path.getsize(newest) // 2)
+    trainer = NodeProcess('trainer_node', 'trainer', {**FAST_TRAINER, 'run_dir': str(tmp_path)})
+    try:
+        assert wait_until(lambda: 'resumed from' in trainer.output(), 60.0), trainer.output()
+        out = trainer.output()
+        assert 'checkpoint-00000004.safetensors is unusable' in out
+        assert 'trying the previous one' in out
+        assert 'checkpoint-00000003.safetensors at version 3' in out
+    finally:
+        trainer.stop()
+
+
+def test_closed_osc_port_is_reported_and_the_actuator_keeps_running(probe):
+    probe.record(DiagnosticArray, '/diagnostics', 10)
+    actuator = NodeProcess(
+        'osc_actuator_node', 'osc_actuator', {'osc_port': free_udp_port(), 'timeout': 30.0}
+    )
+    try:
+        pub = probe.create_publisher(JointState, 'action', qos.ACTION)
+        probe.wait_for_subscribers(pub)
+        for _ in range(10):
+            pub.publish(JointState(name=['Vertical'], position=[0.5]))
+            time.sleep(0.1)
+        assert wait_until(
+            lambda: any(
+                s.level == DiagnosticStatus.ERROR and 'OSC send failing' in s.message
+                for s in statuses(probe, 'pamiq/osc_actuator')
+            ),
+            5.0,
+        ), actuator.output()
+        assert 'Connection refused' in actuator.output()
+        assert actuator.process.poll() is None
+    finally:
+        assert actuator.stop() == 0
+
+
+@pytest.fixture
+def full_disk(tmp_path):
+    """A 2 MB tmpfs: far too small for a ~90 MB checkpoint."""
+    mount = tmp_path / 'disk'
+    mount.mkdir()
+    result = subprocess.run(
+        ['mount', '-t', 'tmpfs', '-o', 'size=2m', 'tmpfs', str(mount)], capture_output=True
+    )
+    if result.returncode != 0:
+        pytest.skip(
+            f'cannot mount a small tmpfs here (needs root): {result.stderr.decode().strip()}'
+        )
+    yield mount
+    subprocess.run(['umount', '-l', str(mount)], check=False)
+
+
+def test_disk_full_is_a_clear_error_without_a_corrupt_checkpoint(probe, full_disk):
+    probe.record(DiagnosticArray, '/diagnostics', 10)
+    trainer = NodeProcess('trainer_node', 'trainer', {**FAST_TRAINER, 'run_dir': str(full_disk)})
+    try:
+        client = probe.create_client(Trigger, 'trainer/save')
+        assert client.wait_for_service(timeout_sec=60.0), trainer.output()
+        future = client.call_async(Trigger.Request())
+        assert wait_until(future.done, 60.0)
+        reply = future.result()
+        assert not reply.success
+        assert 'No space left on device' in reply.message
+        assert wait_until(
+            lambda: any(
+                s.level == DiagnosticStatus.ERROR and 'No space left' in s.message
+                for s in statuses(probe, 'pamiq/trainer')
+            ),
+            5.0,
+        )
+        assert trainer.process.poll() is None  # it goes on
+        leftovers = glob.glob(str(full_disk / 'checkpoints' / '*'))
+        assert leftovers == [], leftovers  # no partial file, no temp file
+    finally:
+        trainer.stop()
+
+
+def test_a_barrage_of_bad_input_is_refused_counted_and_crashes_nothing(probe):
+    probe.record(DiagnosticArray, '/diagnostics', 10)
+    osc = OscRecorder()
+    actuator = NodeProcess(
+        'osc_actuator_node', 'osc_actuator', {'osc_port': osc.port, 'timeout': 30.0}
+    )
+    agent = NodeProcess('agent_node', 'agent', {'policy': 'curiosity'})
+    try:
+        images = probe.create_publisher(Image, 'camera/image_raw', qos.IMAGE)
+        actions = probe.create_publisher(JointState, 'action', qos.ACTION)
+        weights = probe.create_publisher(UInt8MultiArray, 'trainer/weights', qos.WEIGHTS)
+        probe.wait_for_subscribers(images)
+        probe.wait_for_subscribers(actions)
+        good = numpy_to_image(np.zeros((120, 160, 3), np.uint8), 'rgb8')
+        bad_images = []
+        for encoding in ('yuv422', '16UC3', 'bayer_rggb8', '', 'RGB8'):
+            msg = numpy_to_image(np.zeros((120, 160, 3), np.uint8), 'rgb8')
+            msg.encoding = encoding
+            bad_images.append(msg)
+        zero = Image(encoding='rgb8')
+        mismatch = numpy_to_image(np.zeros((120, 160, 3), np.uint8), 'rgb8')
+        mismatch.step = 100
+        huge = Image(encoding='mono8', height=100000, width=100000, step=100000)
+        bad_images += [zero, mismatch, huge]
+        for msg in bad_images:
+            images.publish(msg)
+            time.sleep(0.05)
+        bad_actions = [
+            JointState(name=['Vertical'], position=[float('nan')]),
+            JointState(name=['Horizontal'], position=[float('inf')]),
+            JointState(name=['LookHorizontal'], position=[float('-inf')]),
+            JointState(name=['Teleport'], position=[1.0]),
+            JointState(name=['Vertical', 'Horizontal'], position=[0.1]),
+        ]
+        for msg in bad_actions:
+            actions.publish(msg)
+            time.sleep(0.05)
+        for blob in (b'', b'\x00' * 64, b'{"not": "safetensors"}' * 10):
+            weights.publish(UInt8MultiArray(data=array.array('B', blob)))
+            time.sleep(0.3)
+        images.publish(good)
+
+        def counts(prefix: str, key: str) -> int:
+            values = [dict((kv.key, kv.value) for kv in s.values) for s in statuses(probe, prefix)]
+            return max((int(v[key]) for v in values if key in v), default=0)
+
+        assert wait_until(
+            lambda: counts('pamiq/agent', 'rejected frames') == len(bad_images), 10.0
+        ), agent.output()
+        assert wait_until(lambda: counts('pamiq/agent', 'rejected weights') >= 2, 10.0), (
+            agent.output()
+        )
+        assert wait_until(
+            lambda: counts('pamiq/osc_actuator', 'rejected inputs') == len(bad_actions), 10.0
+        ), actuator.output()
+        # Only the agent's own action for the good frame went out; nothing bad reached VRChat.
+        for address, value in osc.take():
+            name = address.removeprefix('/input/')
+            assert (
+                name in vrchat.CONTINUOUS_ACTION_NAMES and np.isfinite(value) and -1 <= value <= 1
+            )
+        assert agent.process.poll() is None and actuator.process.poll() is None
+    finally:
+        agent.stop()
+        actuator.stop()
+        osc.close()
