@@ -191,6 +191,9 @@ def test_a_barrage_of_bad_input_is_refused_counted_and_crashes_nothing(probe):
         probe.wait_for_subscribers(images)
         probe.wait_for_subscribers(actions)
         good = numpy_to_image(np.zeros((120, 160, 3), np.uint8), 'rgb8')
+        # Frames are best effort: first make sure they reach the agent (it acts on a good one).
+        probe.record(JointState, 'action', qos.ACTION)
+        assert wait_until(lambda: images.publish(good) or probe.messages('action'), 30.0, 0.2)
         bad_images = []
         for encoding in ('yuv422', '16UC3', 'bayer_rggb8', '', 'RGB8'):
             msg = numpy_to_image(np.zeros((120, 160, 3), np.uint8), 'rgb8')

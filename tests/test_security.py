@@ -20,8 +20,11 @@ def sources() -> dict[str, str]:
 def test_nothing_received_is_unpickled_or_executed():
     for path, text in sources().items():
         assert not re.search(r'\bimport pickle\b|pickle\.loads?\(', text), path
-        assert not re.search(r'torch\.load\((?![^)]*weights_only=True)', text), path
-        assert not re.search(r'\b(eval|exec)\(', text), path
+        # torch.load unpickles; safetensors.torch.load does not.
+        assert not re.search(r'(?<!safetensors\.)torch\.load\((?![^)]*weights_only=True)', text), (
+            path
+        )
+        assert not re.search(r'(?<![.\w])(eval|exec)\(', text), path  # model.eval() is fine
 
 
 def test_every_server_binds_loopback_by_default():

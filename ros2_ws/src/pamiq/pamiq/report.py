@@ -109,8 +109,8 @@ def plot_reward_and_losses(data, tb, start: float, path: str) -> bool:
             rounds, v = np.array(tb[topic]).T
             bottom.plot(rounds, v, marker='.', label=topic)
             bottom.set_xlabel('training round')
-    bottom.set_yscale('log')
-    bottom.set_ylabel('loss (log scale)')
+    bottom.set_yscale('symlog', linthresh=1e-3)  # PPO's loss goes negative
+    bottom.set_ylabel('loss (symmetric log scale)')
     bottom.set_title('Training losses, one point per round')
     if bottom.get_legend_handles_labels()[0]:
         bottom.legend()
