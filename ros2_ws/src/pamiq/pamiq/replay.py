@@ -106,6 +106,9 @@ def replay(
                 due = wall_start + (message.timestamp - first) / 1e9 / rate
                 while (remaining := due - time.monotonic()) > 0:
                     time.sleep(min(remaining, 0.05))
+                if not rclpy.ok():  # SIGTERM: rclpy shut the context down
+                    say(f'stopped after {published} messages')
+                    return published
                 node.publish(remapped(message.topic, remaps), message.timestamp, message.data)
                 published += 1
                 if time.monotonic() - last_report > 5.0:
