@@ -78,6 +78,21 @@ class Step:
     log_prob: float
     version: int
 
+    @classmethod
+    def from_fields(
+        cls, fields: dict[str, float], observation: np.ndarray, action: np.ndarray
+    ) -> Step:
+        """A step from agent/step's named fields (pamiq.messages.STEP_FIELDS) and its data."""
+        return cls(
+            index=int(fields['step']),
+            observation=observation,
+            action=action,
+            reward=fields['reward'],
+            value=fields['value'],
+            log_prob=fields['log_prob'],
+            version=int(fields['policy_version']),
+        )
+
 
 class DynamicsBuffer:
     """Fixed-size transitions; when full a new one replaces a random slot (the original's)."""

@@ -43,17 +43,8 @@ def load_steps(paths: list[str], action_space: str) -> tuple[list[Step], int]:
             entry[kind] = dict(zip(msg.name, msg.position))
         if len(entry) == 3:
             del pending[key]
-            fields = entry['agent/step']
             steps.append(
-                Step(
-                    index=int(fields['step']),
-                    observation=entry['agent/observation'],
-                    action=entry['action'],
-                    reward=fields['reward'],
-                    value=fields['value'],
-                    log_prob=fields['log_prob'],
-                    version=int(fields['policy_version']),
-                )
+                Step.from_fields(entry['agent/step'], entry['agent/observation'], entry['action'])
             )
     steps.sort(key=lambda s: s.index)
     return steps, len(pending)

@@ -269,18 +269,7 @@ class Trainer(Node):
         entry = self.pairer.add(stamp, kind, value)
         if entry is None:
             return
-        fields = entry['step']
-        self.learner.add(
-            Step(
-                index=int(fields['step']),
-                observation=entry['observation'],
-                action=entry['action'],
-                reward=fields['reward'],
-                value=fields['value'],
-                log_prob=fields['log_prob'],
-                version=int(fields['policy_version']),
-            )
-        )
+        self.learner.add(Step.from_fields(entry['step'], entry['observation'], entry['action']))
 
     def reject(self, problem: str) -> None:
         self.rejected += 1
