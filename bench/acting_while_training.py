@@ -15,7 +15,6 @@ import argparse
 import os
 import signal
 import subprocess
-import sys
 import tempfile
 import time
 
@@ -45,20 +44,8 @@ def main() -> None:
     args = parser.parse_args()
 
     run_dir = tempfile.mkdtemp(prefix='pamiq-bench-')
-    command = [
-        sys.executable,
-        '-m',
-        'pamiq.cli',
-        'up',
-        '--supervise',
-        'world:=doom',
-        'agent:=curiosity',
-    ]
-    command += [f'osc_port:={free_udp_port()}', f'run_dir:={run_dir}']
-    if args.params_file:
-        command.append(f'params_file:={os.path.abspath(args.params_file)}')
-    if args.record:
-        command.append('record:=true')
+    extra = [f'params_file:={os.path.abspath(args.params_file)}'] if args.params_file else []
+    command = benchlib.graph_command(run_dir, free_udp_port(), args.record, *extra)
     log = open(os.path.join(run_dir, 'bench.log'), 'wb')
     up = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT)
     rclpy.init()

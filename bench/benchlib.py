@@ -60,3 +60,10 @@ def report(name: str, rows: list[tuple[str, str]], data: dict) -> str:
         json.dump(data, stream, indent=2)
     print(f'written {path}')
     return path
+
+
+def graph_command(run_dir: str, osc_port: int, record: bool, *extra: str) -> list[str]:
+    """`pamiq up` of the whole Doom graph with the curiosity agent, under its own supervisor."""
+    command = [sys.executable, '-m', 'pamiq.cli', 'up', '--supervise', '--quiet', 'world:=doom']
+    command += ['agent:=curiosity', f'osc_port:={osc_port}', f'run_dir:={run_dir}', *extra]
+    return command + (['record:=true'] if record else [])

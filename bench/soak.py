@@ -14,7 +14,6 @@ import os
 import re
 import signal
 import subprocess
-import sys
 import tempfile
 import threading
 import time
@@ -63,18 +62,7 @@ def main() -> None:
     args = parser.parse_args()
 
     run_dir = tempfile.mkdtemp(prefix='pamiq-soak-')
-    command = [
-        sys.executable,
-        '-m',
-        'pamiq.cli',
-        'up',
-        '--supervise',
-        '--quiet',
-        f'osc_port:={free_udp_port()}',
-        f'run_dir:={run_dir}',
-    ]
-    if args.record:
-        command.append('record:=true')
+    command = benchlib.graph_command(run_dir, free_udp_port(), args.record)
     up = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     lines: list[str] = []
     threading.Thread(target=lambda: lines.extend(up.stdout), daemon=True).start()
