@@ -102,6 +102,26 @@ def test_a_round_trains_every_model_and_advances_the_version(maze):
     assert not learner.ready()  # the rollout was consumed
 
 
+def test_the_encoder_is_frozen_after_its_rounds_and_the_rest_keeps_learning(maze):
+    observations, actions = maze
+    learner = Learner(small_config(encoder_rounds=1))
+    steps = steps_from(observations, actions)
+    for step in steps[:17]:
+        learner.add(step)
+    assert 'inverse_dynamics/loss' in learner.train_round()  # round 1 of 1: learns
+    frozen = [p.detach().clone() for p in learner.models['encoder'].parameters()]
+    dynamics = [p.detach().clone() for p in learner.models['forward_dynamics'].parameters()]
+    for step in steps[17:34]:
+        learner.add(step)
+    losses = learner.train_round()
+    assert 'inverse_dynamics/loss' not in losses and 'forward_dynamics/loss' in losses
+    assert all(torch.equal(a, b) for a, b in zip(frozen, learner.models['encoder'].parameters()))
+    assert any(
+        not torch.equal(a, b)
+        for a, b in zip(dynamics, learner.models['forward_dynamics'].parameters())
+    )
+
+
 def test_forward_dynamics_loss_falls_on_fixed_doom_frames(maze):
     observations, actions = maze
     torch.manual_seed(0)

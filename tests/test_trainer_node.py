@@ -92,6 +92,32 @@ def test_trainer_learns_publishes_checkpoints_and_resumes_after_sigkill(probe, t
     assert 'checkpoint' in restarted.output().split('resumed from')[1]
 
 
+def thread_niceness(pid: int) -> list[int]:
+    values = []
+    for stat in glob.glob(f'/proc/{pid}/task/*/stat'):
+        try:
+            with open(stat) as stream:
+                fields = stream.read().rsplit(')', 1)[1].split()
+        except FileNotFoundError:  # the thread ended
+            continue
+        values.append(int(fields[16]))  # field 19 of proc(5), counted after the name
+    return values
+
+
+def test_every_trainer_thread_runs_at_the_trainer_niceness(probe, tmp_path):
+    """Niceness is per thread on Linux: the DDS threads that send the weights must yield too."""
+    trainer = NodeProcess(
+        'trainer_node', 'trainer', {**FAST_TRAINER, 'nice': 7, 'run_dir': str(tmp_path)}
+    )
+    try:
+        assert wait_until(lambda: 'training ' in trainer.output(), 30), trainer.output()
+        niceness = thread_niceness(trainer.process.pid)
+        assert len(niceness) > 5, niceness  # rclpy, Fast DDS and training threads
+        assert set(niceness) == {7}, niceness
+    finally:
+        assert trainer.stop() == 0
+
+
 def test_agent_swaps_in_valid_weights_and_refuses_bad_ones(probe):
     agent = NodeProcess('agent_node', 'agent', {'policy': 'curiosity'})
     try:

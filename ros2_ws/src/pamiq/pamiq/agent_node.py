@@ -9,12 +9,14 @@ new weights from `trainer/weights`, validated off the acting path and swapped be
 
 from __future__ import annotations
 
+import array
 from collections import deque
 import queue
 import threading
 import time
 
 from rclpy.node import Node
+from rclpy.time import Time
 from sensor_msgs.msg import Image, JointState
 from std_msgs.msg import Float32, UInt8MultiArray
 from std_srvs.srv import SetBool
@@ -112,7 +114,7 @@ class Agent(Node):
             self.reward_pub = self.create_publisher(Float32, 'agent/reward', qos.DEFAULT)
             # Validating a blob takes longer than a step: a worker thread does it, so the
             # executor only hands the bytes over and acting never waits for it.
-            self.weights_queue: queue.Queue[bytes] = queue.Queue(maxsize=1)
+            self.weights_queue: queue.Queue[array.array] = queue.Queue(maxsize=1)
             self.weights_sub = self.create_subscription(
                 UInt8MultiArray, 'trainer/weights', self.weights_callback, qos.WEIGHTS
             )
@@ -144,8 +146,11 @@ class Agent(Node):
     def image_callback(self, msg: Image) -> None:
         started = time.perf_counter()
         if self.last_frame and started - self.last_frame > 0.25:
+            # The frame's age tells a late source (young frame) from late delivery (old frame).
+            age = self.get_clock().now() - Time.from_msg(msg.header.stamp)
             self.get_logger().warning(
-                f'{1e3 * (started - self.last_frame):.0f} ms since the previous frame'
+                f'{1e3 * (started - self.last_frame):.0f} ms since the previous frame '
+                f'(this one is {age.nanoseconds / 1e6:.0f} ms old)'
             )
         self.last_frame = started
         self.frames.tick()
@@ -250,7 +255,8 @@ class Agent(Node):
 
     def weights_callback(self, msg: UInt8MultiArray) -> None:
         try:
-            self.weights_queue.put_nowait(bytes(msg.data))
+            # The array itself: copying 29 MB here would hold up the next frame.
+            self.weights_queue.put_nowait(msg.data)
         except queue.Full:  # a newer blob is on its way through the worker already
             self.get_logger().warning('weights arrive faster than they validate; one skipped')
 

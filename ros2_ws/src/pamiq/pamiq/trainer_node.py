@@ -26,6 +26,7 @@ from pamiq.diagnostics import ERROR, OK, WARN, Diagnostics
 from pamiq.image_conversion import ImageConversionError, image_to_numpy
 from pamiq.learner import Learner, LearnerConfig, Step
 from pamiq.parameters import ParameterError, declare, writable_directory
+from pamiq.priority import lower_process_priority
 from pamiq.weights import pack_weights
 
 
@@ -107,7 +108,7 @@ class Trainer(Node):
         nice = d(
             'nice',
             10,
-            'Scheduling niceness of the trainer: acting wins the CPU',
+            'Niceness added to every trainer thread: acting wins the CPU',
             low=0,
             high=19,
             read_only=True,
@@ -171,17 +172,16 @@ class Trainer(Node):
                 'Normalise rewards by the std of their discounted sum',
                 read_only=True,
             ),
-            encoder_lr_decay_rounds=d(
-                'encoder_lr_decay_rounds',
-                3.0,
-                'Encoder lr = lr / (1 + rounds / this); 0: constant',
-                low=0.0,
-                high=1e9,
+            encoder_rounds=d(
+                'encoder_rounds',
+                10,
+                'Rounds the encoder learns before it is frozen (0: never frozen)',
+                low=0,
+                high=2**31 - 1,
                 read_only=True,
             ),
         )
 
-        os.nice(nice)
         torch.set_num_threads(threads)
         self.learner = Learner(config, seed)
         resumed = load_latest_checkpoint(
@@ -224,6 +224,9 @@ class Trainer(Node):
         if self.tensorboard is not None:
             table = '\n'.join(f'|{k}|{v}|' for k, v in sorted(vars(config).items()))
             self.tensorboard.add_text('hyperparameters', '|parameter|value|\n|-|-|\n' + table)
+        # After the node and its publishers exist, so the DDS threads are lowered too; the
+        # training thread, started below, inherits the priority.
+        lower_process_priority(nice)
         self.publish_weights()
         self.thread = threading.Thread(target=self.training_loop, name='training', daemon=True)
         self.thread.start()
@@ -306,6 +309,8 @@ class Trainer(Node):
                 f'version {self.learner.version}, '
                 + ', '.join(f'{k} {v:.4g}' for k, v in losses.items() if k.endswith('loss'))
             )
+            if rounds == self.learner.config.encoder_rounds:
+                self.get_logger().info(f'encoder frozen after {rounds} rounds')
             if rounds % self.checkpoint_every == 0:
                 self.save()
 
