@@ -55,13 +55,15 @@ def main() -> None:
         probe.record(JointState, 'action', qos.ACTION)
         probe.record(JointState, 'agent/step', qos.STEP)
         probe.record(Float32, 'trainer/forward_dynamics/loss', qos.DEFAULT)
+        # Published only in the rounds where the encoder still learns (encoder_rounds).
+        probe.record(Float32, 'trainer/inverse_dynamics/loss', qos.DEFAULT)
         # Not trainer/weights itself: taking a 29 MB message in this process would delay the
         # action callbacks it times. The trainer publishes the losses right after the weights,
         # so a round's loss arrival marks the publication of version = round number.
         assert wait_until(lambda: len(probe.messages('action')) > 20, 120.0), (
             'the graph did not start acting'
         )
-        for topic in ('action', 'agent/step', 'trainer/forward_dynamics/loss'):
+        for topic in probe.received:
             probe.clear(topic)
         started = time.monotonic()
         while time.monotonic() - started < args.duration:
@@ -73,6 +75,7 @@ def main() -> None:
             actions = [t for t, _ in probe.received['action']]
             steps = [(t, dict(zip(m.name, m.position))) for t, m in probe.received['agent/step']]
             losses = [(t, m.data) for t, m in probe.received['trainer/forward_dynamics/loss']]
+            encoder_rounds = len(probe.received['trainer/inverse_dynamics/loss'])
     finally:
         up.send_signal(signal.SIGINT)
         code = up.wait(60)
@@ -93,9 +96,11 @@ def main() -> None:
     blob_mb = len(pack_weights(build_models('inverse_dynamics', 'continuous'), 0)) / 1e6
     config = LearnerConfig()
     rounds = len(losses)
-    samples_per_round = (
-        config.encoder_batches + config.dynamics_batches
-    ) * config.batch_size + config.ppo.update_epochs * config.rollout_length
+    samples = (
+        rounds * config.dynamics_batches * config.batch_size
+        + encoder_rounds * config.encoder_batches * config.batch_size
+        + rounds * config.ppo.update_epochs * config.rollout_length
+    )
     fd = [value for _, value in losses]
     head, tail = fd[: max(len(fd) // 5, 1)], fd[-max(len(fd) // 5, 1) :]
     interval = benchlib.summary_ms(intervals)
@@ -112,7 +117,7 @@ def main() -> None:
         'weights_delivery': delay,
         'weights_blob_mb': blob_mb,
         'trainer_rounds_per_min': rounds / elapsed * 60,
-        'trainer_samples_per_s': rounds * samples_per_round / elapsed,
+        'trainer_samples_per_s': samples / elapsed,
         'forward_dynamics_loss_first_fifth': float(np.mean(head)) if fd else None,
         'forward_dynamics_loss_last_fifth': float(np.mean(tail)) if fd else None,
         'run_dir': run_dir,

@@ -54,6 +54,64 @@ def statuses(probe, prefix: str) -> list[DiagnosticStatus]:
     ]
 
 
+def diagnostic_value(probe, prefix: str, key: str) -> str | None:
+    """The newest value of `key` in the newest status whose name starts with `prefix`."""
+    for status in reversed(statuses(probe, prefix)):
+        for pair in status.values:
+            if pair.key == key:
+                return pair.value
+    return None
+
+
+def test_trainer_killed_mid_round_resumes_and_the_agent_acts_throughout(probe, tmp_path):
+    probe.record(JointState, 'action', qos.ACTION)
+    probe.record(JointState, 'agent/step', qos.STEP)
+    probe.record(DiagnosticArray, '/diagnostics', 10)
+    # Rounds of several seconds, so "mid-round" is a state the test can see and hit.
+    slow_rounds = {**FAST_TRAINER, 'dynamics_batches': 1000, 'run_dir': str(tmp_path)}
+    trainer = NodeProcess('trainer_node', 'trainer', slow_rounds)
+    agent = NodeProcess('agent_node', 'agent', {'policy': 'curiosity'})
+    pump = FramePump(probe)
+
+    def versions_acted() -> set[int]:
+        return {
+            int(dict(zip(m.name, m.position))['policy_version'])
+            for m in probe.messages('agent/step')
+        }
+
+    def round_in_progress() -> float:
+        value = diagnostic_value(probe, 'pamiq/trainer', 'round in progress (s)')
+        return float(value) if value else 0.0
+
+    restarted = None
+    try:
+        assert wait_until(lambda: 1 in versions_acted(), 120.0), agent.output() + trainer.output()
+        first = str(tmp_path / 'checkpoints' / 'checkpoint-00000001.*')
+        assert wait_until(lambda: glob.glob(first), 30.0), trainer.output()
+        assert wait_until(lambda: round_in_progress() > 0.5, 30.0), trainer.output()
+        assert 'round 2 in' not in trainer.output()  # round 2 has begun and not ended
+        trainer.stop(signal.SIGKILL)
+
+        # The agent goes on at 10 Hz with version 1 while no trainer exists.
+        probe.clear('action')
+        probe.clear('agent/step')
+        time.sleep(3.0)
+        assert 27 <= len(probe.messages('action')) <= 33, len(probe.messages('action'))
+        assert versions_acted() == {1}
+
+        restarted = NodeProcess('trainer_node', 'trainer', slow_rounds)
+        assert wait_until(lambda: 'resumed from' in restarted.output(), 30.0), restarted.output()
+        assert 'checkpoint-00000001' in restarted.output()
+        assert 'at version 1' in restarted.output()
+        assert wait_until(lambda: 2 in versions_acted(), 120.0), restarted.output()
+    finally:
+        pump.stop()
+        agent.stop()
+        trainer.stop()
+        if restarted is not None:
+            restarted.stop()
+
+
 def test_killed_agent_goes_neutral_and_its_restart_gets_the_latest_weights(probe, tmp_path):
     osc = OscRecorder()
     actuator = NodeProcess(
@@ -112,10 +170,38 @@ def test_corrupt_newest_checkpoint_falls_back_to_the_previous_one(tmp_path):
         trainer.stop()
 
 
-def test_closed_osc_port_is_reported_and_the_actuator_keeps_running(probe):
+# 198.51.100.7 is in TEST-NET-2 (RFC 5737): no real host. An "unreachable" route for it makes the
+# kernel refuse every send with EHOSTUNREACH, so nothing leaves the machine.
+UNREACHABLE = '198.51.100.7'
+
+
+@pytest.fixture
+def destination(request):
+    """(host, port, expected error text) of a closed port or an unreachable host."""
+    if request.param == 'closed-port':
+        yield '127.0.0.1', free_udp_port(), 'Connection refused'
+        return
+    route = ['ip', 'route', 'add', 'unreachable', f'{UNREACHABLE}/32']
+    try:
+        result = subprocess.run(route, capture_output=True)
+    except FileNotFoundError:
+        pytest.skip('no `ip` command (iproute2) to make a host unreachable')
+    if result.returncode != 0:
+        pytest.skip(f'cannot add an unreachable route (needs root): {result.stderr.decode()}')
+    try:
+        yield UNREACHABLE, 9000, 'No route to host'
+    finally:
+        subprocess.run(['ip', 'route', 'del', 'unreachable', f'{UNREACHABLE}/32'], check=False)
+
+
+@pytest.mark.parametrize('destination', ['closed-port', 'unreachable-host'], indirect=True)
+def test_osc_destination_failure_is_reported_and_the_actuator_keeps_running(probe, destination):
+    host, port, error = destination
     probe.record(DiagnosticArray, '/diagnostics', 10)
     actuator = NodeProcess(
-        'osc_actuator_node', 'osc_actuator', {'osc_port': free_udp_port(), 'timeout': 30.0}
+        'osc_actuator_node',
+        'osc_actuator',
+        {'osc_host': host, 'osc_port': port, 'timeout': 30.0},
     )
     try:
         pub = probe.create_publisher(JointState, 'action', qos.ACTION)
@@ -130,8 +216,17 @@ def test_closed_osc_port_is_reported_and_the_actuator_keeps_running(probe):
             ),
             5.0,
         ), actuator.output()
-        assert 'Connection refused' in actuator.output()
+        assert error in actuator.output()
         assert actuator.process.poll() is None
+        # It still takes commands: the failures keep being counted, not piling up elsewhere.
+        failures = int(diagnostic_value(probe, 'pamiq/osc_actuator', 'send errors') or 0)
+        pub.publish(JointState(name=['Vertical'], position=[0.5]))
+        assert wait_until(
+            lambda: (
+                int(diagnostic_value(probe, 'pamiq/osc_actuator', 'send errors') or 0) > failures
+            ),
+            5.0,
+        ), actuator.output()
     finally:
         assert actuator.stop() == 0
 

@@ -152,7 +152,7 @@ class Trainer(Node):
             ),
             dynamics_batches=d(
                 'dynamics_batches',
-                32,
+                64,
                 'Forward-dynamics minibatches per round',
                 low=0,
                 high=10000,
@@ -174,7 +174,7 @@ class Trainer(Node):
             ),
             encoder_rounds=d(
                 'encoder_rounds',
-                10,
+                5,
                 'Rounds the encoder learns before it is frozen (0: never frozen)',
                 low=0,
                 high=2**31 - 1,
@@ -217,6 +217,7 @@ class Trainer(Node):
         )
         self.save_srv = self.create_service(Trigger, 'trainer/save', self.save_callback)
         self.round_seconds = 0.0
+        self.round_started = 0.0  # monotonic start of the round in progress, 0 between rounds
         self.last_error = ''
         self.diagnostics = Diagnostics(self, f'torch {config.device}')
         self.diagnostics.add('training', self.training_check)
@@ -289,9 +290,10 @@ class Trainer(Node):
             if not self.active.is_set() or not self.learner.ready():
                 self.stopping.wait(0.05)
                 continue
-            started = time.monotonic()
+            started = self.round_started = time.monotonic()
             with self.lock:
                 losses = self.learner.train_round(self.stopping.is_set)
+            self.round_started = 0.0
             if self.stopping.is_set():
                 return
             self.round_seconds = time.monotonic() - started
@@ -346,6 +348,7 @@ class Trainer(Node):
 
     def training_check(self):
         learner = self.learner
+        started = self.round_started  # read once: the training thread resets it
         values = {
             'version': learner.version,
             'rounds': learner.rounds,
@@ -356,6 +359,7 @@ class Trainer(Node):
             'rollouts skipped (trainer behind)': learner.skipped,
             'sequence gaps': learner.gaps,
             'last round (s)': self.round_seconds,
+            'round in progress (s)': time.monotonic() - started if started else 0.0,
             'device': learner.config.device,
         }
         if self.last_error:
