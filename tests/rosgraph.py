@@ -108,6 +108,29 @@ class Probe(Node):
         self.destroy_node()
 
 
+def statuses(probe: Probe, prefix: str) -> list:
+    """Every DiagnosticStatus received on /diagnostics whose name starts with `prefix`."""
+    return [
+        s for a in probe.messages('/diagnostics') for s in a.status if s.name.startswith(prefix)
+    ]
+
+
+def diagnostic_value(probe: Probe, prefix: str, key: str) -> str | None:
+    """The newest value of `key` in the newest status whose name starts with `prefix`."""
+    for status in reversed(statuses(probe, prefix)):
+        for pair in status.values:
+            if pair.key == key:
+                return pair.value
+    return None
+
+
+def versions_acted(probe: Probe) -> set[int]:
+    """The weights versions named by the agent/step messages received so far."""
+    return {
+        int(dict(zip(m.name, m.position))['policy_version']) for m in probe.messages('agent/step')
+    }
+
+
 class OscRecorder:
     """A UDP OSC server on loopback recording packets in arrival order: (time, address, value)."""
 

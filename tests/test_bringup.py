@@ -13,7 +13,7 @@ from geometry_msgs.msg import PoseStamped
 import numpy as np
 from pamiq import qos, vrchat
 from pamiq.graph import default_params_file
-from rosgraph import OscRecorder, free_udp_port, wait_until
+from rosgraph import OscRecorder, free_udp_port, versions_acted, wait_until
 from sensor_msgs.msg import JointState
 from std_msgs.msg import Float32
 from videos import write_video
@@ -166,13 +166,7 @@ def test_curiosity_graph_learns_while_acting_and_survives_a_trainer_kill(probe, 
         probe.record(Float32, 'trainer/forward_dynamics/loss', qos.DEFAULT)
         probe.record(Float32, 'agent/reward', qos.DEFAULT)
 
-        def versions() -> set[int]:
-            return {
-                int(dict(zip(m.name, m.position))['policy_version'])
-                for m in probe.messages('agent/step')
-            }
-
-        assert wait_until(lambda: max(versions(), default=0) >= 2, 120.0), up.output()
+        assert wait_until(lambda: max(versions_acted(probe), default=0) >= 2, 120.0), up.output()
         assert probe.messages('trainer/forward_dynamics/loss')
         assert probe.messages('agent/reward')
         assert list((run_dir / 'checkpoints').glob('checkpoint-*.safetensors'))
@@ -187,8 +181,10 @@ def test_curiosity_graph_learns_while_acting_and_survives_a_trainer_kill(probe, 
         time.sleep(3.0)
         assert len(probe.messages('agent/step')) >= 20  # still acting at ~10 Hz
         assert wait_until(lambda: 'resumed from' in up.output(), 60.0), up.output()
-        reached = max(versions(), default=0)
-        assert wait_until(lambda: max(versions(), default=0) > reached, 120.0), up.output()
+        reached = max(versions_acted(probe), default=0)
+        assert wait_until(lambda: max(versions_acted(probe), default=0) > reached, 120.0), (
+            up.output()
+        )
     finally:
         code = up.stop(60.0)
     assert code == 0, up.output()

@@ -18,7 +18,15 @@ from pamiq.checkpoint import save_checkpoint
 from pamiq.image_conversion import numpy_to_image
 from pamiq.learner import Learner, LearnerConfig
 import pytest
-from rosgraph import NodeProcess, OscRecorder, free_udp_port, wait_until
+from rosgraph import (
+    NodeProcess,
+    OscRecorder,
+    diagnostic_value,
+    free_udp_port,
+    statuses,
+    versions_acted,
+    wait_until,
+)
 from sensor_msgs.msg import Image, JointState
 from std_msgs.msg import UInt8MultiArray
 from std_srvs.srv import Trigger
@@ -48,21 +56,6 @@ class FramePump:
         self.thread.join()
 
 
-def statuses(probe, prefix: str) -> list[DiagnosticStatus]:
-    return [
-        s for a in probe.messages('/diagnostics') for s in a.status if s.name.startswith(prefix)
-    ]
-
-
-def diagnostic_value(probe, prefix: str, key: str) -> str | None:
-    """The newest value of `key` in the newest status whose name starts with `prefix`."""
-    for status in reversed(statuses(probe, prefix)):
-        for pair in status.values:
-            if pair.key == key:
-                return pair.value
-    return None
-
-
 def test_trainer_killed_mid_round_resumes_and_the_agent_acts_throughout(probe, tmp_path):
     probe.record(JointState, 'action', qos.ACTION)
     probe.record(JointState, 'agent/step', qos.STEP)
@@ -73,19 +66,15 @@ def test_trainer_killed_mid_round_resumes_and_the_agent_acts_throughout(probe, t
     agent = NodeProcess('agent_node', 'agent', {'policy': 'curiosity'})
     pump = FramePump(probe)
 
-    def versions_acted() -> set[int]:
-        return {
-            int(dict(zip(m.name, m.position))['policy_version'])
-            for m in probe.messages('agent/step')
-        }
-
     def round_in_progress() -> float:
         value = diagnostic_value(probe, 'pamiq/trainer', 'round in progress (s)')
         return float(value) if value else 0.0
 
     restarted = None
     try:
-        assert wait_until(lambda: 1 in versions_acted(), 120.0), agent.output() + trainer.output()
+        assert wait_until(lambda: 1 in versions_acted(probe), 120.0), (
+            agent.output() + trainer.output()
+        )
         first = str(tmp_path / 'checkpoints' / 'checkpoint-00000001.*')
         assert wait_until(lambda: glob.glob(first), 30.0), trainer.output()
         assert wait_until(lambda: round_in_progress() > 0.5, 30.0), trainer.output()
@@ -97,13 +86,13 @@ def test_trainer_killed_mid_round_resumes_and_the_agent_acts_throughout(probe, t
         probe.clear('agent/step')
         time.sleep(3.0)
         assert 27 <= len(probe.messages('action')) <= 33, len(probe.messages('action'))
-        assert versions_acted() == {1}
+        assert versions_acted(probe) == {1}
 
         restarted = NodeProcess('trainer_node', 'trainer', slow_rounds)
         assert wait_until(lambda: 'resumed from' in restarted.output(), 30.0), restarted.output()
         assert 'checkpoint-00000001' in restarted.output()
         assert 'at version 1' in restarted.output()
-        assert wait_until(lambda: 2 in versions_acted(), 120.0), restarted.output()
+        assert wait_until(lambda: 2 in versions_acted(probe), 120.0), restarted.output()
     finally:
         pump.stop()
         agent.stop()
@@ -318,9 +307,8 @@ def test_a_barrage_of_bad_input_is_refused_counted_and_crashes_nothing(probe):
             time.sleep(0.3)
         images.publish(good)
 
-        def counts(prefix: str, key: str) -> int:
-            values = [dict((kv.key, kv.value) for kv in s.values) for s in statuses(probe, prefix)]
-            return max((int(v[key]) for v in values if key in v), default=0)
+        def counts(prefix: str, key: str) -> int:  # counters only grow: the newest is the most
+            return int(diagnostic_value(probe, prefix, key) or 0)
 
         assert wait_until(
             lambda: counts('pamiq/agent', 'rejected frames') == len(bad_images), 10.0

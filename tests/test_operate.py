@@ -11,7 +11,7 @@ from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus
 from pamiq import qos, vrchat
 from rcl_interfaces.msg import Parameter, ParameterType, ParameterValue
 from rcl_interfaces.srv import SetParameters
-from rosgraph import NodeProcess, OscRecorder, free_udp_port, wait_until
+from rosgraph import NodeProcess, OscRecorder, free_udp_port, statuses, wait_until
 from sensor_msgs.msg import JointState
 from std_srvs.srv import SetBool, Trigger
 from test_bringup import PamiqUp, fast_params
@@ -122,12 +122,7 @@ def test_trainer_services_save_and_pause(probe, tmp_path):
 
 
 def levels(probe, prefix: str) -> list[tuple[bytes, str]]:
-    return [
-        (s.level, s.message)
-        for array in probe.messages('/diagnostics')
-        for s in array.status
-        if s.name.startswith(prefix)
-    ]
+    return [(s.level, s.message) for s in statuses(probe, prefix)]
 
 
 def test_healthy_graph_is_all_ok_in_diagnostics(probe, tmp_path):

@@ -99,13 +99,12 @@ class Agent(Node):
         self.steps = 0
         self.rejected_frames = 0
         self.rejected_weights = 0
-        self.step_ms: list[float] = []
         self.reported_steps = 0
         self.last_frame = 0.0
         self.active = True
         self.frames = RateMeter()
         self.acted = RateMeter()
-        self.latencies: deque[float] = deque(maxlen=100)
+        self.latencies: deque[float] = deque(maxlen=100)  # ms of the last 100 steps
 
         self.observation_pub = self.create_publisher(Image, 'agent/observation', qos.OBSERVATION)
         self.action_pub = self.create_publisher(JointState, 'action', qos.ACTION)
@@ -192,10 +191,10 @@ class Agent(Node):
             self.reward_pub.publish(Float32(data=result.reward))
         self.steps += 1
         self.acted.tick()
-        self.step_ms.append((time.perf_counter() - started) * 1e3)
-        self.latencies.append(self.step_ms[-1])
-        if self.step_ms[-1] > 50.0:
-            self.get_logger().warning(f'slow step: {self.step_ms[-1]:.0f} ms')
+        step_ms = (time.perf_counter() - started) * 1e3
+        self.latencies.append(step_ms)
+        if step_ms > 50.0:
+            self.get_logger().warning(f'slow step: {step_ms:.0f} ms')
 
     def set_active_callback(
         self, request: SetBool.Request, response: SetBool.Response
@@ -277,8 +276,8 @@ class Agent(Node):
     def report_callback(self) -> None:
         count = self.steps - self.reported_steps
         self.reported_steps = self.steps
-        median = sorted(self.step_ms)[len(self.step_ms) // 2] if self.step_ms else 0.0
-        self.step_ms.clear()
+        latency = sorted(self.latencies)
+        median = latency[len(latency) // 2] if latency else 0.0
         version = f', weights version {self.policy.version}' if self.learning else ''
         self.get_logger().info(
             f'acting at {count / self.report_period:.1f} Hz ({self.steps} actions so far, '

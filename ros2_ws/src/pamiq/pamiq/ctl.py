@@ -9,12 +9,7 @@ import rclpy
 from rclpy.node import Node
 from std_srvs.srv import SetBool, Trigger
 
-LEVELS = {
-    DiagnosticStatus.OK: 'OK',
-    DiagnosticStatus.WARN: 'WARN',
-    DiagnosticStatus.ERROR: 'ERROR',
-    DiagnosticStatus.STALE: 'STALE',
-}
+from pamiq.diagnostics import LEVEL_NAMES
 
 
 def call(node: Node, service_type, name: str, request, timeout: float) -> object | None:
@@ -38,7 +33,7 @@ def status_lines(node: Node, seconds: float) -> list[str]:
     while time.monotonic() < deadline:
         rclpy.spin_once(node, timeout_sec=0.1)
     return [
-        f'{LEVELS.get(s.level, "?"):<5} {name}: {s.message}'
+        f'{LEVEL_NAMES.get(s.level, "?"):<5} {name}: {s.message}'
         + ''.join(f'\n        {kv.key}: {kv.value}' for kv in s.values)
         for name, s in sorted(latest.items())
     ]

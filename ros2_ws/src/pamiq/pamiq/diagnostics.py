@@ -13,6 +13,7 @@ from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
 from rclpy.node import Node
 
 OK, WARN, ERROR = DiagnosticStatus.OK, DiagnosticStatus.WARN, DiagnosticStatus.ERROR
+LEVEL_NAMES = {OK: 'OK', WARN: 'WARN', ERROR: 'ERROR', DiagnosticStatus.STALE: 'STALE'}
 Check = Callable[[], tuple[bytes, str, dict[str, object]]]
 
 

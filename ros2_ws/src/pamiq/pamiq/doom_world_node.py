@@ -276,15 +276,16 @@ class DoomWorld(Node):
 
     def world_check(self):
         x, y = self.last_xy or (math.nan, math.nan)
+        rate = self.meter.rate()
         values = {
-            'frame rate (Hz)': self.meter.rate(),
+            'frame rate (Hz)': rate,
             'episode': self.episode,
             'position': f'({x:.0f}, {y:.0f})',
             'OSC packets received': self.inputs.packets,
             'OSC input': f'udp://{self.osc_host}:{self.osc_port}',
         }
-        level = rate_level(self.meter.rate(), self.rate, self.meter.started)
-        return level, f'episode {self.episode}, frames at {self.meter.rate():.1f} Hz', values
+        level = rate_level(rate, self.rate, self.meter.started)
+        return level, f'episode {self.episode}, frames at {rate:.1f} Hz', values
 
     def report_callback(self) -> None:
         x, y = self.last_xy or (math.nan, math.nan)

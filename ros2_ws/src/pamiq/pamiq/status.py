@@ -15,16 +15,13 @@ from rclpy.node import Node
 from rclpy.signals import SignalHandlerOptions
 from std_msgs.msg import Float32
 
+from pamiq.diagnostics import LEVEL_NAMES
+
 SHORT = {
     'inverse_dynamics/loss': 'id',
     'vae/loss': 'vae',
     'forward_dynamics/loss': 'fd',
     'ppo/loss': 'ppo',
-}
-LEVEL_NAMES = {
-    DiagnosticStatus.OK: 'OK',
-    DiagnosticStatus.WARN: 'WARN',
-    DiagnosticStatus.ERROR: 'ERROR',
 }
 
 

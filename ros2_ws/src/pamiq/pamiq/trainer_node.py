@@ -307,7 +307,7 @@ class Trainer(Node):
                 self.tensorboard.add_scalar('charts/samples', self.learner.samples, rounds)
                 self.tensorboard.flush()
             self.get_logger().info(
-                f'round {rounds} in {time.monotonic() - started:.1f} s: '
+                f'round {rounds} in {self.round_seconds:.1f} s: '
                 f'version {self.learner.version}, '
                 + ', '.join(f'{k} {v:.4g}' for k, v in losses.items() if k.endswith('loss'))
             )
