@@ -150,7 +150,7 @@ def test_replay_keeps_order_and_timing_and_feeds_an_agent_open_loop(probe, tmp_p
     replay = subprocess.Popen(
         [sys.executable, '-m', 'pamiq.cli', 'replay', bag,
          '--topics', 'agent/reward', 'agent/observation',
-         '--remap', 'agent/observation:=camera/image_raw', '--delay', '3'],
+         '--remap', 'agent/observation:=camera/image_raw', '--delay', '5'],
         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
     )  # fmt: skip
     try:

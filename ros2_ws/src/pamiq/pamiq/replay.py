@@ -53,7 +53,12 @@ class Replayer(Node):
 
 
 def wait_for_discovery(node: Replayer, minimum: float, limit: float = 5.0) -> None:
-    """Wait `minimum` seconds, then until the subscriber counts have been steady for 0.5 s."""
+    """Wait `minimum` seconds, then until the subscriber counts have been steady for 0.5 s.
+
+    The counts are what this side has matched; a subscriber may take longer to match us (a
+    loaded machine), and a volatile one drops what came before: give slow graphs a longer
+    `minimum` (`pamiq replay --delay`).
+    """
     started = time.monotonic()
     counts, steady_since = None, started
     while time.monotonic() - started < limit:
