@@ -23,10 +23,10 @@ import benchlib
 benchlib.setup()
 
 import numpy as np  # noqa: E402
-from pamiq import qos  # noqa: E402
-from pamiq.learner import LearnerConfig  # noqa: E402
-from pamiq.models import build_models  # noqa: E402
-from pamiq.weights import pack_weights  # noqa: E402
+from pamiq.learning.learner import LearnerConfig  # noqa: E402
+from pamiq.learning.models import build_models  # noqa: E402
+from pamiq.ros import qos  # noqa: E402
+from pamiq.storage.weights import pack_weights  # noqa: E402
 import rclpy  # noqa: E402
 from rosgraph import Probe, free_udp_port, wait_until  # noqa: E402
 from sensor_msgs.msg import JointState  # noqa: E402

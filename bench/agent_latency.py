@@ -18,10 +18,10 @@ import benchlib
 benchlib.setup()
 
 import numpy as np  # noqa: E402
-from pamiq import messages, qos  # noqa: E402
-from pamiq.curiosity_policy import CuriosityPolicy  # noqa: E402
-from pamiq.image_conversion import image_to_numpy, numpy_to_image  # noqa: E402
-from pamiq.preprocessing import preprocess  # noqa: E402
+from pamiq.learning.curiosity_policy import CuriosityPolicy  # noqa: E402
+from pamiq.learning.preprocessing import preprocess  # noqa: E402
+from pamiq.ros import messages, qos  # noqa: E402
+from pamiq.ros.image_conversion import image_to_numpy, numpy_to_image  # noqa: E402
 import rclpy  # noqa: E402
 from rosgraph import NodeProcess, Probe, wait_until  # noqa: E402
 from sensor_msgs.msg import Image, JointState  # noqa: E402

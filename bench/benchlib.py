@@ -64,6 +64,14 @@ def report(name: str, rows: list[tuple[str, str]], data: dict) -> str:
 
 def graph_command(run_dir: str, osc_port: int, record: bool, *extra: str) -> list[str]:
     """`pamiq up` of the whole Doom graph with the curiosity agent, under its own supervisor."""
-    command = [sys.executable, '-m', 'pamiq.cli', 'up', '--supervise', '--quiet', 'world:=doom']
+    command = [
+        sys.executable,
+        '-m',
+        'pamiq.tools.cli',
+        'up',
+        '--supervise',
+        '--quiet',
+        'world:=doom',
+    ]
     command += ['agent:=curiosity', f'osc_port:={osc_port}', f'run_dir:={run_dir}', *extra]
     return command + (['record:=true'] if record else [])

@@ -25,13 +25,13 @@ import torch
 
 sys.path.insert(0, os.path.join(benchlib.REPO, 'tests'))
 from doom_frames import record
-from pamiq.curiosity import curiosity_reward
-from pamiq.curiosity_policy import CuriosityPolicy
-from pamiq.doom_world_node import TICRATE, doom_command, make_game
-from pamiq.learner import Learner, LearnerConfig, Step
-from pamiq.models import action_features, observations_to_tensor
-from pamiq.preprocessing import preprocess
-from pamiq.random_policy import RandomPolicy
+from pamiq.learning.curiosity import curiosity_reward
+from pamiq.learning.curiosity_policy import CuriosityPolicy
+from pamiq.learning.learner import Learner, LearnerConfig, Step
+from pamiq.learning.models import action_features, observations_to_tensor
+from pamiq.learning.preprocessing import preprocess
+from pamiq.learning.random_policy import RandomPolicy
+from pamiq.nodes.doom_world_node import TICRATE, doom_command, make_game
 
 CELL = 64.0
 

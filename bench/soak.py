@@ -23,8 +23,8 @@ import benchlib
 benchlib.setup()
 
 import numpy as np  # noqa: E402
-from pamiq import qos  # noqa: E402
-from pamiq.status import disk_use  # noqa: E402
+from pamiq.ros import qos  # noqa: E402
+from pamiq.tools.status import disk_use  # noqa: E402
 import rclpy  # noqa: E402
 from rosgraph import Probe, free_udp_port, wait_until  # noqa: E402
 from sensor_msgs.msg import JointState  # noqa: E402

@@ -1,12 +1,12 @@
 """Bring up the pamiq graph: ros2 launch pamiq bringup.launch.py [world:=doom|vrchat] ...
 
-The node list comes from pamiq.graph, the same definition `pamiq up` uses without launch.
+The node list comes from pamiq.tools.graph, the same definition `pamiq up` uses without launch.
 """
 
 from launch.actions import DeclareLaunchArgument, OpaqueFunction
 from launch.substitutions import LaunchConfiguration
 from launch_ros.actions import Node
-from pamiq.graph import LAUNCH_ARGUMENTS, BringupArgs, graph
+from pamiq.tools.graph import LAUNCH_ARGUMENTS, BringupArgs, graph
 
 from launch import LaunchDescription
 

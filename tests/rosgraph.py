@@ -7,16 +7,15 @@ import os
 import signal
 import socket
 import subprocess
-import sys
 import tempfile
 import threading
 import time
 
+from pamiq.tools.graph import node_command, write_parameters
 from pythonosc.dispatcher import Dispatcher
 from pythonosc.osc_server import BlockingOSCUDPServer
 from rclpy.executors import SingleThreadedExecutor
 from rclpy.node import Node
-import yaml
 
 NAMESPACE = 'pamiq'
 
@@ -40,13 +39,12 @@ class NodeProcess:
     """One pamiq node as a real process, named and namespaced as the launch file does."""
 
     def __init__(self, executable: str, name: str, parameters: dict | None = None) -> None:
-        command = [sys.executable, '-m', f'pamiq.{executable}', '--ros-args']
-        command += ['-r', f'__node:={name}', '-r', f'__ns:=/{NAMESPACE}']
+        files = []
         if parameters:
             handle, path = tempfile.mkstemp(suffix='.yaml', prefix=f'{name}-')
-            with os.fdopen(handle, 'w') as stream:
-                yaml.safe_dump({f'/{NAMESPACE}/{name}': {'ros__parameters': parameters}}, stream)
-            command += ['--params-file', path]
+            os.close(handle)
+            files.append(write_parameters(path, NAMESPACE, name, parameters))
+        command = node_command(executable, name, NAMESPACE, files)
         self.log = tempfile.TemporaryFile()
         self.process = subprocess.Popen(command, stdout=self.log, stderr=subprocess.STDOUT)
 

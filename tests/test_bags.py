@@ -13,13 +13,13 @@ import cv2
 from doom_frames import record
 from mcap_ros2.reader import read_ros2_messages
 import numpy as np
-from pamiq import messages, qos
-from pamiq.bag_tools import bag_info, export_video
-from pamiq.bags import SESSION_TOPICS, TYPESTORE, SplitWriter, split_paths
-from pamiq.checkpoint import load_latest_checkpoint
-from pamiq.cli import main as pamiq_main
-from pamiq.image_conversion import numpy_to_image
-from pamiq.models import build_models
+from pamiq.learning.models import build_models
+from pamiq.ros import messages, qos
+from pamiq.ros.bags import SESSION_TOPICS, TYPESTORE, SplitWriter, split_paths
+from pamiq.ros.image_conversion import numpy_to_image
+from pamiq.storage.checkpoint import load_latest_checkpoint
+from pamiq.tools.bag_tools import bag_info, export_video
+from pamiq.tools.cli import main as pamiq_main
 import pytest
 from rclpy.serialization import deserialize_message, serialize_message
 from rosbags.rosbag2 import Reader
@@ -148,7 +148,7 @@ def test_replay_keeps_order_and_timing_and_feeds_an_agent_open_loop(probe, tmp_p
     probe.record(JointState, 'action', qos.ACTION)
     assert wait_until(lambda: 'random policy' in agent.output(), 30.0), agent.output()
     replay = subprocess.Popen(
-        [sys.executable, '-m', 'pamiq.cli', 'replay', bag,
+        [sys.executable, '-m', 'pamiq.tools.cli', 'replay', bag,
          '--topics', 'agent/reward', 'agent/observation',
          '--remap', 'agent/observation:=camera/image_raw', '--delay', '5'],
         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,

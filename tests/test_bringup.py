@@ -11,8 +11,9 @@ import time
 
 from geometry_msgs.msg import PoseStamped
 import numpy as np
-from pamiq import qos, vrchat
-from pamiq.graph import default_params_file
+from pamiq import vrchat
+from pamiq.ros import qos
+from pamiq.tools.graph import default_params_file
 from rosgraph import OscRecorder, free_udp_port, versions_acted, wait_until
 from sensor_msgs.msg import JointState
 from std_msgs.msg import Float32
@@ -22,7 +23,7 @@ import yaml
 
 class PamiqUp:
     def __init__(self, *launch_args: str) -> None:
-        command = [sys.executable, '-m', 'pamiq.cli', 'up', '--supervise', *launch_args]
+        command = [sys.executable, '-m', 'pamiq.tools.cli', 'up', '--supervise', *launch_args]
         self.process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
         self.lines: list[str] = []
         threading.Thread(target=self.read, daemon=True).start()
@@ -120,7 +121,7 @@ def test_a_node_that_dies_stops_the_graph(tmp_path):
 
 def test_bad_arguments_are_refused_clearly():
     result = subprocess.run(
-        [sys.executable, '-m', 'pamiq.cli', 'up', 'agent:=clever'],
+        [sys.executable, '-m', 'pamiq.tools.cli', 'up', 'agent:=clever'],
         capture_output=True,
         text=True,
         timeout=60,
@@ -128,7 +129,7 @@ def test_bad_arguments_are_refused_clearly():
     assert result.returncode == 2
     assert 'agent:=clever is not one of curiosity, random' in result.stderr
     result = subprocess.run(
-        [sys.executable, '-m', 'pamiq.cli', 'up', 'wrld:=doom'],
+        [sys.executable, '-m', 'pamiq.tools.cli', 'up', 'wrld:=doom'],
         capture_output=True,
         text=True,
         timeout=60,

@@ -13,10 +13,11 @@ import time
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus
 from doom_frames import record
 import numpy as np
-from pamiq import qos, vrchat
-from pamiq.checkpoint import save_checkpoint
-from pamiq.image_conversion import numpy_to_image
-from pamiq.learner import Learner, LearnerConfig
+from pamiq import vrchat
+from pamiq.learning.learner import Learner, LearnerConfig
+from pamiq.ros import qos
+from pamiq.ros.image_conversion import numpy_to_image
+from pamiq.storage.checkpoint import save_checkpoint
 import pytest
 from rosgraph import (
     NodeProcess,

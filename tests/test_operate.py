@@ -8,7 +8,8 @@ import sys
 import time
 
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus
-from pamiq import qos, vrchat
+from pamiq import vrchat
+from pamiq.ros import qos
 from rcl_interfaces.msg import Parameter, ParameterType, ParameterValue
 from rcl_interfaces.srv import SetParameters
 from rosgraph import NodeProcess, OscRecorder, free_udp_port, statuses, wait_until
@@ -60,7 +61,7 @@ def test_pause_neutralises_within_150_ms_stops_actions_and_resumes(probe, tmp_pa
         assert all((a, v) in neutral for a, v in during), during  # no action while paused
 
         result = subprocess.run(
-            [sys.executable, '-m', 'pamiq.cli', 'ctl', 'resume'],
+            [sys.executable, '-m', 'pamiq.tools.cli', 'ctl', 'resume'],
             capture_output=True,
             text=True,
             timeout=60,
@@ -73,7 +74,7 @@ def test_pause_neutralises_within_150_ms_stops_actions_and_resumes(probe, tmp_pa
             5.0,
         )
         result = subprocess.run(
-            [sys.executable, '-m', 'pamiq.cli', 'ctl', 'pause'],
+            [sys.executable, '-m', 'pamiq.tools.cli', 'ctl', 'pause'],
             capture_output=True,
             text=True,
             timeout=60,
@@ -103,7 +104,7 @@ def test_trainer_services_save_and_pause(probe, tmp_path):
         # A busy 2-core machine can starve one node's 1 Hz diagnostics for a moment: ask again.
         def status_shows_pause() -> bool:
             result = subprocess.run(
-                [sys.executable, '-m', 'pamiq.cli', 'ctl', 'status'],
+                [sys.executable, '-m', 'pamiq.tools.cli', 'ctl', 'status'],
                 capture_output=True,
                 text=True,
                 timeout=60,

@@ -14,7 +14,7 @@ PACKAGE = os.path.join(REPO, 'ros2_ws', 'src', 'pamiq', 'pamiq')
 
 
 def sources() -> dict[str, str]:
-    return {path: open(path).read() for path in glob.glob(os.path.join(PACKAGE, '*.py'))}
+    return {path: open(path).read() for path in glob.glob(os.path.join(PACKAGE, '**', '*.py'), recursive=True)}
 
 
 def test_nothing_received_is_unpickled_or_executed():
@@ -34,7 +34,7 @@ def test_every_server_binds_loopback_by_default():
     assert params['/**/osc_actuator']['ros__parameters']['osc_host'] == '127.0.0.1'
     with open(os.path.join(REPO, 'config', 'fastdds_loopback.xml')) as stream:
         assert '<address>127.0.0.1</address>' in stream.read()
-    world = sources()[os.path.join(PACKAGE, 'doom_world_node.py')]
+    world = sources()[os.path.join(PACKAGE, 'nodes', 'doom_world_node.py')]
     assert "'osc_host',\n            '127.0.0.1'" in world
 
 

@@ -2,20 +2,15 @@
 
 from glob import glob
 import os
+import runpy
 
 from setuptools import find_packages, setup
 
 package_name = 'pamiq'
-# One executable per node, as in demo_nodes_py; `pamiq` is the user-facing CLI.
-NODES = [
-    'camera_node',
-    'osc_actuator_node',
-    'doom_world_node',
-    'agent_node',
-    'trainer_node',
-    'recorder_node',
-]
 HERE = os.path.dirname(os.path.abspath(__file__))
+# One executable per node, as in demo_nodes_py, plus the `pamiq` CLI: pamiq/executables.py is
+# the one table of them (read as a file: the package itself is not importable yet).
+EXECUTABLES = runpy.run_path(os.path.join(HERE, 'pamiq', 'executables.py'))['EXECUTABLES']
 
 
 def here(pattern):
@@ -35,7 +30,7 @@ setup(
         # colcon puts console scripts in lib/pamiq through setup.cfg; pip ignores that and
         # only writes bin/, so the same executables also travel as data files (which keep
         # their executable bit) for `ros2 run` / `ros2 launch` in a pip-installed prefix.
-        ('lib/' + package_name, ['scripts/' + name for name in NODES + ['pamiq']]),
+        ('lib/' + package_name, ['scripts/' + name for name in EXECUTABLES]),
     ],
     install_requires=['setuptools'],
     zip_safe=False,
@@ -44,7 +39,6 @@ setup(
     description='P-AMI<Q> curiosity-driven agent for VRChat as a ROS 2 node graph',
     license='MIT',
     entry_points={
-        'console_scripts': [f'{name} = pamiq.{name}:main' for name in NODES]
-        + ['pamiq = pamiq.cli:main'],
+        'console_scripts': [f'{name} = {module}:main' for name, module in EXECUTABLES.items()],
     },
 )

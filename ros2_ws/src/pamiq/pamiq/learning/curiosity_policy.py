@@ -1,0 +1,101 @@
+"""The acting half of curiosity-PPO: one visible step per frame, inference only.
+
+[Original design] PrimitiveAMI's CuriosityPPOAgent: embed o_t, reward r_t = error of the
+prediction made at t-1, sample a_t from the policy, predict z_{t+1} from (a_{t-1}, z_t, a_t).
+[This implementation] the same step with no gradient and no optimizer; weights arrive from the
+trainer and are swapped in whole between two steps (pamiq-core's sync: a reference swap).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from pamiq.learning.curiosity import curiosity_reward
+from pamiq.learning.models import action_features, build_models, observations_to_tensor
+from pamiq.storage.weights import load_into
+
+
+@dataclass(frozen=True)
+class StepResult:
+    action: np.ndarray  # a_t: (3,) float32 in (-1, 1) or (5,) int64
+    reward: float  # r_t: error of the prediction of z_t made at t-1 (0 at the first step)
+    value: float  # V(o_t)
+    log_prob: float  # log pi(a_t | o_t)
+    version: int  # the policy version that acted
+
+
+@torch.inference_mode()
+def warm_up(models: dict[str, torch.nn.Module], action_space: str) -> None:
+    """One dummy step through a model set, here rather than in the first real step: the first
+    use of a set costs PyTorch a few hundred milliseconds (seen as the one late action after
+    the first weights swap)."""
+    obs = torch.zeros(1, 3, 84, 84)
+    embed = models['encoder'].embed(obs)
+    action, _, _, _ = models['policy'].get_action_and_value(obs)
+    features = action_features(action, action_space)
+    models['forward_dynamics'](torch.zeros_like(features), embed, features)
+
+
+class CuriosityPolicy:
+    def __init__(self, encoder: str, action_space: str, seed: int = 0) -> None:
+        self.encoder, self.action_space = encoder, action_space
+        torch.manual_seed(seed)  # the trainer seeds its initial weights the same way
+        # Double buffering (pamiq-core's sync): new weights load into the idle set, then one
+        # assignment swaps the sets. Building modules per update would cost ~0.1 s of CPU.
+        # `active` pairs the set with its version so a step never sees one without the other.
+        self.active: tuple[dict[str, torch.nn.Module], int] = (self.fresh_models(), 0)
+        self.spare = self.fresh_models()
+        self.previous_action: torch.Tensor | None = None  # features of a_{t-1}
+        self.predicted: torch.Tensor | None = None  # z^_t, predicted at t-1
+
+    def fresh_models(self) -> dict[str, torch.nn.Module]:
+        models = build_models(self.encoder, self.action_space)
+        for model in models.values():
+            model.eval()
+        warm_up(models, self.action_space)
+        return models
+
+    def swap(self, version: int, state_dicts) -> None:
+        """Load validated weights into the idle set, then swap it in with one assignment.
+
+        Called from one thread at a time; a step that began before the swap finishes on the
+        set it started with (steps take milliseconds, updates come seconds apart).
+        """
+        load_into(self.spare, state_dicts)
+        warm_up(self.spare, self.action_space)
+        loaded = self.spare
+        self.spare = self.active[0]
+        self.active = (loaded, version)
+
+    @property
+    def models(self) -> dict[str, torch.nn.Module]:
+        return self.active[0]
+
+    @property
+    def version(self) -> int:
+        return self.active[1]
+
+    def reset(self) -> None:
+        """Forget a_{t-1} and the pending prediction: the next frame starts a new sequence."""
+        self.previous_action = None
+        self.predicted = None
+
+    @torch.inference_mode()
+    def step(self, observation: np.ndarray) -> StepResult:
+        models, version = self.active  # one consistent set for this step
+        obs = observations_to_tensor(observation)  # o_t, (1, 3, 84, 84)
+        embed = models['encoder'].embed(obs)  # z_t
+        reward = (
+            0.0 if self.predicted is None else float(curiosity_reward(self.predicted, embed)[0])
+        )
+        action, log_prob, _, value = models['policy'].get_action_and_value(obs)  # a_t ~ pi(.|o_t)
+        features = action_features(action, self.action_space)
+        previous = (
+            torch.zeros_like(features) if self.previous_action is None else self.previous_action
+        )
+        self.predicted = models['forward_dynamics'](previous, embed, features)  # z^_{t+1}
+        self.previous_action = features
+        return StepResult(action[0].numpy(), reward, float(value[0]), float(log_prob[0]), version)

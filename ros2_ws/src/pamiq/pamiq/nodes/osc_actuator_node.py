@@ -1,0 +1,221 @@
+"""osc_actuator_node: moves the avatar by sending VRChat OSC input packets (the agent's 'affect').
+
+Subscribes `action` (sensor_msgs/JointState, names = VRChat input names) and `cmd_vel`
+(geometry_msgs/Twist from teleop_twist_keyboard) and sends `/input/<Name>` over UDP. Axes go out
+as floats in [-1, 1], buttons as ints 0/1. A watchdog returns every input to neutral when no
+command arrived for `timeout` seconds, and shutdown sends all of VRChat's reset values.
+"""
+
+from __future__ import annotations
+
+import socket
+import time
+
+from geometry_msgs.msg import Twist
+from pythonosc.osc_message_builder import OscMessageBuilder
+from rclpy.node import Node
+from sensor_msgs.msg import JointState
+
+from pamiq import vrchat
+from pamiq.ros import qos, spin
+from pamiq.ros.diagnostics import ERROR, OK, WARN, Diagnostics
+from pamiq.ros.parameters import declare
+
+
+class OscSender:
+    """Sends VRChat inputs over UDP and remembers the last value sent for each input.
+
+    The socket is connected to the destination, so a closed port shows up (ECONNREFUSED on
+    the next send, from the ICMP reply) and an unreachable host fails the send: both are
+    counted and reported, and sending simply goes on.
+    """
+
+    def __init__(self, host: str, port: int) -> None:
+        self.destination = (host, port)
+        self.sock: socket.socket | None = None
+        self.sent: dict[str, float | int] = {}
+        self.errors = 0
+        self.last_error = ''
+        self.last_error_time = 0.0
+        self.packets = 0
+
+    def send(self, name: str, value: float | int) -> None:
+        builder = OscMessageBuilder(address=vrchat.address(name))
+        builder.add_arg(value)  # float -> OSC float32, int -> OSC int32
+        try:
+            if self.sock is None:
+                self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+                self.sock.connect(self.destination)
+            self.sock.send(builder.build().dgram)
+        except OSError as error:  # no route, port closed, name not resolved: report, go on
+            self.errors += 1
+            self.last_error = f'{self.destination[0]}:{self.destination[1]}: {error}'
+            self.last_error_time = time.monotonic()
+            if not isinstance(error, ConnectionRefusedError) and self.sock is not None:
+                self.sock.close()
+                self.sock = None
+            return
+        self.packets += 1
+        self.sent[name] = value
+
+
+class OscActuator(Node):
+    def __init__(self, sender: OscSender | None = None) -> None:
+        super().__init__('osc_actuator')
+        host = declare(
+            self,
+            'osc_host',
+            '127.0.0.1',
+            'Host that receives the OSC input (VRChat or the Doom world)',
+            read_only=True,
+        )
+        port = declare(
+            self,
+            'osc_port',
+            9000,
+            "UDP port of VRChat's OSC input",
+            low=1,
+            high=65535,
+            read_only=True,
+        )
+        self.timeout = declare(
+            self,
+            'timeout',
+            0.5,
+            'Seconds without a command before all inputs return to neutral',
+            low=0.05,
+            high=60.0,
+        )
+        self.deadzone = declare(
+            self,
+            'deadzone',
+            0.0,
+            'Axis magnitudes below this are sent as 0.0 (the original experiment used 0.25)',
+            low=0.0,
+            high=1.0,
+        )
+        self.tap_buttons = set(
+            declare(
+                self,
+                'tap_buttons',
+                ['Jump'],
+                'Buttons where every 1 is a new press: a repeated 1 is released first '
+                'so VRChat registers it',
+            )
+        )
+        self.retap_delay = declare(
+            self,
+            'retap_delay',
+            0.03,
+            'Seconds a tap button stays released before it is pressed again',
+            low=0.0,
+            high=0.5,
+        )
+        self.cmd_vel_scale = declare(
+            self,
+            'cmd_vel_scale',
+            1.0,
+            'Factor from cmd_vel (m/s, rad/s) to VRChat axis values',
+            low=0.0,
+            high=10.0,
+        )
+
+        self.sender = sender or OscSender(host, port)
+        self.last_command = time.monotonic()
+        self.neutral = True  # nothing non-neutral has been sent yet
+        self.rejected = 0
+        self.pending_presses: list[tuple[float, str]] = []
+
+        self.action_sub = self.create_subscription(
+            JointState, 'action', self.action_callback, qos.ACTION
+        )
+        self.cmd_vel_sub = self.create_subscription(
+            Twist, 'cmd_vel', self.cmd_vel_callback, qos.DEFAULT
+        )
+        # 20 Hz: the watchdog and delayed re-presses are checked well inside one 10 Hz period.
+        self.watchdog_timer = self.create_timer(0.05, self.watchdog_callback)
+        self.diagnostics = Diagnostics(self, 'osc')
+        self.diagnostics.add('osc output', self.osc_check)
+        self.get_logger().info(f'sending VRChat OSC input to {host}:{port}')
+
+    def action_callback(self, msg: JointState) -> None:
+        if len(msg.name) != len(msg.position):
+            self.reject(f'action has {len(msg.name)} names but {len(msg.position)} positions')
+            return
+        self.apply(dict(zip(msg.name, msg.position)))
+
+    def cmd_vel_callback(self, msg: Twist) -> None:
+        s = self.cmd_vel_scale
+        self.apply(vrchat.twist_to_axes(msg.linear.x * s, msg.linear.y * s, msg.angular.z * s))
+
+    def apply(self, command: dict[str, float]) -> None:
+        self.last_command = time.monotonic()
+        for name, raw in command.items():
+            value, problem = vrchat.sanitize(name, raw, self.deadzone)
+            if problem:
+                self.reject(problem)
+            if value is None:
+                continue
+            if name in self.tap_buttons and value == 1 and self.sender.sent.get(name) == 1:
+                self.sender.send(name, 0)
+                self.pending_presses.append((time.monotonic() + self.retap_delay, name))
+                continue
+            self.sender.send(name, value)
+        self.neutral = False
+
+    def reject(self, problem: str) -> None:
+        self.rejected += 1
+        self.get_logger().warning(
+            f'{problem} (rejected inputs so far: {self.rejected})', throttle_duration_sec=2.0
+        )
+
+    def watchdog_callback(self) -> None:
+        now = time.monotonic()
+        due = [name for when, name in self.pending_presses if when <= now]
+        self.pending_presses = [(w, n) for w, n in self.pending_presses if w > now]
+        for name in due:
+            self.sender.send(name, 1)
+        if not self.neutral and now - self.last_command > self.timeout:
+            self.get_logger().warning(
+                f'no command for {self.timeout:.2f} s: inputs back to neutral'
+            )
+            self.send_all(vrchat.NEUTRAL_VALUES)
+            self.neutral = True
+        if self.sender.errors and now - self.sender.last_error_time < 1.0:
+            self.get_logger().error(
+                f'OSC send failed {self.sender.errors} times: {self.sender.last_error}',
+                throttle_duration_sec=5.0,
+            )
+
+    def osc_check(self):
+        age = time.monotonic() - self.last_command
+        values = {
+            'destination': f'{self.sender.destination[0]}:{self.sender.destination[1]}',
+            'packets sent': self.sender.packets,
+            'send errors': self.sender.errors,
+            'rejected inputs': self.rejected,
+            'seconds since last command': age,
+        }
+        if self.sender.errors and time.monotonic() - self.sender.last_error_time < 5.0:
+            return ERROR, f'OSC send failing: {self.sender.last_error}', values
+        if age > 2.0:
+            return WARN, f'no action for {age:.0f} s (inputs neutral)', values
+        return OK, 'sending', values
+
+    def send_all(self, values: dict[str, float | int]) -> None:
+        self.pending_presses.clear()
+        for name, value in values.items():
+            self.sender.send(name, value)
+
+    def shutdown(self) -> None:
+        """Leave VRChat with every input released (runs on Ctrl-C and SIGTERM)."""
+        self.send_all(vrchat.RESET_VALUES)
+        self.get_logger().info('sent VRChat reset values')
+
+
+def main(args: list[str] | None = None) -> int:
+    return spin.run(OscActuator, args)
+
+
+if __name__ == '__main__':
+    raise SystemExit(main())

@@ -1,0 +1,73 @@
+"""`pamiq bag info` and `pamiq bag export`: look at a recorded session without ROS tools."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+import os
+
+import cv2
+from rosbags.rosbag2 import Reader
+
+from pamiq.ros.bags import deserialize, read_messages, split_paths
+from pamiq.ros.image_conversion import image_to_numpy
+
+
+def bag_info(path: str) -> str:
+    """Topics with type, count, rate; duration and splits; as text."""
+    counts: dict[tuple[str, str], int] = defaultdict(int)
+    first, last, size, splits = None, None, 0, split_paths(path)
+    for split in splits:
+        with Reader(split) as reader:
+            for connection in reader.connections:
+                counts[(connection.topic, connection.msgtype)] += connection.msgcount
+            if reader.message_count:
+                first = reader.start_time if first is None else min(first, reader.start_time)
+                last = reader.end_time if last is None else max(last, reader.end_time)
+        size += sum(os.path.getsize(os.path.join(split, f)) for f in os.listdir(split))
+    duration = (last - first) / 1e9 if first is not None else 0.0
+    lines = [
+        f'bag:       {path}',
+        f'splits:    {len(splits)} ({size / 1e6:.1f} MB)',
+        f'duration:  {duration:.1f} s',
+        f'messages:  {sum(counts.values())}',
+        '',
+        f'{"topic":<40} {"type":<32} {"count":>7} {"rate (Hz)":>10}',
+    ]
+    for (topic, msgtype), count in sorted(counts.items()):
+        rate = count / duration if duration > 0 else 0.0
+        lines.append(f'{topic:<40} {msgtype:<32} {count:>7} {rate:>10.2f}')
+    return '\n'.join(lines)
+
+
+def export_video(
+    path: str, output: str, topic: str = 'agent/observation', fps: float = 10.0, scale: int = 4
+) -> int:
+    """Write a bag's image stream to an MP4 or GIF; returns the number of frames."""
+    extension = os.path.splitext(output)[1].lower()
+    if extension not in ('.mp4', '.gif'):
+        raise ValueError(f'{output}: export writes .mp4 or .gif')
+    frames = []
+    for message in read_messages([path]):
+        if message.topic == topic or message.topic.endswith('/' + topic.lstrip('/')):
+            image = image_to_numpy(deserialize(message), 'rgb8')
+            frames.append(
+                cv2.resize(image, None, fx=scale, fy=scale, interpolation=cv2.INTER_NEAREST)
+            )
+    if not frames:
+        raise ValueError(f'{path} has no messages on {topic}')
+    if extension == '.gif':
+        from PIL import Image as PILImage
+
+        pictures = [PILImage.fromarray(f) for f in frames]
+        pictures[0].save(
+            output, save_all=True, append_images=pictures[1:], duration=int(1000 / fps), loop=0
+        )
+    else:
+        height, width = frames[0].shape[:2]
+        writer = cv2.VideoWriter(output, cv2.VideoWriter_fourcc(*'mp4v'), fps, (width, height))
+        if not writer.isOpened():
+            raise OSError(f'OpenCV cannot write {output}')
+        for frame in frames:
+            writer.write(cv2.cvtColor(frame, cv2.COLOR_RGB2BGR))
+        writer.release()
+    return len(frames)

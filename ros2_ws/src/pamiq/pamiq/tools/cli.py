@@ -1,0 +1,323 @@
+"""The `pamiq` command: start the graph without knowing ROS 2 (`pamiq up world:=doom ...`)."""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import Callable
+import importlib.util
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+
+from pamiq import __version__
+from pamiq.tools.graph import (
+    LAUNCH_ARGUMENTS,
+    BringupArgs,
+    BringupError,
+    graph,
+    node_command,
+    write_parameters,
+)
+
+
+def parse_launch_arguments(items: list[str]) -> dict[str, str]:
+    values = {}
+    for item in items:
+        name, sep, value = item.partition(':=')
+        if not sep:
+            raise BringupError(
+                f'argument {item!r} is not of the form name:=value (e.g. world:=doom)'
+            )
+        values[name] = value
+    return values
+
+
+def launch_tools_available() -> bool:
+    """True when `ros2 launch` can run here (a ROS 2 install, or the launch packages beside us)."""
+    return shutil.which('ros2') is not None and all(
+        importlib.util.find_spec(name) is not None
+        for name in ('launch', 'launch_ros', 'ros2launch')
+    )
+
+
+def with_own_prefix_in_ament_path(env: dict[str, str]) -> dict[str, str]:
+    """A pip install registers pamiq in <venv>/share/ament_index; make ROS tools look there."""
+    marker = os.path.join(
+        sys.prefix, 'share', 'ament_index', 'resource_index', 'packages', 'pamiq'
+    )
+    paths = [p for p in env.get('AMENT_PREFIX_PATH', '').split(os.pathsep) if p]
+    if os.path.exists(marker) and sys.prefix not in paths:
+        env = dict(env, AMENT_PREFIX_PATH=os.pathsep.join([sys.prefix, *paths]))
+    return env
+
+
+def own_the_terminal() -> Callable[[], None]:
+    """Put this process in a foreground process group of its own; return how to undo it.
+
+    Ctrl-C goes to the terminal's whole foreground group: a parent such as `make run` would get
+    it too and report "Interrupt" with exit code 2 even though the graph stopped cleanly. With
+    its own group, only pamiq sees Ctrl-C, stops the graph and exits 0, and so does make.
+    """
+    try:
+        tty = os.open('/dev/tty', os.O_RDWR)
+    except OSError:
+        return lambda: None  # no terminal: nothing to do
+    try:
+        previous = os.tcgetpgrp(tty)
+        if previous != os.getpgrp():
+            os.close(tty)
+            return lambda: None  # started in the background: leave the terminal alone
+        ttou = signal.signal(signal.SIGTTOU, signal.SIG_IGN)
+        os.setpgid(0, 0)
+        os.tcsetpgrp(tty, os.getpgrp())
+    except OSError:
+        os.close(tty)
+        return lambda: None
+
+    def restore() -> None:
+        try:
+            os.tcsetpgrp(tty, previous)
+        except OSError:
+            pass
+        signal.signal(signal.SIGTTOU, ttou)
+        os.close(tty)
+
+    return restore
+
+
+def up(launch_args: list[str], supervise: bool, quiet: bool = False) -> int:
+    args = BringupArgs.from_strings(parse_launch_arguments(launch_args))
+    os.makedirs(args.run_dir, exist_ok=True)
+    if not supervise and launch_tools_available():
+        command = ['ros2', 'launch', 'pamiq', 'bringup.launch.py']
+        command += [f'{name}:={value}' for name, value in args.as_strings().items()]
+        print('[pamiq] ' + ' '.join(command), flush=True)
+        os.execvpe(command[0], command, with_own_prefix_in_ament_path(dict(os.environ)))
+    from pamiq.tools.supervisor import Supervisor
+
+    print(f'[pamiq] run directory {args.run_dir}', flush=True)
+    restore_terminal = own_the_terminal()
+    status = None
+    if not quiet:
+        from pamiq.tools.status import StatusLine
+
+        status = StatusLine(args.namespace, args.run_dir, lambda line: print(line, flush=True))
+    try:
+        return Supervisor(args, graph(args)).run()
+    finally:
+        if status is not None:
+            status.stop()
+        restore_terminal()
+
+
+def record(args: argparse.Namespace) -> int:
+    """Run the recorder node in the foreground against a running graph."""
+    parameters = {
+        'run_dir': os.path.abspath(args.run_dir),
+        'record_images': args.images,
+        'storage': args.storage,
+    }
+    if args.output:
+        parameters['output'] = os.path.abspath(args.output)
+    with tempfile.TemporaryDirectory(prefix='pamiq-record-') as directory:
+        path = write_parameters(
+            os.path.join(directory, 'recorder.yaml'), args.namespace, 'recorder', parameters
+        )
+        return subprocess.call(node_command('recorder_node', 'recorder', args.namespace, [path]))
+
+
+def replay_command(args: argparse.Namespace) -> int:
+    from pamiq.tools.replay import replay
+
+    remaps = dict(parse_remap(item) for item in args.remap)
+    published = replay(
+        args.bags, args.rate, args.loop, args.start, args.topics, remaps, not args.no_clock,
+        discovery_wait=args.delay,
+    )  # fmt: skip
+    return 0 if published else 1
+
+
+def parse_remap(item: str) -> tuple[str, str]:
+    source, sep, target = item.partition(':=')
+    if not sep or not source or not target:
+        raise BringupError(f'remap {item!r} is not of the form from:=to')
+    return source, target
+
+
+def train_command(args: argparse.Namespace) -> int:
+    from pamiq.learning.learner import Learner, LearnerConfig
+    from pamiq.storage.checkpoint import load_latest_checkpoint, save_checkpoint
+    from pamiq.tools.offline import load_steps, pretrain
+
+    steps, incomplete = load_steps(args.from_bag, args.action_space)
+    print(f'{len(steps)} recorded steps ({incomplete} incomplete frames skipped)', flush=True)
+    device = args.device if args.device != 'auto' else ('cuda' if torch_cuda() else 'cpu')
+    config = LearnerConfig(
+        encoder=args.encoder,
+        action_space=args.action_space,
+        device=device,
+        dynamics_buffer_size=max(2048, len(steps)),
+        batch_size=args.batch_size,
+    )
+    learner = Learner(config, args.seed)
+    resumed = load_latest_checkpoint(args.run_dir, learner.models, learner.optimizers, print)
+    if resumed is not None:
+        learner.version = resumed['version']
+        print(f'continuing from {resumed["path"]} (version {resumed["version"]})', flush=True)
+    result = pretrain(learner, steps, args.epochs, lambda text: print(text, flush=True))
+    path = save_checkpoint(
+        args.run_dir, learner.version, learner.models, learner.optimizers,
+        {**learner.counters(), 'offline_transitions': int(result['transitions'])},
+    )  # fmt: skip
+    print(
+        f'checkpoint {path}: start the graph with '
+        f'run_dir:={os.path.abspath(args.run_dir)} to use it'
+    )
+    return 0
+
+
+def torch_cuda() -> bool:
+    import torch
+
+    return torch.cuda.is_available()
+
+
+def ctl_command(args: argparse.Namespace) -> int:
+    from pamiq.tools.ctl import ctl
+
+    return ctl(args.verb, args.namespace)
+
+
+def report_command(args: argparse.Namespace) -> int:
+    from pamiq.tools.report import write_report
+
+    for path in write_report(args.run_dir, args.output or None, print):
+        print(f'wrote {path}')
+    return 0
+
+
+def bag_command(args: argparse.Namespace) -> int:
+    from pamiq.tools.bag_tools import bag_info, export_video
+
+    if args.bag_command == 'info':
+        print(bag_info(args.bag))
+    else:
+        frames = export_video(args.bag, args.output, args.topic, args.fps, args.scale)
+        print(f'{frames} frames written to {args.output}')
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog='pamiq', description='P-AMI<Q>: a curiosity-driven agent for VRChat on ROS 2.'
+    )
+    parser.add_argument('--version', action='version', version=f'pamiq {__version__}')
+    commands = parser.add_subparsers(dest='command', required=True)
+    arguments = '\n'.join(
+        f'  {name}:=  {text} [{default or "params file"}]'
+        for name, (default, text) in LAUNCH_ARGUMENTS.items()
+    )
+    up_parser = commands.add_parser(
+        'up',
+        help='start the whole graph (ros2 launch when available, else its own supervisor)',
+        description='Start the pamiq graph. Arguments are those of bringup.launch.py:\n'
+        + arguments,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    up_parser.add_argument('launch_args', nargs='*', metavar='name:=value')
+    up_parser.add_argument(
+        '--supervise',
+        action='store_true',
+        help="use pamiq's own process supervisor even if ros2 launch is available",
+    )
+    up_parser.add_argument('--quiet', action='store_true', help='no live status line')
+
+    rec = commands.add_parser(
+        'record', help='record a running graph into rosbag2 bags (Ctrl-C stops)'
+    )
+    rec.add_argument(
+        '--run-dir', default='runs/recordings', help='bags go to <run-dir>/bags/<date-time>/'
+    )
+    rec.add_argument('--output', default='', help='session directory instead of the default')
+    rec.add_argument('--images', action='store_true', help='also record camera/image_raw (large)')
+    rec.add_argument('--storage', default='mcap', choices=('mcap', 'sqlite3'))
+    rec.add_argument('--namespace', default='pamiq')
+
+    rep = commands.add_parser(
+        'replay', help='publish recorded bags on their topics, with their timing'
+    )
+    rep.add_argument('bags', nargs='+', help='bag (split) or session directories')
+    rep.add_argument('--rate', type=float, default=1.0, help='playback speed factor')
+    rep.add_argument('--loop', action='store_true')
+    rep.add_argument(
+        '--start', type=float, default=0.0, help='seconds into the recording to start at'
+    )
+    rep.add_argument(
+        '--topics', nargs='*', default=[], help='only these topics (full or relative)'
+    )
+    rep.add_argument('--remap', nargs='*', default=[], metavar='from:=to', help='e.g. a:=b')
+    rep.add_argument('--no-clock', action='store_true', help='do not publish /clock')
+    rep.add_argument(
+        '--delay', type=float, default=1.0, help='seconds for subscribers to connect first'
+    )
+
+    train = commands.add_parser('train', help='learn encoder + forward model from bags, offline')
+    train.add_argument('--from-bag', nargs='+', required=True, metavar='BAG')
+    train.add_argument('--run-dir', required=True, help='checkpoint goes (and resumes from) here')
+    train.add_argument(
+        '--epochs', type=float, default=3.0, help='passes over the data (the original: 3)'
+    )
+    train.add_argument('--batch-size', type=int, default=32)
+    train.add_argument(
+        '--encoder', default='inverse_dynamics', choices=('inverse_dynamics', 'vae')
+    )
+    train.add_argument('--action-space', default='continuous', choices=('continuous', 'discrete'))
+    train.add_argument('--device', default='auto', choices=('auto', 'cpu', 'cuda'))
+    train.add_argument('--seed', type=int, default=0)
+
+    ctl = commands.add_parser('ctl', help='pause, resume, save or check a running graph')
+    ctl.add_argument('verb', choices=('pause', 'resume', 'save', 'status'))
+    ctl.add_argument('--namespace', default='pamiq')
+
+    report = commands.add_parser('report', help='write PNG plots of a run directory')
+    report.add_argument('run_dir')
+    report.add_argument(
+        '--output', default='', help='where the PNGs go (default: <run_dir>/report)'
+    )
+
+    bag = commands.add_parser('bag', help='inspect or export a recorded bag')
+    bag_commands = bag.add_subparsers(dest='bag_command', required=True)
+    info = bag_commands.add_parser('info', help='topics, counts, duration, rates')
+    info.add_argument('bag')
+    export = bag_commands.add_parser('export', help='write an image stream to .mp4 or .gif')
+    export.add_argument('bag')
+    export.add_argument('-o', '--output', required=True)
+    export.add_argument('--topic', default='agent/observation')
+    export.add_argument('--fps', type=float, default=10.0)
+    export.add_argument('--scale', type=int, default=4, help='enlarge each frame this many times')
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    commands = {
+        'up': lambda: up(args.launch_args, args.supervise, args.quiet),
+        'record': lambda: record(args),
+        'replay': lambda: replay_command(args),
+        'train': lambda: train_command(args),
+        'bag': lambda: bag_command(args),
+        'ctl': lambda: ctl_command(args),
+        'report': lambda: report_command(args),
+    }
+    try:
+        return commands[args.command]()
+    except (BringupError, ValueError, FileNotFoundError) as error:
+        print(f'pamiq: {error}', file=sys.stderr)
+        return 2
+
+
+if __name__ == '__main__':
+    raise SystemExit(main())

@@ -1,0 +1,165 @@
+"""The pamiq graph: which nodes run for a set of bring-up arguments.
+
+One definition serves both `launch/bringup.launch.py` (through launch_ros) and `pamiq up`'s own
+supervisor, so the two ways to start pamiq cannot drift apart.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, fields
+import datetime
+import os
+import sys
+
+import yaml
+
+from pamiq.executables import EXECUTABLES
+
+# name -> (default, description). An empty default means "as in the parameter file".
+LAUNCH_ARGUMENTS: dict[str, tuple[str, str]] = {
+    'world': ('doom', "'doom': the built-in ViZDoom world; 'vrchat': a camera on VRChat's screen"),
+    'agent': ('curiosity', "'curiosity' (the curiosity-PPO agent and its trainer) or 'random'"),
+    'camera': ('', 'world:=vrchat only: video device index, file or URL (default: params file)'),
+    'osc_host': ('', 'Host receiving the OSC input (default: params file, 127.0.0.1)'),
+    'osc_port': ('', "UDP port of the OSC input (default: params file, VRChat's 9000)"),
+    'namespace': ('pamiq', 'ROS namespace of every node and topic'),
+    'params_file': ('', 'Parameter YAML (default: the installed config/pamiq.yaml)'),
+    'run_dir': ('', 'Directory for logs, checkpoints and bags (default: runs/<date-time>)'),
+    'record': ('false', 'true: record the session as rosbag2 bags in run_dir/bags'),
+}
+WORLDS = ('doom', 'vrchat')
+AGENTS = ('curiosity', 'random')
+
+
+class BringupError(ValueError):
+    """Bring-up arguments that cannot start a graph; the message says which and why."""
+
+
+@dataclass(frozen=True)
+class BringupArgs:
+    world: str = 'doom'
+    agent: str = 'curiosity'
+    camera: str = ''
+    osc_host: str = ''
+    osc_port: str = ''
+    namespace: str = 'pamiq'
+    params_file: str = ''
+    run_dir: str = ''
+    record: str = 'false'
+
+    @classmethod
+    def from_strings(cls, values: dict[str, str]) -> BringupArgs:
+        """Validate launch-style string arguments and fill in the defaults."""
+        unknown = sorted(set(values) - set(LAUNCH_ARGUMENTS))
+        if unknown:
+            raise BringupError(
+                f'unknown argument(s) {", ".join(unknown)}; known: {", ".join(LAUNCH_ARGUMENTS)}'
+            )
+        merged = {
+            name: values.get(name) or default for name, (default, _) in LAUNCH_ARGUMENTS.items()
+        }
+        if merged['world'] not in WORLDS:
+            raise BringupError(f'world:={merged["world"]} is not one of {", ".join(WORLDS)}')
+        if merged['agent'] not in AGENTS:
+            raise BringupError(f'agent:={merged["agent"]} is not one of {", ".join(AGENTS)}')
+        if merged['osc_port'] and not (
+            merged['osc_port'].isdigit() and 0 < int(merged['osc_port']) < 65536
+        ):
+            raise BringupError(f'osc_port:={merged["osc_port"]} is not a UDP port number')
+        if merged['camera'] and merged['world'] != 'vrchat':
+            raise BringupError(
+                'camera:=... is only used with world:=vrchat '
+                '(the Doom world renders its own frames)'
+            )
+        merged['record'] = merged['record'].lower()
+        if merged['record'] not in ('true', 'false'):
+            raise BringupError(f'record:={merged["record"]} is not true or false')
+        merged['namespace'] = merged['namespace'].strip('/')
+        merged['params_file'] = os.path.abspath(merged['params_file'] or default_params_file())
+        if not os.path.isfile(merged['params_file']):
+            raise BringupError(f'params_file:={merged["params_file"]} does not exist')
+        merged['run_dir'] = os.path.abspath(merged['run_dir'] or default_run_dir())
+        return cls(**merged)
+
+    def as_strings(self) -> dict[str, str]:
+        return {f.name: getattr(self, f.name) for f in fields(self)}
+
+
+@dataclass(frozen=True)
+class NodeSpec:
+    executable: str
+    name: str
+    parameters: dict[str, object] = field(default_factory=dict)
+    respawn: bool = False
+
+
+def graph(args: BringupArgs) -> list[NodeSpec]:
+    """The nodes to start, in start order (a world before the actuator that sends to it)."""
+    osc: dict[str, object] = {}
+    if args.osc_host:
+        osc['osc_host'] = args.osc_host
+    if args.osc_port:
+        osc['osc_port'] = int(args.osc_port)
+    nodes = []
+    if args.world == 'doom':
+        # The world listens where the actuator sends: the same host/port arguments.
+        nodes.append(NodeSpec('doom_world_node', 'world', dict(osc)))
+    else:
+        nodes.append(
+            NodeSpec('camera_node', 'camera', {'camera': args.camera} if args.camera else {})
+        )
+    nodes.append(NodeSpec('osc_actuator_node', 'osc_actuator', dict(osc)))
+    nodes.append(NodeSpec('agent_node', 'agent', {'policy': args.agent, 'run_dir': args.run_dir}))
+    if args.agent == 'curiosity':
+        # Acting goes on without the trainer, and a restarted trainer resumes from its newest
+        # checkpoint: respawn it rather than stopping the graph.
+        nodes.append(NodeSpec('trainer_node', 'trainer', {'run_dir': args.run_dir}, respawn=True))
+    if args.record == 'true':
+        nodes.append(NodeSpec('recorder_node', 'recorder', {'run_dir': args.run_dir}))
+    return nodes
+
+
+def node_command(executable: str, name: str, namespace: str, params_files: list[str]) -> list[str]:
+    """The command line launch_ros builds for a node: its module, name, namespace, parameters.
+
+    Parameters travel as YAML files only (never `-p name:=value`, which would turn a camera
+    source '0' into an integer).
+    """
+    command = [sys.executable, '-m', EXECUTABLES[executable], '--ros-args']
+    command += ['-r', f'__node:={name}', '-r', f'__ns:=/{namespace.strip("/")}']
+    for path in params_files:
+        command += ['--params-file', path]
+    return command
+
+
+def write_parameters(path: str, namespace: str, name: str, parameters: dict[str, object]) -> str:
+    """Write one node's parameters as a ROS parameter YAML file; returns `path`."""
+    namespace = namespace.strip('/')
+    fqn = f'/{namespace}/{name}' if namespace else f'/{name}'
+    with open(path, 'w') as stream:
+        yaml.safe_dump({fqn: {'ros__parameters': parameters}}, stream)
+    return path
+
+
+def default_params_file() -> str:
+    """config/pamiq.yaml as installed (share/pamiq/config), else next to the source tree."""
+    candidates = []
+    try:
+        from ament_index_python.packages import get_package_share_directory
+
+        candidates.append(
+            os.path.join(get_package_share_directory('pamiq'), 'config', 'pamiq.yaml')
+        )
+    except Exception:  # no AMENT_PREFIX_PATH, or pamiq not in the ament index
+        pass
+    candidates.append(os.path.join(sys.prefix, 'share', 'pamiq', 'config', 'pamiq.yaml'))
+    here = os.path.dirname(os.path.abspath(__file__))
+    candidates.append(os.path.join(here, '..', 'config', 'pamiq.yaml'))
+    for path in candidates:
+        if os.path.isfile(path):
+            return os.path.normpath(path)
+    return os.path.normpath(candidates[-1])
+
+
+def default_run_dir() -> str:
+    return os.path.join('runs', datetime.datetime.now().strftime('%Y-%m-%d_%H-%M-%S'))

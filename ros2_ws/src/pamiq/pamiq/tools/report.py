@@ -1,0 +1,241 @@
+"""`pamiq report <run_dir>`: PNG plots of a run, from its bags and TensorBoard scalars.
+
+reward_and_losses.png: the curiosity reward and the training losses over time;
+action_intervals.png: how regularly the agent acted; and for the Doom world trajectory.png (the
+avatar's path seen from above, with the map cells it covered) and coverage.png (cells covered
+over time). Bags come from `record:=true`; without them only the losses can be drawn.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+import glob
+import os
+
+import matplotlib
+
+matplotlib.use('Agg')  # files only: no display needed
+import matplotlib.pyplot as plt
+import numpy as np
+
+from pamiq.ros.bags import deserialize, read_messages
+
+CELL = 64.0  # map units per coverage cell (Doom's own grid)
+LOSS_TOPICS = ('inverse_dynamics/loss', 'vae/loss', 'forward_dynamics/loss', 'ppo/loss')
+
+
+def session_data(run_dir: str) -> dict[str, list]:
+    """Time series from every bag of the run: (receive time s, value...) per quantity."""
+    data: dict[str, list] = {
+        'reward': [],
+        'action': [],
+        'pose': [],
+        **{t: [] for t in LOSS_TOPICS},
+    }
+    sessions = sorted(glob.glob(os.path.join(run_dir, 'bags', '*')))
+    for session in sessions:
+        try:
+            messages = list(read_messages([session]))
+        except FileNotFoundError:
+            continue  # an empty or unfinished session
+        for message in messages:
+            t = message.timestamp / 1e9
+            topic = message.topic
+            if topic.endswith('/agent/reward'):
+                data['reward'].append((t, deserialize(message).data))
+            elif topic.endswith('/action'):
+                data['action'].append((t,))
+            elif topic.endswith('/world/pose'):
+                pose = deserialize(message).pose.position
+                data['pose'].append((t, pose.x, pose.y))
+            else:
+                for loss in LOSS_TOPICS:
+                    if topic.endswith('/trainer/' + loss):
+                        data[loss].append((t, deserialize(message).data))
+    return data
+
+
+def tensorboard_losses(run_dir: str) -> dict[str, list[tuple[float, float]]]:
+    """(round, value) per loss from run_dir/tb, if TensorBoard is installed and wrote there."""
+    directory = os.path.join(run_dir, 'tb')
+    if not os.path.isdir(directory):
+        return {}
+    try:
+        from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+    except ImportError:
+        return {}
+    accumulator = EventAccumulator(directory)
+    accumulator.Reload()
+    tags = accumulator.Tags().get('scalars', [])
+    return {
+        tag: [(e.step, e.value) for e in accumulator.Scalars(tag)]
+        for tag in tags
+        if tag in LOSS_TOPICS
+    }
+
+
+def smooth(values: np.ndarray, window: int) -> np.ndarray:
+    if len(values) < window or window < 2:
+        return values
+    return np.convolve(values, np.ones(window) / window, mode='valid')
+
+
+def plot_reward_and_losses(data, tb, start: float, path: str) -> bool:
+    if not data['reward'] and not any(data[t] for t in LOSS_TOPICS) and not tb:
+        return False
+    figure, (top, bottom) = plt.subplots(2, 1, figsize=(10, 7), sharex=bool(data['reward']))
+    if data['reward']:
+        t, r = np.array(data['reward']).T
+        top.plot((t - start) / 60, r, color='0.8', linewidth=0.5, label='per step')
+        window = 50
+        top.plot((t[window - 1 :] - start) / 60, smooth(r, window), label=f'mean of {window}')
+        top.legend()
+    else:
+        top.text(
+            0.5,
+            0.5,
+            'no agent/reward recorded (run with record:=true)',
+            ha='center',
+            transform=top.transAxes,
+        )
+    top.set_title('Curiosity reward r_t (forward-model error in embedding space)')
+    top.set_ylabel('reward')
+    for topic in LOSS_TOPICS:
+        if data[topic]:
+            t, v = np.array(data[topic]).T
+            bottom.plot((t - start) / 60, v, marker='.', label=topic)
+            bottom.set_xlabel('time since the run started (min)')
+        elif topic in tb:
+            rounds, v = np.array(tb[topic]).T
+            bottom.plot(rounds, v, marker='.', label=topic)
+            bottom.set_xlabel('training round')
+    bottom.set_yscale('symlog', linthresh=1e-3)  # PPO's loss goes negative
+    bottom.set_ylabel('loss (symmetric log scale)')
+    bottom.set_title('Training losses, one point per round')
+    if bottom.get_legend_handles_labels()[0]:
+        bottom.legend()
+    top.set_xlabel('time since the run started (min)')
+    figure.tight_layout()
+    figure.savefig(path, dpi=100)
+    plt.close(figure)
+    return True
+
+
+def plot_action_intervals(data, path: str) -> bool:
+    if len(data['action']) < 3:
+        return False
+    intervals = np.diff(np.array(data['action'])[:, 0]) * 1e3
+    figure, axis = plt.subplots(figsize=(8, 5))
+    axis.hist(np.clip(intervals, 0, 400), bins=80, color='tab:blue')
+    axis.axvline(100, color='tab:green', linestyle='--', label='10 Hz period (100 ms)')
+    axis.axvline(250, color='tab:red', linestyle=':', label='250 ms gap limit')
+    axis.set_yscale('log')
+    axis.set_xlabel('interval between two actions (ms, recorder receive time; >400 shown at 400)')
+    axis.set_ylabel('count (log scale)')
+    rate = len(intervals) / (intervals.sum() / 1e3)
+    axis.set_title(
+        f'Action intervals: {rate:.2f} Hz, p99 {np.percentile(intervals, 99):.0f} ms, '
+        f'max {intervals.max():.0f} ms'
+    )
+    axis.legend()
+    figure.tight_layout()
+    figure.savefig(path, dpi=100)
+    plt.close(figure)
+    return True
+
+
+def plot_trajectory(data, start: float, path: str, coverage_path: str) -> bool:
+    if len(data['pose']) < 2:
+        return False
+    t, x, y = np.array(data['pose']).T
+    cells = np.floor(np.stack([x, y], axis=1) / CELL).astype(int)
+    figure, axis = plt.subplots(figsize=(8, 8))
+    unique = np.unique(cells, axis=0)
+    for cx, cy in unique:
+        axis.add_patch(
+            plt.Rectangle(
+                (cx * CELL, cy * CELL), CELL, CELL, color='tab:orange', alpha=0.25, linewidth=0
+            )
+        )
+    points = axis.scatter(x, y, c=(t - start) / 60, s=2, cmap='viridis')
+    figure.colorbar(points, ax=axis, label='time since the run started (min)')
+    axis.set_aspect('equal')
+    axis.set_xlabel('x (Doom map units)')
+    axis.set_ylabel('y (Doom map units)')
+    axis.set_title(
+        f'Avatar path from world/pose; {len(unique)} cells of {CELL:.0f}x{CELL:.0f} '
+        'covered (orange)'
+    )
+    figure.tight_layout()
+    figure.savefig(path, dpi=100)
+    plt.close(figure)
+
+    seen: set[tuple[int, int]] = set()
+    counts = []
+    for cell in map(tuple, cells):
+        seen.add(cell)
+        counts.append(len(seen))
+    figure, axis = plt.subplots(figsize=(8, 5))
+    axis.plot((t - start) / 60, counts)
+    axis.set_xlabel('time since the run started (min)')
+    axis.set_ylabel(f'distinct {CELL:.0f}x{CELL:.0f} cells visited')
+    axis.set_title('Map coverage over time (all episodes)')
+    figure.tight_layout()
+    figure.savefig(coverage_path, dpi=100)
+    plt.close(figure)
+    return True
+
+
+def where_it_writes(run_dir: str) -> list[str]:
+    """What the run keeps on disk, and where: checkpoints, bags, TensorBoard, logs, report."""
+    from pamiq.tools.status import disk_use
+
+    lines = [f'run directory {os.path.abspath(run_dir)}:']
+    for sub, what in (
+        ('checkpoints', 'trainer checkpoints (safetensors + JSON manifest)'),
+        ('bags', 'rosbag2 sessions (record:=true)'),
+        ('tb', 'TensorBoard scalars'),
+        ('logs', "node logs (pamiq up's supervisor)"),
+        ('params', 'parameter overrides the supervisor passed'),
+        ('report', 'these plots'),
+    ):
+        path = os.path.join(run_dir, sub)
+        if os.path.isdir(path):
+            lines.append(f'  {sub + "/":<13} {disk_use(path) / 1e6:8.1f} MB  {what}')
+    return lines
+
+
+def write_report(
+    run_dir: str, output: str | None = None, say: Callable[[str], None] = print
+) -> list[str]:
+    """Write the plots the run's data allows; returns their paths (raises if there are none)."""
+    if not os.path.isdir(run_dir):
+        raise FileNotFoundError(f'{run_dir} is not a run directory')
+    output = output or os.path.join(run_dir, 'report')
+    os.makedirs(output, exist_ok=True)
+    for line in where_it_writes(run_dir):
+        say(line)
+    data = session_data(run_dir)
+    tb = tensorboard_losses(run_dir)
+    times = [series[0][0] for series in data.values() if series]
+    start = min(times) if times else 0.0
+    written = []
+    plots = [
+        ('reward_and_losses.png', lambda p: plot_reward_and_losses(data, tb, start, p)),
+        ('action_intervals.png', lambda p: plot_action_intervals(data, p)),
+        (
+            'trajectory.png',
+            lambda p: plot_trajectory(data, start, p, os.path.join(output, 'coverage.png')),
+        ),
+    ]
+    for name, plot in plots:
+        path = os.path.join(output, name)
+        if plot(path):
+            written.append(path)
+            if name == 'trajectory.png':
+                written.append(os.path.join(output, 'coverage.png'))
+        else:
+            say(f'{name}: no data for it in {run_dir} (record the run with record:=true)')
+    if not written:
+        raise FileNotFoundError(f'{run_dir} has neither bags nor TensorBoard scalars to plot')
+    return written

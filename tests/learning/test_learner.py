@@ -1,0 +1,165 @@
+"""The trainer's core on real Doom frames: data assembly, rounds, and whether curiosity learns."""
+
+from __future__ import annotations
+
+from doom_frames import record
+import numpy as np
+from pamiq.learning.curiosity import curiosity_reward
+from pamiq.learning.learner import Learner, LearnerConfig, Step
+from pamiq.learning.models import action_features, observations_to_tensor
+from pamiq.learning.ppo import PPOConfig
+import pytest
+import torch
+
+
+def small_config(**overrides) -> LearnerConfig:
+    values = dict(
+        rollout_length=16, batch_size=8, encoder_batches=2, dynamics_batches=2, min_buffer_size=8
+    )
+    values.update(overrides)
+    return LearnerConfig(**values, ppo=PPOConfig(minibatch_size=8, update_epochs=1))
+
+
+def steps_from(
+    observations: np.ndarray, actions: np.ndarray, start: int = 0, version: int = 0
+) -> list[Step]:
+    return [
+        Step(
+            start + i,
+            observations[i],
+            actions[i],
+            reward=0.1 * (i % 3),
+            value=0.0,
+            log_prob=-2.0,
+            version=version,
+        )
+        for i in range(len(actions))
+    ]
+
+
+@pytest.fixture(scope='module')
+def maze():
+    return record('my_way_home', 120, seed=1)
+
+
+def test_consecutive_steps_make_transitions_and_one_rollout(maze):
+    observations, actions = maze
+    learner = Learner(small_config())
+    for step in steps_from(observations, actions)[:17]:
+        learner.add(step)
+    assert len(learner.buffer) == 16  # 17 steps link into 16 transitions
+    assert learner.ready()
+    # a_{t-1} of a transition is the action before it: zeros at the start, like the original.
+    np.testing.assert_array_equal(learner.buffer.previous_actions[0], np.zeros(3))
+    np.testing.assert_array_equal(learner.buffer.previous_actions[1], actions[0])
+    np.testing.assert_array_equal(learner.buffer.next_observations[0], observations[1])
+    assert len(learner.rollouts[0]) == 17  # 16 acted steps + the one after (r_T and V(o_T))
+
+
+def test_a_gap_in_step_indices_restarts_the_sequence(maze):
+    observations, actions = maze
+    learner = Learner(small_config())
+    steps = steps_from(observations, actions)
+    for step in steps[:10] + steps[11:20]:
+        learner.add(step)
+    assert learner.gaps == 1
+    assert len(learner.buffer) == 9 + 8
+    assert not learner.ready()  # neither piece is a whole rollout
+    np.testing.assert_array_equal(learner.buffer.previous_actions[9], np.zeros(3))
+
+
+def test_steps_of_a_too_old_policy_are_not_used_for_ppo(maze):
+    observations, actions = maze
+    learner = Learner(small_config(max_policy_lag=2))
+    learner.version = 5
+    for step in steps_from(observations, actions, version=2)[:17]:
+        learner.add(step)
+    assert learner.stale > 0 and not learner.ready()
+    assert len(learner.buffer) == 16  # still good for the encoder and the forward model
+
+
+def test_a_round_trains_every_model_and_advances_the_version(maze):
+    observations, actions = maze
+    learner = Learner(small_config())
+    for step in steps_from(observations, actions)[:17]:
+        learner.add(step)
+    before = {
+        name: [p.detach().clone() for p in model.parameters()]
+        for name, model in learner.models.items()
+    }
+    losses = learner.train_round()
+    assert learner.version == 1 and learner.rounds == 1
+    assert {
+        'inverse_dynamics/loss',
+        'forward_dynamics/loss',
+        'ppo/policy_loss',
+        'ppo/value_loss',
+    } <= set(losses)
+    assert all(np.isfinite(v) for v in losses.values())
+    for name, model in learner.models.items():
+        changed = any(not torch.equal(a, b) for a, b in zip(before[name], model.parameters()))
+        assert changed, f'{name} did not train'
+    assert not learner.ready()  # the rollout was consumed
+
+
+def test_the_encoder_is_frozen_after_its_rounds_and_the_rest_keeps_learning(maze):
+    observations, actions = maze
+    learner = Learner(small_config(encoder_rounds=1))
+    steps = steps_from(observations, actions)
+    for step in steps[:17]:
+        learner.add(step)
+    assert 'inverse_dynamics/loss' in learner.train_round()  # round 1 of 1: learns
+    frozen = [p.detach().clone() for p in learner.models['encoder'].parameters()]
+    dynamics = [p.detach().clone() for p in learner.models['forward_dynamics'].parameters()]
+    for step in steps[17:34]:
+        learner.add(step)
+    losses = learner.train_round()
+    assert 'inverse_dynamics/loss' not in losses and 'forward_dynamics/loss' in losses
+    assert all(torch.equal(a, b) for a, b in zip(frozen, learner.models['encoder'].parameters()))
+    assert any(
+        not torch.equal(a, b)
+        for a, b in zip(dynamics, learner.models['forward_dynamics'].parameters())
+    )
+
+
+def test_forward_dynamics_loss_falls_on_fixed_doom_frames(maze):
+    observations, actions = maze
+    torch.manual_seed(0)
+    learner = Learner(small_config(dynamics_buffer_size=256, batch_size=32))
+    for step in steps_from(observations, actions):
+        learner.add(step)
+    fixed = learner.batch_tensors(learner.buffer.sample(64))
+
+    def fd_loss() -> float:
+        with torch.no_grad():
+            return float(learner.dynamics_loss(*fixed))
+
+    before = fd_loss()
+    learner.train_model('forward_dynamics', 150, learner.dynamics_loss, lambda: False)
+    after = fd_loss()
+    assert after < 0.5 * before, (before, after)
+
+
+def test_curiosity_is_higher_in_a_place_never_trained_on():
+    """Train encoder + forward model in one room; the other room surprises it more."""
+    familiar_obs, familiar_actions = record('basic', 260, seed=2)
+    novel_obs, novel_actions = record('my_way_home', 60, seed=3)
+    torch.manual_seed(0)
+    learner = Learner(small_config(dynamics_buffer_size=512, batch_size=32))
+    for step in steps_from(familiar_obs[:201], familiar_actions[:200]):
+        learner.add(step)
+    learner.train_model('encoder', 60, learner.encoder_loss, lambda: False)
+    learner.train_model('forward_dynamics', 200, learner.dynamics_loss, lambda: False)
+
+    def mean_reward(observations: np.ndarray, actions: np.ndarray) -> float:
+        encoder, dynamics = learner.models['encoder'], learner.models['forward_dynamics']
+        with torch.no_grad():
+            z = encoder.embed(observations_to_tensor(observations))
+            a = action_features(torch.as_tensor(actions), 'continuous')
+            previous = torch.cat([torch.zeros_like(a[:1]), a[:-1]])
+            predicted = dynamics(previous, z[:-1], a)
+            return float(curiosity_reward(predicted, z[1:]).mean())
+
+    held_out = mean_reward(familiar_obs[201:], familiar_actions[201:])  # same room, unseen steps
+    novel = mean_reward(novel_obs, novel_actions)
+    assert novel > 1.5 * held_out, (novel, held_out)

@@ -1,0 +1,89 @@
+"""doom_world_node as a real process: VRChat OSC input in, frames and ground-truth pose out."""
+
+from __future__ import annotations
+
+import math
+import time
+
+from geometry_msgs.msg import PoseStamped
+from pamiq.nodes.doom_world_node import WALK_FORWARD, doom_command
+from pamiq.ros import qos
+from pythonosc.udp_client import SimpleUDPClient
+from rosgraph import NodeProcess, free_udp_port, wait_until
+from sensor_msgs.msg import Image
+from std_srvs.srv import Trigger
+
+
+def test_doom_command_holds_vrchat_semantics():
+    assert doom_command({}, 3.0) == [0.0, 0.0, 0.0, 0.0]
+    forward, right, turn, jump = doom_command(
+        {'Vertical': 0.5, 'LookHorizontal': -1.0, 'Jump': 1}, 3.0
+    )
+    assert (forward, right, turn, jump) == (0.5 * WALK_FORWARD, 0.0, -3.0, 1.0)
+    # Buttons and axes add up and saturate; Run doubles the speed.
+    assert doom_command({'Vertical': 1.0, 'MoveForward': 1, 'Run': 1}, 3.0)[0] == 2 * WALK_FORWARD
+    assert doom_command({'MoveBackward': 1}, 3.0)[0] == -WALK_FORWARD
+
+
+def pose_xy(msg: PoseStamped) -> tuple[float, float]:
+    return msg.pose.position.x, msg.pose.position.y
+
+
+def test_move_forward_held_for_a_second_changes_the_pose(probe):
+    port = free_udp_port()
+    world = NodeProcess('doom_world_node', 'world', {'osc_port': port, 'resolution': '160x120'})
+    try:
+        probe.record(Image, 'camera/image_raw', qos.IMAGE)
+        probe.record(PoseStamped, 'world/pose', qos.DEFAULT)
+        assert wait_until(lambda: len(probe.messages('world/pose')) >= 5, 20.0), world.output()
+
+        frames = probe.messages('camera/image_raw')
+        assert frames[-1].encoding == 'rgb8'
+        assert (frames[-1].width, frames[-1].height) == (160, 120)
+        times = probe.arrivals('camera/image_raw')[-5:]
+        assert 0.05 < (times[-1] - times[0]) / 4 < 0.2  # ~10 Hz
+
+        # Standing still: the pose holds.
+        time.sleep(0.5)
+        start = pose_xy(probe.messages('world/pose')[-1])
+        osc = SimpleUDPClient('127.0.0.1', port)
+        osc.send_message('/input/MoveForward', 1)
+        time.sleep(1.0)
+        osc.send_message('/input/MoveForward', 0)
+        time.sleep(0.5)
+        end = pose_xy(probe.messages('world/pose')[-1])
+        moved = math.dist(start, end)
+        assert moved > 50.0, f'moved only {moved:.1f} map units'
+
+        # Turning changes the yaw and not the position.
+        before = probe.messages('world/pose')[-1].pose.orientation
+        osc.send_message('/input/LookHorizontal', 1.0)
+        time.sleep(0.5)
+        osc.send_message('/input/LookHorizontal', 0.0)
+        time.sleep(0.3)
+        after = probe.messages('world/pose')[-1].pose.orientation
+        yaw = lambda q: math.degrees(2 * math.atan2(q.z, q.w))
+        turned = (yaw(before) - yaw(after)) % 360  # turning right lowers Doom's angle
+        assert 30 < turned < 120, turned
+
+        # world/reset starts a new episode.
+        client = probe.create_client(Trigger, 'world/reset')
+        assert client.wait_for_service(timeout_sec=10.0)
+        future = client.call_async(Trigger.Request())
+        assert wait_until(future.done, 10.0)
+        assert future.result().success
+        assert 'episode 1 started' in future.result().message
+    finally:
+        assert world.stop() == 0, world.output()
+
+
+def test_port_in_use_is_a_clear_error():
+    port = free_udp_port()
+    first = NodeProcess('doom_world_node', 'world', {'osc_port': port, 'resolution': '160x120'})
+    try:
+        assert wait_until(lambda: 'OSC input on' in first.output(), 20.0), first.output()
+        second = NodeProcess('doom_world_node', 'world2', {'osc_port': port})
+        assert second.process.wait(20) == 1
+        assert f'cannot listen on 127.0.0.1:{port}' in second.output()
+    finally:
+        first.stop()
