@@ -25,13 +25,13 @@ import torch
 
 sys.path.insert(0, os.path.join(benchlib.REPO, 'tests'))
 from doom_frames import record
+from pamiq.doom import TICRATE, doom_command, make_game
 from pamiq.learning.curiosity import curiosity_reward
 from pamiq.learning.curiosity_policy import CuriosityPolicy
 from pamiq.learning.learner import Learner, LearnerConfig, Step
 from pamiq.learning.models import action_features, observations_to_tensor
 from pamiq.learning.preprocessing import preprocess
 from pamiq.learning.random_policy import RandomPolicy
-from pamiq.nodes.doom_world_node import TICRATE, doom_command, make_game
 
 CELL = 64.0
 
@@ -53,9 +53,9 @@ def run(agent: str, steps: int, seed: int) -> dict:
             x, y, _ = state.game_variables
             cells.add((int(x // CELL), int(y // CELL)))
             observation = preprocess(state.screen_buffer)
+            result = policy.step(observation)
+            action = result.action
             if learner is not None:
-                result = policy.step(observation)
-                action = result.action
                 learner.add(
                     Step(
                         index,
@@ -69,11 +69,7 @@ def run(agent: str, steps: int, seed: int) -> dict:
                 )
                 if learner.ready():
                     learner.train_round()
-                    policy.swap(
-                        learner.version, {n: m.state_dict() for n, m in learner.models.items()}
-                    )
-            else:
-                action = policy.step(observation)
+                    policy.load_state_dict(learner.weights_state())
             command = doom_command(
                 dict(zip(('Vertical', 'Horizontal', 'LookHorizontal'), map(float, action))),
                 120.0 / TICRATE,
@@ -87,8 +83,7 @@ def run(agent: str, steps: int, seed: int) -> dict:
                     )  # the vest gives +1; timeout does not
                     game.new_episode()
                     episodes += 1
-                    if learner is not None:
-                        policy.reset()
+                    policy.reset()
                     break
         game.close()
     return {

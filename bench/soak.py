@@ -24,7 +24,7 @@ benchlib.setup()
 
 import numpy as np  # noqa: E402
 from pamiq.ros import qos  # noqa: E402
-from pamiq.tools.status import disk_use  # noqa: E402
+from pamiq.run_dir import disk_use  # noqa: E402
 import rclpy  # noqa: E402
 from rosgraph import Probe, free_udp_port, wait_until  # noqa: E402
 from sensor_msgs.msg import JointState  # noqa: E402

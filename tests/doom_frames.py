@@ -5,8 +5,8 @@ from __future__ import annotations
 import tempfile
 
 import numpy as np
+from pamiq.doom import TICRATE, doom_command, make_game
 from pamiq.learning.preprocessing import preprocess
-from pamiq.nodes.doom_world_node import TICRATE, doom_command, make_game
 
 
 def record(

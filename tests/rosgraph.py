@@ -18,6 +18,16 @@ from rclpy.executors import SingleThreadedExecutor
 from rclpy.node import Node
 
 NAMESPACE = 'pamiq'
+# Trainer parameters that finish a round in a second or two.
+FAST_TRAINER = {
+    'rollout_length': 16,
+    'batch_size': 8,
+    'encoder_batches': 2,
+    'dynamics_batches': 2,
+    'min_buffer_size': 8,
+    'checkpoint_every': 1,
+    'nice': 0,
+}
 
 
 def wait_until(predicate: Callable[[], bool], timeout: float, interval: float = 0.02) -> bool:

@@ -144,13 +144,15 @@ def test_a_killed_recorder_leaves_every_closed_split_readable(probe, tmp_path):
 def test_replay_keeps_order_and_timing_and_feeds_an_agent_open_loop(probe, tmp_path):
     bag = write_session_bag(str(tmp_path / 'bag'), 200)  # 20 s of frames at 10 Hz
     agent = NodeProcess('agent_node', 'agent', {'policy': 'random'})
-    probe.record(Float32, 'agent/reward', 10)
+    # The agent publishes its own (zero) agent/reward: the replayed one goes elsewhere.
+    probe.record(Float32, 'replayed/reward', 10)
     probe.record(JointState, 'action', qos.ACTION)
     assert wait_until(lambda: 'random policy' in agent.output(), 30.0), agent.output()
     replay = subprocess.Popen(
         [sys.executable, '-m', 'pamiq.tools.cli', 'replay', bag,
          '--topics', 'agent/reward', 'agent/observation',
-         '--remap', 'agent/observation:=camera/image_raw', '--delay', '5'],
+         '--remap', 'agent/observation:=camera/image_raw', 'agent/reward:=replayed/reward',
+         '--delay', '5'],
         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
     )  # fmt: skip
     try:
@@ -159,12 +161,12 @@ def test_replay_keeps_order_and_timing_and_feeds_an_agent_open_loop(probe, tmp_p
         agent.stop()
     assert replay.returncode == 0, output
     assert 'replayed 400 messages' in output
-    assert wait_until(lambda: len(probe.messages('agent/reward')) == 200, 5.0), [
-        round(m.data, 2) for m in probe.messages('agent/reward')
+    assert wait_until(lambda: len(probe.messages('replayed/reward')) == 200, 5.0), [
+        round(m.data, 2) for m in probe.messages('replayed/reward')
     ][:30]
-    values = [round(m.data, 5) for m in probe.messages('agent/reward')]
+    values = [round(m.data, 5) for m in probe.messages('replayed/reward')]
     assert values == [round(0.01 * i, 5) for i in range(200)]  # every message, in order
-    arrivals = np.array(probe.arrivals('agent/reward'))
+    arrivals = np.array(probe.arrivals('replayed/reward'))
     recorded = np.arange(200) * 0.1
     error = np.abs((arrivals - arrivals[0]) - recorded)
     assert np.median(error) <= 0.010, np.median(error)

@@ -20,6 +20,7 @@ from pamiq.ros.image_conversion import numpy_to_image
 from pamiq.storage.checkpoint import save_checkpoint
 import pytest
 from rosgraph import (
+    FAST_TRAINER,
     NodeProcess,
     OscRecorder,
     diagnostic_value,
@@ -31,7 +32,6 @@ from rosgraph import (
 from sensor_msgs.msg import Image, JointState
 from std_msgs.msg import UInt8MultiArray
 from std_srvs.srv import Trigger
-from test_trainer_node import FAST_TRAINER
 
 
 class FramePump:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import numpy as np
 from pamiq.learning.models import (
-    DISCRETE_CHOICES,
     VAE,
     ForwardDynamics,
     InverseDynamics,
@@ -16,6 +15,7 @@ from pamiq.learning.models import (
     build_models,
     observations_to_tensor,
 )
+from pamiq.vocabulary import DISCRETE_ACTION_CHOICES
 import pytest
 import torch
 
@@ -35,7 +35,7 @@ def obs() -> torch.Tensor:
 def random_actions(action_space: str, batch: int = B) -> torch.Tensor:
     if action_space == 'continuous':
         return torch.rand(batch, 3) * 2 - 1
-    return torch.stack([torch.randint(n, (batch,)) for n in DISCRETE_CHOICES], dim=-1)
+    return torch.stack([torch.randint(n, (batch,)) for n in DISCRETE_ACTION_CHOICES], dim=-1)
 
 
 def test_parameter_counts_match_the_original():
@@ -127,7 +127,7 @@ def test_get_action_and_value_shapes_and_ranges(action_space, obs):
         assert (action.abs() < 1).all()
     else:
         assert action.shape == (B, 5) and action.dtype == torch.int64
-        assert ((action >= 0) & (action < torch.tensor(DISCRETE_CHOICES))).all()
+        assert ((action >= 0) & (action < torch.tensor(DISCRETE_ACTION_CHOICES))).all()
 
 
 @pytest.mark.parametrize('action_space', ['continuous', 'discrete'])

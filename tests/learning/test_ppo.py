@@ -70,7 +70,7 @@ def test_ppo_loss_rejects_mismatched_lengths():
 
 
 def test_broadcast_bug_cancels_the_policy_gradient():
-    # Why the shape check exists (spec §11.1): with A as (B, 1) and ρ as (B,), −A·ρ is (B, B),
+    # Why the shape check exists: with A as (B, 1) and ρ as (B,), −A·ρ is (B, B),
     # [i, j] = −A_i·ρ_j, so ∂loss/∂ρ_j = −mean(A)/B, which is 0 for normalised A.
     torch.manual_seed(0)
     advantages = torch.randn(8)

@@ -5,9 +5,9 @@ from __future__ import annotations
 import os
 
 import numpy as np
-from pamiq.nodes.camera_node import is_file, parse_source
 from pamiq.ros import qos
 from pamiq.ros.image_conversion import image_to_numpy
+from pamiq.video import is_file, parse_source
 from rosgraph import NodeProcess, wait_until
 from sensor_msgs.msg import Image
 from videos import frame_index, write_video

@@ -6,7 +6,7 @@ import math
 import time
 
 from geometry_msgs.msg import PoseStamped
-from pamiq.nodes.doom_world_node import WALK_FORWARD, doom_command
+from pamiq.doom import WALK_FORWARD, doom_command
 from pamiq.ros import qos
 from pythonosc.udp_client import SimpleUDPClient
 from rosgraph import NodeProcess, free_udp_port, wait_until

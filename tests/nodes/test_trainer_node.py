@@ -15,19 +15,9 @@ from pamiq.ros import messages, qos
 from pamiq.ros.image_conversion import numpy_to_image
 from pamiq.storage.checkpoint import save_checkpoint
 from pamiq.storage.weights import pack_weights, unpack_weights
-from rosgraph import NodeProcess, wait_until
+from rosgraph import FAST_TRAINER, NodeProcess, wait_until
 from sensor_msgs.msg import Image, JointState
 from std_msgs.msg import Float32, UInt8MultiArray
-
-FAST_TRAINER = {
-    'rollout_length': 16,
-    'batch_size': 8,
-    'encoder_batches': 2,
-    'dynamics_batches': 2,
-    'min_buffer_size': 8,
-    'checkpoint_every': 1,
-    'nice': 0,
-}
 
 
 def weights_version(msg: UInt8MultiArray) -> int:

@@ -9,7 +9,12 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 import math
 
+from pamiq.vocabulary import CONTINUOUS_ACTION_DIM, DISCRETE_ACTION_CHOICES
+
 ADDRESS_PREFIX = '/input/'
+# Where VRChat listens for OSC input by default (and where the Doom world listens instead).
+INPUT_HOST = '127.0.0.1'
+INPUT_PORT = 9000
 
 # Axes take floats in [-1, 1] and must be returned to 0.0 (VRChat holds the last value).
 AXES = (
@@ -55,15 +60,15 @@ RESET_VALUES: dict[str, float | int] = {**{a: 0.0 for a in AXES}, **{b: 0 for b 
 
 # The inputs pamiq's agent moves with, and their neutral values (the watchdog / pause set).
 CONTINUOUS_ACTION_NAMES = ('Vertical', 'Horizontal', 'LookHorizontal')
+assert len(CONTINUOUS_ACTION_NAMES) == CONTINUOUS_ACTION_DIM
 NEUTRAL_VALUES: dict[str, float | int] = {
     **{a: 0.0 for a in CONTINUOUS_ACTION_NAMES},
     **{b: 0 for b in LOCOMOTION_BUTTONS},
 }
 
-# The original's discrete action space: (MoveVertical, MoveHorizontal, LookHorizontal, Jump,
-# Run). Index 1 is forward/left/left and 2 backward/right/right, as the original's code and
-# tests map it (its docstring says the opposite; the code is what ran).
-DISCRETE_ACTION_CHOICES = (3, 3, 3, 2, 2)
+# The buttons of each discrete choice (pamiq.vocabulary.DISCRETE_ACTION_CHOICES). Index 1 is
+# forward/left/left and 2 backward/right/right, as the original's code and tests map it (its
+# docstring says the opposite; the code is what ran).
 _DISCRETE_BUTTONS = (
     ('MoveForward', 'MoveBackward'),
     ('MoveLeft', 'MoveRight'),
@@ -71,6 +76,7 @@ _DISCRETE_BUTTONS = (
     ('Jump',),
     ('Run',),
 )
+assert tuple(len(names) + 1 for names in _DISCRETE_BUTTONS) == DISCRETE_ACTION_CHOICES
 
 
 def address(name: str) -> str:

@@ -8,23 +8,17 @@ trainer and are swapped in whole between two steps (pamiq-core's sync: a referen
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping
 
 import numpy as np
 import torch
 
 from pamiq.learning.curiosity import curiosity_reward
 from pamiq.learning.models import action_features, build_models, observations_to_tensor
-from pamiq.storage.weights import load_into
-
-
-@dataclass(frozen=True)
-class StepResult:
-    action: np.ndarray  # a_t: (3,) float32 in (-1, 1) or (5,) int64
-    reward: float  # r_t: error of the prediction of z_t made at t-1 (0 at the first step)
-    value: float  # V(o_t)
-    log_prob: float  # log pi(a_t | o_t)
-    version: int  # the policy version that acted
+from pamiq.learning.policy import StepResult
+from pamiq.storage.checkpoint import load_latest_checkpoint
+from pamiq.storage.weights import load_into, unpack_weights
+from pamiq.vocabulary import OBSERVATION_SHAPE
 
 
 @torch.inference_mode()
@@ -32,7 +26,7 @@ def warm_up(models: dict[str, torch.nn.Module], action_space: str) -> None:
     """One dummy step through a model set, here rather than in the first real step: the first
     use of a set costs PyTorch a few hundred milliseconds (seen as the one late action after
     the first weights swap)."""
-    obs = torch.zeros(1, 3, 84, 84)
+    obs = torch.zeros(1, *OBSERVATION_SHAPE)
     embed = models['encoder'].embed(obs)
     action, _, _, _ = models['policy'].get_action_and_value(obs)
     features = action_features(action, action_space)
@@ -58,13 +52,37 @@ class CuriosityPolicy:
         warm_up(models, self.action_space)
         return models
 
-    def swap(self, version: int, state_dicts) -> None:
-        """Load validated weights into the idle set, then swap it in with one assignment.
+    def load_state_dict(self, state: Mapping) -> None:
+        """Load {'version', 'models': {name: state dict}} into the idle set, then swap it in.
 
-        Called from one thread at a time; a step that began before the swap finishes on the
-        set it started with (steps take milliseconds, updates come seconds apart).
+        The state must already be validated (`unpack_weights` does it for blobs). Called from
+        one thread at a time; a step that began before the swap finishes on the set it started
+        with (steps take milliseconds, updates come seconds apart).
         """
-        load_into(self.spare, state_dicts)
+        load_into(self.spare, state['models'])
+        self.swap_in(int(state['version']))
+
+    def state_dict(self) -> dict:
+        """{'version': int, 'models': {name: state dict}} of the set acting now."""
+        models, version = self.active
+        return {'version': version, 'models': {n: m.state_dict() for n, m in models.items()}}
+
+    def load_weights(self, blob: bytes | memoryview) -> int:
+        """Validate a trainer/weights blob against this policy's models and swap it in."""
+        version, state_dicts = unpack_weights(blob, self.spare)
+        self.load_state_dict({'version': version, 'models': state_dicts})
+        return version
+
+    def load_checkpoint(self, run_dir: str, log: Callable[[str], None]) -> str | None:
+        """Start from the newest usable trainer checkpoint in run_dir (its models only)."""
+        resumed = load_latest_checkpoint(run_dir, self.spare, None, log)
+        if resumed is None:
+            return None
+        self.swap_in(resumed['version'])
+        return resumed['path']
+
+    def swap_in(self, version: int) -> None:
+        """Make the idle set, just loaded, the acting one with one assignment."""
         warm_up(self.spare, self.action_space)
         loaded = self.spare
         self.spare = self.active[0]

@@ -14,54 +14,32 @@ from the same buffers; `LearnerConfig` says how many.
 from __future__ import annotations
 
 from collections import deque
-from dataclasses import dataclass, field
+from collections.abc import Callable
+from dataclasses import dataclass
+import math
 import threading
+import time
 
 import numpy as np
 import torch
 
+from pamiq.learning.config import LearnerConfig
 from pamiq.learning.curiosity import RewardNormalizer
+from pamiq.learning.device import choose_device
 from pamiq.learning.models import (
     LEARNING_RATES,
     action_features,
     build_models,
     observations_to_tensor,
 )
-from pamiq.learning.ppo import PPOConfig, Rollout, ppo_update
-
-
-@dataclass(frozen=True)
-class LearnerConfig:
-    encoder: str = 'inverse_dynamics'
-    """'inverse_dynamics' (the original's default) or 'vae'."""
-    action_space: str = 'continuous'
-    """'continuous' (3 axes) or 'discrete' ((3,3,3,2,2) buttons)."""
-    device: str = 'cpu'
-    dynamics_buffer_size: int = 2048
-    """Transitions (a_{t-1}, o_t, a_t, o_{t+1}) kept for the encoder and forward dynamics."""
-    rollout_length: int = 128
-    """Consecutive steps per PPO rollout (the original's num_steps)."""
-    batch_size: int = 32
-    """Minibatch size of the encoder and forward-dynamics updates."""
-    encoder_batches: int = 32
-    """Encoder minibatches per round."""
-    dynamics_batches: int = 64
-    """Forward-dynamics minibatches per round."""
-    min_buffer_size: int = 64
-    """Transitions needed before the encoder and forward dynamics train at all."""
-    max_policy_lag: int = 8
-    """Steps acted by a policy this many versions older than the trainer's are not used for PPO."""
-    normalize_reward: bool = True
-    """Divide rewards by the running std of their discounted sum (large-scale curiosity). The
-    original did not, but its rewards were tiny (~0.005); with a layer-normalised embedding they
-    are ~0.3 and the unnormalised returns (~30) swamp PPO's value loss."""
-    encoder_rounds: int = 5
-    """The encoder learns in the first this many rounds and is frozen after them, so the forward
-    model and the curiosity reward stop chasing a moving embedding: with the encoder learning
-    throughout (the original) the forward-dynamics loss rose 0.10 -> 0.38 over 10 minutes, with
-    it frozen after 5 rounds it fell 0.10 -> 0.06 on the same data. Burda et al. (2018) found
-    fixed features stable for curiosity. 0: it never stops learning."""
-    ppo: PPOConfig = field(default_factory=PPOConfig)
+from pamiq.learning.ppo import Rollout, ppo_update
+from pamiq.storage.checkpoint import load_latest_checkpoint, save_checkpoint
+from pamiq.vocabulary import (
+    CONTINUOUS_ACTION_DIM,
+    DISCRETE_ACTION_CHOICES,
+    FRAME_SHAPE,
+    round_metrics,
+)
 
 
 @dataclass
@@ -102,8 +80,8 @@ class DynamicsBuffer:
     def __init__(
         self, size: int, action_shape: tuple[int, ...], action_dtype, seed: int = 0
     ) -> None:
-        self.observations = np.zeros((size, 84, 84, 3), np.uint8)
-        self.next_observations = np.zeros((size, 84, 84, 3), np.uint8)
+        self.observations = np.zeros((size, *FRAME_SHAPE), np.uint8)
+        self.next_observations = np.zeros((size, *FRAME_SHAPE), np.uint8)
         self.actions = np.zeros((size, *action_shape), action_dtype)
         self.previous_actions = np.zeros((size, *action_shape), action_dtype)
         self.size, self.count = size, 0
@@ -133,7 +111,7 @@ class DynamicsBuffer:
 class Learner:
     def __init__(self, config: LearnerConfig, seed: int = 0) -> None:
         self.config = config
-        self.device = torch.device(config.device)
+        self.device = choose_device(config.device)
         torch.manual_seed(seed)
         self.models = build_models(config.encoder, config.action_space)
         for model in self.models.values():
@@ -147,7 +125,7 @@ class Learner:
             for name, model in self.models.items()
         }
         continuous = config.action_space == 'continuous'
-        action_shape = (3,) if continuous else (5,)
+        action_shape = (CONTINUOUS_ACTION_DIM if continuous else len(DISCRETE_ACTION_CHOICES),)
         self.action_dtype = np.float32 if continuous else np.int64
         self.zero_action = np.zeros(action_shape, self.action_dtype)
         self.buffer = DynamicsBuffer(
@@ -307,10 +285,106 @@ class Learner:
             next_value=torch.tensor(steps[-1].value, dtype=torch.float32, device=self.device),
         )
 
-    def counters(self) -> dict[str, int]:
+    def pretrain(
+        self,
+        steps: list[Step],
+        epochs: float,
+        say: Callable[[str], None] = print,
+        should_stop: Callable[[], bool] = lambda: False,
+    ) -> dict[str, float]:
+        """Train the encoder, then the forward model, for `epochs` passes over recorded steps.
+
+        PPO is left to live acting: its data must come from the policy being improved, so the
+        recorded sequence is forgotten afterwards. Returns the forward-dynamics loss on a fixed
+        sample before and after, so the caller can see (and tests can check) that it fell.
+        """
+        for step in steps:
+            self.add(step)
+        self.reset_sequence()
+        transitions = len(self.buffer)
+        if transitions < 2:
+            raise ValueError(f'the bags hold {transitions} usable transitions; need at least 2')
+        evaluation = self.batch_tensors(self.buffer.sample(min(256, transitions)))
+        with torch.no_grad():
+            before = float(self.dynamics_loss(*evaluation))
+        batches = max(1, math.ceil(epochs * transitions / self.config.batch_size))
+        started = time.monotonic()
+        for name, loss_fn in (
+            ('encoder', self.encoder_loss),
+            ('forward_dynamics', self.dynamics_loss),
+        ):
+            done = 0
+            while done < batches and not should_stop():
+                chunk = min(max(batches // 10, 1), batches - done)
+                loss = self.train_model(name, chunk, loss_fn, should_stop)
+                done += chunk
+                say(
+                    f'{name}: {done}/{batches} minibatches ({100 * done / batches:.0f} %), '
+                    f'loss {loss:.4g}'
+                )
+        with torch.no_grad():
+            after = float(self.dynamics_loss(*evaluation))
+        self.version += 1
+        say(
+            f'trained on {transitions} transitions in {time.monotonic() - started:.1f} s; '
+            f'forward-dynamics loss {before:.4g} -> {after:.4g}'
+        )
         return {
+            'forward_dynamics_before': before,
+            'forward_dynamics_after': after,
+            'transitions': transitions,
+        }
+
+    def metrics(self) -> tuple[str, ...]:
+        """Every name `train_round` may report (the trainer publishes each on its own topic)."""
+        return round_metrics(self.config.encoder)
+
+    # --- state -------------------------------------------------------------------------------
+    def state_dict(self) -> dict:
+        """Counters and the reward normaliser's statistics: what a checkpoint keeps besides
+        the models and optimizers (plain values, JSON-serialisable)."""
+        return {
+            'version': self.version,
             'rounds': self.rounds,
             'samples': self.samples,
             'gaps': self.gaps,
             'stale': self.stale,
+            'reward_normalizer': self.normalizer.state_dict(),
         }
+
+    def load_state_dict(self, state: dict) -> None:
+        """Restore what `state_dict` returned. Checkpoints written before the normaliser was
+        kept have no 'reward_normalizer': its statistics then start afresh."""
+        self.version = int(state['version'])
+        self.rounds = int(state.get('rounds', 0))
+        for name in ('samples', 'gaps', 'stale'):
+            setattr(self, name, int(state.get(name, 0)))
+        if 'reward_normalizer' in state:
+            self.normalizer.load_state_dict(state['reward_normalizer'])
+
+    def weights_state(self) -> dict:
+        """{'version', 'models'}: what an acting CuriosityPolicy loads (its load_state_dict)."""
+        return {
+            'version': self.version,
+            'models': {name: model.state_dict() for name, model in self.models.items()},
+        }
+
+    def save_checkpoint(self, run_dir: str, keep: int, extra: dict | None = None) -> str:
+        """Write models, optimizers and state atomically to run_dir; returns the path.
+
+        Raises:
+            pamiq.storage.checkpoint.CheckpointError: The file could not be written.
+        """
+        state = self.state_dict()
+        version = state.pop('version')
+        return save_checkpoint(
+            run_dir, version, self.models, self.optimizers, {**state, **(extra or {})}, keep
+        )
+
+    def load_checkpoint(self, run_dir: str, log) -> str | None:
+        """Resume from the newest usable checkpoint in run_dir; returns its path, or None."""
+        resumed = load_latest_checkpoint(run_dir, self.models, self.optimizers, log)
+        if resumed is None:
+            return None
+        self.load_state_dict({**resumed['counters'], 'version': resumed['version']})
+        return resumed['path']

@@ -1,6 +1,6 @@
 """The networks of curiosity-PPO: encoder, forward dynamics and policy/value, in plain PyTorch.
 
-[Original design] PrimitiveAMI (spec §4): a frame o_t is embedded as z_t = φ(o_t) by an
+[Original design] PrimitiveAMI: a frame o_t is embedded as z_t = φ(o_t) by an
 inverse-dynamics encoder (or a VAE's mean); a forward model predicts ẑ_{t+1} = f(a_{t−1}, z_t, a_t)
 and its error is the curiosity reward; a separate CNN trunk feeds the PPO policy and value heads.
 [This implementation] the same layers and sizes, one class per network, each with its own loss,
@@ -18,14 +18,19 @@ from torch import nn
 from torch.distributions import Categorical, Normal, kl_divergence
 import torch.nn.functional as F
 
-OBSERVATION_SHAPE = (3, 84, 84)
-EMBEDDING_DIM = 512
-CONTINUOUS_ACTION_DIM = 3
-DISCRETE_CHOICES = (3, 3, 3, 2, 2)
-ACTION_SPACES = ('continuous', 'discrete')
-ENCODERS = ('inverse_dynamics', 'vae')
+from pamiq.vocabulary import (
+    ACTION_SPACES,
+    CONTINUOUS_ACTION_DIM,
+    DISCRETE_ACTION_CHOICES,
+    EMBEDDING_DIM,
+    ENCODERS,
+    FRAME_SHAPE,
+    MODEL_NAMES,
+    OBSERVATION_SHAPE,
+    OBSERVATION_SIZE,
+)
 
-# The original's Adam(lr=1e-4, betas=(0.9, 0.999)) for every model (spec §7.3).
+# The original's Adam(lr=1e-4, betas=(0.9, 0.999)) for every model.
 LEARNING_RATES = {'encoder': 1e-4, 'forward_dynamics': 1e-4, 'policy': 1e-4}
 
 MIN_STD = 1e-7  # the original's min_stddev: σ = softplus(s) + 1e-7 keeps σ > 0
@@ -47,7 +52,7 @@ def observations_to_tensor(
     obs = torch.as_tensor(obs, device=device)
     if obs.ndim == 3:
         obs = obs.unsqueeze(0)
-    if obs.ndim != 4 or tuple(obs.shape[1:]) != (84, 84, 3):
+    if obs.ndim != 4 or tuple(obs.shape[1:]) != FRAME_SHAPE:
         raise ValueError(f'expected (N, 84, 84, 3) or (84, 84, 3) frames, got {tuple(obs.shape)}')
     return obs.permute(0, 3, 1, 2).to(torch.float32) / 256.0
 
@@ -57,7 +62,7 @@ def action_feature_dim(action_space: str) -> int:
     if action_space == 'continuous':
         return CONTINUOUS_ACTION_DIM
     if action_space == 'discrete':
-        return sum(DISCRETE_CHOICES)
+        return sum(DISCRETE_ACTION_CHOICES)
     raise ValueError(f'action_space must be one of {ACTION_SPACES}, got {action_space!r}')
 
 
@@ -74,7 +79,7 @@ def action_features(action: torch.Tensor, action_space: str) -> torch.Tensor:
     action_feature_dim(action_space)  # validates the name
     if action_space == 'continuous':
         return action.to(torch.float32)
-    one_hots = [F.one_hot(action[..., k].long(), n) for k, n in enumerate(DISCRETE_CHOICES)]
+    one_hots = [F.one_hot(action[..., k].long(), n) for k, n in enumerate(DISCRETE_ACTION_CHOICES)]
     return torch.cat(one_hots, dim=-1).to(torch.float32)
 
 
@@ -176,9 +181,9 @@ class SmallDeconvNet(nn.Module):
     def forward(self, z: torch.Tensor) -> torch.Tensor:
         """Map (B, 512) latents to (B, 3, 84, 84) frames."""
         x = self.net(self.fc(z).view(-1, 1, 6, 6))
-        top = (x.shape[-2] - 84) // 2
-        left = (x.shape[-1] - 84) // 2
-        return x[..., top : top + 84, left : left + 84] + self.positional_bias
+        size = OBSERVATION_SIZE
+        top, left = (x.shape[-2] - size) // 2, (x.shape[-1] - size) // 2
+        return x[..., top : top + size, left : left + size] + self.positional_bias
 
 
 class VAE(nn.Module):
@@ -279,7 +284,7 @@ class PolicyValue(nn.Module):
     """PPO actor-critic on its own CNN trunk (separate from the curiosity encoder).
 
     Continuous: a = tanh(u), u ~ N(mean, std), 3 axes in (−1, 1). The original used torchrl's
-    TanhNormal with tanh_loc=True, i.e. u ~ N(tanh(mean), std) (a double tanh, spec §11.5); here
+    TanhNormal with tanh_loc=True, i.e. u ~ N(tanh(mean), std) (a double tanh); here
     the base Normal's loc is the mean itself. Discrete: one Categorical per (3, 3, 3, 2, 2) button.
     """
 
@@ -301,7 +306,7 @@ class PolicyValue(nn.Module):
             heads = [self.actor_mean, self.actor_std]
         else:
             self.actor_logits = nn.ModuleList(
-                nn.Linear(512, n, bias=False) for n in DISCRETE_CHOICES
+                nn.Linear(512, n, bias=False) for n in DISCRETE_ACTION_CHOICES
             )
             heads = list(self.actor_logits)
         if orthogonal_init:
@@ -375,8 +380,10 @@ def build_models(encoder: str, action_space: str) -> dict[str, nn.Module]:
         encoder_model = VAE()
     else:
         raise ValueError(f'encoder must be one of {ENCODERS}, got {encoder!r}')
-    return {
+    models = {
         'encoder': encoder_model,
         'forward_dynamics': ForwardDynamics(action_dim),
         'policy': PolicyValue(action_space),
     }
+    assert tuple(models) == MODEL_NAMES
+    return models

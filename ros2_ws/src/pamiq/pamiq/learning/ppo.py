@@ -5,54 +5,19 @@ GAE with γ 0.99, λ 0.95, 3 epochs of minibatches of 8, clip 0.1 for policy and
 [This implementation] the same algorithm as functions: `compute_gae`, `ppo_loss` and
 `ppo_update`, top to bottom with the names of cleanrl/ppo_continuous_action.py. `ppo_loss` refuses
 anything but 1-D (B,) inputs: the original fed (B,1) advantages against (B,) log-probs, which
-broadcast to (B, B) and cancelled the policy gradient (spec §11.1).
+broadcast to (B, B) and cancelled the policy gradient.
 """
 
 from __future__ import annotations
 
 from collections import defaultdict
-from dataclasses import dataclass
 from typing import NamedTuple
 
 import torch
 from torch import nn
 
+from pamiq.learning.config import PPOConfig
 from pamiq.learning.models import PolicyValue
-
-
-@dataclass(frozen=True)
-class PPOConfig:
-    """PPO hyperparameters: the original's values, plus CleanRL's grad clipping and Adam ε."""
-
-    # No learning-rate annealing (CleanRL's anneal_lr): learning never ends, so there is no
-    # horizon to anneal over.
-    gamma: float = 0.99
-    """the discount factor γ"""
-    gae_lambda: float = 0.95
-    """the λ of generalised advantage estimation"""
-    clip_coef: float = 0.1
-    """the surrogate clipping coefficient (also clips the value change when clip_vloss)"""
-    ent_coef: float = 0.001
-    """coefficient of the entropy bonus"""
-    vf_coef: float = 0.5
-    """coefficient of the value loss (which has its own 0.5 factor, as CleanRL)"""
-    max_grad_norm: float = 0.5
-    """the maximum global norm for gradient clipping (the original had none)"""
-    norm_adv: bool = True
-    """normalise advantages per minibatch"""
-    clip_vloss: bool = True
-    """clip the value loss as the surrogate. The original used it; note that SB3 warns that value
-    clipping depends on the reward scale (see RewardNormalizer) and leaves it off by default"""
-    target_kl: float | None = None
-    """stop the update epochs early when approx_kl exceeds this (None: never)"""
-    update_epochs: int = 3
-    """the K epochs over each rollout"""
-    minibatch_size: int = 8
-    """transitions per minibatch (the original's batch 8; LSC meant 8 minibatches)"""
-    learning_rate: float = 1e-4
-    """Adam's learning rate"""
-    adam_eps: float = 1e-5
-    """Adam's ε: CleanRL's 1e-5 (as openai/baselines), not PyTorch's 1e-8"""
 
 
 class Rollout(NamedTuple):

@@ -1,16 +1,16 @@
 """agent_node: turns each new camera frame into one action (pamiq-core's observe -> step).
 
 Per frame: convert to RGB, crop the centre square and resize to 84x84 like the original,
-publish it on `agent/observation`, decide, and publish `action` (VRChat input names and values)
-with the frame's stamp, so a frame, its observation and its action share one stamp. With the
-curiosity policy it also publishes `agent/step` (what PPO needs) and `agent/reward`, and takes
-new weights from `trainer/weights`, validated off the acting path and swapped between steps.
+publish it on `agent/observation`, let the policy decide, and publish `action` (VRChat input
+names and values), `agent/step` (what PPO needs) and `agent/reward`, all with the frame's stamp.
+New weights from `trainer/weights` are validated off the acting path and swapped in between two
+steps. The random and the curiosity policy are driven the same way (pamiq.learning.policy).
 """
 
 from __future__ import annotations
 
-import array
 from collections import deque
+from dataclasses import dataclass
 import queue
 import threading
 import time
@@ -23,80 +23,63 @@ from std_srvs.srv import SetBool
 import torch
 
 from pamiq import vrchat
+from pamiq.learning.config import action_space_setting, encoder_setting
+from pamiq.learning.curiosity_policy import CuriosityPolicy
+from pamiq.learning.policy import Policy
 from pamiq.learning.preprocessing import preprocess
 from pamiq.learning.random_policy import RandomPolicy
-from pamiq.ros import messages, qos, spin
-from pamiq.ros.diagnostics import ERROR, OK, Diagnostics, RateMeter, rate_level
+from pamiq.ros import messages, qos, spin, topics
+from pamiq.ros.diagnostics import ERROR, OK, WARN, Diagnostics, RateMeter, TransitLoss, rate_level
 from pamiq.ros.image_conversion import ImageConversionError, image_to_numpy, numpy_to_image
-from pamiq.ros.parameters import declare
-from pamiq.storage.checkpoint import load_latest_checkpoint
-from pamiq.storage.weights import WeightsError, unpack_weights
+from pamiq.ros.parameters import declare_settings
+from pamiq.settings import setting
+from pamiq.storage.weights import WeightsError
+from pamiq.vocabulary import POLICIES
+
+# Above this share of camera frames lost in transit (over 5 s) the agent's diagnostics warn.
+LOSS_WARNING = 0.05
+
+
+@dataclass(frozen=True)
+class AgentConfig:
+    policy: str = setting(POLICIES[0], 'How actions are chosen', choices=POLICIES)
+    action_space: str = action_space_setting()
+    encoder: str = encoder_setting()
+    run_dir: str = setting('', 'Start from the newest checkpoint here, if any')
+    seed: int = setting(
+        0, 'Seed of initial weights and sampling (-1: entropy)', low=-1, high=2**31 - 1
+    )
+    expected_rate: float = setting(
+        10.0, 'Action rate below which diagnostics warn (80 %)', low=0.1, high=120.0, dynamic=True
+    )
+    torch_threads: int = setting(
+        1, 'CPU threads for inference (the trainer keeps a core)', low=1, high=64
+    )
+    report_period: float = setting(
+        10.0, 'Seconds between progress lines (0: none)', low=0.0, high=3600.0
+    )
+
+
+PARAMETERS = (AgentConfig,)
+
+
+def make_policy(config: AgentConfig) -> Policy:
+    if config.policy == 'random':
+        return RandomPolicy(config.action_space, None if config.seed < 0 else config.seed)
+    return CuriosityPolicy(config.encoder, config.action_space, max(config.seed, 0))
 
 
 class Agent(Node):
     def __init__(self) -> None:
         super().__init__('agent')
-        d = lambda *a, **k: declare(self, *a, **k)
-        policy = d(
-            'policy',
-            'curiosity',
-            'How actions are chosen',
-            choices=('curiosity', 'random'),
-            read_only=True,
-        )
-        self.action_space = d(
-            'action_space', 'continuous', "'continuous': 3 axes; 'discrete': (3,3,3,2,2) buttons",
-            choices=('continuous', 'discrete'), read_only=True,
-        )  # fmt: skip
-        encoder = d(
-            'encoder',
-            'inverse_dynamics',
-            'Must match the trainer',
-            choices=('inverse_dynamics', 'vae'),
-            read_only=True,
-        )
-        run_dir = d('run_dir', '', 'Start from the newest checkpoint here, if any', read_only=True)
-        seed = d(
-            'seed',
-            0,
-            'Seed of initial weights and sampling (-1: entropy)',
-            low=-1,
-            high=2**31 - 1,
-            read_only=True,
-        )
-        self.expected_rate = d(
-            'expected_rate',
-            10.0,
-            'Action rate below which diagnostics warn (80 %)',
-            low=0.1,
-            high=120.0,
-        )
-        threads = d(
-            'torch_threads',
-            1,
-            'CPU threads for inference (the trainer keeps a core)',
-            low=1,
-            high=64,
-            read_only=True,
-        )
-        self.report_period = d(
-            'report_period',
-            10.0,
-            'Seconds between progress lines (0: none)',
-            low=0.0,
-            high=3600.0,
-            read_only=True,
-        )
-
-        torch.set_num_threads(threads)
-        self.learning = policy == 'curiosity'
-        if self.learning:
-            from pamiq.learning.curiosity_policy import CuriosityPolicy
-
-            self.policy = CuriosityPolicy(encoder, self.action_space, max(seed, 0))
-            self.resume(run_dir)
-        else:
-            self.policy = RandomPolicy(self.action_space, None if seed < 0 else seed)
+        self.config = declare_settings(self, AgentConfig, self.reconfigure)
+        config = self.config
+        torch.set_num_threads(config.torch_threads)
+        self.policy = make_policy(config)
+        if config.run_dir:
+            path = self.policy.load_checkpoint(config.run_dir, self.get_logger().warning)
+            if path is not None:
+                self.get_logger().info(f'starting from {path} (version {self.policy.version})')
         self.steps = 0
         self.rejected_frames = 0
         self.rejected_weights = 0
@@ -105,46 +88,42 @@ class Agent(Node):
         self.active = True
         self.frames = RateMeter()
         self.acted = RateMeter()
+        self.transit = TransitLoss()
         self.latencies: deque[float] = deque(maxlen=100)  # ms of the last 100 steps
 
-        self.observation_pub = self.create_publisher(Image, 'agent/observation', qos.OBSERVATION)
-        self.action_pub = self.create_publisher(JointState, 'action', qos.ACTION)
-        if self.learning:
-            self.step_pub = self.create_publisher(JointState, 'agent/step', qos.STEP)
-            self.reward_pub = self.create_publisher(Float32, 'agent/reward', qos.DEFAULT)
-            # Validating a blob takes longer than a step: a worker thread does it, so the
-            # executor only hands the bytes over and acting never waits for it.
-            self.weights_queue: queue.Queue[array.array] = queue.Queue(maxsize=1)
-            self.weights_sub = self.create_subscription(
-                UInt8MultiArray, 'trainer/weights', self.weights_callback, qos.WEIGHTS
-            )
-            threading.Thread(target=self.weights_worker, name='weights', daemon=True).start()
+        self.observation_pub = self.create_publisher(Image, topics.OBSERVATION, qos.OBSERVATION)
+        self.action_pub = self.create_publisher(JointState, topics.ACTION, qos.ACTION)
+        self.step_pub = self.create_publisher(JointState, topics.STEP, qos.STEP)
+        self.reward_pub = self.create_publisher(Float32, topics.REWARD, qos.DEFAULT)
+        # Validating a blob takes longer than a step: a worker thread does it, so the executor
+        # only hands the bytes over and acting never waits for it.
+        self.weights_queue: queue.Queue[object | None] = queue.Queue(maxsize=1)
+        self.weights_sub = self.create_subscription(
+            UInt8MultiArray, topics.WEIGHTS, self.weights_callback, qos.WEIGHTS
+        )
+        self.weights_thread = threading.Thread(
+            target=self.weights_worker, name='weights', daemon=True
+        )
+        self.weights_thread.start()
+        # The callback takes the message info too: its sequence number counts lost frames.
         self.image_sub = self.create_subscription(
-            Image, 'camera/image_raw', self.image_callback, qos.IMAGE
+            Image, topics.IMAGE, self.image_callback, qos.IMAGE
         )
         self.active_srv = self.create_service(
-            SetBool, 'agent/set_active', self.set_active_callback
+            SetBool, topics.AGENT_SET_ACTIVE, self.set_active_callback
         )
-        if self.report_period > 0:
-            self.report_timer = self.create_timer(self.report_period, self.report_callback)
+        if config.report_period > 0:
+            self.report_timer = self.create_timer(config.report_period, self.report_callback)
         self.diagnostics = Diagnostics(self, 'agent')
         self.diagnostics.add('acting', self.acting_check)
-        self.get_logger().info(f'{policy} policy, {self.action_space} actions')
+        self.get_logger().info(f'{config.policy} policy, {config.action_space} actions')
 
-    def resume(self, run_dir: str) -> None:
-        if not run_dir:
-            return
-        resumed = load_latest_checkpoint(
-            run_dir, self.policy.models, None, self.get_logger().warning
-        )
-        if resumed is not None:
-            self.policy.active = (self.policy.models, resumed['version'])
-            self.get_logger().info(
-                f'starting from {resumed["path"]} (version {resumed["version"]})'
-            )
+    def reconfigure(self, config: AgentConfig) -> None:
+        self.config = config
 
-    def image_callback(self, msg: Image) -> None:
+    def image_callback(self, msg: Image, info: dict) -> None:
         started = time.perf_counter()
+        self.transit.arrived(info['publication_sequence_number'])
         if self.last_frame and started - self.last_frame > 0.25:
             # The frame's age tells a late source (young frame) from late delivery (old frame).
             age = self.get_clock().now() - Time.from_msg(msg.header.stamp)
@@ -167,29 +146,19 @@ class Agent(Node):
             return
         observation = preprocess(frame)
         stamp = msg.header.stamp
-        if self.learning:
-            result = self.policy.step(observation)
-            names, values = messages.action_names_values(result.action, self.action_space)
-        else:
-            names, values = messages.action_names_values(
-                self.policy.step(observation), self.action_space
-            )
-
-        action = JointState()
-        action.header.stamp = stamp
-        action.name = names
-        action.position = values
-        self.action_pub.publish(action)  # first: it is what the avatar waits for
+        result = self.policy.step(observation)
+        names, values = messages.action_names_values(result.action, self.config.action_space)
+        # The action first: it is what the avatar waits for.
+        self.action_pub.publish(messages.action_message(stamp, names, values))
         self.observation_pub.publish(
             numpy_to_image(observation, 'rgb8', stamp, msg.header.frame_id)
         )
-        if self.learning:
-            self.step_pub.publish(
-                messages.step_message(
-                    stamp, self.steps, result.reward, result.value, result.log_prob, result.version
-                )
+        self.step_pub.publish(
+            messages.step_message(
+                stamp, self.steps, result.reward, result.value, result.log_prob, result.version
             )
-            self.reward_pub.publish(Float32(data=result.reward))
+        )
+        self.reward_pub.publish(Float32(data=result.reward))
         self.steps += 1
         self.acted.tick()
         step_ms = (time.perf_counter() - started) * 1e3
@@ -201,23 +170,20 @@ class Agent(Node):
         self, request: SetBool.Request, response: SetBool.Response
     ) -> SetBool.Response:
         if request.data == self.active:
-            response.success, response.message = (
-                True,
-                'already ' + ('acting' if self.active else 'paused'),
-            )
+            response.success = True
+            response.message = 'already ' + ('acting' if self.active else 'paused')
             return response
         self.active = request.data
         if not self.active:
             # One neutral command now: the actuator releases every input within this period.
-            neutral = JointState(
-                name=list(vrchat.NEUTRAL_VALUES), position=[0.0] * len(vrchat.NEUTRAL_VALUES)
+            stamp = self.get_clock().now().to_msg()
+            neutral = vrchat.NEUTRAL_VALUES
+            self.action_pub.publish(
+                messages.action_message(stamp, list(neutral), [0.0] * len(neutral))
             )
-            neutral.header.stamp = self.get_clock().now().to_msg()
-            self.action_pub.publish(neutral)
         # A skipped step index tells the trainer not to link steps across the pause.
         self.steps += 1
-        if self.learning:
-            self.policy.reset()
+        self.policy.reset()
         response.success = True
         response.message = 'acting' if self.active else 'paused: inputs neutral'
         self.get_logger().info(response.message)
@@ -226,14 +192,17 @@ class Agent(Node):
     def acting_check(self):
         rate = self.acted.rate()
         latency = sorted(self.latencies)
+        lost = self.transit.recent_fraction()
         values = {
             'action rate (Hz)': rate,
             'step p50 (ms)': latency[len(latency) // 2] if latency else 0.0,
             'step max (ms)': latency[-1] if latency else 0.0,
             'actions': self.steps,
             'rejected frames': self.rejected_frames,
+            'frames lost in transit': self.transit.lost,
+            'frames lost in transit, last 5 s (%)': 100.0 * lost,
             'rejected weights': self.rejected_weights,
-            'weights version': self.policy.version if self.learning else 'n/a',
+            'weights version': self.policy.version,
         }
         if not self.active:
             return OK, 'paused (agent/set_active)', values
@@ -245,13 +214,17 @@ class Agent(Node):
                 f'no camera frame for {self.frames.age():.1f} s: no action for 2 s',
                 values,
             )
-        level = rate_level(rate, self.expected_rate, self.frames.started)
-        return (
-            level,
-            f'acting at {rate:.1f} Hz'
-            + ('' if level == OK else f' (target {self.expected_rate:g} Hz)'),
-            values,
-        )
+        if lost > LOSS_WARNING:
+            return (
+                WARN,
+                f'{100 * lost:.0f} % of camera frames lost in transit: large frames need the '
+                "project's Fast DDS profile (config/fastdds_loopback.xml), see the README",
+                values,
+            )
+        target = self.config.expected_rate
+        level = rate_level(rate, target, self.frames.started)
+        message = f'acting at {rate:.1f} Hz' + ('' if level == OK else f' (target {target:g} Hz)')
+        return level, message, values
 
     def weights_callback(self, msg: UInt8MultiArray) -> None:
         try:
@@ -261,11 +234,9 @@ class Agent(Node):
             self.get_logger().warning('weights arrive faster than they validate; one skipped')
 
     def weights_worker(self) -> None:
-        while True:
-            blob = self.weights_queue.get()
+        while (blob := self.weights_queue.get()) is not None:
             try:
-                version, state_dicts = unpack_weights(blob, self.policy.models)
-                self.policy.swap(version, state_dicts)
+                version = self.policy.load_weights(blob)
             except WeightsError as error:
                 self.rejected_weights += 1
                 self.get_logger().error(
@@ -279,11 +250,19 @@ class Agent(Node):
         self.reported_steps = self.steps
         latency = sorted(self.latencies)
         median = latency[len(latency) // 2] if latency else 0.0
-        version = f', weights version {self.policy.version}' if self.learning else ''
         self.get_logger().info(
-            f'acting at {count / self.report_period:.1f} Hz ({self.steps} actions so far, '
-            f'step median {median:.1f} ms, {self.rejected_frames} frames rejected{version})'
+            f'acting at {count / self.config.report_period:.1f} Hz ({self.steps} actions so far, '
+            f'step median {median:.1f} ms, {self.rejected_frames} frames rejected, '
+            f'weights version {self.policy.version})'
         )
+
+    def shutdown(self) -> None:
+        """Stop the weights worker (a blob being validated is finished first)."""
+        try:
+            self.weights_queue.put(None, timeout=1.0)
+        except queue.Full:
+            return  # the worker is busy with a blob; it is a daemon and ends with the process
+        self.weights_thread.join(timeout=5.0)
 
 
 def main(args: list[str] | None = None) -> int:

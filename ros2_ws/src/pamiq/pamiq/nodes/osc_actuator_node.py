@@ -1,142 +1,99 @@
 """osc_actuator_node: moves the avatar by sending VRChat OSC input packets (the agent's 'affect').
 
 Subscribes `action` (sensor_msgs/JointState, names = VRChat input names) and `cmd_vel`
-(geometry_msgs/Twist from teleop_twist_keyboard) and sends `/input/<Name>` over UDP. Axes go out
-as floats in [-1, 1], buttons as ints 0/1. A watchdog returns every input to neutral when no
-command arrived for `timeout` seconds, and shutdown sends all of VRChat's reset values.
+(geometry_msgs/Twist from teleop_twist_keyboard) and sends `/input/<Name>` over UDP
+(pamiq.osc). Axes go out as floats in [-1, 1], buttons as ints 0/1. A watchdog returns every
+input to neutral when no command arrived for `timeout` seconds, and shutdown sends all of
+VRChat's reset values.
 """
 
 from __future__ import annotations
 
-import socket
+from dataclasses import dataclass
 import time
 
 from geometry_msgs.msg import Twist
-from pythonosc.osc_message_builder import OscMessageBuilder
 from rclpy.node import Node
 from sensor_msgs.msg import JointState
 
 from pamiq import vrchat
-from pamiq.ros import qos, spin
+from pamiq.osc import OscSender
+from pamiq.ros import qos, spin, topics
 from pamiq.ros.diagnostics import ERROR, OK, WARN, Diagnostics
-from pamiq.ros.parameters import declare
+from pamiq.ros.parameters import declare_settings
+from pamiq.settings import setting
 
 
-class OscSender:
-    """Sends VRChat inputs over UDP and remembers the last value sent for each input.
+@dataclass(frozen=True)
+class ActuatorConfig:
+    osc_host: str = setting(
+        vrchat.INPUT_HOST, 'Host that receives the OSC input (VRChat or the Doom world)'
+    )
+    osc_port: int = setting(vrchat.INPUT_PORT, "UDP port of VRChat's OSC input", low=1, high=65535)
+    timeout: float = setting(
+        0.5,
+        'Seconds without a command before all inputs return to neutral',
+        low=0.05,
+        high=60.0,
+        dynamic=True,
+    )
+    deadzone: float = setting(
+        0.0,
+        'Axis magnitudes below this are sent as 0.0 (the original experiment used 0.25)',
+        low=0.0,
+        high=1.0,
+        dynamic=True,
+    )
+    tap_buttons: tuple[str, ...] = setting(
+        ('Jump',),
+        'Buttons where every 1 is a new press: a repeated 1 is released first '
+        'so VRChat registers it',
+        dynamic=True,
+    )
+    retap_delay: float = setting(
+        0.03,
+        'Seconds a tap button stays released before it is pressed again',
+        low=0.0,
+        high=0.5,
+        dynamic=True,
+    )
+    cmd_vel_scale: float = setting(
+        1.0,
+        'Factor from cmd_vel (m/s, rad/s) to VRChat axis values',
+        low=0.0,
+        high=10.0,
+        dynamic=True,
+    )
 
-    The socket is connected to the destination, so a closed port shows up (ECONNREFUSED on
-    the next send, from the ICMP reply) and an unreachable host fails the send: both are
-    counted and reported, and sending simply goes on.
-    """
 
-    def __init__(self, host: str, port: int) -> None:
-        self.destination = (host, port)
-        self.sock: socket.socket | None = None
-        self.sent: dict[str, float | int] = {}
-        self.errors = 0
-        self.last_error = ''
-        self.last_error_time = 0.0
-        self.packets = 0
-
-    def send(self, name: str, value: float | int) -> None:
-        builder = OscMessageBuilder(address=vrchat.address(name))
-        builder.add_arg(value)  # float -> OSC float32, int -> OSC int32
-        try:
-            if self.sock is None:
-                self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-                self.sock.connect(self.destination)
-            self.sock.send(builder.build().dgram)
-        except OSError as error:  # no route, port closed, name not resolved: report, go on
-            self.errors += 1
-            self.last_error = f'{self.destination[0]}:{self.destination[1]}: {error}'
-            self.last_error_time = time.monotonic()
-            if not isinstance(error, ConnectionRefusedError) and self.sock is not None:
-                self.sock.close()
-                self.sock = None
-            return
-        self.packets += 1
-        self.sent[name] = value
+PARAMETERS = (ActuatorConfig,)
 
 
 class OscActuator(Node):
     def __init__(self, sender: OscSender | None = None) -> None:
         super().__init__('osc_actuator')
-        host = declare(
-            self,
-            'osc_host',
-            '127.0.0.1',
-            'Host that receives the OSC input (VRChat or the Doom world)',
-            read_only=True,
-        )
-        port = declare(
-            self,
-            'osc_port',
-            9000,
-            "UDP port of VRChat's OSC input",
-            low=1,
-            high=65535,
-            read_only=True,
-        )
-        self.timeout = declare(
-            self,
-            'timeout',
-            0.5,
-            'Seconds without a command before all inputs return to neutral',
-            low=0.05,
-            high=60.0,
-        )
-        self.deadzone = declare(
-            self,
-            'deadzone',
-            0.0,
-            'Axis magnitudes below this are sent as 0.0 (the original experiment used 0.25)',
-            low=0.0,
-            high=1.0,
-        )
-        self.tap_buttons = set(
-            declare(
-                self,
-                'tap_buttons',
-                ['Jump'],
-                'Buttons where every 1 is a new press: a repeated 1 is released first '
-                'so VRChat registers it',
-            )
-        )
-        self.retap_delay = declare(
-            self,
-            'retap_delay',
-            0.03,
-            'Seconds a tap button stays released before it is pressed again',
-            low=0.0,
-            high=0.5,
-        )
-        self.cmd_vel_scale = declare(
-            self,
-            'cmd_vel_scale',
-            1.0,
-            'Factor from cmd_vel (m/s, rad/s) to VRChat axis values',
-            low=0.0,
-            high=10.0,
-        )
-
-        self.sender = sender or OscSender(host, port)
+        self.config = declare_settings(self, ActuatorConfig, self.reconfigure)
+        self.sender = sender or OscSender(self.config.osc_host, self.config.osc_port)
         self.last_command = time.monotonic()
         self.neutral = True  # nothing non-neutral has been sent yet
         self.rejected = 0
         self.pending_presses: list[tuple[float, str]] = []
 
         self.action_sub = self.create_subscription(
-            JointState, 'action', self.action_callback, qos.ACTION
+            JointState, topics.ACTION, self.action_callback, qos.ACTION
         )
         self.cmd_vel_sub = self.create_subscription(
-            Twist, 'cmd_vel', self.cmd_vel_callback, qos.DEFAULT
+            Twist, topics.CMD_VEL, self.cmd_vel_callback, qos.DEFAULT
         )
         # 20 Hz: the watchdog and delayed re-presses are checked well inside one 10 Hz period.
         self.watchdog_timer = self.create_timer(0.05, self.watchdog_callback)
         self.diagnostics = Diagnostics(self, 'osc')
         self.diagnostics.add('osc output', self.osc_check)
+        host, port = self.sender.destination
         self.get_logger().info(f'sending VRChat OSC input to {host}:{port}')
+
+    def reconfigure(self, config: ActuatorConfig) -> None:
+        self.config = config
 
     def action_callback(self, msg: JointState) -> None:
         if len(msg.name) != len(msg.position):
@@ -145,20 +102,20 @@ class OscActuator(Node):
         self.apply(dict(zip(msg.name, msg.position)))
 
     def cmd_vel_callback(self, msg: Twist) -> None:
-        s = self.cmd_vel_scale
+        s = self.config.cmd_vel_scale
         self.apply(vrchat.twist_to_axes(msg.linear.x * s, msg.linear.y * s, msg.angular.z * s))
 
     def apply(self, command: dict[str, float]) -> None:
         self.last_command = time.monotonic()
         for name, raw in command.items():
-            value, problem = vrchat.sanitize(name, raw, self.deadzone)
+            value, problem = vrchat.sanitize(name, raw, self.config.deadzone)
             if problem:
                 self.reject(problem)
             if value is None:
                 continue
-            if name in self.tap_buttons and value == 1 and self.sender.sent.get(name) == 1:
+            if name in self.config.tap_buttons and value == 1 and self.sender.sent.get(name) == 1:
                 self.sender.send(name, 0)
-                self.pending_presses.append((time.monotonic() + self.retap_delay, name))
+                self.pending_presses.append((time.monotonic() + self.config.retap_delay, name))
                 continue
             self.sender.send(name, value)
         self.neutral = False
@@ -175,9 +132,9 @@ class OscActuator(Node):
         self.pending_presses = [(w, n) for w, n in self.pending_presses if w > now]
         for name in due:
             self.sender.send(name, 1)
-        if not self.neutral and now - self.last_command > self.timeout:
+        if not self.neutral and now - self.last_command > self.config.timeout:
             self.get_logger().warning(
-                f'no command for {self.timeout:.2f} s: inputs back to neutral'
+                f'no command for {self.config.timeout:.2f} s: inputs back to neutral'
             )
             self.send_all(vrchat.NEUTRAL_VALUES)
             self.neutral = True

@@ -7,80 +7,66 @@ slow disk never holds up the executor. Splits close at `split_size_mb` or `split
 
 from __future__ import annotations
 
-import datetime
+from dataclasses import dataclass
 import os
 import queue
 import threading
 
 from rclpy.node import Node
 
-from pamiq.ros import qos, spin
-from pamiq.ros.bags import IMAGE_TOPIC, SESSION_TOPICS, STORAGES, SplitWriter, message_class
+from pamiq import run_dir as layout
+from pamiq.ros import qos, spin, topics
+from pamiq.ros.bags import SESSION_TOPICS, STORAGES, SplitWriter, message_class
 from pamiq.ros.diagnostics import ERROR, OK, WARN, Diagnostics
-from pamiq.ros.parameters import ParameterError, declare
+from pamiq.ros.parameters import ParameterError, declare_settings
+from pamiq.settings import setting
+
+
+@dataclass(frozen=True)
+class RecorderConfig:
+    run_dir: str = setting('runs/default', 'Bags go to <run_dir>/bags/<session>/')
+    output: str = setting('', 'Session directory (default: <run_dir>/bags/<date-time>)')
+    record_images: bool = setting(
+        False, 'Also record camera/image_raw (large: ~2 MB/s for Doom frames)'
+    )
+    storage: str = setting('mcap', 'rosbag2 storage of the bags', choices=tuple(STORAGES))
+    split_size_mb: float = setting(
+        256.0, 'A split closes at this size (MB)', low=1.0, high=100000.0
+    )
+    split_duration: float = setting(
+        60.0, 'A split closes after this many seconds', low=1.0, high=86400.0
+    )
+    queue_size: int = setting(
+        1000, 'Messages waiting for the disk before new ones are dropped', low=10, high=1000000
+    )
+
+
+PARAMETERS = (RecorderConfig,)
 
 
 class Recorder(Node):
     def __init__(self) -> None:
         super().__init__('recorder')
-        d = lambda *a, **k: declare(self, *a, **k)
-        run_dir = d(
-            'run_dir', 'runs/default', 'Bags go to <run_dir>/bags/<session>/', read_only=True
-        )
-        output = d(
-            'output', '', 'Session directory (default: <run_dir>/bags/<date-time>)', read_only=True
-        )
-        images = d(
-            'record_images',
-            False,
-            'Also record camera/image_raw (large: ~2 MB/s for Doom frames)',
-            read_only=True,
-        )
-        storage = d(
-            'storage',
-            'mcap',
-            'rosbag2 storage of the bags',
-            choices=tuple(STORAGES),
-            read_only=True,
-        )
-        split_mb = d(
-            'split_size_mb',
-            256.0,
-            'A split closes at this size (MB)',
-            low=1.0,
-            high=100000.0,
-            read_only=True,
-        )
-        split_s = d(
-            'split_duration',
-            60.0,
-            'A split closes after this many seconds',
-            low=1.0,
-            high=86400.0,
-            read_only=True,
-        )
-        queue_size = d(
-            'queue_size',
-            1000,
-            'Messages waiting for the disk before new ones are dropped',
-            low=10,
-            high=1000000,
-            read_only=True,
-        )
-
-        topics = dict(SESSION_TOPICS)
-        if images:
-            topics[IMAGE_TOPIC[0]] = IMAGE_TOPIC[1]
-        namespace = self.get_namespace().rstrip('/')
-        full = {f'{namespace}/{topic}': msgtype for topic, msgtype in topics.items()}
-        session = output or os.path.join(
-            run_dir, 'bags', datetime.datetime.now().strftime('%Y-%m-%d_%H-%M-%S')
-        )
+        config = declare_settings(self, RecorderConfig)
+        recorded = dict(SESSION_TOPICS)
+        if config.record_images:
+            recorded[topics.IMAGE] = 'sensor_msgs/msg/Image'
+        namespace = self.get_namespace()
+        full = {topics.namespaced(namespace, t): msgtype for t, msgtype in recorded.items()}
+        session = config.output or os.path.join(config.run_dir, layout.BAGS, layout.timestamp())
         try:
-            self.writer = SplitWriter(session, full, storage, int(split_mb * 1e6), split_s)
+            self.writer = SplitWriter(
+                session,
+                full,
+                config.storage,
+                int(config.split_size_mb * 1e6),
+                config.split_duration,
+            )
         except (ValueError, OSError) as error:
             raise ParameterError(f"parameter 'output'/'run_dir': {error}") from error
-        self.queue: queue.Queue[tuple[str, int, bytes] | None] = queue.Queue(maxsize=queue_size)
+        self.queue: queue.Queue[tuple[str, int, bytes] | None] = queue.Queue(
+            maxsize=config.queue_size
+        )
         self.dropped = 0
         self.failed = ''
         self.thread = threading.Thread(target=self.write_loop, name='bag-writer', daemon=True)
@@ -91,13 +77,13 @@ class Recorder(Node):
                 message_class(msgtype),
                 topic,
                 lambda data, topic=full_name: self.enqueue(topic, data),
-                qos.IMAGE if topic == IMAGE_TOPIC[0] else qos.OBSERVATION,
+                qos.IMAGE if topic == topics.IMAGE else qos.OBSERVATION,
                 raw=True,
             )
-            for (topic, msgtype), full_name in zip(topics.items(), full)
+            for (topic, msgtype), full_name in zip(recorded.items(), full)
         ]
-        self.get_logger().info(f'recording {len(full)} topics to {session} ({storage})')
-        self.diagnostics = Diagnostics(self, f'bags {storage}')
+        self.get_logger().info(f'recording {len(full)} topics to {session} ({config.storage})')
+        self.diagnostics = Diagnostics(self, f'bags {config.storage}')
         self.diagnostics.add('recording', self.recording_check)
 
     def enqueue(self, topic: str, data: bytes) -> None:

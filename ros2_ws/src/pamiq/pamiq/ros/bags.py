@@ -24,33 +24,34 @@ from rosbags.interfaces import (
 from rosbags.rosbag2 import Reader, StoragePlugin, Writer
 from rosbags.typesys import Stores, get_typestore
 
+from pamiq.ros import topics
+from pamiq.vocabulary import MODEL_LOSSES
+
 TYPESTORE = get_typestore(Stores.ROS2_JAZZY)
 
-# What a session records (relative to the namespace) and the message type of each.
+# What a session records (relative to the namespace) and the message type of each; the
+# recorder adds camera/image_raw (sensor_msgs/msg/Image) when asked to.
 SESSION_TOPICS: dict[str, str] = {
-    'agent/observation': 'sensor_msgs/msg/Image',
-    'action': 'sensor_msgs/msg/JointState',
-    'agent/step': 'sensor_msgs/msg/JointState',
-    'agent/reward': 'std_msgs/msg/Float32',
-    'world/pose': 'geometry_msgs/msg/PoseStamped',
-    'cmd_vel': 'geometry_msgs/msg/Twist',
-    'trainer/inverse_dynamics/loss': 'std_msgs/msg/Float32',
-    'trainer/vae/loss': 'std_msgs/msg/Float32',
-    'trainer/forward_dynamics/loss': 'std_msgs/msg/Float32',
-    'trainer/ppo/loss': 'std_msgs/msg/Float32',
+    topics.OBSERVATION: 'sensor_msgs/msg/Image',
+    topics.ACTION: 'sensor_msgs/msg/JointState',
+    topics.STEP: 'sensor_msgs/msg/JointState',
+    topics.REWARD: 'std_msgs/msg/Float32',
+    topics.POSE: 'geometry_msgs/msg/PoseStamped',
+    topics.CMD_VEL: 'geometry_msgs/msg/Twist',
+    **{topics.trainer_metric(loss): 'std_msgs/msg/Float32' for loss in MODEL_LOSSES},
 }
-IMAGE_TOPIC = ('camera/image_raw', 'sensor_msgs/msg/Image')
 STORAGES = {'mcap': StoragePlugin.MCAP, 'sqlite3': StoragePlugin.SQLITE3}
 
 _NO_TIME = QosTime(sec=0, nsec=0)
 
 
-def offered_qos(best_effort: bool) -> Qos:
-    """The QoS the recorded publisher offered, so `ros2 bag play` re-offers a compatible one."""
+def offered_qos(image: bool) -> Qos:
+    """The QoS the recorded publishers offered (all reliable, images too, as pamiq.ros.qos), so
+    `ros2 bag play` re-offers one that both reliable and best-effort subscribers accept."""
     return Qos(
         history=QosHistory.KEEP_LAST,
-        depth=5 if best_effort else 10,
-        reliability=QosReliability.BEST_EFFORT if best_effort else QosReliability.RELIABLE,
+        depth=5 if image else 10,
+        reliability=QosReliability.RELIABLE,
         durability=QosDurability.VOLATILE,
         deadline=_NO_TIME,
         lifespan=_NO_TIME,
@@ -97,7 +98,7 @@ class SplitWriter:
                 topic,
                 msgtype,
                 typestore=TYPESTORE,
-                offered_qos_profiles=[offered_qos(topic.endswith('camera/image_raw'))],
+                offered_qos_profiles=[offered_qos(topics.matches(topic, topics.IMAGE))],
             )
             for topic, msgtype in self.topics.items()
         }

@@ -12,6 +12,8 @@ import time
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
 from rclpy.node import Node
 
+from pamiq.ros import topics
+
 OK, WARN, ERROR = DiagnosticStatus.OK, DiagnosticStatus.WARN, DiagnosticStatus.ERROR
 LEVEL_NAMES = {OK: 'OK', WARN: 'WARN', ERROR: 'ERROR', DiagnosticStatus.STALE: 'STALE'}
 Check = Callable[[], tuple[bytes, str, dict[str, object]]]
@@ -40,6 +42,41 @@ class RateMeter:
         return time.monotonic() - (self.times[-1] if self.times else self.started)
 
 
+class TransitLoss:
+    """Messages lost between a publisher and us, from the publisher's own sequence numbers.
+
+    DDS numbers every sample a writer sends (rclpy hands it over as the message info's
+    `publication_sequence_number`), so a jump from n to n + k means k - 1 samples were published
+    and never arrived: the publisher's count against ours. A lower number means a new publisher
+    (a restarted camera) and starts the count afresh; 0 means the RMW does not say.
+    """
+
+    def __init__(self, window: float = 5.0) -> None:
+        self.window = window
+        self.last = 0
+        self.received = 0
+        self.lost = 0
+        self.recent: deque[tuple[float, int]] = deque()  # (arrival, lost just before it)
+
+    def arrived(self, sequence: int) -> None:
+        if sequence <= 0:
+            return
+        gap = sequence - self.last - 1 if 0 < self.last < sequence else 0
+        self.last = sequence
+        self.received += 1
+        self.lost += gap
+        self.recent.append((time.monotonic(), gap))
+
+    def recent_fraction(self) -> float:
+        """The share of the last `window` seconds' messages that never arrived (0 to 1)."""
+        now = time.monotonic()
+        while self.recent and now - self.recent[0][0] > self.window:
+            self.recent.popleft()
+        lost = sum(gap for _, gap in self.recent)
+        total = lost + len(self.recent)
+        return lost / total if total else 0.0
+
+
 def rate_level(rate: float, target: float, started: float, grace: float = 5.0) -> bytes:
     """WARN below 80 % of the target rate, once the node has had `grace` seconds to start."""
     if time.monotonic() - started < grace:
@@ -51,7 +88,7 @@ class Diagnostics:
     def __init__(self, node: Node, hardware_id: str, period: float = 1.0) -> None:
         self.node, self.hardware_id = node, hardware_id
         self.checks: list[tuple[str, Check]] = []
-        self.pub = node.create_publisher(DiagnosticArray, '/diagnostics', 10)
+        self.pub = node.create_publisher(DiagnosticArray, topics.DIAGNOSTICS, 10)
         self.timer = node.create_timer(period, self.publish)
 
     def add(self, name: str, check: Check) -> None:
@@ -74,6 +111,33 @@ class Diagnostics:
             status.values = [KeyValue(key=k, value=format_value(v)) for k, v in values.items()]
             array.status.append(status)
         self.pub.publish(array)
+
+
+class DiagnosticsCollector:
+    """The newest status under every name seen on /diagnostics (what `pamiq ctl status` and
+    the status line read)."""
+
+    def __init__(self, node: Node) -> None:
+        self.latest: dict[str, DiagnosticStatus] = {}
+        self.sub = node.create_subscription(
+            DiagnosticArray, topics.DIAGNOSTICS, self.diagnostics_callback, 10
+        )
+
+    def diagnostics_callback(self, array: DiagnosticArray) -> None:
+        for status in array.status:
+            self.latest[status.name] = status
+
+    def value(self, node_name: str, key: str) -> str | None:
+        """The value of `key` in the newest status of the node whose name ends in `node_name`."""
+        for name, status in list(self.latest.items()):
+            if name.split(':')[0].endswith(node_name):
+                for pair in status.values:
+                    if pair.key == key:
+                        return pair.value
+        return None
+
+    def worst(self) -> DiagnosticStatus | None:
+        return max(list(self.latest.values()), key=lambda s: s.level, default=None)
 
 
 def format_value(value: object) -> str:

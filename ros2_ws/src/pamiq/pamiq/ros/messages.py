@@ -12,8 +12,36 @@ import numpy as np
 from sensor_msgs.msg import JointState
 
 from pamiq import vrchat
+from pamiq.ros import topics
+from pamiq.ros.image_conversion import image_to_numpy
+from pamiq.vocabulary import FRAME_SHAPE
 
 STEP_FIELDS = ('step', 'reward', 'value', 'log_prob', 'policy_version')
+# The three messages of one frame, as the pairing (pamiq.learning.pairing) names its parts.
+STEP_PARTS = {'observation': topics.OBSERVATION, 'action': topics.ACTION, 'step': topics.STEP}
+
+
+def stamp_ns(msg) -> int:
+    """A header stamp as integer nanoseconds (the pairing key of a frame's messages)."""
+    return msg.header.stamp.sec * 1_000_000_000 + msg.header.stamp.nanosec
+
+
+def step_part(part: str, msg, action_space: str) -> object:
+    """What the learner keeps of one of a frame's messages, checked.
+
+    'observation' -> (84, 84, 3) uint8 RGB; 'action' -> action_vector; 'step' -> step_fields.
+
+    Raises:
+        ValueError: The message is malformed (ImageConversionError is one).
+    """
+    if part == 'observation':
+        observation = image_to_numpy(msg, 'rgb8')
+        if observation.shape != FRAME_SHAPE:
+            raise ValueError(f'observation of shape {observation.shape}, expected {FRAME_SHAPE}')
+        return observation
+    if part == 'action':
+        return action_vector(msg.name, msg.position, action_space)
+    return step_fields(msg)
 
 
 def step_message(
@@ -33,6 +61,15 @@ def step_fields(msg: JointState) -> dict[str, float]:
     if missing:
         raise ValueError(f'agent/step lacks {", ".join(missing)}')
     return fields
+
+
+def action_message(stamp, names: Sequence[str], values: Sequence[float]) -> JointState:
+    """An `action` message: VRChat input names and values, stamped with the frame's stamp."""
+    msg = JointState()
+    msg.header.stamp = stamp
+    msg.name = list(names)
+    msg.position = [float(v) for v in values]
+    return msg
 
 
 def action_vector(names: Sequence[str], values: Sequence[float], action_space: str) -> np.ndarray:

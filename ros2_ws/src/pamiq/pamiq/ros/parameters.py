@@ -1,75 +1,84 @@
-"""Declare ROS parameters with descriptors in one line each.
+"""ROS parameter declarations generated from pamiq's config dataclasses (`pamiq.settings`).
 
-Every pamiq parameter carries its type, range and description so that `ros2 param describe`,
-rqt_reconfigure and a bad YAML value all tell the user the same thing.
+Every parameter carries its type, range and description so that `ros2 param describe`,
+rqt_reconfigure and a bad YAML value all tell the user the same thing; the dataclass field is
+the one place each of them is written.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 import os
-from typing import Any
+from typing import Any, TypeVar
 
 from rcl_interfaces.msg import FloatingPointRange, IntegerRange, ParameterDescriptor
 from rclpy.node import Node
+
+from pamiq.settings import Declared, build, declared
+
+Config = TypeVar('Config')
 
 
 class ParameterError(ValueError):
     """A parameter value the node cannot run with (raised at construction)."""
 
 
-def declare(
-    node: Node,
-    name: str,
-    default: Any,
-    description: str,
-    *,
-    low: float | None = None,
-    high: float | None = None,
-    choices: tuple[str, ...] = (),
-    read_only: bool = False,
-) -> Any:
-    """Declare `name` with a descriptor and return its (validated) value.
-
-    A range is enforced by rclpy itself (also for `ros2 param set`, which is then refused with
-    the reason); choices are checked here and described in `additional_constraints`. A parameter
-    that is not read-only may change at run time: the node attribute of the same name, if it
-    has one, follows the new value.
-    """
-    descriptor = ParameterDescriptor(description=description, read_only=read_only)
-    if low is not None and high is not None:
-        if isinstance(default, float):
-            descriptor.floating_point_range = [
-                FloatingPointRange(from_value=float(low), to_value=float(high))
+def descriptor(item: Declared) -> ParameterDescriptor:
+    """The ROS descriptor of one setting: description, range, choices, read-only."""
+    setting = item.setting
+    result = ParameterDescriptor(description=setting.description, read_only=not setting.dynamic)
+    if setting.low is not None:
+        if isinstance(item.default, float):
+            result.floating_point_range = [
+                FloatingPointRange(from_value=float(setting.low), to_value=float(setting.high))
             ]
         else:
-            descriptor.integer_range = [IntegerRange(from_value=int(low), to_value=int(high))]
-    if choices:
-        descriptor.additional_constraints = 'one of: ' + ', '.join(choices)
-    try:
-        value = node.declare_parameter(name, default, descriptor).value
-    except Exception as error:  # rclpy raises several types for a bad override
-        raise ParameterError(f"parameter '{name}': {error}") from error
-    if choices and value not in choices:
-        raise ParameterError(
-            f"parameter '{name}' is {value!r}; expected one of {', '.join(choices)}"
-        )
-    if not read_only:
-        follow_at_run_time(node, name)
-    return value
+            result.integer_range = [
+                IntegerRange(from_value=int(setting.low), to_value=int(setting.high))
+            ]
+    if setting.choices:
+        result.additional_constraints = 'one of: ' + ', '.join(setting.choices)
+    return result
 
 
-def follow_at_run_time(node: Node, name: str) -> None:
-    live: set[str] | None = getattr(node, '_live_parameters', None)
-    if live is None:
-        live = node._live_parameters = set()
+def declare_settings(
+    node: Node, cls: type[Config], on_change: Callable[[Config], None] | None = None
+) -> Config:
+    """Declare every setting of `cls` on `node`; return the config built from their values.
+
+    rclpy enforces ranges itself (also for `ros2 param set`, which is then refused with the
+    reason); choices are checked here. When a dynamic setting changes at run time, `on_change`
+    receives the whole config rebuilt with the new value: the one path by which a node learns of
+    a parameter update.
+
+    Raises:
+        ParameterError: A value is of the wrong type, out of range or not one of the choices.
+    """
+    items = declared(cls)
+    values: dict[str, Any] = {}
+    for item in items:
+        try:
+            value = node.declare_parameter(item.name, item.default, descriptor(item)).value
+        except Exception as error:  # rclpy raises several types for a bad override
+            raise ParameterError(f"parameter '{item.name}': {error}") from error
+        if item.setting.choices and value not in item.setting.choices:
+            raise ParameterError(
+                f"parameter '{item.name}' is {value!r}; "
+                f'expected one of {", ".join(item.setting.choices)}'
+            )
+        values[item.name] = value
+    config = build(cls, values)
+    dynamic = {item.name for item in items if item.setting.dynamic}
+    if on_change is not None and dynamic:
 
         def apply(parameters) -> None:
-            for parameter in parameters:
-                if parameter.name in live and hasattr(node, parameter.name):
-                    setattr(node, parameter.name, parameter.value)
+            changed = {p.name: p.value for p in parameters if p.name in dynamic}
+            if changed:
+                values.update(changed)
+                on_change(build(cls, values))
 
         node.add_post_set_parameters_callback(apply)
-    live.add(name)
+    return config
 
 
 def writable_directory(name: str, path: str) -> str:

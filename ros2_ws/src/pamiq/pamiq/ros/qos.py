@@ -1,4 +1,4 @@
-"""QoS profiles of pamiq's topic contract (ARCHITECTURE.md section 2)."""
+"""QoS profiles of pamiq's topic contract (docs/architecture.md)."""
 
 from rclpy.qos import (
     DurabilityPolicy,
@@ -8,8 +8,12 @@ from rclpy.qos import (
     qos_profile_sensor_data,
 )
 
-# Frames are replaceable: a late frame is worth less than the next one (best effort, depth 5).
+# Frames are replaceable: a late frame is worth less than the next one, so the agent reads them
+# best effort (depth 5). They are *published* reliable: a reliable publisher serves best-effort
+# and reliable subscribers alike (rqt_image_view and `ros2 topic hz` ask for reliable by
+# default), and with KEEP_LAST a slow reliable reader never blocks the publisher.
 IMAGE = qos_profile_sensor_data
+IMAGE_PUBLISHER = QoSProfile(depth=5, reliability=ReliabilityPolicy.RELIABLE)
 # Observations and steps are training data: keep them all, with room for a busy trainer.
 OBSERVATION = QoSProfile(depth=64, reliability=ReliabilityPolicy.RELIABLE)
 STEP = QoSProfile(depth=64, reliability=ReliabilityPolicy.RELIABLE)

@@ -4,23 +4,49 @@ from __future__ import annotations
 
 from collections.abc import Callable
 import sys
+from typing import Protocol
 
 import rclpy
 from rclpy.executors import ExternalShutdownException
-from rclpy.node import Node
 
+from pamiq.executables import executable_of
 from pamiq.ros.parameters import ParameterError
 
+LOG_FILE_FLAG = '--log-file-name'
 
-def run(make_node: Callable[[], Node], args: list[str] | None = None) -> int:
+
+class PamiqNode(Protocol):
+    """What `run` needs of a node: rclpy's Node plus an explicit `shutdown()`."""
+
+    def destroy_node(self) -> None: ...
+
+    def shutdown(self) -> None:
+        """Work that must happen on every exit (the actuator's reset packets, a checkpoint)."""
+
+
+def with_log_file_name(args: list[str], executable: str) -> list[str]:
+    """`args` plus `--ros-args --log-file-name <executable>` unless a log file name is given.
+
+    rcl names a node's log file after the process's executable, which for a Python node is
+    'python3' (python3_<pid>_<time>.log in ~/.ros/log); named after the pamiq executable the
+    file says which node wrote it: camera_node_<pid>_<time>.log.
+    """
+    if LOG_FILE_FLAG in args:
+        return args
+    return [*args, '--ros-args', LOG_FILE_FLAG, executable]
+
+
+def run(make_node: Callable[[], PamiqNode], args: list[str] | None = None) -> int:
     """Construct a node, spin it until Ctrl-C / SIGTERM, clean up, return the exit code.
 
-    A node may define `shutdown()` for work that must happen on every exit (the actuator's
-    reset packets); it runs after spinning stops and the node is destroyed, also when the
-    context is gone.
-    A bad parameter ends the process with code 1 and the parameter's name on stderr.
+    The node's `shutdown()` runs after spinning stops and the node is destroyed, also when the
+    context is gone. A bad parameter ends the process with code 1 and the parameter's name on
+    stderr.
     """
-    rclpy.init(args=args)
+    module = make_node.__module__
+    if module == '__main__':  # started as `python -m pamiq.nodes.<node>`
+        module = sys.modules['__main__'].__spec__.name
+    rclpy.init(args=with_log_file_name(sys.argv if args is None else args, executable_of(module)))
     node = None
     try:
         node = make_node()
@@ -35,8 +61,6 @@ def run(make_node: Callable[[], Node], args: list[str] | None = None) -> int:
             node.destroy_node()
             # After destroy_node: the context may already be shut down by the signal, and a
             # destroyed node logs to stderr only instead of failing to reach /rosout.
-            shutdown = getattr(node, 'shutdown', None)
-            if shutdown is not None:
-                shutdown()
+            node.shutdown()
         rclpy.try_shutdown()
     return 0

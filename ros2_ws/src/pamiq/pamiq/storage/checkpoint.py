@@ -24,16 +24,18 @@ import safetensors.torch
 import torch
 from torch import nn
 
-from pamiq.storage.weights import (
-    WeightsError,
-    _all_finite,
-    _diff_text,
-    _header_metadata,
+from pamiq.run_dir import CHECKPOINTS
+from pamiq.storage.tensors import (
+    TensorCheckError,
+    all_finite,
+    check_state_dict,
+    diff_text,
+    header_metadata,
     safetensors_ready,
 )
 
 FORMAT = 'pamiq-checkpoint/1'
-SUBDIR = 'checkpoints'
+SUBDIR = CHECKPOINTS
 
 _NAME = re.compile(r'^checkpoint-(\d{8,})\.safetensors$')
 # Marks, inside the JSON manifest, an optimizer state entry whose value is a stored tensor.
@@ -72,7 +74,8 @@ def save_checkpoint(
         version: Non-negative checkpoint version (the trainer's update counter).
         models: Model name to module.
         optimizers: Optimizer name to optimizer.
-        counters: Plain JSON-serialisable counters to restore on resume.
+        counters: Counters to restore on resume: str to int, float or str, or to a flat dict of
+            those (a part's own state, such as the reward normaliser's).
         keep: How many checkpoints to keep, at least 1.
 
     Returns:
@@ -232,9 +235,16 @@ def _serialize(
             ],
         }
 
+    plain = (int, float, str)
     for key, value in counters.items():
-        if not isinstance(key, str) or not isinstance(value, (int, float, str)):
-            raise ValueError(f'counter {key!r} must map a str to an int, float or str')
+        # One level of nesting holds a part's own state (the reward normaliser's statistics).
+        nested = isinstance(value, dict) and all(
+            isinstance(k, str) and isinstance(v, plain) for k, v in value.items()
+        )
+        if not isinstance(key, str) or not (isinstance(value, plain) or nested):
+            raise ValueError(
+                f'counter {key!r} must map a str to an int, float or str, or a dict of them'
+            )
     manifest = {
         'version': version,
         'counters': dict(counters),
@@ -265,8 +275,8 @@ def _read_and_validate(
         # fail on the torch side (unknown dtype): any failure means the file is unusable.
         raise _Unusable(f'not a safetensors file: {exc}') from exc
     try:
-        metadata = _header_metadata(data)
-    except WeightsError as exc:
+        metadata = header_metadata(data)
+    except TensorCheckError as exc:
         raise _Unusable(str(exc)) from exc
     fmt = metadata.get('format')
     if fmt != FORMAT:
@@ -299,14 +309,12 @@ def _read_and_validate(
             raise _Unusable(f'no model {name!r}')
         prefix = f'model/{name}/'
         got = {k[len(prefix) :]: t for k, t in tensors.items() if k.startswith(prefix)}
-        reference = module.state_dict()
-        missing = [k for k in reference if k not in got]
-        unexpected = sorted(k for k in got if k not in reference)
-        if missing or unexpected:
-            raise _Unusable(f'model {name!r} keys mismatch: {_diff_text(missing, unexpected)}')
-        for key, ref in reference.items():
-            _check_tensor(f'{prefix}{key}', got[key], ref)
-        model_states[name] = {key: got[key] for key in reference}
+        try:
+            model_states[name] = check_state_dict(
+                f'model {name!r}', prefix, got, module.state_dict()
+            )
+        except TensorCheckError as exc:
+            raise _Unusable(str(exc)) from exc
 
     saved_optimizers = manifest.get('optimizers')
     if not isinstance(saved_optimizers, dict):
@@ -364,7 +372,7 @@ def _optimizer_state(
                 if tensor_key not in tensors:
                     raise _Unusable(f'missing tensor {tensor_key}')
                 tensor = tensors[tensor_key]
-                if not _all_finite(tensor):
+                if not all_finite(tensor):
                     raise _Unusable(f'non-finite values in {tensor_key}')
                 referenced.add(tensor_key)
                 restored[key] = tensor
@@ -373,19 +381,8 @@ def _optimizer_state(
         state[index] = restored
     unexpected = [k for k in tensors if k.startswith(prefix) and k not in referenced]
     if unexpected:
-        raise _Unusable(f'optimizer {name!r}: {_diff_text([], unexpected)} tensors')
+        raise _Unusable(f'optimizer {name!r}: {diff_text([], unexpected)} tensors')
     return {'state': state, 'param_groups': groups}
-
-
-def _check_tensor(key: str, tensor: torch.Tensor, ref: torch.Tensor) -> None:
-    if tensor.shape != ref.shape:
-        raise _Unusable(
-            f'shape mismatch for {key}: expected {tuple(ref.shape)}, got {tuple(tensor.shape)}'
-        )
-    if tensor.dtype != ref.dtype:
-        raise _Unusable(f'dtype mismatch for {key}: expected {ref.dtype}, got {tensor.dtype}')
-    if not _all_finite(tensor):
-        raise _Unusable(f'non-finite values in {key}')
 
 
 def _encode(value: Any, where: str) -> Any:

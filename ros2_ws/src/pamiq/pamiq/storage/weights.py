@@ -9,7 +9,7 @@ another process and must never be able to execute code (no pickle, no ``torch.lo
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 import json
 import struct
 
@@ -17,34 +17,20 @@ import safetensors.torch
 import torch
 from torch import nn
 
+from pamiq.storage.tensors import (
+    TensorCheckError,
+    check_state_dict,
+    diff_text,
+    header_metadata,
+    safetensors_ready,
+)
+
 FORMAT = 'pamiq-weights/1'
 DEFAULT_MAX_BYTES = 256 * 1024 * 1024
-
-# How many names a mismatch message lists before summarising the rest.
-_MAX_LISTED = 5
 
 
 class WeightsError(ValueError):
     """A weights blob was rejected; the message says precisely why."""
-
-
-def safetensors_ready(items: Iterable[tuple[str, torch.Tensor]]) -> dict[str, torch.Tensor]:
-    """Detached, contiguous CPU tensors by key, as safetensors can store them.
-
-    safetensors refuses tensors that share memory (tied weights, views of one buffer); a
-    private copy stores each key independently and loads back identically.
-    """
-    tensors: dict[str, torch.Tensor] = {}
-    seen_storages: set[int] = set()
-    for key, tensor in items:
-        tensor = tensor.detach().to('cpu').contiguous()
-        storage = tensor.untyped_storage().data_ptr()
-        if storage in seen_storages and tensor.numel() > 0:
-            tensor = tensor.clone()
-            storage = tensor.untyped_storage().data_ptr()
-        seen_storages.add(storage)
-        tensors[key] = tensor
-    return tensors
 
 
 def pack_weights(models: Mapping[str, nn.Module], version: int) -> bytes:
@@ -116,7 +102,10 @@ def unpack_weights(
         # header can also surface as KeyError/ValueError/AssertionError from the torch side
         # (e.g. a dtype torch cannot map); all of them mean the blob is unusable.
         raise WeightsError(f'not a safetensors blob: {exc}') from exc
-    metadata = _header_metadata(data)
+    try:
+        metadata = header_metadata(data)
+    except TensorCheckError as exc:
+        raise WeightsError(str(exc)) from exc
 
     fmt = metadata.get('format')
     if fmt is None:
@@ -134,7 +123,7 @@ def unpack_weights(
     missing = [n for n in expected if n not in names]
     unexpected = [n for n in names if n not in expected]
     if missing or unexpected:
-        raise WeightsError(f'model set mismatch: {_diff_text(missing, unexpected)}')
+        raise WeightsError(f'model set mismatch: {diff_text(missing, unexpected)}')
 
     state_dicts: dict[str, dict[str, torch.Tensor]] = {name: {} for name in names}
     for full_key, tensor in tensors.items():
@@ -146,29 +135,12 @@ def unpack_weights(
     for name, module in expected.items():
         # state_dict() returns detached references: reading shapes and dtypes leaves the module
         # untouched.
-        reference = module.state_dict()
-        got = state_dicts[name]
-        missing = [k for k in reference if k not in got]
-        unexpected = sorted(k for k in got if k not in reference)
-        if missing or unexpected:
-            raise WeightsError(
-                f'{name}: state-dict keys mismatch: {_diff_text(missing, unexpected)}'
+        try:
+            state_dicts[name] = check_state_dict(
+                f'{name}: state-dict', f'{name}/', state_dicts[name], module.state_dict()
             )
-        for key, ref in reference.items():
-            tensor = got[key]
-            if tensor.shape != ref.shape:
-                raise WeightsError(
-                    f'shape mismatch for {name}/{key}: expected {tuple(ref.shape)}, '
-                    f'got {tuple(tensor.shape)}'
-                )
-            if tensor.dtype != ref.dtype:
-                raise WeightsError(
-                    f'dtype mismatch for {name}/{key}: expected {ref.dtype}, got {tensor.dtype}'
-                )
-            if not _all_finite(tensor):
-                raise WeightsError(f'non-finite values in {name}/{key}')
-        # Same key order as the module, so iteration over the result is predictable.
-        state_dicts[name] = {key: got[key] for key in reference}
+        except TensorCheckError as exc:
+            raise WeightsError(str(exc)) from exc
     return version, state_dicts
 
 
@@ -187,7 +159,7 @@ def load_into(
     missing = [n for n in models if n not in state_dicts]
     unexpected = [n for n in state_dicts if n not in models]
     if missing or unexpected:
-        raise WeightsError(f'model set mismatch: {_diff_text(missing, unexpected)}')
+        raise WeightsError(f'model set mismatch: {diff_text(missing, unexpected)}')
     for name, module in models.items():
         # load_state_dict copies into the existing parameters, so tensors move to the module's
         # device and keep the module's parameter identities (optimizers stay valid).
@@ -212,27 +184,6 @@ def _canonical_header(data: bytes) -> bytes:
     return struct.pack('<Q', len(text)) + text + data[8 + header_len :]
 
 
-def _header_metadata(data: bytes) -> dict[str, str]:
-    """Returns the ``__metadata__`` map of a safetensors blob the library has already accepted.
-
-    ``safetensors.torch.load`` validates the header but does not return the metadata, so the
-    (small, already bounds-checked) JSON header is decoded here once more for it.
-    """
-    try:
-        (header_len,) = struct.unpack('<Q', data[:8])
-        header = json.loads(data[8 : 8 + header_len])
-    except (struct.error, ValueError) as exc:
-        raise WeightsError(f'not a safetensors blob: unreadable header: {exc}') from exc
-    metadata = header.get('__metadata__') if isinstance(header, dict) else None
-    if metadata is None:
-        raise WeightsError('missing metadata in header')
-    if not isinstance(metadata, dict) or not all(
-        isinstance(k, str) and isinstance(v, str) for k, v in metadata.items()
-    ):
-        raise WeightsError('malformed metadata in header: expected a map of strings')
-    return metadata
-
-
 def _parse_version(text: str | None) -> int:
     if text is None:
         raise WeightsError("missing 'version' in metadata")
@@ -244,30 +195,3 @@ def _parse_version(text: str | None) -> int:
     if version < 0:
         raise WeightsError(f'negative version: {version}')
     return version
-
-
-def _all_finite(tensor: torch.Tensor) -> bool:
-    if not (tensor.is_floating_point() or tensor.is_complex()):
-        return True
-    if tensor.numel() == 0:
-        return True
-    try:
-        return bool(torch.isfinite(tensor).all())
-    except (RuntimeError, NotImplementedError):
-        # Exotic dtypes (float8 variants) lack isfinite on CPU; upcasting keeps NaN/inf as is.
-        return bool(torch.isfinite(tensor.to(torch.float32)).all())
-
-
-def _diff_text(missing: list[str], unexpected: list[str]) -> str:
-    parts = []
-    if missing:
-        parts.append(f'missing {_few(missing)}')
-    if unexpected:
-        parts.append(f'unexpected {_few(unexpected)}')
-    return '; '.join(parts)
-
-
-def _few(names: list[str]) -> str:
-    listed = ', '.join(repr(n) for n in names[:_MAX_LISTED])
-    rest = len(names) - _MAX_LISTED
-    return f'[{listed}]' + (f' (+{rest} more)' if rest > 0 else '')

@@ -8,6 +8,7 @@ import os
 import cv2
 from rosbags.rosbag2 import Reader
 
+from pamiq.ros import topics
 from pamiq.ros.bags import deserialize, read_messages, split_paths
 from pamiq.ros.image_conversion import image_to_numpy
 
@@ -48,7 +49,7 @@ def export_video(
         raise ValueError(f'{output}: export writes .mp4 or .gif')
     frames = []
     for message in read_messages([path]):
-        if message.topic == topic or message.topic.endswith('/' + topic.lstrip('/')):
+        if topics.matches(message.topic, topic):
             image = image_to_numpy(deserialize(message), 'rgb8')
             frames.append(
                 cv2.resize(image, None, fx=scale, fy=scale, interpolation=cv2.INTER_NEAREST)

@@ -13,6 +13,8 @@ import sys
 import tempfile
 
 from pamiq import __version__
+from pamiq.learning.config import LearnerConfig
+from pamiq.ros.transport import transport_settings
 from pamiq.tools.graph import (
     LAUNCH_ARGUMENTS,
     BringupArgs,
@@ -21,6 +23,7 @@ from pamiq.tools.graph import (
     node_command,
     write_parameters,
 )
+from pamiq.vocabulary import ACTION_SPACES, DEVICES, ENCODERS
 
 
 def parse_launch_arguments(items: list[str]) -> dict[str, str]:
@@ -91,6 +94,15 @@ def own_the_terminal() -> Callable[[], None]:
 def up(launch_args: list[str], supervise: bool, quiet: bool = False) -> int:
     args = BringupArgs.from_strings(parse_launch_arguments(launch_args))
     os.makedirs(args.run_dir, exist_ok=True)
+    # Before anything starts a DDS participant here (the status line) or in a child.
+    transport = transport_settings(os.environ)
+    os.environ.update(transport)
+    if transport:
+        print(
+            f"[pamiq] DDS transport: the project's profile {next(iter(transport.values()))} "
+            '(set FASTRTPS_DEFAULT_PROFILES_FILE / FASTDDS_DEFAULT_PROFILES_FILE for your own)',
+            flush=True,
+        )
     if not supervise and launch_tools_available():
         command = ['ros2', 'launch', 'pamiq', 'bringup.launch.py']
         command += [f'{name}:={value}' for name, value in args.as_strings().items()]
@@ -148,41 +160,19 @@ def parse_remap(item: str) -> tuple[str, str]:
 
 
 def train_command(args: argparse.Namespace) -> int:
-    from pamiq.learning.learner import Learner, LearnerConfig
-    from pamiq.storage.checkpoint import load_latest_checkpoint, save_checkpoint
-    from pamiq.tools.offline import load_steps, pretrain
 
-    steps, incomplete = load_steps(args.from_bag, args.action_space)
-    print(f'{len(steps)} recorded steps ({incomplete} incomplete frames skipped)', flush=True)
-    device = args.device if args.device != 'auto' else ('cuda' if torch_cuda() else 'cpu')
+    from pamiq.tools.offline import train_from_bags
+
     config = LearnerConfig(
         encoder=args.encoder,
         action_space=args.action_space,
-        device=device,
-        dynamics_buffer_size=max(2048, len(steps)),
+        device=args.device,
         batch_size=args.batch_size,
     )
-    learner = Learner(config, args.seed)
-    resumed = load_latest_checkpoint(args.run_dir, learner.models, learner.optimizers, print)
-    if resumed is not None:
-        learner.version = resumed['version']
-        print(f'continuing from {resumed["path"]} (version {resumed["version"]})', flush=True)
-    result = pretrain(learner, steps, args.epochs, lambda text: print(text, flush=True))
-    path = save_checkpoint(
-        args.run_dir, learner.version, learner.models, learner.optimizers,
-        {**learner.counters(), 'offline_transitions': int(result['transitions'])},
-    )  # fmt: skip
-    print(
-        f'checkpoint {path}: start the graph with '
-        f'run_dir:={os.path.abspath(args.run_dir)} to use it'
+    train_from_bags(
+        args.from_bag, args.run_dir, config, args.epochs, args.seed, lambda t: print(t, flush=True)
     )
     return 0
-
-
-def torch_cuda() -> bool:
-    import torch
-
-    return torch.cuda.is_available()
 
 
 def ctl_command(args: argparse.Namespace) -> int:
@@ -270,12 +260,10 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument(
         '--epochs', type=float, default=3.0, help='passes over the data (the original: 3)'
     )
-    train.add_argument('--batch-size', type=int, default=32)
-    train.add_argument(
-        '--encoder', default='inverse_dynamics', choices=('inverse_dynamics', 'vae')
-    )
-    train.add_argument('--action-space', default='continuous', choices=('continuous', 'discrete'))
-    train.add_argument('--device', default='auto', choices=('auto', 'cpu', 'cuda'))
+    train.add_argument('--batch-size', type=int, default=LearnerConfig.batch_size)
+    train.add_argument('--encoder', default=LearnerConfig.encoder, choices=ENCODERS)
+    train.add_argument('--action-space', default=LearnerConfig.action_space, choices=ACTION_SPACES)
+    train.add_argument('--device', default=LearnerConfig.device, choices=DEVICES)
     train.add_argument('--seed', type=int, default=0)
 
     ctl = commands.add_parser('ctl', help='pause, resume, save or check a running graph')

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import time
 
-from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus
 import rclpy
 from rclpy.node import Node
 from std_srvs.srv import SetBool, Trigger
 
-from pamiq.ros.diagnostics import LEVEL_NAMES
+from pamiq.ros import topics
+from pamiq.ros.diagnostics import LEVEL_NAMES, DiagnosticsCollector
 
 
 def call(node: Node, service_type, name: str, request, timeout: float) -> object | None:
@@ -22,49 +22,41 @@ def call(node: Node, service_type, name: str, request, timeout: float) -> object
 
 
 def status_lines(node: Node, seconds: float) -> list[str]:
-    latest: dict[str, DiagnosticStatus] = {}
-
-    def collect(array: DiagnosticArray) -> None:
-        for status in array.status:
-            latest[status.name] = status
-
-    node.create_subscription(DiagnosticArray, '/diagnostics', collect, 10)
+    collector = DiagnosticsCollector(node)
     deadline = time.monotonic() + seconds
     while time.monotonic() < deadline:
         rclpy.spin_once(node, timeout_sec=0.1)
     return [
         f'{LEVEL_NAMES.get(s.level, "?"):<5} {name}: {s.message}'
         + ''.join(f'\n        {kv.key}: {kv.value}' for kv in s.values)
-        for name, s in sorted(latest.items())
+        for name, s in sorted(collector.latest.items())
     ]
 
 
 def ctl(verb: str, namespace: str = 'pamiq', timeout: float = 5.0, say=print) -> int:
-    ns = '/' + namespace.strip('/') if namespace.strip('/') else ''
     rclpy.init(args=[])
     node = Node('pamiq_ctl')
     try:
         if verb in ('pause', 'resume'):
             active = verb == 'resume'
             code = 0
-            for target in ('agent', 'trainer'):
-                reply = call(
-                    node,
-                    SetBool,
-                    f'{ns}/{target}/set_active',
-                    SetBool.Request(data=active),
-                    timeout,
-                )
+            for target, service in (
+                ('agent', topics.AGENT_SET_ACTIVE),
+                ('trainer', topics.TRAINER_SET_ACTIVE),
+            ):
+                name = topics.namespaced(namespace, service)
+                reply = call(node, SetBool, name, SetBool.Request(data=active), timeout)
                 if reply is None:
-                    say(f'{target}: no {ns}/{target}/set_active service (is it running?)')
+                    say(f'{target}: no {name} service (is it running?)')
                     code = 1 if target == 'agent' else code
                 else:
                     say(f'{target}: {reply.message}')
             return code
         if verb == 'save':
-            reply = call(node, Trigger, f'{ns}/trainer/save', Trigger.Request(), timeout * 6)
+            name = topics.namespaced(namespace, topics.TRAINER_SAVE)
+            reply = call(node, Trigger, name, Trigger.Request(), timeout * 6)
             if reply is None:
-                say(f'no {ns}/trainer/save service (is the trainer running?)')
+                say(f'no {name} service (is the trainer running?)')
                 return 1
             say(('checkpoint ' if reply.success else '') + reply.message)
             return 0 if reply.success else 1

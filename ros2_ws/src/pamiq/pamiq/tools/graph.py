@@ -7,28 +7,34 @@ supervisor, so the two ways to start pamiq cannot drift apart.
 from __future__ import annotations
 
 from dataclasses import dataclass, field, fields
-import datetime
 import os
 import sys
 
 import yaml
 
 from pamiq.executables import EXECUTABLES
+from pamiq.ros.share import config_file
+from pamiq.run_dir import default_run_dir
+from pamiq.vocabulary import POLICIES, WORLDS
 
 # name -> (default, description). An empty default means "as in the parameter file".
 LAUNCH_ARGUMENTS: dict[str, tuple[str, str]] = {
-    'world': ('doom', "'doom': the built-in ViZDoom world; 'vrchat': a camera on VRChat's screen"),
-    'agent': ('curiosity', "'curiosity' (the curiosity-PPO agent and its trainer) or 'random'"),
-    'camera': ('', 'world:=vrchat only: video device index, file or URL (default: params file)'),
-    'osc_host': ('', 'Host receiving the OSC input (default: params file, 127.0.0.1)'),
-    'osc_port': ('', "UDP port of the OSC input (default: params file, VRChat's 9000)"),
+    'world': (
+        WORLDS[0],
+        "'doom': the built-in ViZDoom world; 'vrchat': a camera on VRChat's screen",
+    ),
+    'agent': (POLICIES[0], "'curiosity' (the curiosity-PPO agent and its trainer) or 'random'"),
+    'camera': (
+        '',
+        "world:=vrchat only: video device index, file or URL; empty: the params file's",
+    ),
+    'osc_host': ('', "Host receiving the OSC input; empty: the params file's"),
+    'osc_port': ('', "UDP port of the OSC input; empty: the params file's"),
     'namespace': ('pamiq', 'ROS namespace of every node and topic'),
-    'params_file': ('', 'Parameter YAML (default: the installed config/pamiq.yaml)'),
-    'run_dir': ('', 'Directory for logs, checkpoints and bags (default: runs/<date-time>)'),
+    'params_file': ('', 'Parameter YAML; empty: the installed config/pamiq.yaml'),
+    'run_dir': ('', 'Directory for logs, checkpoints and bags; empty: a new runs/<date-time>'),
     'record': ('false', 'true: record the session as rosbag2 bags in run_dir/bags'),
 }
-WORLDS = ('doom', 'vrchat')
-AGENTS = ('curiosity', 'random')
 
 
 class BringupError(ValueError):
@@ -37,15 +43,17 @@ class BringupError(ValueError):
 
 @dataclass(frozen=True)
 class BringupArgs:
-    world: str = 'doom'
-    agent: str = 'curiosity'
-    camera: str = ''
-    osc_host: str = ''
-    osc_port: str = ''
-    namespace: str = 'pamiq'
-    params_file: str = ''
-    run_dir: str = ''
-    record: str = 'false'
+    """Validated bring-up arguments (built by `from_strings`; defaults: LAUNCH_ARGUMENTS)."""
+
+    world: str
+    agent: str
+    camera: str
+    osc_host: str
+    osc_port: str
+    namespace: str
+    params_file: str
+    run_dir: str
+    record: str
 
     @classmethod
     def from_strings(cls, values: dict[str, str]) -> BringupArgs:
@@ -60,8 +68,8 @@ class BringupArgs:
         }
         if merged['world'] not in WORLDS:
             raise BringupError(f'world:={merged["world"]} is not one of {", ".join(WORLDS)}')
-        if merged['agent'] not in AGENTS:
-            raise BringupError(f'agent:={merged["agent"]} is not one of {", ".join(AGENTS)}')
+        if merged['agent'] not in POLICIES:
+            raise BringupError(f'agent:={merged["agent"]} is not one of {", ".join(POLICIES)}')
         if merged['osc_port'] and not (
             merged['osc_port'].isdigit() and 0 < int(merged['osc_port']) < 65536
         ):
@@ -91,6 +99,17 @@ class NodeSpec:
     name: str
     parameters: dict[str, object] = field(default_factory=dict)
     respawn: bool = False
+    """Start it again after an abnormal exit (see `respawns`)."""
+
+
+def respawns(spec: NodeSpec, returncode: int) -> bool:
+    """Whether a node that exited with `returncode` starts again (launch and `pamiq up` agree).
+
+    Only after an abnormal exit: a crash, a kill (negative: the signal) or an error code. A
+    node that stops cleanly (0: Ctrl-C or SIGTERM reached it) was asked to stop, and starting it
+    again would leave it running alone once the rest of the graph has stopped.
+    """
+    return spec.respawn and returncode != 0
 
 
 def graph(args: BringupArgs) -> list[NodeSpec]:
@@ -143,23 +162,4 @@ def write_parameters(path: str, namespace: str, name: str, parameters: dict[str,
 
 def default_params_file() -> str:
     """config/pamiq.yaml as installed (share/pamiq/config), else next to the source tree."""
-    candidates = []
-    try:
-        from ament_index_python.packages import get_package_share_directory
-
-        candidates.append(
-            os.path.join(get_package_share_directory('pamiq'), 'config', 'pamiq.yaml')
-        )
-    except Exception:  # no AMENT_PREFIX_PATH, or pamiq not in the ament index
-        pass
-    candidates.append(os.path.join(sys.prefix, 'share', 'pamiq', 'config', 'pamiq.yaml'))
-    here = os.path.dirname(os.path.abspath(__file__))
-    candidates.append(os.path.join(here, '..', 'config', 'pamiq.yaml'))
-    for path in candidates:
-        if os.path.isfile(path):
-            return os.path.normpath(path)
-    return os.path.normpath(candidates[-1])
-
-
-def default_run_dir() -> str:
-    return os.path.join('runs', datetime.datetime.now().strftime('%Y-%m-%d_%H-%M-%S'))
+    return config_file('pamiq.yaml')

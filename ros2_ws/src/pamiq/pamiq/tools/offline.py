@@ -1,100 +1,64 @@
-"""Learning from recorded bags: `pamiq train --from-bag` and the trainer's `pretrain_bags`.
+"""Learning from recorded bags: `pamiq train --from-bag`.
 
-Recorded steps (agent/observation + action + agent/step, joined by stamp) are replayed into the
-Learner's buffers, then the encoder and the forward-dynamics model train on them as fast as the
-CPU (or GPU) allows, not in real time. PPO is left to live acting: its data must come from the
-policy being improved.
+Recorded steps (agent/observation + action + agent/step, joined by stamp as the trainer joins
+them live) are replayed into the Learner's buffers, then the encoder and the forward-dynamics
+model train on them as fast as the CPU (or GPU) allows, not in real time (Learner.pretrain).
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
-import math
-import time
+import os
 
-import torch
-
-from pamiq.learning.learner import Learner, Step
-from pamiq.ros import messages
+from pamiq.learning.learner import Learner, LearnerConfig, Step
+from pamiq.learning.pairing import StampPairer
+from pamiq.ros import topics
 from pamiq.ros.bags import deserialize, read_messages
-from pamiq.ros.image_conversion import image_to_numpy
-
-STEP_TOPICS = ('agent/observation', 'action', 'agent/step')
+from pamiq.ros.messages import STEP_PARTS, stamp_ns, step_part
 
 
 def load_steps(paths: list[str], action_space: str) -> tuple[list[Step], int]:
     """Steps recorded in the bags, in step order, and the number of incomplete frames."""
-    pending: dict[tuple[int, int], dict[str, object]] = {}
+    pairer = StampPairer()
     steps: list[Step] = []
     for message in read_messages(paths):
-        kind = next(
-            (t for t in STEP_TOPICS if message.topic.endswith('/' + t) or message.topic == t), None
-        )
-        if kind is None:
+        part = next((p for p, t in STEP_PARTS.items() if topics.matches(message.topic, t)), None)
+        if part is None:
             continue
         msg = deserialize(message)
-        key = (msg.header.stamp.sec, msg.header.stamp.nanosec)
-        entry = pending.setdefault(key, {})
-        if kind == 'agent/observation':
-            entry[kind] = image_to_numpy(msg, 'rgb8')
-        elif kind == 'action':
-            entry[kind] = messages.action_vector(list(msg.name), list(msg.position), action_space)
-        else:
-            entry[kind] = dict(zip(msg.name, msg.position))
-        if len(entry) == 3:
-            del pending[key]
-            steps.append(
-                Step.from_fields(entry['agent/step'], entry['agent/observation'], entry['action'])
-            )
+        try:
+            value = step_part(part, msg, action_space)
+        except ValueError:
+            continue  # a malformed message leaves its frame incomplete
+        entry = pairer.add(stamp_ns(msg), part, value)
+        if entry is not None:
+            steps.append(Step.from_fields(entry['step'], entry['observation'], entry['action']))
     steps.sort(key=lambda s: s.index)
-    return steps, len(pending)
+    return steps, pairer.incomplete()
 
 
-def pretrain(
-    learner: Learner,
-    steps: list[Step],
+def train_from_bags(
+    paths: list[str],
+    run_dir: str,
+    config: LearnerConfig,
     epochs: float,
+    seed: int,
     say: Callable[[str], None] = print,
-    should_stop: Callable[[], bool] = lambda: False,
-) -> dict[str, float]:
-    """Train the encoder, then the forward model, for `epochs` passes over the steps' transitions.
-
-    Returns the forward-dynamics loss on a fixed sample before and after, so the caller can see
-    (and tests can check) that it fell.
-    """
-    for step in steps:
-        learner.add(step)
-    learner.reset_sequence()  # recorded rollouts are no PPO data: another policy acted them
-    transitions = len(learner.buffer)
-    if transitions < 2:
-        raise ValueError(f'the bags hold {transitions} usable transitions; need at least 2')
-    evaluation = learner.batch_tensors(learner.buffer.sample(min(256, transitions)))
-    with torch.no_grad():
-        before = float(learner.dynamics_loss(*evaluation))
-    batches = max(1, math.ceil(epochs * transitions / learner.config.batch_size))
-    started = time.monotonic()
-    for name, loss_fn in (
-        ('encoder', learner.encoder_loss),
-        ('forward_dynamics', learner.dynamics_loss),
-    ):
-        done = 0
-        while done < batches and not should_stop():
-            chunk = min(max(batches // 10, 1), batches - done)
-            loss = learner.train_model(name, chunk, loss_fn, should_stop)
-            done += chunk
-            say(
-                f'{name}: {done}/{batches} minibatches ({100 * done / batches:.0f} %), '
-                f'loss {loss:.4g}'
-            )
-    with torch.no_grad():
-        after = float(learner.dynamics_loss(*evaluation))
-    learner.version += 1
-    say(
-        f'trained on {transitions} transitions in {time.monotonic() - started:.1f} s; '
-        f'forward-dynamics loss {before:.4g} -> {after:.4g}'
+) -> str:
+    """Pretrain on the bags' steps, continuing from run_dir's newest checkpoint if any; writes
+    a checkpoint there and returns its path."""
+    steps, incomplete = load_steps(paths, config.action_space)
+    say(f'{len(steps)} recorded steps ({incomplete} incomplete frames skipped)')
+    config = LearnerConfig(
+        **{**vars(config), 'dynamics_buffer_size': max(config.dynamics_buffer_size, len(steps))}
     )
-    return {
-        'forward_dynamics_before': before,
-        'forward_dynamics_after': after,
-        'transitions': transitions,
-    }
+    learner = Learner(config, seed)
+    resumed = learner.load_checkpoint(run_dir, say)
+    if resumed is not None:
+        say(f'continuing from {resumed} (version {learner.version})')
+    result = learner.pretrain(steps, epochs, say)
+    path = learner.save_checkpoint(
+        run_dir, keep=5, extra={'offline_transitions': int(result['transitions'])}
+    )
+    say(f'checkpoint {path}: start the graph with run_dir:={os.path.abspath(run_dir)} to use it')
+    return path

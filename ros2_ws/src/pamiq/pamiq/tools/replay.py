@@ -15,22 +15,22 @@ import rclpy
 from rclpy.node import Node
 from rosgraph_msgs.msg import Clock
 
-from pamiq.ros import qos
+from pamiq.ros import qos, topics
 from pamiq.ros.bags import BagMessage, message_class, read_messages
 
 
-def selected(topic: str, topics: list[str]) -> bool:
+def selected(topic: str, names: list[str]) -> bool:
     """A topic is selected by its full name or by its name relative to the namespace."""
-    return not topics or any(topic == t or topic.endswith('/' + t.lstrip('/')) for t in topics)
+    return not names or any(topics.matches(topic, name) for name in names)
 
 
 def remapped(topic: str, remaps: dict[str, str]) -> str:
+    """The topic a remap sends `topic` to; a relative target stays in the topic's namespace."""
     for source, target in remaps.items():
-        if topic == source or topic.endswith('/' + source.lstrip('/')):
-            prefix = (
-                topic[: len(topic) - len(source.lstrip('/'))] if not source.startswith('/') else ''
-            )
-            return target if target.startswith('/') else prefix + target
+        if topics.matches(topic, source):
+            if target.startswith('/') or source.startswith('/'):
+                return target if target.startswith('/') else '/' + target
+            return topic[: len(topic) - len(source)] + target
     return topic
 
 
@@ -41,7 +41,7 @@ class Replayer(Node):
         self.clock_pub = self.create_publisher(Clock, '/clock', 10) if publish_clock else None
 
     def advertise(self, topic: str, msgtype: str) -> None:
-        profile = qos.IMAGE if topic.endswith('camera/image_raw') else qos.OBSERVATION
+        profile = qos.IMAGE_PUBLISHER if topics.matches(topic, topics.IMAGE) else qos.OBSERVATION
         self.pubs[topic] = self.create_publisher(message_class(msgtype), topic, profile)
 
     def publish(self, topic: str, stamp_ns: int, data: bytes) -> None:

@@ -18,10 +18,14 @@ matplotlib.use('Agg')  # files only: no display needed
 import matplotlib.pyplot as plt
 import numpy as np
 
+from pamiq import run_dir as layout
+from pamiq.ros import topics
 from pamiq.ros.bags import deserialize, read_messages
+from pamiq.run_dir import disk_use
+from pamiq.vocabulary import MODEL_LOSSES
 
 CELL = 64.0  # map units per coverage cell (Doom's own grid)
-LOSS_TOPICS = ('inverse_dynamics/loss', 'vae/loss', 'forward_dynamics/loss', 'ppo/loss')
+LOSS_TOPICS = MODEL_LOSSES
 
 
 def session_data(run_dir: str) -> dict[str, list]:
@@ -32,7 +36,7 @@ def session_data(run_dir: str) -> dict[str, list]:
         'pose': [],
         **{t: [] for t in LOSS_TOPICS},
     }
-    sessions = sorted(glob.glob(os.path.join(run_dir, 'bags', '*')))
+    sessions = sorted(glob.glob(os.path.join(run_dir, layout.BAGS, '*')))
     for session in sessions:
         try:
             messages = list(read_messages([session]))
@@ -41,23 +45,23 @@ def session_data(run_dir: str) -> dict[str, list]:
         for message in messages:
             t = message.timestamp / 1e9
             topic = message.topic
-            if topic.endswith('/agent/reward'):
+            if topics.matches(topic, topics.REWARD):
                 data['reward'].append((t, deserialize(message).data))
-            elif topic.endswith('/action'):
+            elif topics.matches(topic, topics.ACTION):
                 data['action'].append((t,))
-            elif topic.endswith('/world/pose'):
+            elif topics.matches(topic, topics.POSE):
                 pose = deserialize(message).pose.position
                 data['pose'].append((t, pose.x, pose.y))
             else:
                 for loss in LOSS_TOPICS:
-                    if topic.endswith('/trainer/' + loss):
+                    if topics.matches(topic, topics.trainer_metric(loss)):
                         data[loss].append((t, deserialize(message).data))
     return data
 
 
 def tensorboard_losses(run_dir: str) -> dict[str, list[tuple[float, float]]]:
     """(round, value) per loss from run_dir/tb, if TensorBoard is installed and wrote there."""
-    directory = os.path.join(run_dir, 'tb')
+    directory = os.path.join(run_dir, layout.TENSORBOARD)
     if not os.path.isdir(directory):
         return {}
     try:
@@ -188,17 +192,8 @@ def plot_trajectory(data, start: float, path: str, coverage_path: str) -> bool:
 
 def where_it_writes(run_dir: str) -> list[str]:
     """What the run keeps on disk, and where: checkpoints, bags, TensorBoard, logs, report."""
-    from pamiq.tools.status import disk_use
-
     lines = [f'run directory {os.path.abspath(run_dir)}:']
-    for sub, what in (
-        ('checkpoints', 'trainer checkpoints (safetensors + JSON manifest)'),
-        ('bags', 'rosbag2 sessions (record:=true)'),
-        ('tb', 'TensorBoard scalars'),
-        ('logs', "node logs (pamiq up's supervisor)"),
-        ('params', 'parameter overrides the supervisor passed'),
-        ('report', 'these plots'),
-    ):
+    for sub, what in layout.CONTENTS.items():
         path = os.path.join(run_dir, sub)
         if os.path.isdir(path):
             lines.append(f'  {sub + "/":<13} {disk_use(path) / 1e6:8.1f} MB  {what}')
@@ -211,7 +206,7 @@ def write_report(
     """Write the plots the run's data allows; returns their paths (raises if there are none)."""
     if not os.path.isdir(run_dir):
         raise FileNotFoundError(f'{run_dir} is not a run directory')
-    output = output or os.path.join(run_dir, 'report')
+    output = output or os.path.join(run_dir, layout.REPORT)
     os.makedirs(output, exist_ok=True)
     for line in where_it_writes(run_dir):
         say(line)

@@ -4,10 +4,9 @@ from __future__ import annotations
 
 from collections import deque
 from collections.abc import Callable
-import os
 import threading
 
-from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus
+from diagnostic_msgs.msg import DiagnosticStatus
 import rclpy
 from rclpy.context import Context
 from rclpy.executors import SingleThreadedExecutor
@@ -15,25 +14,13 @@ from rclpy.node import Node
 from rclpy.signals import SignalHandlerOptions
 from std_msgs.msg import Float32
 
-from pamiq.ros.diagnostics import LEVEL_NAMES
+from pamiq.ros import topics
+from pamiq.ros.diagnostics import LEVEL_NAMES, DiagnosticsCollector
+from pamiq.run_dir import disk_use
+from pamiq.vocabulary import MODEL_LOSSES
 
-SHORT = {
-    'inverse_dynamics/loss': 'id',
-    'vae/loss': 'vae',
-    'forward_dynamics/loss': 'fd',
-    'ppo/loss': 'ppo',
-}
-
-
-def disk_use(path: str) -> int:
-    total = 0
-    for root, _, files in os.walk(path):
-        for name in files:
-            try:
-                total += os.path.getsize(os.path.join(root, name))
-            except OSError:
-                pass  # a file that a node just replaced
-    return total
+# How the status line names each model's loss.
+SHORT = dict(zip(MODEL_LOSSES, ('id', 'vae', 'fd', 'ppo')))
 
 
 class StatusLine:
@@ -45,19 +32,16 @@ class StatusLine:
         # Ctrl-C belongs to the supervisor: rclpy must not install its own signal handlers.
         rclpy.init(args=[], context=self.context, signal_handler_options=SignalHandlerOptions.NO)
         self.node = Node('pamiq_status', namespace=namespace, context=self.context)
-        self.statuses: dict[str, DiagnosticStatus] = {}
+        self.diagnostics = DiagnosticsCollector(self.node)
         self.rewards: deque[float] = deque(maxlen=50)
         self.losses: dict[str, float] = {}
         self.node.create_subscription(
-            DiagnosticArray, '/diagnostics', self.diagnostics_callback, 10
+            Float32, topics.REWARD, lambda m: self.rewards.append(m.data), 10
         )
-        self.node.create_subscription(
-            Float32, 'agent/reward', lambda m: self.rewards.append(m.data), 10
-        )
-        for topic, short in SHORT.items():
+        for loss, short in SHORT.items():
             self.node.create_subscription(
                 Float32,
-                f'trainer/{topic}',
+                topics.trainer_metric(loss),
                 lambda m, s=short: self.losses.__setitem__(s, m.data),
                 10,
             )
@@ -67,33 +51,21 @@ class StatusLine:
         self.thread = threading.Thread(target=self.executor.spin, name='status', daemon=True)
         self.thread.start()
 
-    def diagnostics_callback(self, array: DiagnosticArray) -> None:
-        for status in array.status:
-            self.statuses[status.name] = status
-
-    def value(self, node_suffix: str, key: str) -> str | None:
-        for name, status in self.statuses.items():
-            if name.split(':')[0].endswith(node_suffix):
-                for kv in status.values:
-                    if kv.key == key:
-                        return kv.value
-        return None
-
     def line(self) -> str:
         parts = []
-        rate = self.value('agent', 'action rate (Hz)')
+        rate = self.diagnostics.value('agent', 'action rate (Hz)')
         parts.append(f'acting {float(rate):.1f} Hz' if rate is not None else 'acting ?')
         if self.rewards:
             parts.append(f'reward {sum(self.rewards) / len(self.rewards):.3f}')
-        version = self.value('agent', 'weights version')
-        if version not in (None, 'n/a'):
+        version = self.diagnostics.value('agent', 'weights version')
+        if version is not None:
             parts.append(f'weights v{version}')
         if self.losses:
             parts.append(
                 'losses ' + ' '.join(f'{k} {v:.3g}' for k, v in sorted(self.losses.items()))
             )
         parts.append(f'run_dir {disk_use(self.run_dir) / 1e6:.0f} MB')
-        worst = max(self.statuses.values(), key=lambda s: s.level, default=None)
+        worst = self.diagnostics.worst()
         if worst is None:
             parts.append('no diagnostics yet')
         elif worst.level == DiagnosticStatus.OK:

@@ -2,8 +2,9 @@
 
 It does what `ros2 launch` does for this graph: one process per node with the same remapping and
 parameter arguments, output prefixed with the node name (and copied to run_dir/logs), Ctrl-C
-stops every node cleanly (SIGINT, then SIGTERM, then SIGKILL), and a node that dies is reported
-and either respawned (where the graph says so) or the whole graph is stopped.
+stops every node cleanly (SIGINT, then SIGTERM, then SIGKILL), and a node that exits is reported
+and either respawned (where the graph says so, after an abnormal exit) or the whole graph is
+stopped.
 """
 
 from __future__ import annotations
@@ -16,7 +17,8 @@ import threading
 import time
 from typing import IO
 
-from pamiq.tools.graph import BringupArgs, NodeSpec, node_command, write_parameters
+from pamiq import run_dir as layout
+from pamiq.tools.graph import BringupArgs, NodeSpec, node_command, respawns, write_parameters
 
 SIGINT_TIMEOUT = 5.0  # as launch's sigterm_timeout: time to exit after SIGINT
 SIGTERM_TIMEOUT = 5.0
@@ -110,8 +112,8 @@ class Supervisor:
         self, args: BringupArgs, specs: list[NodeSpec], out: IO[str] = sys.stdout
     ) -> None:
         self.args, self.out = args, out
-        logs = os.path.join(args.run_dir, 'logs')
-        params = os.path.join(args.run_dir, 'params')
+        logs = os.path.join(args.run_dir, layout.LOGS)
+        params = os.path.join(args.run_dir, layout.PARAMS)
         os.makedirs(logs, exist_ok=True)
         os.makedirs(params, exist_ok=True)
         self.children = [
@@ -139,7 +141,9 @@ class Supervisor:
             for child in self.children:
                 child.start()
                 self.say(f'started {child.spec.name} (pid {child.process.pid})')
-            self.say(f'logs in {os.path.join(self.args.run_dir, "logs")}; Ctrl-C stops the graph')
+            self.say(
+                f'logs in {os.path.join(self.args.run_dir, layout.LOGS)}; Ctrl-C stops the graph'
+            )
             code = self.watch()
         finally:
             for child in reversed(self.children):  # agent first, world last
@@ -156,12 +160,13 @@ class Supervisor:
         self.stopping.set()
 
     def watch(self) -> int:
+        """Until a stop is requested or a node exits for good; returns the graph's exit code."""
         while not self.stopping.wait(0.2):
             for child in self.children:
                 code = child.process.poll() if child.process else None
                 if code is None:
                     continue
-                if child.spec.respawn:
+                if respawns(child.spec, code):
                     self.say(
                         f'{child.spec.name} died (exit code {code}); '
                         f'respawning in {RESPAWN_DELAY:.0f} s'
@@ -169,6 +174,9 @@ class Supervisor:
                     time.sleep(RESPAWN_DELAY)
                     child.start()
                     continue
+                if code == 0:  # it was asked to stop (a signal that reached it, not us)
+                    self.say(f'{child.spec.name} stopped (exit code 0); stopping the graph')
+                    return 0
                 self.say(f'{child.spec.name} died (exit code {code}); stopping the graph')
                 return 1
         self.say('stopping the graph')

@@ -1,0 +1,111 @@
+"""The learning configuration: model choice, PPO and the learner's round sizes.
+
+No torch here, so the `pamiq` command can read defaults without loading it. The fields made
+with `setting` are the trainer's (and for the model choice also the agent's) ROS parameters.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from pamiq.settings import setting
+from pamiq.vocabulary import ACTION_SPACES, DEVICES, ENCODERS
+
+
+def encoder_setting():
+    """The `encoder` parameter, shared by the agent and the trainer (they must agree)."""
+    return setting(
+        ENCODERS[0], 'What trains the embedding (agent and trainer must agree)', choices=ENCODERS
+    )
+
+
+def action_space_setting():
+    """The `action_space` parameter, shared by the agent and the trainer (they must agree)."""
+    return setting(
+        ACTION_SPACES[0],
+        "'continuous': 3 VRChat axes; 'discrete': the (3,3,3,2,2) buttons "
+        '(agent and trainer must agree)',
+        choices=ACTION_SPACES,
+    )
+
+
+@dataclass(frozen=True)
+class PPOConfig:
+    """PPO hyperparameters: the original's values, plus CleanRL's grad clipping and Adam ε."""
+
+    # No learning-rate annealing (CleanRL's anneal_lr): learning never ends, so there is no
+    # horizon to anneal over.
+    gamma: float = 0.99
+    """the discount factor γ"""
+    gae_lambda: float = 0.95
+    """the λ of generalised advantage estimation"""
+    clip_coef: float = 0.1
+    """the surrogate clipping coefficient (also clips the value change when clip_vloss)"""
+    ent_coef: float = 0.001
+    """coefficient of the entropy bonus"""
+    vf_coef: float = 0.5
+    """coefficient of the value loss (which has its own 0.5 factor, as CleanRL)"""
+    max_grad_norm: float = 0.5
+    """the maximum global norm for gradient clipping (the original had none)"""
+    norm_adv: bool = True
+    """normalise advantages per minibatch"""
+    clip_vloss: bool = True
+    """clip the value loss as the surrogate. The original used it; note that SB3 warns that value
+    clipping depends on the reward scale (see RewardNormalizer) and leaves it off by default"""
+    target_kl: float | None = None
+    """stop the update epochs early when approx_kl exceeds this (None: never)"""
+    update_epochs: int = 3
+    """the K epochs over each rollout"""
+    minibatch_size: int = 8
+    """transitions per minibatch (the original's batch 8; LSC meant 8 minibatches)"""
+    adam_eps: float = 1e-5
+    """Adam's ε: CleanRL's 1e-5 (as openai/baselines), not PyTorch's 1e-8. The learning rate is
+    the policy's entry in pamiq.learning.models.LEARNING_RATES, where every model's is."""
+
+
+@dataclass(frozen=True)
+class LearnerConfig:
+    encoder: str = encoder_setting()
+    action_space: str = action_space_setting()
+    device: str = setting(
+        DEVICES[0],
+        "Where the trainer's tensors live ('auto': CUDA when available)",
+        choices=DEVICES,
+    )
+    dynamics_buffer_size: int = 2048
+    """Transitions (a_{t-1}, o_t, a_t, o_{t+1}) kept for the encoder and forward dynamics."""
+    rollout_length: int = setting(
+        128, "Consecutive steps per PPO rollout (the original's num_steps)", low=8, high=4096
+    )
+    batch_size: int = setting(
+        32, 'Minibatch size of the encoder and forward-dynamics updates', low=1, high=1024
+    )
+    encoder_batches: int = setting(32, 'Encoder minibatches per round', low=0, high=10000)
+    dynamics_batches: int = setting(
+        64, 'Forward-dynamics minibatches per round', low=0, high=10000
+    )
+    min_buffer_size: int = setting(
+        64,
+        'Transitions needed before the encoder and forward dynamics train at all',
+        low=1,
+        high=100000,
+    )
+    max_policy_lag: int = 8
+    """Steps acted by a policy this many versions older than the trainer's are not used for PPO."""
+    normalize_reward: bool = setting(
+        True, 'Divide rewards by the running std of their discounted sum (large-scale curiosity)'
+    )
+    """The original did not, but its rewards were tiny (~0.005); with a layer-normalised
+    embedding they are ~0.3 and the unnormalised returns (~30) swamp PPO's value loss."""
+    encoder_rounds: int = setting(
+        5,
+        'Rounds the encoder learns before it is frozen (0: never frozen)',
+        low=0,
+        high=2**31 - 1,
+    )
+    """The encoder learns in the first this many rounds and is frozen after them, so the forward
+    model and the curiosity reward stop chasing a moving embedding: with the encoder learning
+    throughout (the original) the forward-dynamics loss rose 0.10 -> 0.38 over 10 minutes, with
+    it frozen after 5 rounds it fell 0.10 -> 0.06 on the same data. Burda et al. (2018) found
+    fixed features stable for curiosity. 0: it never stops learning."""
+    ppo: PPOConfig = field(default_factory=PPOConfig)

@@ -1,0 +1,44 @@
+"""Pairing the three messages of one frame (observation, action, step) by their shared stamp.
+
+The agent publishes agent/observation, action and agent/step with the frame's stamp; the trainer
+(live, with a timeout) and offline training (from bags) both join them here.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+PARTS = ('observation', 'action', 'step')
+
+
+class StampPairer:
+    """Joins the parts of one frame by stamp; `expire` drops frames waiting over `timeout` s."""
+
+    def __init__(self, timeout: float = float('inf')) -> None:
+        self.timeout = timeout
+        self.pending: dict[int, dict[str, Any]] = {}
+        self.arrived: dict[int, float] = {}
+        self.dropped = 0
+
+    def add(self, stamp_ns: int, part: str, value: Any) -> dict[str, Any] | None:
+        """Add one part; returns {part: value} for all PARTS once the frame is complete."""
+        if part not in PARTS:
+            raise ValueError(f'part must be one of {PARTS}, got {part!r}')
+        entry = self.pending.setdefault(stamp_ns, {})
+        self.arrived.setdefault(stamp_ns, time.monotonic())
+        entry[part] = value
+        if len(entry) < len(PARTS):
+            return None
+        del self.pending[stamp_ns], self.arrived[stamp_ns]
+        return entry
+
+    def expire(self) -> None:
+        deadline = time.monotonic() - self.timeout
+        for stamp in [s for s, t in self.arrived.items() if t < deadline]:
+            del self.pending[stamp], self.arrived[stamp]
+            self.dropped += 1
+
+    def incomplete(self) -> int:
+        """Frames still missing a part."""
+        return len(self.pending)

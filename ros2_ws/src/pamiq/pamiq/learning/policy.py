@@ -1,0 +1,45 @@
+"""What every policy the agent can run offers: one step per observation, the same result.
+
+The agent node holds a `Policy` and never asks which one it is: the random policy returns the
+same `StepResult` as the curiosity policy (reward 0, value 0, its own log-probability) and
+refuses weights, so acting, publishing and pausing are one code path.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Protocol
+
+import numpy as np
+
+
+@dataclass(frozen=True)
+class StepResult:
+    action: np.ndarray  # a_t: (3,) float32 in (-1, 1) or (5,) int64
+    reward: float  # r_t: error of the prediction of z_t made at t-1 (0 at the first step)
+    value: float  # V(o_t)
+    log_prob: float  # log pi(a_t | o_t)
+    version: int  # the policy version that acted
+
+
+class Policy(Protocol):
+    @property
+    def version(self) -> int:
+        """The weights version acting now (0: initial weights, or none)."""
+
+    def step(self, observation: np.ndarray) -> StepResult:
+        """Decide a_t for o_t, a (84, 84, 3) uint8 RGB frame."""
+
+    def reset(self) -> None:
+        """Forget the step sequence: the next observation starts a new one."""
+
+    def load_weights(self, blob: bytes | memoryview) -> int:
+        """Validate a weights blob and swap it in between two steps; returns its version.
+
+        Raises:
+            pamiq.storage.weights.WeightsError: the blob is unusable; nothing changed.
+        """
+
+    def load_checkpoint(self, run_dir: str, log: Callable[[str], None]) -> str | None:
+        """Start from the newest usable checkpoint in run_dir; returns its path, or None."""

@@ -1,0 +1,49 @@
+"""The graph's topic and service names, relative to the namespace (the contract of
+docs/architecture.md), and the one way a full name is matched against a relative one."""
+
+from __future__ import annotations
+
+from pamiq.vocabulary import round_metrics
+
+IMAGE = 'camera/image_raw'
+OBSERVATION = 'agent/observation'
+ACTION = 'action'
+STEP = 'agent/step'
+REWARD = 'agent/reward'
+CMD_VEL = 'cmd_vel'
+WEIGHTS = 'trainer/weights'
+POSE = 'world/pose'
+DIAGNOSTICS = '/diagnostics'
+
+AGENT_SET_ACTIVE = 'agent/set_active'
+TRAINER_SET_ACTIVE = 'trainer/set_active'
+TRAINER_SAVE = 'trainer/save'
+WORLD_RESET = 'world/reset'
+
+
+def trainer_metric(name: str) -> str:
+    """The topic of one value a training round reports, e.g. 'trainer/ppo/approx_kl'."""
+    return f'trainer/{name}'
+
+
+def trainer_metrics(encoder: str) -> tuple[str, ...]:
+    """Every topic the trainer publishes a round's values on (all created at start-up)."""
+    return tuple(trainer_metric(name) for name in round_metrics(encoder))
+
+
+def matches(topic: str, name: str) -> bool:
+    """True when `topic` (a full name such as '/pamiq/agent/step') is `name`.
+
+    `name` is either full ('/pamiq/agent/step') or relative to any namespace ('agent/step').
+    """
+    if name.startswith('/'):
+        return topic == name
+    return topic == name or topic.endswith('/' + name)
+
+
+def namespaced(namespace: str, name: str) -> str:
+    """The full name of a relative topic or service in `namespace` ('pamiq', 'action')."""
+    if name.startswith('/'):
+        return name
+    namespace = namespace.strip('/')
+    return f'/{namespace}/{name}' if namespace else f'/{name}'

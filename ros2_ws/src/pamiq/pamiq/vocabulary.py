@@ -1,0 +1,61 @@
+"""The names and sizes pamiq's parts agree on, in one place.
+
+Plain Python: the nodes, the learning code, the tools and the tests all read them here, so an
+action space, an encoder or a loss is spelled once.
+"""
+
+from __future__ import annotations
+
+# How actions are chosen (`agent:=` at launch, the agent's `policy` parameter); first = default.
+POLICIES = ('curiosity', 'random')
+# Where the agent lives (`world:=` at launch); first = default.
+WORLDS = ('doom', 'vrchat')
+# What trains the embedding (agent and trainer must agree); first = default.
+ENCODERS = ('inverse_dynamics', 'vae')
+# 'continuous': 3 VRChat axes; 'discrete': the original's (3, 3, 3, 2, 2) buttons. First = default.
+ACTION_SPACES = ('continuous', 'discrete')
+# Where the trainer's tensors live ('auto': CUDA when available). First = default.
+DEVICES = ('auto', 'cpu', 'cuda')
+
+CONTINUOUS_ACTION_DIM = 3
+# The original's discrete action space: (MoveVertical, MoveHorizontal, LookHorizontal, Jump,
+# Run), the number of choices of each.
+DISCRETE_ACTION_CHOICES = (3, 3, 3, 2, 2)
+
+# o_t: the centre square of a frame, resized to OBSERVATION_SIZE x OBSERVATION_SIZE RGB.
+OBSERVATION_SIZE = 84
+FRAME_SHAPE = (OBSERVATION_SIZE, OBSERVATION_SIZE, 3)  # uint8 HWC, as on agent/observation
+OBSERVATION_SHAPE = (3, OBSERVATION_SIZE, OBSERVATION_SIZE)  # float CHW, as the networks read
+EMBEDDING_DIM = 512
+
+# The trained networks, as named in weights blobs and checkpoints.
+MODEL_NAMES = ('encoder', 'forward_dynamics', 'policy')
+
+# What ppo_update reports per update (and the trainer publishes on trainer/ppo/<name>).
+PPO_STATS = (
+    'loss',
+    'policy_loss',
+    'value_loss',
+    'entropy',
+    'approx_kl',
+    'old_approx_kl',
+    'clipfrac',
+    'grad_norm',
+    'explained_variance',
+    'first_epoch_max_ratio_error',
+)
+# The headline loss of each model, as the status line, reports and bags show them.
+MODEL_LOSSES = tuple(f'{e}/loss' for e in ENCODERS) + ('forward_dynamics/loss', 'ppo/loss')
+
+
+def round_metrics(encoder: str) -> tuple[str, ...]:
+    """Every value one training round reports, each published on trainer/<name>."""
+    if encoder not in ENCODERS:
+        raise ValueError(f'encoder must be one of {ENCODERS}, got {encoder!r}')
+    return (
+        f'{encoder}/loss',
+        'forward_dynamics/loss',
+        *(f'ppo/{name}' for name in PPO_STATS),
+        'ppo/policy_lag',
+        'reward/mean',
+    )
