@@ -48,7 +48,13 @@ def free_udp_port() -> int:
 class NodeProcess:
     """One pamiq node as a real process, named and namespaced as the launch file does."""
 
-    def __init__(self, executable: str, name: str, parameters: dict | None = None) -> None:
+    def __init__(
+        self,
+        executable: str,
+        name: str,
+        parameters: dict | None = None,
+        env: dict[str, str] | None = None,
+    ) -> None:
         files = []
         if parameters:
             handle, path = tempfile.mkstemp(suffix='.yaml', prefix=f'{name}-')
@@ -56,7 +62,9 @@ class NodeProcess:
             files.append(write_parameters(path, NAMESPACE, name, parameters))
         command = node_command(executable, name, NAMESPACE, files)
         self.log = tempfile.TemporaryFile()
-        self.process = subprocess.Popen(command, stdout=self.log, stderr=subprocess.STDOUT)
+        self.process = subprocess.Popen(
+            command, stdout=self.log, stderr=subprocess.STDOUT, env=env
+        )
 
     def output(self) -> str:
         self.log.seek(0)
@@ -114,6 +122,25 @@ class Probe(Node):
     def close(self) -> None:
         self.executor_.shutdown()
         self.destroy_node()
+
+
+# What the Makefile exports to keep DDS on this machine; a user's own shell has none of them.
+MAKEFILE_DDS_VARIABLES = (
+    'ROS_AUTOMATIC_DISCOVERY_RANGE',
+    'FASTRTPS_DEFAULT_PROFILES_FILE',
+    'FASTDDS_DEFAULT_PROFILES_FILE',
+    'RMW_IMPLEMENTATION',
+)
+
+
+def without_dds_settings(keep_localhost: bool = False) -> dict[str, str]:
+    """This process's environment as a user's shell has it: none of the Makefile's DDS settings
+    (the test's own ROS_DOMAIN_ID stays, so tests stay apart). `keep_localhost` keeps discovery
+    on this host for a node that gets no profile either."""
+    env = {k: v for k, v in os.environ.items() if k not in MAKEFILE_DDS_VARIABLES}
+    if keep_localhost:
+        env['ROS_AUTOMATIC_DISCOVERY_RANGE'] = 'LOCALHOST'
+    return env
 
 
 def statuses(probe: Probe, prefix: str) -> list:

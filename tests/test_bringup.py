@@ -22,9 +22,11 @@ import yaml
 
 
 class PamiqUp:
-    def __init__(self, *launch_args: str) -> None:
+    def __init__(self, *launch_args: str, env: dict[str, str] | None = None) -> None:
         command = [sys.executable, '-m', 'pamiq.tools.cli', 'up', '--supervise', *launch_args]
-        self.process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+        self.process = subprocess.Popen(
+            command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=env
+        )
         self.lines: list[str] = []
         threading.Thread(target=self.read, daemon=True).start()
 

@@ -28,11 +28,9 @@ from pamiq.video import VideoSource, is_file, parse_source
 @dataclass(frozen=True)
 class CameraConfig:
     camera: str = setting('0', 'Video source: device index, file path or URL')
-    width: int = setting(
-        0, 'Requested capture width in pixels (0: the source default)', low=0, high=8192
-    )
+    width: int = setting(0, 'Requested capture width in px (0: source default)', low=0, high=8192)
     height: int = setting(
-        0, 'Requested capture height in pixels (0: the source default)', low=0, high=8192
+        0, 'Requested capture height in px (0: source default)', low=0, high=8192
     )
     fps: float = setting(
         0.0, 'Requested capture rate of a device (0: the source default)', low=0.0, high=240.0
@@ -55,8 +53,7 @@ PARAMETERS = (CameraConfig,)
 class Camera(Node):
     def __init__(self) -> None:
         super().__init__('camera')
-        self.config = declare_settings(self, CameraConfig, self.reconfigure)
-        config = self.config
+        config = self.config = declare_settings(self, CameraConfig, self.reconfigure)
         source = parse_source(config.camera)
         if is_file(source) and not os.path.exists(source):
             raise ParameterError(f"parameter 'camera': video file {source!r} does not exist")

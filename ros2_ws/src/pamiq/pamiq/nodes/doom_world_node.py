@@ -59,8 +59,7 @@ PARAMETERS = (WorldConfig,)
 class DoomWorld(Node):
     def __init__(self) -> None:
         super().__init__('world')
-        self.config = declare_settings(self, WorldConfig, self.reconfigure)
-        config = self.config
+        config = self.config = declare_settings(self, WorldConfig, self.reconfigure)
         self.engine_dir = tempfile.TemporaryDirectory(prefix='pamiq-vizdoom-')
         try:
             self.game = make_game(

@@ -118,24 +118,17 @@ def _sequence_to_uint8(data: list | tuple) -> np.ndarray:
     return values.astype(np.uint8)
 
 
+_CV2_NAMES = {'rgb8': 'RGB', 'bgr8': 'BGR', 'rgba8': 'RGBA', 'bgra8': 'BGRA', 'mono8': 'GRAY'}
+
+
 def _conversion_code(source: str, desired: str) -> int | None:
+    """OpenCV's colour conversion code from `source` to `desired` (rgb8, bgr8 or mono8)."""
     import cv2
 
-    codes = {
-        ('rgb8', 'bgr8'): cv2.COLOR_RGB2BGR,
-        ('rgb8', 'mono8'): cv2.COLOR_RGB2GRAY,
-        ('bgr8', 'rgb8'): cv2.COLOR_BGR2RGB,
-        ('bgr8', 'mono8'): cv2.COLOR_BGR2GRAY,
-        ('rgba8', 'rgb8'): cv2.COLOR_RGBA2RGB,
-        ('rgba8', 'bgr8'): cv2.COLOR_RGBA2BGR,
-        ('rgba8', 'mono8'): cv2.COLOR_RGBA2GRAY,
-        ('bgra8', 'rgb8'): cv2.COLOR_BGRA2RGB,
-        ('bgra8', 'bgr8'): cv2.COLOR_BGRA2BGR,
-        ('bgra8', 'mono8'): cv2.COLOR_BGRA2GRAY,
-        ('mono8', 'rgb8'): cv2.COLOR_GRAY2RGB,
-        ('mono8', 'bgr8'): cv2.COLOR_GRAY2BGR,
-    }
-    return codes.get((source, desired))
+    if source not in _CV2_NAMES or desired not in ('rgb8', 'bgr8', 'mono8'):
+        return None
+    # cv2 has COLOR_RGB2BGR, COLOR_BGRA2GRAY, ... but no COLOR_X2X: same encodings give None.
+    return getattr(cv2, f'COLOR_{_CV2_NAMES[source]}2{_CV2_NAMES[desired]}', None)
 
 
 def _convert(array: np.ndarray, source: str, desired: str) -> np.ndarray:

@@ -30,7 +30,7 @@ from pamiq.storage.tensors import (
     all_finite,
     check_state_dict,
     diff_text,
-    header_metadata,
+    load_safetensors,
     safetensors_ready,
 )
 
@@ -269,13 +269,7 @@ def _read_and_validate(
     if not data:
         raise _Unusable('empty file')
     try:
-        tensors = safetensors.torch.load(data)
-    except Exception as exc:
-        # Truncation and corruption surface as SafetensorError, but a damaged header can also
-        # fail on the torch side (unknown dtype): any failure means the file is unusable.
-        raise _Unusable(f'not a safetensors file: {exc}') from exc
-    try:
-        metadata = header_metadata(data)
+        tensors, metadata = load_safetensors(data, 'file')
     except TensorCheckError as exc:
         raise _Unusable(str(exc)) from exc
     fmt = metadata.get('format')

@@ -11,6 +11,7 @@ from collections.abc import Iterable, Mapping
 import json
 import struct
 
+import safetensors.torch
 import torch
 
 # How many names a mismatch message lists before summarising the rest.
@@ -59,6 +60,23 @@ def header_metadata(data: bytes) -> dict[str, str]:
     ):
         raise TensorCheckError('malformed metadata in header: expected a map of strings')
     return metadata
+
+
+def load_safetensors(data: bytes, what: str) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
+    """The tensors and the metadata of safetensors bytes; `what` ('blob', 'file') names them.
+
+    Raises:
+        TensorCheckError: The bytes are not safetensors, or their metadata is missing or not a
+            map of strings.
+    """
+    try:
+        tensors = safetensors.torch.load(data)
+    except Exception as exc:
+        # The safetensors bindings raise SafetensorError for malformed input, but a corrupted
+        # header can also surface as KeyError/ValueError/AssertionError from the torch side
+        # (e.g. a dtype torch cannot map); all of them mean the bytes are unusable.
+        raise TensorCheckError(f'not a safetensors {what}: {exc}') from exc
+    return tensors, header_metadata(data)
 
 
 def check_state_dict(

@@ -21,7 +21,7 @@ from pamiq.storage.tensors import (
     TensorCheckError,
     check_state_dict,
     diff_text,
-    header_metadata,
+    load_safetensors,
     safetensors_ready,
 )
 
@@ -96,14 +96,7 @@ def unpack_weights(
         raise WeightsError(f'oversized: {size} bytes > limit {max_bytes}')
     data = blob if isinstance(blob, bytes) else view.tobytes()
     try:
-        tensors = safetensors.torch.load(data)
-    except Exception as exc:
-        # The safetensors bindings raise SafetensorError for malformed input, but a corrupted
-        # header can also surface as KeyError/ValueError/AssertionError from the torch side
-        # (e.g. a dtype torch cannot map); all of them mean the blob is unusable.
-        raise WeightsError(f'not a safetensors blob: {exc}') from exc
-    try:
-        metadata = header_metadata(data)
+        tensors, metadata = load_safetensors(data, 'blob')
     except TensorCheckError as exc:
         raise WeightsError(str(exc)) from exc
 
