@@ -163,3 +163,46 @@ def test_curiosity_is_higher_in_a_place_never_trained_on():
     held_out = mean_reward(familiar_obs[201:], familiar_actions[201:])  # same room, unseen steps
     novel = mean_reward(novel_obs, novel_actions)
     assert novel > 1.5 * held_out, (novel, held_out)
+
+
+def test_a_round_reports_exactly_the_metrics_the_trainer_publishes(maze):
+    observations, actions = maze
+    learner = Learner(small_config(encoder_rounds=1))
+    steps = steps_from(observations, actions)
+    for step in steps[:17]:
+        learner.add(step)
+    first = learner.train_round()
+    assert set(first) == set(learner.metrics())  # every publisher gets a value in round 1
+    for step in steps[17:33]:
+        learner.add(step)
+    second = learner.train_round()
+    assert set(second) == set(learner.metrics()) - {'inverse_dynamics/loss'}  # frozen encoder
+
+
+def test_a_checkpoint_keeps_the_reward_normaliser_and_the_counters(maze, tmp_path):
+    observations, actions = maze
+    learner = Learner(small_config())
+    steps = steps_from(observations, actions)
+    for chunk in (steps[:17], steps[17:33]):
+        for step in chunk:
+            learner.add(step)
+        learner.train_round()
+    assert learner.normalizer.count > 1  # it has seen two rollouts' rewards
+    learner.save_checkpoint(str(tmp_path), keep=2)
+
+    resumed = Learner(small_config())
+    assert resumed.load_checkpoint(str(tmp_path), print) is not None
+    assert resumed.normalizer.state_dict() == learner.normalizer.state_dict()
+    assert resumed.state_dict() == learner.state_dict()
+    assert (resumed.version, resumed.rounds) == (2, 2)
+
+
+def test_an_old_checkpoint_without_normaliser_state_starts_it_afresh(maze, tmp_path):
+    from pamiq.storage.checkpoint import save_checkpoint
+
+    learner = Learner(small_config())
+    save_checkpoint(str(tmp_path), 3, learner.models, learner.optimizers, {'rounds': 3})
+    resumed = Learner(small_config())
+    resumed.load_checkpoint(str(tmp_path), print)
+    assert (resumed.version, resumed.rounds) == (3, 3)
+    assert resumed.normalizer.state_dict() == Learner(small_config()).normalizer.state_dict()

@@ -86,3 +86,19 @@ def test_every_launch_argument_is_documented_and_the_params_file_covers_every_no
         params = yaml.safe_load(stream)
     nodes = ('camera', 'world', 'agent', 'osc_actuator', 'trainer', 'recorder')
     assert set(params) == {f'/**/{node}' for node in nodes}
+
+
+def test_the_readme_launch_argument_table_shows_each_default():
+    from conftest import REPO
+
+    with open(os.path.join(REPO, 'README.md')) as stream:
+        section = stream.read().split('### Launch arguments', 1)[1].split('###', 1)[0]
+    rows = {}
+    for row in section.splitlines():
+        cells = [c.strip() for c in row.split('|')[1:-1]]
+        if cells and cells[0].startswith('`'):
+            for name in cells[0].replace('`', '').split(', '):
+                rows[name] = cells[1]
+    assert set(rows) == set(LAUNCH_ARGUMENTS)
+    for name, (default, _) in LAUNCH_ARGUMENTS.items():
+        assert (f'`{default}`' in rows[name]) if default else rows[name].startswith('empty'), name

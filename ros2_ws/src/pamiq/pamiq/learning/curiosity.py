@@ -28,7 +28,7 @@ def curiosity_reward(predicted: torch.Tensor, target: torch.Tensor) -> torch.Ten
 class RewardNormalizer:
     """Divide rewards by the running std of their discounted sum (large-scale-curiosity).
 
-    As LSC's RewardForwardFilter + RunningMeanStd (and cleanrl/ppo_rnd_envpool.py): the
+    As LSC's RewardForwardFilter + RunningMeanStd (and CleanRL's RND PPO): the
     discounted sum R_t = γ·R_{t−1} + r_t never resets (curiosity is non-episodic), its variance is
     tracked over everything seen so far, and rewards (not returns) are divided by its std. This
     keeps the scale of advantages and value targets steady as the curiosity reward decays. The

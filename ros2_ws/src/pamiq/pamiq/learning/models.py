@@ -292,7 +292,7 @@ class PolicyValue(nn.Module):
         super().__init__()
         action_feature_dim(action_space)  # validates the name
         self.action_space = action_space
-        self.trunk = nn.Sequential(  # "from large-scale-curiosity run.py#L51-52"
+        self.trunk = nn.Sequential(  # as large-scale-curiosity's policy trunk
             SmallConvNet(512),
             nn.Linear(512, 512),
             nn.ReLU(),

@@ -1,9 +1,9 @@
 """PPO for one continuing curiosity stream, to read side by side with CleanRL's PPO.
 
-[Original design] PrimitiveAMI trained PPO (from cleanrl's ppo.py) on each 128-step rollout:
+[Original design] PrimitiveAMI trained PPO (from CleanRL's PPO) on each 128-step rollout:
 GAE with γ 0.99, λ 0.95, 3 epochs of minibatches of 8, clip 0.1 for policy and value.
 [This implementation] the same algorithm as functions: `compute_gae`, `ppo_loss` and
-`ppo_update`, top to bottom with the names of cleanrl/ppo_continuous_action.py. `ppo_loss` refuses
+`ppo_update`, top to bottom with the names of CleanRL's continuous-action PPO. `ppo_loss` refuses
 anything but 1-D (B,) inputs: the original fed (B,1) advantages against (B,) log-probs, which
 broadcast to (B, B) and cancelled the policy gradient.
 """
