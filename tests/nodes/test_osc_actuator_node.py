@@ -170,6 +170,21 @@ def test_shutdown_sends_every_vrchat_reset_value(probe, osc, sig):
     assert 'sent VRChat reset values' in node.output()
 
 
+def test_a_second_ctrl_c_does_not_cut_the_reset_short(probe, osc):
+    # A terminal's Ctrl-C reaches every node, and `ros2 launch` forwards SIGINT once more.
+    node = start_actuator(osc, timeout=30.0)
+    pub = probe.create_publisher(JointState, 'action', qos.ACTION)
+    probe.wait_for_subscribers(pub)
+    publish_and_collect(probe, pub, osc, action(['Vertical'], [0.9]), 1)
+    deadline = time.monotonic() + 1.5
+    while node.process.poll() is None and time.monotonic() < deadline:
+        node.process.send_signal(signal.SIGINT)
+        time.sleep(0.01)
+    assert node.stop() == 0, node.output()
+    assert osc.take() == [(vrchat.address(n), v) for n, v in vrchat.RESET_VALUES.items()]
+    assert 'Traceback' not in node.output()
+
+
 def test_bad_parameter_exits_with_its_name(osc):
     node = start_actuator(osc, timeout=-1.0)
     assert node.process.wait(15) == 1

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 
-from pamiq.tools.cli import parse_launch_arguments
+from pamiq.tools.cli import launch_command, parse_launch_arguments
 from pamiq.tools.graph import (
     LAUNCH_ARGUMENTS,
     BringupArgs,
@@ -102,3 +102,11 @@ def test_the_readme_launch_argument_table_shows_each_default():
     assert set(rows) == set(LAUNCH_ARGUMENTS)
     for name, (default, _) in LAUNCH_ARGUMENTS.items():
         assert (f'`{default}`' in rows[name]) if default else rows[name].startswith('empty'), name
+
+
+def test_the_handover_to_ros2_launch_passes_no_empty_argument(tmp_path):
+    args = BringupArgs.from_strings({'agent': 'random', 'run_dir': str(tmp_path)})
+    command = launch_command(args)
+    assert command[:4] == ['ros2', 'launch', 'pamiq', 'bringup.launch.py']
+    assert 'agent:=random' in command and f'run_dir:={tmp_path}' in command
+    assert all(not item.endswith(':=') for item in command), command  # camera:= is refused

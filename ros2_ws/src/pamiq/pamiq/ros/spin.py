@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+import signal
 import sys
 from typing import Protocol
 
@@ -57,6 +58,10 @@ def run(make_node: Callable[[], PamiqNode], args: list[str] | None = None) -> in
         print(f'[FATAL] {error}', file=sys.stderr)
         return 1
     finally:
+        # A terminal's Ctrl-C reaches every process of its group and `ros2 launch` then sends
+        # SIGINT again: a second one must not cut the clean-up short (the actuator's reset
+        # packets, the trainer's checkpoint). SIGTERM and SIGKILL still end a stuck clean-up.
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
         if node is not None:
             node.destroy_node()
             # After destroy_node: the context may already be shut down by the signal, and a

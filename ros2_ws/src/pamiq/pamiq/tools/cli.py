@@ -91,6 +91,13 @@ def own_the_terminal() -> Callable[[], None]:
     return restore
 
 
+def launch_command(args: BringupArgs) -> list[str]:
+    """`ros2 launch` of the graph with these arguments; an empty one is left to its default
+    (ros2 launch refuses 'name:=')."""
+    command = ['ros2', 'launch', 'pamiq', 'bringup.launch.py']
+    return command + [f'{name}:={value}' for name, value in args.as_strings().items() if value]
+
+
 def up(launch_args: list[str], supervise: bool, quiet: bool = False) -> int:
     args = BringupArgs.from_strings(parse_launch_arguments(launch_args))
     os.makedirs(args.run_dir, exist_ok=True)
@@ -104,8 +111,7 @@ def up(launch_args: list[str], supervise: bool, quiet: bool = False) -> int:
             flush=True,
         )
     if not supervise and launch_tools_available():
-        command = ['ros2', 'launch', 'pamiq', 'bringup.launch.py']
-        command += [f'{name}:={value}' for name, value in args.as_strings().items()]
+        command = launch_command(args)
         print('[pamiq] ' + ' '.join(command), flush=True)
         os.execvpe(command[0], command, with_own_prefix_in_ament_path(dict(os.environ)))
     from pamiq.tools.supervisor import Supervisor
