@@ -43,6 +43,23 @@ class PamiqUp:
         return self.process.wait(timeout)
 
 
+def random_vrchat_graph(
+    tmp_path, width: int, height: int, env: dict[str, str] | None = None
+) -> tuple[PamiqUp, OscRecorder]:
+    """`pamiq up world:=vrchat agent:=random` on a generated video, sending OSC to a recorder."""
+    video = write_video(str(tmp_path / 'screen.avi'), frames=30, width=width, height=height)
+    osc = OscRecorder()
+    up = PamiqUp(
+        'world:=vrchat',
+        'agent:=random',
+        f'camera:={video}',
+        f'osc_port:={osc.port}',
+        f'run_dir:={tmp_path / "run"}',
+        env=env,
+    )
+    return up, osc
+
+
 def test_doom_graph_acts_at_10hz_moves_the_avatar_and_stops_cleanly(probe, tmp_path):
     port = free_udp_port()
     up = PamiqUp('world:=doom', 'agent:=random', f'osc_port:={port}', f'run_dir:={tmp_path}')

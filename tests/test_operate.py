@@ -15,7 +15,7 @@ from rcl_interfaces.srv import SetParameters
 from rosgraph import NodeProcess, OscRecorder, free_udp_port, statuses, wait_until
 from sensor_msgs.msg import JointState
 from std_srvs.srv import SetBool, Trigger
-from test_bringup import PamiqUp, fast_params
+from test_bringup import PamiqUp, fast_params, random_vrchat_graph
 from videos import write_video
 
 
@@ -28,15 +28,7 @@ def call(probe, service_type, name, request, timeout=15.0):
 
 
 def test_pause_neutralises_within_150_ms_stops_actions_and_resumes(probe, tmp_path):
-    video = write_video(str(tmp_path / 'screen.avi'), frames=30, width=320, height=240)
-    osc = OscRecorder()
-    up = PamiqUp(
-        'world:=vrchat',
-        'agent:=random',
-        f'camera:={video}',
-        f'osc_port:={osc.port}',
-        f'run_dir:={tmp_path / "run"}',
-    )
+    up, osc = random_vrchat_graph(tmp_path, 320, 240)
     try:
         assert wait_until(lambda: len(osc.snapshot()) > 30, 40.0), up.output()
         paused_at = time.monotonic()

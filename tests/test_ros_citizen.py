@@ -34,7 +34,7 @@ from rosgraph import (
     without_dds_settings,
 )
 from sensor_msgs.msg import Image, JointState
-from test_bringup import PamiqUp, fast_params
+from test_bringup import PamiqUp, fast_params, random_vrchat_graph
 from videos import write_video
 
 RELIABLE = QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE)
@@ -209,16 +209,7 @@ def acting_rate(osc: OscRecorder, seconds: float) -> float:
 
 
 def test_pamiq_up_brings_its_dds_settings_for_large_frames(tmp_path):
-    video = write_video(str(tmp_path / 'screen.avi'), frames=30, width=1280, height=720)
-    osc = OscRecorder()
-    up = PamiqUp(
-        'world:=vrchat',
-        'agent:=random',
-        f'camera:={video}',
-        f'osc_port:={osc.port}',
-        f'run_dir:={tmp_path / "run"}',
-        env=without_dds_settings(),
-    )
+    up, osc = random_vrchat_graph(tmp_path, 1280, 720, env=without_dds_settings())
     try:
         assert wait_until(lambda: len(osc.snapshot()) >= 30, 40.0), up.output()
         rate = acting_rate(osc, 6.0)
