@@ -19,9 +19,15 @@ from test_bringup import PamiqUp, fast_params, random_vrchat_graph
 from videos import write_video
 
 
-def call(probe, service_type, name, request, timeout=15.0):
+def ready_client(probe, service_type, name, timeout=15.0):
+    """A client whose service has been discovered (discovery is not part of a call's time)."""
     client = probe.create_client(service_type, name)
     assert client.wait_for_service(timeout_sec=timeout), f'no {name}'
+    return client
+
+
+def call(probe, service_type, name, request, timeout=15.0, client=None):
+    client = client or ready_client(probe, service_type, name, timeout)
     future = client.call_async(request)
     assert wait_until(future.done, timeout), f'{name} did not answer'
     return future.result()
@@ -31,8 +37,11 @@ def test_pause_neutralises_within_150_ms_stops_actions_and_resumes(probe, tmp_pa
     up, osc = random_vrchat_graph(tmp_path, 320, 240)
     try:
         assert wait_until(lambda: len(osc.snapshot()) > 30, 40.0), up.output()
+        client = ready_client(probe, SetBool, 'agent/set_active')
         paused_at = time.monotonic()
-        reply = call(probe, SetBool, 'agent/set_active', SetBool.Request(data=False))
+        reply = call(
+            probe, SetBool, 'agent/set_active', SetBool.Request(data=False), client=client
+        )
         assert reply.success and 'paused' in reply.message
         neutral = {(vrchat.address(n), v) for n, v in vrchat.NEUTRAL_VALUES.items()}
 
