@@ -6,6 +6,7 @@ The agent publishes agent/observation, action and agent/step with the frame's st
 
 from __future__ import annotations
 
+from collections.abc import Callable
 import time
 from typing import Any
 
@@ -15,8 +16,10 @@ PARTS = ('observation', 'action', 'step')
 class StampPairer:
     """Joins the parts of one frame by stamp; `expire` drops frames waiting over `timeout` s."""
 
-    def __init__(self, timeout: float = float('inf')) -> None:
-        self.timeout = timeout
+    def __init__(
+        self, timeout: float = float('inf'), now: Callable[[], float] = time.monotonic
+    ) -> None:
+        self.timeout, self.now = timeout, now
         self.pending: dict[int, dict[str, Any]] = {}
         self.arrived: dict[int, float] = {}
         self.dropped = 0
@@ -26,7 +29,7 @@ class StampPairer:
         if part not in PARTS:
             raise ValueError(f'part must be one of {PARTS}, got {part!r}')
         entry = self.pending.setdefault(stamp_ns, {})
-        self.arrived.setdefault(stamp_ns, time.monotonic())
+        self.arrived.setdefault(stamp_ns, self.now())
         entry[part] = value
         if len(entry) < len(PARTS):
             return None
@@ -34,7 +37,7 @@ class StampPairer:
         return entry
 
     def expire(self) -> None:
-        deadline = time.monotonic() - self.timeout
+        deadline = self.now() - self.timeout
         for stamp in [s for s, t in self.arrived.items() if t < deadline]:
             del self.pending[stamp], self.arrived[stamp]
             self.dropped += 1

@@ -86,8 +86,8 @@ class Agent(Node):
         self.reported_steps = 0
         self.last_frame = 0.0
         self.active = True
-        self.frames = RateMeter()
-        self.acted = RateMeter()
+        self.frames = RateMeter(self.get_clock())
+        self.acted = RateMeter(self.get_clock())
         self.transit = TransitLoss()
         self.latencies: deque[float] = deque(maxlen=100)  # ms of the last 100 steps
 
@@ -206,7 +206,7 @@ class Agent(Node):
         }
         if not self.active:
             return OK, 'paused (agent/set_active)', values
-        if not self.frames.times and time.monotonic() - self.frames.started < 10.0:
+        if not self.frames.times and self.frames.running_for() < 10.0:
             return OK, 'waiting for the first camera frame', values
         if self.frames.age() > 2.0:
             return (
@@ -222,7 +222,7 @@ class Agent(Node):
                 values,
             )
         target = self.config.expected_rate
-        level = rate_level(rate, target, self.frames.started)
+        level = rate_level(self.acted, target)
         message = f'acting at {rate:.1f} Hz' + ('' if level == OK else f' (target {target:g} Hz)')
         return level, message, values
 

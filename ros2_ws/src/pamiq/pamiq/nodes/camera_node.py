@@ -66,7 +66,7 @@ class Camera(Node):
 
         self.image_pub = self.create_publisher(Image, topics.IMAGE, qos.IMAGE_PUBLISHER)
         self.timer = self.create_timer(1.0 / config.publish_rate, self.timer_callback)
-        self.meter = RateMeter()
+        self.meter = RateMeter(self.get_clock())
         self.diagnostics = Diagnostics(self, f'camera {config.camera}')
         self.diagnostics.add('camera', self.camera_check)
         self.open_source()
@@ -132,7 +132,7 @@ class Camera(Node):
             return ERROR, f'{source} lost or not open; retrying (attempt {self.failures})', values
         if self.meter.age() > 2.0:
             return ERROR, f'{source} gives no frames for {self.meter.age():.0f} s', values
-        level = rate_level(self.meter.rate(), self.config.publish_rate, self.meter.started)
+        level = rate_level(self.meter, self.config.publish_rate)
         return level, f'{source} at {self.meter.rate():.1f} Hz', values
 
     def shutdown(self) -> None:

@@ -1,9 +1,16 @@
 """doom_world_node: the built-in world, a headless ViZDoom map driven by VRChat OSC input.
 
 It listens where VRChat would (UDP 127.0.0.1:9000) for `/input/<Name>` packets, holds each value
-until it changes (as VRChat does), advances the game (pamiq.doom) in real time at Doom's 35
-tics/s and publishes what the avatar sees on `camera/image_raw` plus ground truth on
-`world/pose`.
+until it changes (as VRChat does), advances the game (pamiq.doom) at Doom's 35 tics/s and
+publishes what the avatar sees on `camera/image_raw` plus ground truth on `world/pose`.
+
+`real_time_factor` sets the pace. 1: real time, wall clock stamps (VRChat's pace). Above 1:
+each frame advances one step of simulated time (35 / publish_rate tics) at publish_rate x factor
+frames per wall second. 0, lockstep: the next step starts only once the action for the current
+frame has been applied: the actuator sends that action's inputs and then the frame marker
+`/pamiq/frame <stamp>` (pamiq.osc), and the world steps on the marker of exactly the frame it
+published. In both simulated modes the world publishes `/clock` (Doom's tics as time), stamps
+with it, and the other nodes run with use_sim_time.
 """
 
 from __future__ import annotations
@@ -11,10 +18,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 import math
 import tempfile
+import threading
 import time
 
 from geometry_msgs.msg import PoseStamped
 from rclpy.node import Node
+from rclpy.time import Time
+from rosgraph_msgs.msg import Clock
 from sensor_msgs.msg import Image
 from std_srvs.srv import Trigger
 
@@ -22,7 +32,7 @@ from pamiq import vrchat
 from pamiq.doom import RESOLUTIONS, TICRATE, doom_command, make_game
 from pamiq.osc import HeldInputs, listen
 from pamiq.ros import qos, spin, topics
-from pamiq.ros.diagnostics import Diagnostics, RateMeter, rate_level
+from pamiq.ros.diagnostics import Diagnostics, RateMeter, rate_level, steady_clock
 from pamiq.ros.image_conversion import numpy_to_image
 from pamiq.ros.parameters import ParameterError, declare_settings
 from pamiq.settings import setting
@@ -50,6 +60,19 @@ class WorldConfig:
     )
     seed: int = setting(
         0, 'ViZDoom seed (spawn points of my_way_home are random)', low=0, high=2**31 - 1
+    )
+    real_time_factor: float = setting(
+        1.0,
+        'Simulated seconds per wall second: 1 real time; above 1 faster, with /clock; '
+        '0 lockstep: step only when the action for the current frame has been applied',
+        low=0.0,
+        high=1000.0,
+    )
+    lockstep_resend: float = setting(
+        1.0,
+        "Lockstep: wall seconds without the current frame's action before it is sent again",
+        low=0.05,
+        high=60.0,
     )
 
 
@@ -86,11 +109,34 @@ class DoomWorld(Node):
         self.travelled = 0.0
         self.last_xy: tuple[float, float] | None = None
 
+        self.game_lock = threading.Lock()  # the reset service and the lockstep thread share it
+        self.simulated = config.real_time_factor != 1.0
+        self.steps = 0  # simulated steps taken
+        self.resent = 0  # lockstep frames sent again for want of an action
+
         self.image_pub = self.create_publisher(Image, topics.IMAGE, qos.IMAGE_PUBLISHER)
         self.pose_pub = self.create_publisher(PoseStamped, topics.POSE, qos.DEFAULT)
+        self.clock_pub = self.create_publisher(Clock, topics.CLOCK, qos.CLOCK)
         self.reset_srv = self.create_service(Trigger, topics.WORLD_RESET, self.reset_callback)
-        self.tick_timer = self.create_timer(1.0 / config.publish_rate, self.tick_callback)
-        self.meter = RateMeter()
+        self.stopping = threading.Event()
+        self.lockstep_thread: threading.Thread | None = None
+        if config.real_time_factor == 0.0:
+            self.lockstep_thread = threading.Thread(
+                target=self.lockstep_loop, name='lockstep', daemon=True
+            )
+            self.lockstep_thread.start()
+        else:
+            period = 1.0 / (config.publish_rate * config.real_time_factor)
+            # Simulated time is paced by the wall clock: the world is the source of /clock.
+            if self.simulated:
+                self.tick_timer = self.create_timer(
+                    period,
+                    self.simulated_tick_callback,
+                    clock=steady_clock(),
+                )
+            else:
+                self.tick_timer = self.create_timer(period, self.tick_callback)
+        self.meter = RateMeter(self.get_clock())
         self.diagnostics = Diagnostics(self, f'vizdoom {config.scenario}')
         self.diagnostics.add('world', self.world_check)
         if config.report_period > 0:
@@ -102,6 +148,44 @@ class DoomWorld(Node):
     def reconfigure(self, config: WorldConfig) -> None:
         self.config = config
 
+    # --- simulated time ----------------------------------------------------------------------
+    def sim_stamp(self) -> Time:
+        return Time(nanoseconds=round(self.tics * 1_000_000_000 / TICRATE))
+
+    def step(self) -> None:
+        """Advance one step of simulated time with the held inputs (35 / publish_rate tics)."""
+        self.steps += 1
+        target = round(self.steps * TICRATE / self.config.publish_rate)
+        with self.game_lock:
+            self.advance(target - self.tics)
+            self.tics = target
+
+    def simulated_tick_callback(self) -> None:
+        self.step()
+        self.publish_state(self.sim_stamp())
+
+    def lockstep_loop(self) -> None:
+        """Publish a frame, wait for its action to be applied, step; again."""
+        while not self.stopping.is_set():
+            stamp = self.sim_stamp()
+            self.inputs.expect(stamp.nanoseconds)
+            self.publish_state(stamp)
+            while not self.inputs.wait(self.config.lockstep_resend):
+                if self.stopping.is_set():
+                    return
+                # Before the first action the graph is still starting: that is no miss.
+                if self.steps:
+                    self.resent += 1
+                    self.get_logger().warning(
+                        f'no action for step {self.steps} within '
+                        f'{self.config.lockstep_resend:g} s: sending its frame again '
+                        f'({self.resent} so far)',
+                        throttle_duration_sec=5.0,
+                    )
+                self.publish_state(stamp)  # a dropped frame, a paused agent: again
+            self.step()
+
+    # --- real time ---------------------------------------------------------------------------
     def tick_callback(self) -> None:
         now = time.monotonic()
         if self.last_tick and now - self.last_tick > 0.25:
@@ -112,23 +196,34 @@ class DoomWorld(Node):
         # Advance as many tics as wall time demands, so the world runs in real time even if a
         # callback is late; cap the catch-up so a long stall does not fast-forward the game.
         due = int((time.monotonic() - self.start_time) * TICRATE)
-        steps = min(due - self.tics, TICRATE // 2)
+        with self.game_lock:
+            self.advance(min(due - self.tics, TICRATE // 2))
         self.tics = due
-        command = doom_command(self.inputs.snapshot(), self.config.turn_rate / TICRATE)
-        for _ in range(max(steps, 0)):
-            if self.game.is_episode_finished():
-                self.new_episode('episode finished')
-            self.game.set_action(command)
-            self.game.advance_action(1)
+        self.publish_state(self.get_clock().now())
+
+    def advance(self, tics: int) -> None:
+        """`tics` tics with the held inputs (callers hold game_lock)."""
+        if tics <= 0:
+            return
         if self.game.is_episode_finished():
             self.new_episode('episode finished')
-        self.publish_state()
+        # One call for all tics: the same command each tic, the screen rendered once at the end
+        # (ViZDoom stops early if the episode ends within them).
+        self.game.set_action(doom_command(self.inputs.snapshot(), self.config.turn_rate / TICRATE))
+        self.game.advance_action(tics)
+        if self.game.is_episode_finished():
+            self.new_episode('episode finished')
 
-    def publish_state(self) -> None:
-        state = self.game.get_state()
+    def publish_state(self, time_now: Time) -> None:
+        """The frame and the pose at `time_now`; in simulated time /clock first, so every
+        node's clock has reached the frame's stamp when the frame arrives."""
+        with self.game_lock:
+            state = self.game.get_state()
         if state is None:
             return
-        stamp = self.get_clock().now().to_msg()
+        stamp = time_now.to_msg()
+        if self.simulated:
+            self.clock_pub.publish(Clock(clock=stamp))
         self.image_pub.publish(numpy_to_image(state.screen_buffer, 'rgb8', stamp, 'doom_camera'))
         self.meter.tick()
         x, y, angle = (float(v) for v in state.game_variables)
@@ -148,12 +243,16 @@ class DoomWorld(Node):
         rate = self.meter.rate()
         values = {
             'frame rate (Hz)': rate,
+            'real time factor': self.config.real_time_factor,
+            'simulated steps': self.steps,
+            'lockstep frames sent again': self.resent,
+            'stray frame markers': self.inputs.stray_markers,
             'episode': self.episode,
             'position': f'({x:.0f}, {y:.0f})',
             'OSC packets received': self.inputs.packets,
             'OSC input': self.input_url,
         }
-        level = rate_level(rate, self.config.publish_rate, self.meter.started)
+        level = rate_level(self.meter, self.config.publish_rate)
         return level, f'episode {self.episode}, frames at {rate:.1f} Hz', values
 
     def report_callback(self) -> None:
@@ -174,12 +273,16 @@ class DoomWorld(Node):
     def reset_callback(
         self, request: Trigger.Request, response: Trigger.Response
     ) -> Trigger.Response:
-        self.new_episode('reset requested')
+        with self.game_lock:
+            self.new_episode('reset requested')
         response.success = True
         response.message = f'episode {self.episode} started'
         return response
 
     def shutdown(self) -> None:
+        self.stopping.set()
+        if self.lockstep_thread is not None:
+            self.lockstep_thread.join(timeout=5.0)
         self.server.shutdown()
         self.server.server_close()
         self.game.close()

@@ -17,7 +17,7 @@ from rclpy.node import Node
 from sensor_msgs.msg import JointState
 
 from pamiq import vrchat
-from pamiq.osc import OscSender
+from pamiq.osc import OscSender, frame_marker
 from pamiq.ros import qos, spin, topics
 from pamiq.ros.diagnostics import ERROR, OK, WARN, Diagnostics
 from pamiq.ros.parameters import declare_settings
@@ -57,6 +57,11 @@ class ActuatorConfig:
         high=0.5,
         dynamic=True,
     )
+    frame_markers: bool = setting(
+        False,
+        'After each action send /pamiq/frame <stamp> (a lockstep world steps on it; '
+        'VRChat knows no such address)',
+    )
     cmd_vel_scale: float = setting(
         1.0,
         'Factor from cmd_vel (m/s, rad/s) to VRChat axis values',
@@ -74,7 +79,7 @@ class OscActuator(Node):
         super().__init__('osc_actuator')
         self.config = declare_settings(self, ActuatorConfig, self.reconfigure)
         self.sender = sender or OscSender(self.config.osc_host, self.config.osc_port)
-        self.last_command = time.monotonic()
+        self.last_command = self.now()
         self.neutral = True  # nothing non-neutral has been sent yet
         self.rejected = 0
         self.pending_presses: list[tuple[float, str]] = []
@@ -85,7 +90,8 @@ class OscActuator(Node):
         self.cmd_vel_sub = self.create_subscription(
             Twist, topics.CMD_VEL, self.cmd_vel_callback, qos.DEFAULT
         )
-        # 20 Hz: the watchdog and delayed re-presses are checked well inside one 10 Hz period.
+        # 20 Hz of the node's clock (simulated under use_sim_time): the watchdog and delayed
+        # re-presses are checked well inside one 10 Hz period of the time the world keeps.
         self.watchdog_timer = self.create_timer(0.05, self.watchdog_callback)
         self.diagnostics = Diagnostics(self, 'osc')
         self.diagnostics.add('osc output', self.osc_check)
@@ -95,18 +101,31 @@ class OscActuator(Node):
     def reconfigure(self, config: ActuatorConfig) -> None:
         self.config = config
 
+    def now(self) -> float:
+        """Seconds of the node's clock: simulated time under use_sim_time, as the watchdog must
+        be (a lockstep world waiting for the trainer is not a silent agent)."""
+        return self.get_clock().now().nanoseconds / 1e9
+
     def action_callback(self, msg: JointState) -> None:
         if len(msg.name) != len(msg.position):
             self.reject(f'action has {len(msg.name)} names but {len(msg.position)} positions')
             return
+        if not self.config.frame_markers:
+            self.apply(dict(zip(msg.name, msg.position)))
+            return
+        # Lockstep: the inputs and then the frame's marker, in one bundle (one datagram).
+        self.sender.start_bundle()
         self.apply(dict(zip(msg.name, msg.position)))
+        stamp = msg.header.stamp
+        self.sender.send_message(*frame_marker(stamp.sec * 1_000_000_000 + stamp.nanosec))
+        self.sender.send_bundle()
 
     def cmd_vel_callback(self, msg: Twist) -> None:
         s = self.config.cmd_vel_scale
         self.apply(vrchat.twist_to_axes(msg.linear.x * s, msg.linear.y * s, msg.angular.z * s))
 
     def apply(self, command: dict[str, float]) -> None:
-        self.last_command = time.monotonic()
+        self.last_command = self.now()
         for name, raw in command.items():
             value, problem = vrchat.sanitize(name, raw, self.config.deadzone)
             if problem:
@@ -115,7 +134,7 @@ class OscActuator(Node):
                 continue
             if name in self.config.tap_buttons and value == 1 and self.sender.sent.get(name) == 1:
                 self.sender.send(name, 0)
-                self.pending_presses.append((time.monotonic() + self.config.retap_delay, name))
+                self.pending_presses.append((self.now() + self.config.retap_delay, name))
                 continue
             self.sender.send(name, value)
         self.neutral = False
@@ -127,7 +146,7 @@ class OscActuator(Node):
         )
 
     def watchdog_callback(self) -> None:
-        now = time.monotonic()
+        now = self.now()
         due = [name for when, name in self.pending_presses if when <= now]
         self.pending_presses = [(w, n) for w, n in self.pending_presses if w > now]
         for name in due:
@@ -145,7 +164,7 @@ class OscActuator(Node):
             )
 
     def osc_check(self):
-        age = time.monotonic() - self.last_command
+        age = self.now() - self.last_command
         values = {
             'destination': f'{self.sender.destination[0]}:{self.sender.destination[1]}',
             'packets sent': self.sender.packets,

@@ -73,7 +73,10 @@ class Trainer(Node):
         resumed = self.learner.load_checkpoint(self.run_dir, self.get_logger().warning)
         if resumed is not None:
             self.get_logger().info(f'resumed from {resumed} at version {self.learner.version}')
-        self.pairer = StampPairer(self.config.pairing_timeout)
+        # The node's clock: under use_sim_time a frame's parts wait in simulated seconds.
+        self.pairer = StampPairer(
+            self.config.pairing_timeout, lambda: self.get_clock().now().nanoseconds / 1e9
+        )
         self.rejected = 0
         self.stopping = threading.Event()
         self.lock = threading.Lock()
@@ -98,6 +101,7 @@ class Trainer(Node):
                 ('step', JointState, qos.STEP),
             )
         ]
+        # Polled by the wall clock; the pairer measures its timeout on the node's clock.
         self.expire_timer = self.create_timer(0.5, self.pairer.expire)
         self.active = threading.Event()
         self.active.set()

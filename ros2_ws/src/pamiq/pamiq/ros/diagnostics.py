@@ -10,6 +10,7 @@ from collections.abc import Callable
 import time
 
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
+from rclpy.clock import Clock, ClockType
 from rclpy.node import Node
 
 from pamiq.ros import topics
@@ -20,18 +21,26 @@ Check = Callable[[], tuple[bytes, str, dict[str, object]]]
 
 
 class RateMeter:
-    """Events per second over the last `window` seconds."""
+    """Events per second over the last `window` seconds, in the node's time.
 
-    def __init__(self, window: float = 5.0) -> None:
-        self.window = window
+    With a node's clock the meter follows simulated time under use_sim_time (a lockstep world's
+    10 Hz is 10 frames per simulated second, however fast the wall clock runs); without one it
+    uses the monotonic wall clock.
+    """
+
+    def __init__(self, clock: Clock | None = None, window: float = 5.0) -> None:
+        self.clock, self.window = clock, window
         self.times: deque[float] = deque()
-        self.started = time.monotonic()
+        self.started = self.now()
+
+    def now(self) -> float:
+        return self.clock.now().nanoseconds / 1e9 if self.clock else time.monotonic()
 
     def tick(self) -> None:
-        self.times.append(time.monotonic())
+        self.times.append(self.now())
 
     def rate(self) -> float:
-        now = time.monotonic()
+        now = self.now()
         while self.times and now - self.times[0] > self.window:
             self.times.popleft()
         span = min(self.window, now - self.started)
@@ -39,7 +48,10 @@ class RateMeter:
 
     def age(self) -> float:
         """Seconds since the last event (since creation if none)."""
-        return time.monotonic() - (self.times[-1] if self.times else self.started)
+        return self.now() - (self.times[-1] if self.times else self.started)
+
+    def running_for(self) -> float:
+        return self.now() - self.started
 
 
 class TransitLoss:
@@ -77,11 +89,16 @@ class TransitLoss:
         return lost / total if total else 0.0
 
 
-def rate_level(rate: float, target: float, started: float, grace: float = 5.0) -> bytes:
-    """WARN below 80 % of the target rate, once the node has had `grace` seconds to start."""
-    if time.monotonic() - started < grace:
+def rate_level(meter: RateMeter, target: float, grace: float = 5.0) -> bytes:
+    """WARN below 80 % of the target rate, once the meter has had `grace` seconds to start."""
+    if meter.running_for() < grace:
         return OK
-    return OK if rate >= 0.8 * target else WARN
+    return OK if meter.rate() >= 0.8 * target else WARN
+
+
+def steady_clock() -> Clock:
+    """A monotonic wall clock: what paces a world that runs faster than real time."""
+    return Clock(clock_type=ClockType.STEADY_TIME)
 
 
 class Diagnostics:
@@ -89,6 +106,8 @@ class Diagnostics:
         self.node, self.hardware_id = node, hardware_id
         self.checks: list[tuple[str, Check]] = []
         self.pub = node.create_publisher(DiagnosticArray, topics.DIAGNOSTICS, 10)
+        # On the node's clock: under use_sim_time once per simulated second, like the rates
+        # inside. (A steady-clock timer beside sim-time ones made lockstep slower, measured.)
         self.timer = node.create_timer(period, self.publish)
 
     def add(self, name: str, check: Check) -> None:

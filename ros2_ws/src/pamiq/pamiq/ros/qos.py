@@ -25,4 +25,6 @@ WEIGHTS = QoSProfile(
     reliability=ReliabilityPolicy.RELIABLE,
     durability=DurabilityPolicy.TRANSIENT_LOCAL,
 )
+# /clock as ROS time sources read it (rclpy's TimeSource subscribes best effort, depth 1).
+CLOCK = QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE)
 DEFAULT = 10

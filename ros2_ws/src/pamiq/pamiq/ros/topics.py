@@ -14,6 +14,7 @@ CMD_VEL = 'cmd_vel'
 WEIGHTS = 'trainer/weights'
 POSE = 'world/pose'
 DIAGNOSTICS = '/diagnostics'
+CLOCK = '/clock'  # simulated time, from a lockstep or faster-than-real-time world
 
 AGENT_SET_ACTIVE = 'agent/set_active'
 TRAINER_SET_ACTIVE = 'trainer/set_active'

@@ -122,7 +122,12 @@ def up(launch_args: list[str], supervise: bool, quiet: bool = False) -> int:
     if not quiet:
         from pamiq.tools.status import StatusLine
 
-        status = StatusLine(args.namespace, args.run_dir, lambda line: print(line, flush=True))
+        status = StatusLine(
+            args.namespace,
+            args.run_dir,
+            lambda line: print(line, flush=True),
+            sim_time=args.simulated,
+        )
     try:
         return Supervisor(args, graph(args)).run()
     finally:

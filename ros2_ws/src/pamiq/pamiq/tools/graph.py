@@ -34,6 +34,11 @@ LAUNCH_ARGUMENTS: dict[str, tuple[str, str]] = {
     'params_file': ('', 'Parameter YAML; empty: the installed config/pamiq.yaml'),
     'run_dir': ('', 'Directory for logs, checkpoints and bags; empty: a new runs/<date-time>'),
     'record': ('false', 'true: record the session as rosbag2 bags in run_dir/bags'),
+    'real_time_factor': (
+        '',
+        'world:=doom: 1 real time; above 1 faster; 0 lockstep (/clock, use_sim_time for all); '
+        "empty: the params file's",
+    ),
 }
 
 
@@ -54,6 +59,7 @@ class BringupArgs:
     params_file: str
     run_dir: str
     record: str
+    real_time_factor: str
 
     @classmethod
     def from_strings(cls, values: dict[str, str]) -> BringupArgs:
@@ -87,7 +93,25 @@ class BringupArgs:
         if not os.path.isfile(merged['params_file']):
             raise BringupError(f'params_file:={merged["params_file"]} does not exist')
         merged['run_dir'] = os.path.abspath(merged['run_dir'] or default_run_dir())
+        factor = merged['real_time_factor'] or str(
+            world_parameter(merged['params_file'], 'real_time_factor', 1.0)
+        )
+        try:
+            if not 0.0 <= float(factor) <= 1000.0:
+                raise ValueError
+        except ValueError:
+            raise BringupError(
+                f'real_time_factor:={factor} is not a number in [0, 1000]'
+            ) from None
+        if float(factor) != 1.0 and merged['world'] != 'doom':
+            raise BringupError('real_time_factor is for world:=doom (VRChat runs in real time)')
+        merged['real_time_factor'] = factor
         return cls(**merged)
+
+    @property
+    def simulated(self) -> bool:
+        """Simulated time: the world publishes /clock and every node uses it."""
+        return float(self.real_time_factor) != 1.0
 
     def as_strings(self) -> dict[str, str]:
         return {f.name: getattr(self, f.name) for f in fields(self)}
@@ -122,7 +146,12 @@ def graph(args: BringupArgs) -> list[NodeSpec]:
     nodes = []
     if args.world == 'doom':
         # The world listens where the actuator sends: the same host/port arguments.
-        nodes.append(NodeSpec('doom_world_node', 'world', dict(osc)))
+        world = dict(osc)
+        if args.simulated:
+            world['real_time_factor'] = float(args.real_time_factor)
+            if float(args.real_time_factor) == 0.0:
+                osc['frame_markers'] = True  # the actuator tells the world an action is sent
+        nodes.append(NodeSpec('doom_world_node', 'world', world))
     else:
         nodes.append(
             NodeSpec('camera_node', 'camera', {'camera': args.camera} if args.camera else {})
@@ -135,7 +164,20 @@ def graph(args: BringupArgs) -> list[NodeSpec]:
         nodes.append(NodeSpec('trainer_node', 'trainer', {'run_dir': args.run_dir}, respawn=True))
     if args.record == 'true':
         nodes.append(NodeSpec('recorder_node', 'recorder', {'run_dir': args.run_dir}))
+    if args.simulated:
+        for spec in nodes:
+            spec.parameters['use_sim_time'] = True
     return nodes
+
+
+def world_parameter(params_file: str, name: str, default: object) -> object:
+    """A world parameter as the params file sets it (its default when it does not)."""
+    with open(params_file) as stream:
+        params = yaml.safe_load(stream) or {}
+    for key, section in params.items():
+        if key.rstrip('/').endswith('world') and isinstance(section, dict):
+            return section.get('ros__parameters', {}).get(name, default)
+    return default
 
 
 def node_command(executable: str, name: str, namespace: str, params_files: list[str]) -> list[str]:

@@ -11,6 +11,7 @@ import rclpy
 from rclpy.context import Context
 from rclpy.executors import SingleThreadedExecutor
 from rclpy.node import Node
+from rclpy.parameter import Parameter
 from rclpy.signals import SignalHandlerOptions
 from std_msgs.msg import Float32
 
@@ -25,13 +26,24 @@ SHORT = dict(zip(MODEL_LOSSES, ('id', 'vae', 'fd', 'ppo')))
 
 class StatusLine:
     def __init__(
-        self, namespace: str, run_dir: str, say: Callable[[str], None], period: float = 5.0
+        self,
+        namespace: str,
+        run_dir: str,
+        say: Callable[[str], None],
+        period: float = 5.0,
+        sim_time: bool = False,
     ) -> None:
         self.run_dir, self.say = run_dir, say
         self.context = Context()
         # Ctrl-C belongs to the supervisor: rclpy must not install its own signal handlers.
         rclpy.init(args=[], context=self.context, signal_handler_options=SignalHandlerOptions.NO)
-        self.node = Node('pamiq_status', namespace=namespace, context=self.context)
+        # Under simulated time the line comes every `period` simulated seconds, like the nodes'.
+        self.node = Node(
+            'pamiq_status',
+            namespace=namespace,
+            context=self.context,
+            parameter_overrides=[Parameter('use_sim_time', value=sim_time)],
+        )
         self.diagnostics = DiagnosticsCollector(self.node)
         self.rewards: deque[float] = deque(maxlen=50)
         self.losses: dict[str, float] = {}
