@@ -157,7 +157,8 @@ class OscActuator(Node):
             )
             self.send_all(vrchat.NEUTRAL_VALUES)
             self.neutral = True
-        if self.sender.errors and now - self.sender.last_error_time < 1.0:
+        # Send errors are wall-clock events (the socket fails in wall time, whatever the clock).
+        if self.sender.errors and time.monotonic() - self.sender.last_error_time < 1.0:
             self.get_logger().error(
                 f'OSC send failed {self.sender.errors} times: {self.sender.last_error}',
                 throttle_duration_sec=5.0,
