@@ -172,6 +172,17 @@ def fast_params(tmp_path) -> str:
     return str(path)
 
 
+def fast_curiosity_graph(tmp_path, *extra: str) -> PamiqUp:
+    """`pamiq up` of the Doom graph with the curiosity agent and a trainer of short rounds."""
+    return PamiqUp(
+        'world:=doom',
+        f'osc_port:={free_udp_port()}',
+        f'run_dir:={tmp_path / "run"}',
+        f'params_file:={fast_params(tmp_path)}',
+        *extra,
+    )
+
+
 def test_curiosity_graph_learns_while_acting_and_survives_a_trainer_kill(probe, tmp_path):
     port = free_udp_port()
     run_dir = tmp_path / 'run'

@@ -15,7 +15,7 @@ from rcl_interfaces.srv import SetParameters
 from rosgraph import NodeProcess, OscRecorder, free_udp_port, statuses, wait_until
 from sensor_msgs.msg import JointState
 from std_srvs.srv import SetBool, Trigger
-from test_bringup import PamiqUp, fast_params, random_vrchat_graph
+from test_bringup import PamiqUp, fast_curiosity_graph, fast_params, random_vrchat_graph
 from videos import write_video
 
 
@@ -129,12 +129,7 @@ def levels(probe, prefix: str) -> list[tuple[bytes, str]]:
 
 def test_healthy_graph_is_all_ok_in_diagnostics(probe, tmp_path):
     probe.record(DiagnosticArray, '/diagnostics', 10)
-    up = PamiqUp(
-        'world:=doom',
-        f'osc_port:={free_udp_port()}',
-        f'run_dir:={tmp_path / "run"}',
-        f'params_file:={fast_params(tmp_path)}',
-    )
+    up = fast_curiosity_graph(tmp_path)
     try:
         time.sleep(12.0)  # past every node's start-up grace
         probe.clear('/diagnostics')

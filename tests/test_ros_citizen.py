@@ -34,7 +34,7 @@ from rosgraph import (
     without_dds_settings,
 )
 from sensor_msgs.msg import Image, JointState
-from test_bringup import PamiqUp, fast_params, random_vrchat_graph
+from test_bringup import fast_curiosity_graph, fast_params, random_vrchat_graph
 from videos import write_video
 
 RELIABLE = QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE)
@@ -85,12 +85,7 @@ def test_respawn_happens_only_after_an_abnormal_exit():
 
 
 def test_a_trainer_stopped_cleanly_is_not_respawned_and_the_graph_stops(tmp_path):
-    up = PamiqUp(
-        'world:=doom',
-        f'osc_port:={free_udp_port()}',
-        f'run_dir:={tmp_path / "run"}',
-        f'params_file:={fast_params(tmp_path)}',
-    )
+    up = fast_curiosity_graph(tmp_path)
     try:
         assert wait_until(lambda: 'started trainer (pid' in up.output(), 30.0), up.output()
         assert wait_until(lambda: 'training inverse_dynamics' in up.output(), 60.0), up.output()
@@ -146,13 +141,7 @@ def readme_topics() -> set[str]:
 
 
 def test_the_readme_topic_table_lists_what_the_running_graph_publishes(probe, tmp_path):
-    up = PamiqUp(
-        'world:=doom',
-        f'osc_port:={free_udp_port()}',
-        f'run_dir:={tmp_path / "run"}',
-        f'params_file:={fast_params(tmp_path)}',
-        'record:=true',
-    )
+    up = fast_curiosity_graph(tmp_path, 'record:=true')
     try:
         probe.record(JointState, topics.STEP, qos.STEP)
         assert wait_until(lambda: max(versions_acted(probe), default=0) >= 1, 120.0), up.output()

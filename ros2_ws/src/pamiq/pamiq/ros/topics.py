@@ -3,8 +3,6 @@ docs/architecture.md), and the one way a full name is matched against a relative
 
 from __future__ import annotations
 
-from pamiq.vocabulary import round_metrics
-
 IMAGE = 'camera/image_raw'
 OBSERVATION = 'agent/observation'
 ACTION = 'action'
@@ -25,11 +23,6 @@ WORLD_RESET = 'world/reset'
 def trainer_metric(name: str) -> str:
     """The topic of one value a training round reports, e.g. 'trainer/ppo/approx_kl'."""
     return f'trainer/{name}'
-
-
-def trainer_metrics(encoder: str) -> tuple[str, ...]:
-    """Every topic the trainer publishes a round's values on (all created at start-up)."""
-    return tuple(trainer_metric(name) for name in round_metrics(encoder))
 
 
 def matches(topic: str, name: str) -> bool:
