@@ -6,14 +6,22 @@ supervisor, so the two ways to start pamiq cannot drift apart.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field, fields, replace
 import os
 import sys
 
 import yaml
 
+from pamiq import run_dir as layout
 from pamiq.executables import EXECUTABLES
 from pamiq.ros.share import config_file
+from pamiq.ros.transport import (
+    NETWORKS,
+    NetworkPlan,
+    Transport,
+    TransportError,
+    parse_transport,
+)
 from pamiq.run_dir import default_run_dir
 from pamiq.vocabulary import POLICIES, WORLDS
 
@@ -39,6 +47,27 @@ LAUNCH_ARGUMENTS: dict[str, tuple[str, str]] = {
         'world:=doom: 1 real time; above 1 faster; 0 lockstep (/clock, use_sim_time for all); '
         "empty: the params file's",
     ),
+    'network': (
+        NETWORKS[0],
+        "'loopback': DDS stays on this host; 'lan': UDP on this host's interfaces, for several "
+        'hosts (discovery:= and secure:=true choose it themselves)',
+    ),
+    'discovery': (
+        '',
+        "'server' or 'server:<port>': run a Fast DDS discovery server here, every node its "
+        "client; '<host>[:<port>]': use the one there (no multicast needed); empty: multicast",
+    ),
+    'secure': (
+        'false',
+        'true: TCP + TLS across hosts, both sides verified against the CA of certs:= '
+        '(needs discovery:=)',
+    ),
+    'certs': ('', "secure:=true: this host's folder made by `pamiq certs`"),
+    'weights_mbit': (
+        '',
+        'across hosts: send trainer/weights at most this many Mbit/s (below the slowest '
+        'link they cross); empty: as fast as the network takes them',
+    ),
 }
 
 
@@ -60,6 +89,11 @@ class BringupArgs:
     run_dir: str
     record: str
     real_time_factor: str
+    network: str
+    discovery: str
+    secure: str
+    certs: str
+    weights_mbit: str
 
     @classmethod
     def from_strings(cls, values: dict[str, str]) -> BringupArgs:
@@ -106,7 +140,23 @@ class BringupArgs:
         if float(factor) != 1.0 and merged['world'] != 'doom':
             raise BringupError('real_time_factor is for world:=doom (VRChat runs in real time)')
         merged['real_time_factor'] = factor
-        return cls(**merged)
+        merged['secure'] = merged['secure'].lower()
+        if merged['certs']:
+            merged['certs'] = os.path.abspath(merged['certs'])
+        args = cls(**merged)
+        # Refuse bad transport arguments now; discovery:= and secure:= choose the network.
+        transport = args.transport(network_given=bool(values.get('network')))
+        return replace(args, network=transport.network)
+
+    def transport(self, network_given: bool = True) -> Transport:
+        """The DDS transport these arguments choose (pamiq.ros.transport)."""
+        try:
+            return parse_transport(
+                self.network, self.discovery, self.secure, self.certs, self.weights_mbit,
+                network_given,
+            )  # fmt: skip
+        except TransportError as error:
+            raise BringupError(str(error)) from None
 
     @property
     def simulated(self) -> bool:
@@ -205,3 +255,13 @@ def write_parameters(path: str, namespace: str, name: str, parameters: dict[str,
 def default_params_file() -> str:
     """config/pamiq.yaml as installed (share/pamiq/config), else next to the source tree."""
     return config_file('pamiq.yaml')
+
+
+def network_plan(args: BringupArgs, specs: list[NodeSpec]) -> NetworkPlan | None:
+    """The profiles and environments of a transport across hosts (written into
+    run_dir/dds); None for this host only."""
+    transport = args.transport()
+    if transport.network == 'loopback':
+        return None
+    directory = os.path.join(args.run_dir, layout.DDS)
+    return NetworkPlan(transport, directory, [spec.name for spec in specs], args.namespace)
