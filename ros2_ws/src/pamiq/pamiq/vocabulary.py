@@ -49,7 +49,11 @@ MODEL_LOSSES = tuple(f'{e}/loss' for e in ENCODERS) + ('forward_dynamics/loss', 
 
 
 def round_metrics(encoder: str) -> tuple[str, ...]:
-    """Every value one training round reports, each published on trainer/<name>."""
+    """Every value one training round reports, each published on trainer/<name>.
+
+    'update/actors' and 'update/samples' say what the round's PPO update held: how many actors'
+    rollouts, how many steps in all.
+    """
     if encoder not in ENCODERS:
         raise ValueError(f'encoder must be one of {ENCODERS}, got {encoder!r}')
     return (
@@ -58,4 +62,6 @@ def round_metrics(encoder: str) -> tuple[str, ...]:
         *(f'ppo/{name}' for name in PPO_STATS),
         'ppo/policy_lag',
         'reward/mean',
+        'update/actors',
+        'update/samples',
     )
