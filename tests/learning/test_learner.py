@@ -53,7 +53,8 @@ def test_consecutive_steps_make_transitions_and_one_rollout(maze):
     np.testing.assert_array_equal(learner.buffer.previous_actions[0], np.zeros(3))
     np.testing.assert_array_equal(learner.buffer.previous_actions[1], actions[0])
     np.testing.assert_array_equal(learner.buffer.next_observations[0], observations[1])
-    assert len(learner.streams[''].pending[0]) == 17  # 16 acted steps + the one after (r_T and V(o_T))
+    # 16 acted steps + the one after (r_T and V(o_T))
+    assert len(learner.streams[''].pending[0]) == 17
 
 
 def test_a_gap_in_step_indices_restarts_the_sequence(maze):
@@ -229,9 +230,7 @@ def test_actors_keep_their_own_sequences_and_one_update_holds_both(maze):
     assert learner.ready(['actor0', 'actor1'])
     assert not Learner(small_config()).ready(['actor0'])
     steps_taken = []
-    learner.optimizers['forward_dynamics'].register_step_pre_hook(
-        lambda *_: steps_taken.append(1)
-    )
+    learner.optimizers['forward_dynamics'].register_step_pre_hook(lambda *_: steps_taken.append(1))
     metrics = learner.train_round()
     assert metrics['update/actors'] == 2 and metrics['update/samples'] == 32
     assert len(steps_taken) == 2 * learner.config.dynamics_batches  # per rollout
@@ -275,9 +274,7 @@ def test_the_frozen_encoder_embeds_each_transition_once(maze):
     cached = np.flatnonzero(learner.buffer.embedded[: len(learner.buffer)])
     assert len(cached) == len(learner.buffer)
     with torch.no_grad():
-        fresh = embed(
-            observations_to_tensor(learner.buffer.observations[cached])
-        )
+        fresh = embed(observations_to_tensor(learner.buffer.observations[cached]))
     np.testing.assert_allclose(learner.buffer.embeddings[cached], fresh.numpy(), atol=1e-5)
 
 

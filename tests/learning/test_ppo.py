@@ -189,9 +189,7 @@ def test_gradients_are_clipped_to_max_grad_norm():
     config = dataclasses.replace(
         PPOConfig(), max_grad_norm=0.01, update_epochs=1, num_minibatches=2
     )
-    stats = ppo_update(
-        policy, optimizer, [make_rollout(policy, 16, torch.randn(16) * 10)], config
-    )
+    stats = ppo_update(policy, optimizer, [make_rollout(policy, 16, torch.randn(16) * 10)], config)
     assert len(norms) == 2  # 16 steps in 2 minibatches
     assert max(norms) <= 0.01 * (1 + 1e-4)
     assert stats['grad_norm'] > 0.01  # the unclipped norm: clipping really acted

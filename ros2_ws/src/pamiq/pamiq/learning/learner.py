@@ -270,18 +270,14 @@ class Learner:
                 return False
             if actors is None:
                 return True
-            return all(name in waiting for name in actors) or sum(waiting.values()) >= len(
-                actors
-            )
+            return all(name in waiting for name in actors) or sum(waiting.values()) >= len(actors)
 
     def train_round(self, should_stop=lambda: False) -> dict[str, float]:
         """One round on every waiting rollout: encoder, forward dynamics, PPO; returns the
         losses and what the update held."""
         with self.lock:
             rollouts = [
-                (name, steps)
-                for name, stream in self.streams.items()
-                for steps in stream.pending
+                (name, steps) for name, stream in self.streams.items() for steps in stream.pending
             ]
             for stream in self.streams.values():
                 stream.pending.clear()
