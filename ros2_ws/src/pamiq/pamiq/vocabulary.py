@@ -10,6 +10,8 @@ from __future__ import annotations
 POLICIES = ('curiosity', 'random')
 # Where the agent lives (`world:=` at launch); first = default.
 WORLDS = ('doom', 'vrchat')
+# What a host runs (`role:=` at launch): everything, the trainer only, or actors only.
+ROLES = ('all', 'trainer', 'actor')
 # What trains the embedding (agent and trainer must agree); first = default.
 ENCODERS = ('inverse_dynamics', 'vae')
 # 'continuous': 3 VRChat axes; 'discrete': the original's (3, 3, 3, 2, 2) buttons. First = default.

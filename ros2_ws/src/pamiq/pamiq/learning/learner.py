@@ -441,19 +441,21 @@ class Learner:
 
     def pretrain(
         self,
-        steps: list[Step],
+        steps: dict[str, list[Step]],
         epochs: float,
         say: Callable[[str], None] = print,
         should_stop: Callable[[], bool] = lambda: False,
     ) -> dict[str, float]:
-        """Train the encoder, then the forward model, for `epochs` passes over recorded steps.
+        """Train the encoder, then the forward model, for `epochs` passes over recorded steps
+        (each actor's in step order).
 
         PPO is left to live acting: its data must come from the policy being improved, so the
         recorded sequence is forgotten afterwards. Returns the forward-dynamics loss on a fixed
         sample before and after, so the caller can see (and tests can check) that it fell.
         """
-        for step in steps:
-            self.add(step)
+        for actor, actor_steps in steps.items():
+            for step in actor_steps:
+                self.add(step, actor)
         self.reset_sequence()
         transitions = len(self.buffer)
         if transitions < 2:
