@@ -7,8 +7,10 @@ New weights from `trainer/weights` are validated off the acting path and swapped
 steps. The random and the curiosity policy are driven the same way (pamiq.learning.policy).
 
 With `max_steps_per_version` (set by `pamiq up` in lockstep) the agent holds its action once it
-has acted that many steps with one weights version, until newer weights arrive: a lockstep world
-waits for the action, so the world never runs more than that far ahead of the trainer.
+has acted that many steps since the newest weights arrived, until the next ones arrive: a
+lockstep world waits for the action, so the world never runs more than that far ahead of the
+trainer. (The trainer publishes its weights after every round, and again whenever it starts
+listening to an actor, so steps it could not have received are never owed to it.)
 """
 
 from __future__ import annotations
@@ -107,8 +109,7 @@ class Agent(Node):
         self.acted = RateMeter(self.get_clock())
         self.transit = TransitLoss()
         self.latencies: deque[float] = deque(maxlen=100)  # ms of the last 100 steps
-        self.counted_version = self.policy.version
-        self.steps_with_version = 0
+        self.steps_with_version = 0  # since the newest weights arrived
         self.held: Image | None = None  # the frame whose action waits for new weights
         self.held_since = 0.0
         self.trainer_waits = 0
@@ -169,12 +170,7 @@ class Agent(Node):
     def waiting_for_trainer(self) -> bool:
         """Whether this frame's action must wait for newer weights (see the module doc)."""
         limit = self.config.max_steps_per_version
-        if (
-            not limit
-            or self.gave_up_waiting
-            or self.steps_with_version < limit
-            or self.policy.version != self.counted_version  # newer weights: act
-        ):
+        if not limit or self.gave_up_waiting or self.steps_with_version < limit:
             return False
         now = time.monotonic()
         if self.held is None:
@@ -197,8 +193,12 @@ class Agent(Node):
             self.held = None
 
     def weights_arrived_callback(self) -> None:
+        # Counted from the newest weights: a new version, or a trainer that (re)started
+        # listening to this actor and published its weights again.
+        self.steps_with_version = 0
+        self.gave_up_waiting = False
         held = self.held
-        if held is None or self.waiting_for_trainer():
+        if held is None:
             return
         self.end_wait()
         self.act(held, time.perf_counter())
@@ -229,9 +229,6 @@ class Agent(Node):
             )
         )
         self.reward_pub.publish(Float32(data=result.reward))
-        if result.version != self.counted_version:
-            self.counted_version, self.steps_with_version = result.version, 0
-            self.gave_up_waiting = False
         self.steps_with_version += 1
         self.steps += 1
         self.acted.tick()

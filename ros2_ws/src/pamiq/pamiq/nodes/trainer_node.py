@@ -83,6 +83,7 @@ class Trainer(Node):
         self.lock = threading.Lock()
 
         self.weights_pub = self.create_publisher(UInt8MultiArray, topics.WEIGHTS, qos.WEIGHTS)
+        self.weights: UInt8MultiArray | None = None  # the newest published
         # Every metric's publisher exists from the start, so a plot opened before the first
         # round is already connected when the values come.
         self.metric_pubs = {
@@ -149,6 +150,10 @@ class Trainer(Node):
             f'actor {actor} joined: learning from {len(self.discovery.active)} '
             f'actor(s) ({", ".join(self.discovery.actors())})'
         )
+        # Its agent counts the steps it may act ahead of us from the newest weights it got:
+        # from now on, when we hear it (a lockstep agent waits for weights after that many).
+        if self.weights is not None:  # the last round's (the models may be mid-round now)
+            self.weights_pub.publish(self.weights)
 
     def actor_left(self, actor: str) -> None:
         remaining = self.discovery.actors()
@@ -217,6 +222,7 @@ class Trainer(Node):
         blob = pack_weights(self.learner.models, self.learner.version)
         msg = UInt8MultiArray()
         msg.data = array.array('B', blob)  # the array fast path: no per-byte Python checks
+        self.weights = msg
         self.weights_pub.publish(msg)
 
     def set_active_callback(
@@ -266,14 +272,13 @@ class Trainer(Node):
             return ERROR, self.last_error, values
         if not self.active.is_set():
             return OK, 'paused (trainer/set_active)', values
-        if learner.skipped:
-            return WARN, f'trainer behind: {learner.skipped} rollouts skipped', values
+        problems = []
         if departed:
-            return (
-                WARN,
-                f'actor(s) left: {", ".join(departed)}; learning from {len(actors)}',
-                values,
-            )
+            problems.append(f'actor(s) left: {", ".join(departed)}')
+        if learner.skipped:
+            problems.append(f'trainer behind: {learner.skipped} rollouts skipped')
+        if problems:
+            return WARN, '; '.join(problems) + f'; learning from {len(actors)}', values
         if not actors:
             return OK, f'version {learner.version}: waiting for an actor', values
         return (

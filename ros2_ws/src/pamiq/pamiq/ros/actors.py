@@ -44,7 +44,6 @@ class ActorDiscovery:
         self.departed: set[str] = set()
         # Wall time: an actor in lockstep is no less present while its world waits.
         self.timer = node.create_timer(period, self.scan, clock=steady_clock())
-        self.scan()
 
     def scan(self) -> None:
         present = set()
