@@ -39,8 +39,9 @@ def node_action(spec, args, env):
         package='pamiq',
         executable=spec.executable,
         name=spec.name,
-        namespace=args.namespace,
+        namespace=spec.full_namespace(args.namespace),
         parameters=[args.params_file, spec.parameters],
+        remappings=list(spec.remappings),
         output='screen',
         additional_env=env,
         # Let the actuator send its reset before launch escalates to SIGTERM.
@@ -95,7 +96,7 @@ def launch_nodes(context):
     return environment + [
         action
         for spec in specs
-        for action in node_action(spec, args, plan.profile_environment(spec.name))
+        for action in node_action(spec, args, plan.profile_environment(spec.label))
     ]
 
 

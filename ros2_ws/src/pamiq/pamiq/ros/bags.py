@@ -29,17 +29,21 @@ from pamiq.vocabulary import MODEL_LOSSES
 
 TYPESTORE = get_typestore(Stores.ROS2_JAZZY)
 
-# What a session records (relative to the namespace) and the message type of each; the
-# recorder adds camera/image_raw (sensor_msgs/msg/Image) when asked to.
-SESSION_TOPICS: dict[str, str] = {
+# What a session records of each actor (relative to the actor's namespace) and of the trainer
+# (relative to the graph's), with the message type of each; the recorder adds camera/image_raw
+# (sensor_msgs/msg/Image) when asked to.
+ACTOR_TOPICS: dict[str, str] = {
     topics.OBSERVATION: 'sensor_msgs/msg/Image',
     topics.ACTION: 'sensor_msgs/msg/JointState',
     topics.STEP: 'sensor_msgs/msg/JointState',
     topics.REWARD: 'std_msgs/msg/Float32',
     topics.POSE: 'geometry_msgs/msg/PoseStamped',
     topics.CMD_VEL: 'geometry_msgs/msg/Twist',
-    **{topics.trainer_metric(loss): 'std_msgs/msg/Float32' for loss in MODEL_LOSSES},
 }
+TRAINER_TOPICS: dict[str, str] = {
+    topics.trainer_metric(loss): 'std_msgs/msg/Float32' for loss in MODEL_LOSSES
+}
+SESSION_TOPICS: dict[str, str] = {**ACTOR_TOPICS, **TRAINER_TOPICS}
 STORAGES = {'mcap': StoragePlugin.MCAP, 'sqlite3': StoragePlugin.SQLITE3}
 
 _NO_TIME = QosTime(sec=0, nsec=0)
@@ -62,7 +66,11 @@ def offered_qos(image: bool) -> Qos:
 
 
 class SplitWriter:
-    """Writes one session as numbered splits, each closed at `max_bytes` or `max_seconds`."""
+    """Writes one session as numbered splits, each closed at `max_bytes` or `max_seconds`.
+
+    `topics` may grow while the session runs (an actor joins): a topic gets its connection in
+    the open split when its first message comes, and one in every split after.
+    """
 
     def __init__(
         self,
@@ -93,17 +101,20 @@ class SplitWriter:
         self.path = os.path.join(self.directory, f'split_{self.index:04d}')
         self.writer = Writer(self.path, version=9, storage_plugin=STORAGES[self.storage])
         self.writer.open()
-        self.connections = {
-            topic: self.writer.add_connection(
-                topic,
-                msgtype,
-                typestore=TYPESTORE,
-                offered_qos_profiles=[offered_qos(topics.matches(topic, topics.IMAGE))],
-            )
-            for topic, msgtype in self.topics.items()
-        }
+        self.connections = {}
+        for topic in list(self.topics):
+            self.connect(topic)
         self.bytes = 0
         self.first_stamp = 0
+
+    def connect(self, topic: str) -> object:
+        self.connections[topic] = self.writer.add_connection(
+            topic,
+            self.topics[topic],
+            typestore=TYPESTORE,
+            offered_qos_profiles=[offered_qos(topics.matches(topic, topics.IMAGE))],
+        )
+        return self.connections[topic]
 
     def write(self, topic: str, stamp_ns: int, data: bytes) -> None:
         if self.writer is None:
@@ -115,7 +126,8 @@ class SplitWriter:
             self.open_split()
         if not self.first_stamp:
             self.first_stamp = stamp_ns
-        self.writer.write(self.connections[topic], stamp_ns, data)
+        connection = self.connections.get(topic) or self.connect(topic)
+        self.writer.write(connection, stamp_ns, data)
         self.bytes += len(data)
         self.messages += 1
 

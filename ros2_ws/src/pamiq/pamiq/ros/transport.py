@@ -217,8 +217,9 @@ class NetworkPlan:
     `directory` (profiles, OpenSSL configuration, the ROS tools' environment) and each
     process's environment.
 
-    `processes`: the names of the nodes this host starts; with `secure` on the server's host
-    each gets its own profile, since each needs a listening port of its own.
+    `processes`: the nodes this host starts, by label ('trainer', 'actor1/world'); with
+    `secure` on the server's host each gets its own profile, since each needs a listening port
+    of its own.
     """
 
     def __init__(
@@ -263,7 +264,8 @@ class NetworkPlan:
     def profile_name(self, name: str) -> str:
         """One profile for every process of the host, unless each listens on its own port;
         the tools' differs (a super client)."""
-        return f'{name}.xml' if self.listens or name == TOOLS_PROCESS else 'node.xml'
+        own = name.replace('/', '_')  # a node's label: 'trainer', 'actor1/world'
+        return f'{own}.xml' if self.listens or name == TOOLS_PROCESS else 'node.xml'
 
     def write_node_profiles(self) -> dict[str, str]:
         paths: dict[str, str] = {}

@@ -129,7 +129,7 @@ def up(launch_args: list[str], supervise: bool, quiet: bool = False) -> int:
             args.namespace,
             args.run_dir,
             lambda line: print(line, flush=True),
-            sim_time=args.simulated,
+            sim_time=args.shared_clock,
         )
     try:
         return Supervisor(args, specs, plan=plan).run()

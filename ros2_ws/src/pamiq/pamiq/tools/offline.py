@@ -17,24 +17,28 @@ from pamiq.ros.bags import deserialize, read_messages
 from pamiq.ros.messages import STEP_PARTS, stamp_ns, step_part
 
 
-def load_steps(paths: list[str], action_space: str) -> tuple[list[Step], int]:
-    """Steps recorded in the bags, in step order, and the number of incomplete frames."""
-    pairer = StampPairer()
-    steps: list[Step] = []
+def load_steps(paths: list[str], action_space: str) -> tuple[dict[str, list[Step]], int]:
+    """Each actor's recorded steps, in step order, and the number of incomplete frames."""
+    pairers: dict[str, StampPairer] = {}
+    steps: dict[str, list[Step]] = {}
     for message in read_messages(paths):
         part = next((p for p, t in STEP_PARTS.items() if topics.matches(message.topic, t)), None)
         if part is None:
             continue
+        actor = topics.actor_of(message.topic, STEP_PARTS[part])
         msg = deserialize(message)
         try:
             value = step_part(part, msg, action_space)
         except ValueError:
             continue  # a malformed message leaves its frame incomplete
-        entry = pairer.add(stamp_ns(msg), part, value)
+        entry = pairers.setdefault(actor, StampPairer()).add(stamp_ns(msg), part, value)
         if entry is not None:
-            steps.append(Step.from_fields(entry['step'], entry['observation'], entry['action']))
-    steps.sort(key=lambda s: s.index)
-    return steps, pairer.incomplete()
+            steps.setdefault(actor, []).append(
+                Step.from_fields(entry['step'], entry['observation'], entry['action'])
+            )
+    for actor_steps in steps.values():
+        actor_steps.sort(key=lambda s: s.index)
+    return steps, sum(p.incomplete() for p in pairers.values())
 
 
 def train_from_bags(
@@ -48,9 +52,12 @@ def train_from_bags(
     """Pretrain on the bags' steps, continuing from run_dir's newest checkpoint if any; writes
     a checkpoint there and returns its path."""
     steps, incomplete = load_steps(paths, config.action_space)
-    say(f'{len(steps)} recorded steps ({incomplete} incomplete frames skipped)')
+    total = sum(len(s) for s in steps.values())
+    say(
+        f'{total} recorded steps of {len(steps)} actor(s) ({incomplete} incomplete frames skipped)'
+    )
     config = LearnerConfig(
-        **{**vars(config), 'dynamics_buffer_size': max(config.dynamics_buffer_size, len(steps))}
+        **{**vars(config), 'dynamics_buffer_size': max(config.dynamics_buffer_size, total)}
     )
     learner = Learner(config, seed)
     resumed = learner.load_checkpoint(run_dir, say)
