@@ -5,8 +5,7 @@ otherwise). A "trainer" publishes a 29 MB weights blob on trainer/weights and an
 publishes agent/step at 10 Hz (tests/transport_peer.py, pamiq's QoS), each with the environment
 `pamiq up` gives its own processes on that host (pamiq.ros.transport.NetworkPlan). To run the
 real graph instead, start `pamiq up role:=trainer ...` / `role:=actor ...` with `Host.run`
-(it makes that environment itself) and watch it with a peer, as the last test does with
-`pamiq up` of one host.
+(it makes that environment itself) and watch it with a peer, as the last test does.
 """
 
 from __future__ import annotations
@@ -26,7 +25,9 @@ from pamiq.ros.transport import (
     NetworkPlan,
     parse_transport,
 )
+from pamiq.tools.graph import default_params_file
 from rosgraph import NAMESPACE, free_udp_port, wait_until
+import yaml
 
 PEER = os.path.join(REPO, 'tests', 'transport_peer.py')
 BLOB_MB = 29.0  # the weights blob's size
@@ -214,26 +215,64 @@ def test_weights_cross_a_20_mbit_link_while_the_actor_keeps_10_hz(tmp_path):
               f'{lab.dropped("trainer")} packets dropped by the shaper')  # fmt: skip
 
 
-def test_pamiq_up_runs_the_secure_discovery_server_and_its_nodes_reach_another_host(tmp_path):
-    hub_certs, other_certs = make_certs(str(tmp_path / 'certs'), ['hub', 'other'])
-    with Lab.open(tmp_path, ['hub', 'other']) as lab:
+def sourced(script: str) -> dict[str, str | None]:
+    """The environment changes of a `ros2_tools.env` file (export NAME=value / unset NAME)."""
+    changes: dict[str, str | None] = {}
+    with open(script) as stream:
+        for line in stream:
+            words = line.split()
+            if words[:1] == ['export']:
+                name, _, value = words[1].partition('=')
+                changes[name] = value
+            elif words[:1] == ['unset']:
+                changes[words[1]] = None
+    return changes
+
+
+def quick_rounds(tmp_path) -> str:
+    """The shipped parameters with a trainer whose first round comes after 16 steps."""
+    with open(default_params_file()) as stream:
+        params = yaml.safe_load(stream)
+    params['/**/trainer']['ros__parameters'].update(
+        rollout_length=16, encoder_batches=2, dynamics_batches=2, min_buffer_size=8
+    )
+    path = tmp_path / 'quick.yaml'
+    path.write_text(yaml.safe_dump(params))
+    return str(path)
+
+
+def test_pamiq_up_trainer_and_actor_on_two_hosts_over_tls(tmp_path):
+    """role:=trainer on a host that runs the discovery server, role:=actor on another that
+    only connects out, over TCP + TLS with multicast off: the actor's agent acts with the
+    trainer's weights (which needs its steps to reach the trainer and the weights to come
+    back), and ROS tools on the trainer's host see the actor's topics."""
+    certs = dict(
+        zip(('trainer', 'actor'), make_certs(str(tmp_path / 'certs'), ['trainer', 'actor']))
+    )
+    params = quick_rounds(tmp_path)
+    with Lab.open(tmp_path, ['trainer', 'actor']) as lab:
         lab.block_multicast()
-        hub, other = lab.hosts['hub'], lab.hosts['other']
-        run_dir = tmp_path / 'run'
+        hub, other = lab.hosts['trainer'], lab.hosts['actor']
         up = [sys.executable, '-m', 'pamiq.tools.cli', 'up', '--supervise', '--quiet',
-              'agent:=random', f'osc_port:={free_udp_port()}', f'run_dir:={run_dir}',
-              'discovery:=server', 'secure:=true', f'certs:={hub_certs}']  # fmt: skip
-        hub.run(up, {}, 'pamiq-up')
-        address = f'{hub.address}:{TLS_SERVER_PORT}'
-        plan = host_plan(other, tmp_path, ['trainer'], address, secure='true', certs=other_certs)
-        watcher = Peer(other, 'trainer', plan.environment('trainer'), tmp_path)
-        # The agent's steps reach the other host (the peer counts them whatever their frame).
-        assert wait_until(lambda: len(watcher.report()['steps_received']) >= 20, 90.0), (
-            hub.log('pamiq-up')[-4000:] + watcher.log()
+              f'params_file:={params}', 'secure:=true']  # fmt: skip
+        trainer = ['role:=trainer', f'run_dir:={tmp_path / "trainer"}', 'discovery:=server',
+                   f'certs:={certs["trainer"]}']  # fmt: skip
+        actor = ['role:=actor', f'run_dir:={tmp_path / "actor"}', f'certs:={certs["actor"]}',
+                 f'discovery:={hub.address}', f'osc_port:={free_udp_port()}']  # fmt: skip
+        hub.run([*up, *trainer], {}, 'trainer-up')
+        other.run([*up, *actor], {}, 'actor-up')
+        tools = tmp_path / 'trainer' / 'dds' / 'ros2_tools.env'
+        assert wait_until(tools.exists, 60.0), hub.log('trainer-up')
+        watcher = Peer(hub, 'watcher', sourced(tools), tmp_path, '--namespace', 'pamiq/actor0')
+
+        def versions() -> set[int]:
+            steps = watcher.report()['steps_received']
+            return {int(s['values']['policy_version']) for s in steps}
+
+        assert wait_until(lambda: max(versions(), default=0) >= 1, 150.0, 0.5), (
+            hub.log('trainer-up')[-3000:] + other.log('actor-up')[-3000:] + watcher.log()
         )
-        log = hub.log('pamiq-up')
+        log = hub.log('trainer-up')
         assert f'discovery server here, port {TLS_SERVER_PORT}' in log
         assert 'started discovery_server' in log
-        dds = run_dir / 'dds'
-        assert (dds / 'discovery_server.xml').exists() and (dds / 'agent.xml').exists()
-        assert 'Server is running' in open(run_dir / 'logs' / 'discovery_server.log').read()
+        assert (tmp_path / 'actor' / 'dds' / 'openssl.cnf').exists()

@@ -2,9 +2,10 @@
 
 `trainer` publishes one weights-sized blob on trainer/weights (pamiq's WEIGHTS QoS) and records
 the agent/step messages it receives; `actor` publishes agent/step at 10 Hz (pamiq's STEP QoS) and
-records the blobs it receives; `intruder` does both. Each writes what it saw to a JSON report
-twice a second, so a test in another namespace can watch it. Times are CLOCK_MONOTONIC, which
-network namespaces share, so reports of different processes compare.
+records the blobs it receives; `intruder` does both; `watcher` only records agent/step (a real
+agent's, with its named values). Each writes what it saw to a JSON report twice a second, so a
+test in another namespace can watch it. Times are CLOCK_MONOTONIC, which network namespaces
+share, so reports of different processes compare.
 
     python tests/transport_peer.py trainer --report trainer.json [--blob-mb 29] [--wait-for 1]
 """
@@ -20,6 +21,7 @@ import threading
 import time
 
 ORIGINS = ('trainer', 'actor', 'intruder')
+ROLES = (*ORIGINS, 'watcher')
 
 
 def blob(size: int, origin: str) -> bytes:
@@ -30,7 +32,7 @@ def blob(size: int, origin: str) -> bytes:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
-    parser.add_argument('role', choices=ORIGINS)
+    parser.add_argument('role', choices=ROLES)
     parser.add_argument('--report', required=True, help='JSON file rewritten twice a second')
     parser.add_argument('--blob-mb', type=float, default=29.0, help='size of the weights blob')
     parser.add_argument('--rate', type=float, default=10.0, help='agent/step messages per second')
@@ -65,9 +67,11 @@ def main() -> None:
 
     def on_step(msg: JointState) -> None:
         with lock:
-            report['steps_received'].append(
-                {'t': time.monotonic(), 'origin': msg.header.frame_id, 'step': msg.position[0]}
-            )
+            report['steps_received'].append({
+                't': time.monotonic(),
+                'origin': msg.header.frame_id,
+                'values': dict(zip(msg.name, msg.position)),
+            })  # fmt: skip
 
     def on_weights(msg: UInt8MultiArray) -> None:
         arrived = time.monotonic()
@@ -82,6 +86,7 @@ def main() -> None:
     weights_out = steps_out = None
     if options.role in ('trainer', 'intruder'):
         weights_out = node.create_publisher(UInt8MultiArray, topics.WEIGHTS, qos.WEIGHTS)
+    if options.role in ('trainer', 'intruder', 'watcher'):
         node.create_subscription(JointState, topics.STEP, on_step, qos.STEP)
     if options.role in ('actor', 'intruder'):
         steps_out = node.create_publisher(JointState, topics.STEP, qos.STEP)

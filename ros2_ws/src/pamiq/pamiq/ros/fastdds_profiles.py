@@ -231,19 +231,21 @@ def node_profile(
     listening_port: int | None,
     weights_topic: str,
     weights_mbit: float | None,
-    protocol: str = 'CLIENT',
 ) -> str:
-    """The default participant profile of every pamiq node on a host (and of ROS tools with
-    `protocol='SUPER_CLIENT'`).
+    """The default participant profile of every pamiq process on a host (ROS tools too).
 
     `server`: the discovery server to use (None: multicast discovery, `lan` only). `tls`: TCP
     with TLS instead of UDP (needs `server`); `listening_port` as in `tls_transport`.
+
+    With a server every participant is a SUPER_CLIENT: a plain CLIENT hears only of endpoints
+    its own match, and the trainer finds actors by their topics (it would never see
+    actor0/agent/step), ROS tools by every topic.
     """
     kind = 'tcp' if tls else 'udp'
     descriptors = [shm_transport(), tls_transport(tls, listening_port) if tls else udp_transport()]
     builtin = []
     if server is not None:
-        builtin.append(discovery(protocol, [locator(kind, server.host, server.port)]))
+        builtin.append(discovery('SUPER_CLIENT', [locator(kind, server.host, server.port)]))
     if tls:
         mode = f'TCP + TLS, discovery server {server}'
     elif server:

@@ -262,10 +262,9 @@ class NetworkPlan:
         return self.transport.server.port - 1 - self.names.index(name)
 
     def profile_name(self, name: str) -> str:
-        """One profile for every process of the host, unless each listens on its own port;
-        the tools' differs (a super client)."""
+        """One profile for every process of the host, unless each listens on its own port."""
         own = name.replace('/', '_')  # a node's label: 'trainer', 'actor1/world'
-        return f'{own}.xml' if self.listens or name == TOOLS_PROCESS else 'node.xml'
+        return f'{own}.xml' if self.listens else 'node.xml'
 
     def write_node_profiles(self) -> dict[str, str]:
         paths: dict[str, str] = {}
@@ -273,15 +272,12 @@ class NetworkPlan:
             file = self.profile_name(name)
             path = os.path.join(self.directory, file)
             if path not in paths.values():
-                # ROS tools must see the whole graph: a super client gets every participant's
-                # discovery data from the server, a client only what its endpoints match.
                 xml = node_profile(
                     server=self.transport.server,
                     tls=self.transport.tls,
                     listening_port=self.listening_port(name),
                     weights_topic=self.weights_topic,
                     weights_mbit=self.transport.weights_mbit,
-                    protocol='SUPER_CLIENT' if name == TOOLS_PROCESS else 'CLIENT',
                 )
                 self.write(file, xml)
             paths[name] = path
