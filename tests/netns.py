@@ -168,7 +168,7 @@ class Lab:
              'tc', '-s', 'qdisc', 'show', 'dev', 'eth0'],
             capture_output=True, text=True, check=True,
         )  # fmt: skip
-        words = result.stdout.replace(',', ' ').split()
+        words = result.stdout.replace(',', ' ').replace('(', ' ').split()
         return int(words[words.index('dropped') + 1]) if 'dropped' in words else 0
 
     def close(self) -> None:

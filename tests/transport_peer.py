@@ -42,6 +42,9 @@ def main() -> None:
         default=0,
         help='publish the blob once this many subscribers match (0: at once)',
     )
+    parser.add_argument(
+        '--every', type=float, default=0.0, help='publish the blob again every this many seconds'
+    )
     parser.add_argument('--namespace', default='pamiq')
     options = parser.parse_args()
 
@@ -107,12 +110,15 @@ def main() -> None:
         msg = UInt8MultiArray()
         msg.layout.dim = [MultiArrayDimension(label=options.role, size=len(data), stride=1)]
         msg.data = data
-        started = time.monotonic()
-        weights_out.publish(msg)
-        with lock:
-            report['weights_sent'].append(
-                {'t': started, 'returned': time.monotonic(), 'bytes': len(data)}
-            )
+        while True:
+            started = time.monotonic()
+            weights_out.publish(msg)
+            with lock:
+                report['weights_sent'].append(
+                    {'t': started, 'returned': time.monotonic(), 'bytes': len(data)}
+                )
+            if not options.every or stop.wait(options.every):
+                return
 
     if weights_out is not None:
         threading.Thread(target=publish_blob, daemon=True).start()
