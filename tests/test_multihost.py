@@ -44,16 +44,17 @@ def test_the_discovery_server_joins_hosts_whose_links_carry_no_multicast(tmp_pat
         lan = {'ROS_DOMAIN_ID': '0'}
         lan_pair = [
             Peer(hub, 'trainer', {**host_plan(hub, tmp_path / 'lan', ['trainer']).environment(
-                'trainer'), **lan}, tmp_path / 'lan'),
+                'trainer'), **lan}, tmp_path / 'lan', label='lan'),
             Peer(other, 'actor', {**host_plan(other, tmp_path / 'lan', ['actor']).environment(
-                'actor'), **lan}, tmp_path / 'lan'),
+                'actor'), **lan}, tmp_path / 'lan', label='lan'),
         ]  # fmt: skip
         # Clients of a server that is not running yet find nobody either...
         hub_plan = host_plan(hub, tmp_path, ['trainer'], discovery='server')
         other_plan = host_plan(other, tmp_path, ['actor'], discovery=hub.address)
         trainer = Peer(hub, 'trainer', hub_plan.environment('trainer'), tmp_path)
         actor = Peer(other, 'actor', other_plan.environment('actor'), tmp_path)
-        assert wait_until(lambda: len(actor.report()['steps_sent']) >= 80, 30.0), outputs(actor)
+        # (Found, they cross within 2 s of starting; give them 6.)
+        assert wait_until(lambda: len(actor.report()['steps_sent']) >= 60, 30.0), outputs(actor)
         assert not crossed(*lan_pair, steps=1) and not crossed(trainer, actor, steps=1)
         assert not trainer.steps_from('actor') and not lan_pair[0].steps_from('actor')
         # ...until it starts (as `pamiq up discovery:=server` starts it).
@@ -108,11 +109,16 @@ def test_secure_hosts_talk_and_keep_out_peers_without_the_runs_certificate(tmp_p
         assert wait_until(lambda: crossed(trainer, actor), 40.0, 0.2), outputs(
             trainer, actor, *intruders
         )
+        received = len(trainer.steps_from('actor'))
         # In the open the intruders got the trainer's weights within 2 s (a listening side
-        # that checks no certificate); give them 10 s of trying.
+        # that checks no certificate): give them 8 s of trying, while the hosts keep talking.
         assert wait_until(
-            lambda: all(len(i.report()['steps_sent']) >= 100 for i in intruders), 30.0
-        ), outputs(*intruders)
+            lambda: (
+                len(trainer.steps_from('actor')) >= received + 30
+                and all(len(i.report()['steps_sent']) >= 80 for i in intruders)
+            ),
+            30.0,
+        ), outputs(trainer, *intruders)
         for intruder in intruders:
             assert intruder.process.poll() is None, intruder.log()
             assert intruder.report()['weights_sent'], intruder.log()  # it tried to inject
@@ -120,7 +126,6 @@ def test_secure_hosts_talk_and_keep_out_peers_without_the_runs_certificate(tmp_p
             assert not intruder.steps_from('actor'), "an intruder received the actor's steps"
         assert not trainer.steps_from('intruder'), 'an intruder injected steps'
         assert not actor.weights_from('intruder'), 'an intruder injected weights'
-        assert len(trainer.steps_from('actor')) >= 50
 
 
 def test_weights_cross_a_20_mbit_link_while_the_actor_keeps_10_hz(tmp_path):
@@ -134,8 +139,9 @@ def test_weights_cross_a_20_mbit_link_while_the_actor_keeps_10_hz(tmp_path):
         # the transfer's, not discovery's.
         trainer = Peer(hub, 'trainer', trainer_env, tmp_path, '--wait-for', '1')
         actor = Peer(other, 'actor', actor_env, tmp_path)
-        arrived = wait_until(lambda: actor.weights_from('trainer'), 60.0, 0.2)
-        assert arrived, outputs(trainer, actor)
+        assert wait_until(lambda: actor.weights_from('trainer'), 60.0, 0.2), outputs(
+            trainer, actor
+        )
         (sent,) = trainer.report()['weights_sent']
         (arrived,) = actor.weights_from('trainer')
         seconds = arrived['t'] - sent['t']

@@ -36,6 +36,10 @@ FLOW_CONTROLLER = 'pamiq_weights_rate'
 # fragment size, so a short period keeps the fragments and the bursts small.
 FLOW_PERIOD_MS = 10
 MIN_TLS = 'TLSv1.2'
+# TLS 1.2 or newer, no compression (CRIME); OpenSSL's interoperability workarounds.
+TLS_OPTIONS = (
+    'DEFAULT_WORKAROUNDS', 'NO_COMPRESSION', 'NO_SSLV2', 'NO_SSLV3', 'NO_TLSV1', 'NO_TLSV1_1',
+)  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -76,45 +80,46 @@ def document(*children: ET.Element, comment: str) -> str:
     )
 
 
-def shm_transport() -> ET.Element:
+def transport(transport_id: str, kind: str, *settings: ET.Element) -> ET.Element:
     return element(
         'transport_descriptor',
-        element('transport_id', text='shm'),
-        element('type', text='SHM'),
-        element('segment_size', text=SHM_SEGMENT),
+        element('transport_id', text=transport_id),
+        element('type', text=kind),
+        *settings,
     )
+
+
+def socket_buffers() -> list[ET.Element]:
+    return [
+        element('sendBufferSize', text=SOCKET_BUFFER),
+        element('receiveBufferSize', text=SOCKET_BUFFER),
+    ]
+
+
+def shm_transport() -> ET.Element:
+    return transport('shm', 'SHM', element('segment_size', text=SHM_SEGMENT))
 
 
 def udp_transport() -> ET.Element:
-    return element(
-        'transport_descriptor',
-        element('transport_id', text='udp'),
-        element('type', text='UDPv4'),
-        element('sendBufferSize', text=SOCKET_BUFFER),
-        element('receiveBufferSize', text=SOCKET_BUFFER),
-    )
+    return transport('udp', 'UDPv4', *socket_buffers())
 
 
 def tls_transport(tls: TlsFiles, listening_port: int | None) -> ET.Element:
     """TCPv4 with TLS, both sides verified against the run's CA.
 
-    `listening_port`: accept connections there (0: a port the system picks); None: only
-    connect (a host behind NAT, which nobody can reach).
+    `listening_port`: accept connections there (above the ephemeral ports, see
+    pamiq.ros.transport); None: only connect (a host behind NAT, which nobody can reach).
     """
     listening = []
     if listening_port is not None:
         listening = [element('listening_ports', element('port', text=listening_port))]
-    options = ['DEFAULT_WORKAROUNDS', 'NO_COMPRESSION', 'NO_SSLV2', 'NO_SSLV3', 'NO_TLSV1']
-    options.append('NO_TLSV1_1')
-    return element(
-        'transport_descriptor',
-        element('transport_id', text='tls'),
-        element('type', text='TCPv4'),
-        element('sendBufferSize', text=SOCKET_BUFFER),
-        element('receiveBufferSize', text=SOCKET_BUFFER),
+    return transport(
+        'tls',
+        'TCPv4',
+        *socket_buffers(),
         *listening,
-        # TLS authenticates every record: Fast DDS's own CRC over each message adds nothing
-        # but a byte-by-byte loop over 29 MB.
+        # TLS authenticates every record; Fast DDS's own CRC of each message, computed byte by
+        # byte (TCPTransportInterface::calculate_crc), would only add a loop over 29 MB.
         element('calculate_crc', text='false'),
         element('check_crc', text='false'),
         element(
@@ -127,7 +132,7 @@ def tls_transport(tls: TlsFiles, listening_port: int | None) -> ET.Element:
                 element('verify', text='VERIFY_PEER'),
                 element('verify', text='VERIFY_FAIL_IF_NO_PEER_CERT'),
             ),
-            element('options', *(element('option', text=o) for o in options)),
+            element('options', *(element('option', text=o) for o in TLS_OPTIONS)),
         ),
     )
 
