@@ -11,6 +11,8 @@ real graph instead, start `pamiq up role:=trainer ...` / `role:=actor ...` with 
 from __future__ import annotations
 
 import itertools
+import os
+import signal
 import sys
 import xml.etree.ElementTree as ET
 
@@ -202,8 +204,10 @@ def test_pamiq_up_trainer_and_actor_on_two_hosts_over_tls(tmp_path):
                    f'certs:={certs["trainer"]}']  # fmt: skip
         actor = ['role:=actor', f'run_dir:={tmp_path / "actor"}', f'certs:={certs["actor"]}',
                  f'discovery:={hub.address}', f'osc_port:={free_udp_port()}']  # fmt: skip
-        hub.run([*up, *trainer], {}, 'trainer-up')
-        other.run([*up, *actor], {}, 'actor-up')
+        graphs = {
+            'trainer-up': hub.run([*up, *trainer], {}, 'trainer-up'),
+            'actor-up': other.run([*up, *actor], {}, 'actor-up'),
+        }
         tools = tmp_path / 'trainer' / 'dds' / 'ros2_tools.env'
         assert wait_until(tools.exists, 60.0), hub.log('trainer-up')
         watcher = Peer(hub, 'watcher', sourced(tools), tmp_path, '--namespace', 'pamiq/actor0')
@@ -219,3 +223,10 @@ def test_pamiq_up_trainer_and_actor_on_two_hosts_over_tls(tmp_path):
         assert f'discovery server here, port {TLS_SERVER_PORT}' in log
         assert 'started discovery_server' in log
         assert (tmp_path / 'actor' / 'dds' / 'openssl.cnf').exists()
+        # Both graphs stop cleanly: every node, the discovery server too, exits 0.
+        for process in graphs.values():
+            os.killpg(process.pid, signal.SIGINT)
+        for name, process in graphs.items():
+            host = hub if name == 'trainer-up' else other
+            assert process.wait(60) == 0, host.log(name)[-3000:]
+            assert 'exited with code' not in host.log(name), host.log(name)[-3000:]
