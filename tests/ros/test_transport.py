@@ -79,6 +79,15 @@ def test_discovery_names_a_server_here_or_there_with_its_default_port():
     assert transport(discovery='server:12000').server.port == 12000
 
 
+def test_certs_may_start_with_a_tilde_the_shell_left_alone(tmp_path, monkeypatch):
+    monkeypatch.setenv('HOME', str(tmp_path))
+    make_certs(str(tmp_path / 'pamiq-certs'), ['trainer'])
+    args = BringupArgs.from_strings(
+        {'discovery': 'server', 'secure': 'true', 'certs': '~/pamiq-certs/trainer'}
+    )
+    assert args.transport().tls.ca == str(tmp_path / 'pamiq-certs' / 'trainer' / 'ca.crt')
+
+
 def test_launch_arguments_refuse_bad_transports_and_discovery_chooses_the_network(tmp_path):
     args = BringupArgs.from_strings({'discovery': 'server', 'run_dir': str(tmp_path)})
     assert args.network == 'lan'  # and a launch command built from it says so

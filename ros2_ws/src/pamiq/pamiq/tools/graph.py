@@ -191,8 +191,8 @@ class BringupArgs:
             raise BringupError('real_time_factor is for world:=doom (VRChat runs in real time)')
         merged['real_time_factor'] = factor
         merged['secure'] = merged['secure'].lower()
-        if merged['certs']:
-            merged['certs'] = os.path.abspath(merged['certs'])
+        if merged['certs']:  # the shell leaves certs:=~/... alone
+            merged['certs'] = os.path.abspath(os.path.expanduser(merged['certs']))
         args = cls(**merged)
         # Refuse bad transport arguments now; discovery:= and secure:= choose the network.
         transport = args.transport(network_given=bool(values.get('network')))
