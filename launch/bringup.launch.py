@@ -81,19 +81,19 @@ def launch_nodes(context):
     specs = graph(args)
     plan = network_plan(args, specs)
     if plan is None:  # this host only
-        environment = [
+        actions = [
             SetEnvironmentVariable(name, value)
             for name, value in transport_settings(os.environ).items()
         ]
-        return environment + [a for spec in specs for a in node_action(spec, args, {})]
-    environment = [
+        return actions + [a for spec in specs for a in node_action(spec, args, {})]
+    actions = [
         UnsetEnvironmentVariable(name) if value is None else SetEnvironmentVariable(name, value)
         for name, value in plan.shared_environment().items()
     ]
     server = plan.server_command()
     if server:
-        environment += server_action(server, plan.server_environment())
-    return environment + [
+        actions += server_action(server, plan.server_environment())
+    return actions + [
         action
         for spec in specs
         for action in node_action(spec, args, plan.profile_environment(spec.label))

@@ -205,8 +205,9 @@ def read_private_key(path: str) -> ec.EllipticCurvePrivateKey:
 def check_host_certs(folder: str) -> dict[str, str]:
     """The absolute paths of a host folder's CA, certificate and key, once they are shown to
     belong together: the certificate is the CA's, in date, and the key is its key, readable only
-    by its owner. Fast DDS itself, given a bad file, logs a warning and carries on without
-    it, so every such mistake is caught here first."""
+    by its owner. Fast DDS itself, given a file it cannot use, logs "using TCP transport
+    without security" and goes on (TCPTransportInterface::init), so every such mistake is caught
+    here first."""
     folder = os.path.abspath(folder)
     if not os.path.isdir(folder):
         raise CertificateError(

@@ -1,14 +1,15 @@
 """Fast DDS XML profiles for pamiq's network transports, written into the run directory.
 
-Every element here was checked against the Fast DDS 2.14 that the ros-jazzy wheels ship (it reads
-FASTRTPS_DEFAULT_PROFILES_FILE; 3.x reads FASTDDS_DEFAULT_PROFILES_FILE and the same elements):
+Every element here was checked against the Fast DDS 2.14 that the ros-jazzy wheels ship, by
+experiment between network namespaces (it reads FASTRTPS_DEFAULT_PROFILES_FILE; 3.x reads
+FASTDDS_DEFAULT_PROFILES_FILE, and was not tried):
 
 - Shared memory with a 64 MB segment between the nodes of one host, as in the loopback profile:
   frames up to full HD and the ~29 MB weights blob travel whole.
 - UDPv4 on the host's interfaces (`lan`), or TCPv4 with TLS (`secure`): with TLS, no UDP
   transport exists at all, so nothing leaves the host in clear.
-- A discovery server (`SERVER`) and its `CLIENT`s, so no multicast is needed; the server's GUID
-  prefix is fixed here, since 2.x clients must name it.
+- A discovery server (`SERVER`) and its clients (`SUPER_CLIENT`s: they hear of every endpoint),
+  so no multicast is needed; the server's GUID prefix is fixed here, since 2.x clients name it.
 - A flow controller for the weights writer only: a 29 MB sample sent at the speed of the local
   interface floods a slower link's queue, and Fast DDS's repairs flood it again (at 20 Mbit/s
   it did not arrive in 100 s; bench/weights_over_link.py).

@@ -48,11 +48,12 @@ PROFILE_VARIABLES = ('FASTRTPS_DEFAULT_PROFILES_FILE', 'FASTDDS_DEFAULT_PROFILES
 PROFILE = 'fastdds_loopback.xml'
 NETWORKS = ('loopback', 'lan')
 UDP_SERVER_PORT = 11811  # ROS 2's and fast-discovery-server's default
-# Fast DDS 2.14 decides which side of a TCP pair connects by comparing listening ports, and
-# takes a side that only connects for one listening on a local ephemeral port (32768-60999
-# on Linux). A server or node listening below that sometimes connects to a port nobody listens
-# on and never matches (measured: 6 of 9 runs). So the secure server's host listens above it:
-# the server at the port, its own processes on the HUB_PORTS ports just below.
+# Fast DDS 2.14 decides which side of a TCP pair connects by comparing ports: the lower
+# listening port connects to the higher. A participant that only connects announces a bound,
+# not listening, ephemeral port (32768-60999 on Linux), so a listener below that range also
+# tries to connect to it, and the pair then often never matches (13 of 20 runs with the server
+# on 11811; 0 of 11 above the range). So the secure server's host listens above it: the server
+# at its port, that host's own processes on the HUB_PORTS ports just below.
 TLS_SERVER_PORT = 61811
 EPHEMERAL_PORTS_END = 60999
 HUB_PORTS = 32
