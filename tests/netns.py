@@ -171,6 +171,14 @@ class Lab:
         words = result.stdout.replace(',', ' ').replace('(', ' ').split()
         return int(words[words.index('dropped') + 1]) if 'dropped' in words else 0
 
+    def udp_sockets(self, name: str) -> list[str]:
+        """The UDP sockets open in `name`'s namespace, one `ss` line each."""
+        result = subprocess.run(
+            ['ip', 'netns', 'exec', self.hosts[name].namespace, 'ss', '-uanpH'],
+            capture_output=True, text=True, check=True,
+        )  # fmt: skip
+        return result.stdout.splitlines()
+
     def close(self) -> None:
         for host in self.hosts.values():
             host.stop()
@@ -181,7 +189,7 @@ class Lab:
 def skip_without_namespaces() -> None:
     if os.geteuid() != 0:
         pytest.skip('needs root: hosts are network namespaces joined by veth links (CI is root)')
-    for tool in ('ip', 'tc', 'unshare', 'bridge'):
+    for tool in ('ip', 'tc', 'unshare', 'bridge', 'ss'):
         if shutil.which(tool) is None:
             pytest.skip(f'needs `{tool}` (iproute2, util-linux) for network namespaces')
     probe = f'{PREFIX}{os.getpid()}-probe'

@@ -128,6 +128,8 @@ def test_secure_hosts_talk_and_keep_out_peers_without_the_runs_certificate(tmp_p
             assert not intruder.steps_from('actor'), "an intruder received the actor's steps"
         assert not trainer.steps_from('intruder'), 'an intruder injected steps'
         assert not actor.weights_from('intruder'), 'an intruder injected weights'
+        # Nothing of the trainer's host speaks UDP: no cleartext socket to reach.
+        assert not lab.udp_sockets('trainer')
 
 
 def test_weights_cross_a_20_mbit_link_while_the_actor_keeps_10_hz(tmp_path):

@@ -181,6 +181,7 @@ def test_secure_hub_processes_listen_below_the_servers_port_and_others_only_conn
     conf = open(env['OPENSSL_CONF']).read()
     assert 'system_default' in conf and 'VerifyMode = Peer,Require' in conf
     assert hub.server_environment()['OPENSSL_CONF'] == env['OPENSSL_CONF']
+    assert hub.server_environment()['FASTDDS_BUILTIN_TRANSPORTS'] == 'NONE'  # no UDP beside
     assert texts(hub.server_xml, 'type') == ['TCPv4']
     other = NetworkPlan(
         transport(discovery=f'10.0.0.1:{TLS_SERVER_PORT}', certs=actor, **secure),

@@ -326,8 +326,11 @@ class NetworkPlan:
 
     def server_environment(self) -> dict[str, str]:
         """The server's own profile as the default one too (it reads -x; this keeps a node
-        profile from the environment out of it)."""
+        profile from the environment out of it), and its transports only: fast-discovery-server
+        turns Fast DDS's builtin ones on whenever it reads a file, and a secure server then
+        listened on UDP 7411 too."""
         changes = {variable: self.server_xml for variable in PROFILE_VARIABLES}
+        changes['FASTDDS_BUILTIN_TRANSPORTS'] = 'NONE'
         if self.openssl:
             changes['OPENSSL_CONF'] = self.openssl
         return changes
