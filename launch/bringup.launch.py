@@ -37,8 +37,9 @@ def node_action(spec, args):
         parameters=[args.params_file, spec.parameters],
         remappings=list(spec.remappings),
         output='screen',
-        # Let the actuator send its reset before launch escalates to SIGTERM.
-        sigterm_timeout='5',
+        # Let the actuator send its reset and the trainer write its checkpoint before launch
+        # escalates to SIGTERM.
+        sigterm_timeout=str(spec.stop_timeout),
     )
     if not spec.respawn:
         return [node]

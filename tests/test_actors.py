@@ -9,6 +9,7 @@ import time
 
 from diagnostic_msgs.msg import DiagnosticArray
 from pamiq.ros import qos
+from pamiq.ros.bags import read_messages
 from rosgraph import NAMESPACE, diagnostic_value, free_udp_port, wait_until
 from sensor_msgs.msg import JointState
 from std_msgs.msg import Float32
@@ -39,6 +40,7 @@ def test_two_lockstep_actors_feed_one_trainer_and_act_with_its_weights(probe, tm
         f'osc_port:={free_udp_port()}',
         f'run_dir:={tmp_path / "run"}',
         f'params_file:={fast_params(tmp_path)}',
+        'record:=true',
     )
     try:
         both = lambda: [m.data for m in probe.messages('trainer/update/actors')].count(2.0) >= 3
@@ -63,6 +65,19 @@ def test_two_lockstep_actors_feed_one_trainer_and_act_with_its_weights(probe, tm
     out = up.output()
     assert '[actor0/world]' in out and '[actor1/agent]' in out  # output names the actor
     assert (tmp_path / 'run' / 'logs' / 'actor1_world.log').is_file()
+    # The bags hold every actor's steps and poses, and the report draws each actor's path.
+    [session] = (tmp_path / 'run' / 'bags').iterdir()
+    recorded = {m.topic for m in read_messages([str(session)])}
+    for actor in ('actor0', 'actor1'):
+        assert {f'/pamiq/{actor}/agent/step', f'/pamiq/{actor}/world/pose'} <= recorded
+    report = subprocess.run(
+        [sys.executable, '-m', 'pamiq.tools.cli', 'report', str(tmp_path / 'run')],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert report.returncode == 0, report.stdout + report.stderr
+    assert 'trajectory.png' in report.stdout
 
 
 def test_an_actor_that_joins_later_is_picked_up_and_one_that_leaves_is_reported(probe, tmp_path):

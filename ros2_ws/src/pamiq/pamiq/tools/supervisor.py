@@ -20,7 +20,6 @@ from typing import IO
 from pamiq import run_dir as layout
 from pamiq.tools.graph import BringupArgs, NodeSpec, node_command, respawns, write_parameters
 
-SIGINT_TIMEOUT = 5.0  # as launch's sigterm_timeout: time to exit after SIGINT
 SIGTERM_TIMEOUT = 5.0
 RESPAWN_DELAY = 1.0
 
@@ -96,7 +95,7 @@ class Child:
         if process is None:
             return 0
         for sig, timeout in (
-            (signal.SIGINT, SIGINT_TIMEOUT),
+            (signal.SIGINT, self.spec.stop_timeout),
             (signal.SIGTERM, SIGTERM_TIMEOUT),
             (signal.SIGKILL, None),
         ):
