@@ -3,8 +3,6 @@ and leave a running trainer. Real processes through `pamiq up`, as users start t
 
 from __future__ import annotations
 
-import subprocess
-import sys
 import time
 
 from diagnostic_msgs.msg import DiagnosticArray
@@ -13,7 +11,7 @@ from pamiq.ros.bags import read_messages
 from rosgraph import NAMESPACE, diagnostic_value, free_udp_port, wait_until
 from sensor_msgs.msg import JointState
 from std_msgs.msg import Float32
-from test_bringup import PamiqUp, fast_params
+from test_bringup import PamiqUp, fast_params, pamiq_cli
 from test_lockstep import EVERYTHING
 
 
@@ -70,12 +68,7 @@ def test_two_lockstep_actors_feed_one_trainer_and_act_with_its_weights(probe, tm
     recorded = {m.topic for m in read_messages([str(session)])}
     for actor in ('actor0', 'actor1'):
         assert {f'/pamiq/{actor}/agent/step', f'/pamiq/{actor}/world/pose'} <= recorded
-    report = subprocess.run(
-        [sys.executable, '-m', 'pamiq.tools.cli', 'report', str(tmp_path / 'run')],
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    report = pamiq_cli('report', str(tmp_path / 'run'), timeout=120)
     assert report.returncode == 0, report.stdout + report.stderr
     assert 'trajectory.png' in report.stdout
 
@@ -150,12 +143,7 @@ def test_pause_and_status_reach_every_actor(probe, tmp_path):
             probe.record(JointState, f'/{NAMESPACE}/{actor}/agent/step', EVERYTHING)
         acting = lambda: all(versions(probe, a) for a in ('actor0', 'actor1'))
         assert wait_until(acting, 60.0), up.output()
-        result = subprocess.run(
-            [sys.executable, '-m', 'pamiq.tools.cli', 'ctl', 'pause'],
-            capture_output=True,
-            text=True,
-            timeout=60,
-        )
+        result = pamiq_cli('ctl', 'pause')
         assert result.returncode == 0, result.stdout + result.stderr
         for actor in ('actor0', 'actor1'):
             assert f'/pamiq/{actor}/agent: paused' in result.stdout, result.stdout
@@ -166,12 +154,7 @@ def test_pause_and_status_reach_every_actor(probe, tmp_path):
         assert not any(
             probe.messages(f'/{NAMESPACE}/{a}/agent/step') for a in ('actor0', 'actor1')
         )
-        status = subprocess.run(
-            [sys.executable, '-m', 'pamiq.tools.cli', 'ctl', 'status'],
-            capture_output=True,
-            text=True,
-            timeout=60,
-        )
+        status = pamiq_cli('ctl', 'status')
         for actor in ('actor0', 'actor1'):
             assert (
                 f'pamiq/{actor}/world' in status.stdout and f'pamiq/{actor}/agent' in status.stdout
