@@ -44,8 +44,9 @@ def node_action(spec, args, env):
         remappings=list(spec.remappings),
         output='screen',
         additional_env=env,
-        # Let the actuator send its reset before launch escalates to SIGTERM.
-        sigterm_timeout='5',
+        # Let the actuator send its reset and the trainer write its checkpoint before launch
+        # escalates to SIGTERM.
+        sigterm_timeout=str(spec.stop_timeout),
     )
     return respawning(spec, node, lambda: node_action(spec, args, env))
 

@@ -244,6 +244,8 @@ class NodeSpec:
     namespace: str = ''
     """Below the graph's namespace: an actor's, e.g. 'actor1' (empty: the namespace itself)."""
     remappings: tuple[tuple[str, str], ...] = ()
+    stop_timeout: float = 5.0
+    """Seconds it gets to exit after Ctrl-C before SIGTERM (launch's sigterm_timeout)."""
 
     @property
     def label(self) -> str:
@@ -277,7 +279,10 @@ def graph(args: BringupArgs) -> list[NodeSpec]:
     if args.agent == 'curiosity':
         # Acting goes on without the trainer, and a restarted trainer resumes from its newest
         # checkpoint: respawn it rather than stopping the graph.
-        nodes.append(NodeSpec('trainer_node', 'trainer', dict(shared), respawn=True))
+        # It finishes the minibatch in progress and writes a checkpoint before it exits.
+        nodes.append(
+            NodeSpec('trainer_node', 'trainer', dict(shared), respawn=True, stop_timeout=20.0)
+        )
     if args.record == 'true':
         nodes.append(NodeSpec('recorder_node', 'recorder', dict(shared)))
     return nodes

@@ -22,7 +22,6 @@ from pamiq import run_dir as layout
 from pamiq.ros.transport import DISCOVERY_SERVER, SERVER_PROCESS, NetworkPlan, apply_environment
 from pamiq.tools.graph import BringupArgs, NodeSpec, node_command, respawns, write_parameters
 
-SIGINT_TIMEOUT = 5.0  # as launch's sigterm_timeout: time to exit after SIGINT
 SIGTERM_TIMEOUT = 5.0
 RESPAWN_DELAY = 1.0
 
@@ -106,7 +105,7 @@ class Child:
         if process is None:
             return 0
         for sig, timeout in (
-            (signal.SIGINT, SIGINT_TIMEOUT),
+            (signal.SIGINT, self.spec.stop_timeout),
             (signal.SIGTERM, SIGTERM_TIMEOUT),
             (signal.SIGKILL, None),
         ):
