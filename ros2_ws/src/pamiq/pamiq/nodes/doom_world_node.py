@@ -283,8 +283,7 @@ class DoomWorld(Node):
         self.stopping.set()
         if self.lockstep_thread is not None:
             self.lockstep_thread.join(timeout=5.0)
-        self.server.shutdown()
-        self.server.server_close()
+        self.server.close()
         self.game.close()
         self.engine_dir.cleanup()
 
