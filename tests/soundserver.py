@@ -75,8 +75,9 @@ class SoundServer:
         shutil.rmtree(self.directory, ignore_errors=True)
 
 
-def write_tone(path: str, frequency: float, seconds: float, rate: int = 44100,
-               amplitude: float = 0.5) -> str:
+def write_tone(
+    path: str, frequency: float, seconds: float, rate: int = 44100, amplitude: float = 0.5
+) -> str:
     """A stereo WAV of a sine tone (soundfile)."""
     import soundfile
 

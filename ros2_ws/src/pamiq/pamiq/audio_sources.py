@@ -62,7 +62,10 @@ class FileAudioSource:
 
         try:
             self.sound = soundfile.SoundFile(self.path)
-        except (OSError, RuntimeError) as error:  # soundfile raises LibsndfileError (a RuntimeError)
+        except (
+            OSError,
+            RuntimeError,
+        ) as error:  # soundfile raises LibsndfileError (a RuntimeError)
             raise AudioSourceError(f'cannot open {self.path}: {error}') from error
         self.resampler = Resampler(self.sound.samplerate, SAMPLE_RATE, CHANNELS)
         self.assembler = ChunkAssembler()

@@ -4,12 +4,11 @@ parameters) and receiving it (the Doom world's input, the body sense). No ROS he
 
 from __future__ import annotations
 
+from collections.abc import Callable
 import socket
+import struct
 import threading
 import time
-
-from collections.abc import Callable
-import struct
 
 from pythonosc.osc_bundle_builder import IMMEDIATELY, OscBundleBuilder
 from pythonosc.osc_message import OscMessage
@@ -276,7 +275,10 @@ class OscListener:
                 self.unrouted += 1
                 self.on_problem('unrouted', f'no use for address {short(message.address)}')
                 continue
-            problem = handler(message.address, *message.params)
+            try:
+                problem = handler(message.address, *message.params)
+            except Exception as error:  # a handler's bug must not end the listener
+                problem = f'{short(message.address)}: {error!r}'
             if problem:
                 self.rejected += 1
                 self.on_problem('rejected', problem[:200])

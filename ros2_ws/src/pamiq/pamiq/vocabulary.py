@@ -33,7 +33,6 @@ OBSERVATION_SHAPE = (3, OBSERVATION_SIZE, OBSERVATION_SIZE)  # float CHW, as the
 EMBEDDING_DIM = 512
 
 
-
 def parse_senses(text: str) -> tuple[str, ...]:
     """'vision,hearing' -> ('vision', 'hearing'), in SENSES order, each once.
 

@@ -14,8 +14,8 @@ from the same buffers; `LearnerConfig` says how many.
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
 import math
 import threading
 import time
@@ -26,18 +26,16 @@ import torch
 from pamiq.learning.config import LearnerConfig
 from pamiq.learning.curiosity import RewardNormalizer
 from pamiq.learning.device import choose_device
-from pamiq.learning.models import (
-    LEARNING_RATES,
-    action_features,
-    build_models,
-    observations_to_tensor,
-)
+from pamiq.learning.models import LEARNING_RATES, action_features, build_models
+from pamiq.learning.multimodal import per_sense_rewards
 from pamiq.learning.ppo import Rollout, ppo_update
+from pamiq.learning.senses import EXTRA_SENSES, extra_senses, is_multimodal, model_inputs
 from pamiq.storage.checkpoint import load_latest_checkpoint, save_checkpoint
 from pamiq.vocabulary import (
     CONTINUOUS_ACTION_DIM,
     DISCRETE_ACTION_CHOICES,
     FRAME_SHAPE,
+    parse_senses,
     round_metrics,
 )
 
@@ -57,12 +55,19 @@ class Step:
     value: float
     log_prob: float
     version: int
+    senses: dict[str, np.ndarray] = field(default_factory=dict)  # hearing, body at o_t
+    sense_rewards: dict[str, float] = field(default_factory=dict)  # r_t's share of each sense
 
     @classmethod
     def from_fields(
-        cls, fields: dict[str, float], observation: np.ndarray, action: np.ndarray
+        cls,
+        fields: dict[str, float],
+        observation: np.ndarray,
+        action: np.ndarray,
+        senses: Mapping[str, np.ndarray] | None = None,
     ) -> Step:
-        """A step from agent/step's named fields (pamiq.ros.messages.STEP_FIELDS) and its data."""
+        """A step from agent/step's named fields (pamiq.ros.messages.STEP_FIELDS) and its data;
+        fields named reward_<sense> are the reward's share of each sense."""
         return cls(
             index=int(fields['step']),
             observation=observation,
@@ -71,28 +76,61 @@ class Step:
             value=fields['value'],
             log_prob=fields['log_prob'],
             version=int(fields['policy_version']),
+            senses=dict(senses or {}),
+            sense_rewards={
+                name.removeprefix('reward_'): value
+                for name, value in fields.items()
+                if name.startswith('reward_')
+            },
         )
 
 
 class DynamicsBuffer:
-    """Fixed-size transitions; when full a new one replaces a random slot (the original's)."""
+    """Fixed-size transitions; when full a new one replaces a random slot (the original's).
+
+    With senses besides vision (`extras`: name -> shape of one step's input) each transition
+    also keeps what they gave at o_t and o_{t+1}.
+    """
 
     def __init__(
-        self, size: int, action_shape: tuple[int, ...], action_dtype, seed: int = 0
+        self,
+        size: int,
+        action_shape: tuple[int, ...],
+        action_dtype,
+        seed: int = 0,
+        extras: Mapping[str, tuple[int, ...]] | None = None,
     ) -> None:
         self.observations = np.zeros((size, *FRAME_SHAPE), np.uint8)
         self.next_observations = np.zeros((size, *FRAME_SHAPE), np.uint8)
         self.actions = np.zeros((size, *action_shape), action_dtype)
         self.previous_actions = np.zeros((size, *action_shape), action_dtype)
+        extras = extras or {}
+        self.senses = {
+            name: np.zeros((size, *shape), np.float32) for name, shape in extras.items()
+        }
+        self.next_senses = {
+            name: np.zeros((size, *shape), np.float32) for name, shape in extras.items()
+        }
         self.size, self.count = size, 0
         self.rng = np.random.default_rng(seed)
 
-    def add(self, previous_action, observation, action, next_observation) -> None:
+    def add(
+        self,
+        previous_action,
+        observation,
+        action,
+        next_observation,
+        senses: Mapping[str, np.ndarray] | None = None,
+        next_senses: Mapping[str, np.ndarray] | None = None,
+    ) -> None:
         slot = self.count if self.count < self.size else int(self.rng.integers(self.size))
         self.previous_actions[slot] = previous_action
         self.observations[slot] = observation
         self.actions[slot] = action
         self.next_observations[slot] = next_observation
+        for name in self.senses:
+            self.senses[name][slot] = senses[name]
+            self.next_senses[name][slot] = next_senses[name]
         self.count = min(self.count + 1, self.size)
 
     def __len__(self) -> int:
@@ -105,6 +143,8 @@ class DynamicsBuffer:
             self.observations[index],
             self.actions[index],
             self.next_observations[index],
+            {name: array[index] for name, array in self.senses.items()},
+            {name: array[index] for name, array in self.next_senses.items()},
         )
 
 
@@ -112,8 +152,9 @@ class Learner:
     def __init__(self, config: LearnerConfig, seed: int = 0) -> None:
         self.config = config
         self.device = choose_device(config.device)
+        self.senses = parse_senses(config.senses)
         torch.manual_seed(seed)
-        self.models = build_models(config.encoder, config.action_space)
+        self.models = build_models(config.encoder, config.action_space, self.senses)
         for model in self.models.values():
             model.to(self.device)
         self.optimizers = {
@@ -129,7 +170,11 @@ class Learner:
         self.action_dtype = np.float32 if continuous else np.int64
         self.zero_action = np.zeros(action_shape, self.action_dtype)
         self.buffer = DynamicsBuffer(
-            config.dynamics_buffer_size, action_shape, self.action_dtype, seed
+            config.dynamics_buffer_size,
+            action_shape,
+            self.action_dtype,
+            seed,
+            {name: EXTRA_SENSES[name] for name in extra_senses(self.senses)},
         )
         self.normalizer = RewardNormalizer(config.ppo.gamma)
         self.generator = torch.Generator().manual_seed(seed)
@@ -152,7 +197,12 @@ class Learner:
             last = self.last
             if last is not None and step.index == last.index + 1:
                 self.buffer.add(
-                    self.previous_action, last.observation, last.action, step.observation
+                    self.previous_action,
+                    last.observation,
+                    last.action,
+                    step.observation,
+                    last.senses,
+                    step.senses,
                 )
                 self.previous_action = last.action
                 self.extend_rollout(last, step)
@@ -218,6 +268,9 @@ class Learner:
                 np.mean([self.version - s.version for s in steps[:-1]])
             )
         losses['reward/mean'] = float(np.mean([s.reward for s in steps[1:]]))
+        for sense in self.sense_metrics():
+            shares = [s.sense_rewards.get(sense, 0.0) for s in steps[1:]]
+            losses[f'reward/{sense}'] = float(np.mean(shares))
         self.version += 1
         self.rounds += 1
         return losses
@@ -245,13 +298,13 @@ class Learner:
         return total / max(done, 1)
 
     def batch_tensors(self, batch) -> tuple[torch.Tensor, ...]:
-        previous_actions, observations, actions, next_observations = batch
+        previous_actions, observations, actions, next_observations, senses, next_senses = batch
         space = self.config.action_space
         return (
             action_features(torch.as_tensor(previous_actions, device=self.device), space),
-            observations_to_tensor(observations, self.device),
+            model_inputs(observations, senses, self.senses, self.device),
             action_features(torch.as_tensor(actions, device=self.device), space),
-            observations_to_tensor(next_observations, self.device),
+            model_inputs(next_observations, next_senses, self.senses, self.device),
         )
 
     def encoder_loss(self, previous_action, observation, action, next_observation) -> torch.Tensor:
@@ -274,8 +327,11 @@ class Learner:
         if self.config.normalize_reward:
             rewards = self.normalizer.normalize(rewards)
         actions = np.stack([s.action for s in acted])
+        extras = {name: np.stack([s.senses[name] for s in acted]) for name in self.buffer.senses}
         return Rollout(
-            obs=observations_to_tensor(np.stack([s.observation for s in acted]), self.device),
+            obs=model_inputs(
+                np.stack([s.observation for s in acted]), extras, self.senses, self.device
+            ),
             actions=torch.as_tensor(actions, device=self.device),
             logprobs=torch.tensor(
                 [s.log_prob for s in acted], dtype=torch.float32, device=self.device
@@ -337,7 +393,24 @@ class Learner:
 
     def metrics(self) -> tuple[str, ...]:
         """Every name `train_round` may report (the trainer publishes each on its own topic)."""
-        return round_metrics(self.config.encoder)
+        return round_metrics(self.config.encoder) + tuple(
+            f'reward/{sense}' for sense in self.sense_metrics()
+        )
+
+    def sense_metrics(self) -> tuple[str, ...]:
+        """The senses whose share of the reward a round reports (none with vision alone)."""
+        return self.senses if is_multimodal(self.senses) else ()
+
+    @torch.no_grad()
+    def sense_errors(self, batch) -> dict[str, float]:
+        """The forward model's mean error per sense on a batch of transitions."""
+        previous_action, observation, action, next_observation = self.batch_tensors(batch)
+        encoder = self.models['encoder']
+        predicted = self.models['forward_dynamics'](
+            previous_action, encoder.embed(observation), action
+        )
+        shares = per_sense_rewards(predicted, encoder.embed(next_observation), self.senses)
+        return {sense: float(value.mean()) for sense, value in shares.items()}
 
     # --- state -------------------------------------------------------------------------------
     def state_dict(self) -> dict:

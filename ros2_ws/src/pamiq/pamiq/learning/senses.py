@@ -84,9 +84,7 @@ class SenseBatch:
         return SenseBatch(*(None if t is None else t.to(device) for t in self.tensors()))
 
 
-def sense_batch(
-    vision: torch.Tensor, extras: Mapping[str, np.ndarray], device=None
-) -> SenseBatch:
+def sense_batch(vision: torch.Tensor, extras: Mapping[str, np.ndarray], device=None) -> SenseBatch:
     """A SenseBatch from the vision tensor and (N, ...) arrays of the other senses."""
     hearing = extras.get('hearing')
     body = extras.get('body')
