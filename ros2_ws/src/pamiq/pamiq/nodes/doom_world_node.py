@@ -294,9 +294,9 @@ class DoomWorld(Node):
         velocity = (float(variables[3]), float(variables[4]), float(variables[5]))
         for name, value in avatar_parameters(velocity, angle, turn_rate, variables[6] > 0).items():
             previous = self.body_sent.get(name)
-            if previous is None or abs(float(value) - float(previous)) > 1e-4:
-                if self.body.send_message(avatar.PARAMETER_PREFIX + name, (value,)):
-                    self.body_sent[name] = value
+            changed = previous is None or abs(float(value) - float(previous)) > 1e-4
+            if changed and self.body.send_message(avatar.PARAMETER_PREFIX + name, (value,)):
+                self.body_sent[name] = value
 
     def announce_avatar(self) -> None:
         """/avatar/change, as VRChat says when an avatar loads (here: each episode's start);

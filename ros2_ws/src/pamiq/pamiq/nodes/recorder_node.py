@@ -15,8 +15,14 @@ import threading
 from rclpy.node import Node
 
 from pamiq import run_dir as layout
-from pamiq.ros import qos, spin, topics
-from pamiq.ros.bags import SESSION_TOPICS, STORAGES, SplitWriter, message_class
+from pamiq.ros import spin, topics
+from pamiq.ros.bags import (
+    SESSION_TOPICS,
+    STORAGES,
+    SplitWriter,
+    message_class,
+    subscription_qos,
+)
 from pamiq.ros.diagnostics import ERROR, OK, WARN, Diagnostics
 from pamiq.ros.parameters import ParameterError, declare_settings
 from pamiq.settings import setting
@@ -77,7 +83,7 @@ class Recorder(Node):
                 message_class(msgtype),
                 topic,
                 lambda data, topic=full_name: self.enqueue(topic, data),
-                qos.IMAGE if topic == topics.IMAGE else qos.OBSERVATION,
+                subscription_qos(topic),
                 raw=True,
             )
             for (topic, msgtype), full_name in zip(recorded.items(), full)

@@ -25,11 +25,18 @@ import torch
 from pamiq import run_dir as layout
 from pamiq.learning.learner import Learner, LearnerConfig, Step
 from pamiq.learning.pairing import StampPairer
+from pamiq.learning.senses import extra_senses
 from pamiq.ros import qos, spin, topics
 from pamiq.ros.diagnostics import ERROR, OK, WARN, Diagnostics
-from pamiq.ros.messages import STEP_PARTS, stamp_ns, step_part
-from pamiq.ros.parameters import ParameterError, declare_settings, writable_directory
+from pamiq.ros.messages import stamp_ns
+from pamiq.ros.parameters import (
+    ParameterError,
+    check_senses,
+    declare_settings,
+    writable_directory,
+)
 from pamiq.ros.priority import lower_process_priority
+from pamiq.ros.sense_messages import frame_part, frame_parts
 from pamiq.settings import setting
 from pamiq.storage.checkpoint import CheckpointError
 from pamiq.storage.weights import pack_weights
@@ -66,6 +73,8 @@ class Trainer(Node):
         learning = declare_settings(self, LearnerConfig)
         self.run_dir = writable_directory('run_dir', self.config.run_dir)
         torch.set_num_threads(self.config.torch_threads)
+        self.extras = extra_senses(check_senses(learning.senses, learning.encoder))
+        parts = frame_parts(self.extras)  # part -> topic
         try:
             self.learner = Learner(learning, self.config.seed)
         except ValueError as error:  # the device
@@ -75,7 +84,9 @@ class Trainer(Node):
             self.get_logger().info(f'resumed from {resumed} at version {self.learner.version}')
         # The node's clock: under use_sim_time a frame's parts wait in simulated seconds.
         self.pairer = StampPairer(
-            self.config.pairing_timeout, lambda: self.get_clock().now().nanoseconds / 1e9
+            self.config.pairing_timeout,
+            lambda: self.get_clock().now().nanoseconds / 1e9,
+            tuple(parts),
         )
         self.rejected = 0
         self.stopping = threading.Event()
@@ -90,16 +101,12 @@ class Trainer(Node):
         }
         self.subs = [
             self.create_subscription(
-                message_type,
-                STEP_PARTS[part],
+                Image if part in ('observation', 'hearing') else JointState,
+                topic,
                 lambda msg, part=part: self.part_callback(part, msg),
-                profile,
+                {'action': qos.ACTION, 'step': qos.STEP}.get(part, qos.OBSERVATION),
             )
-            for part, message_type, profile in (
-                ('observation', Image, qos.OBSERVATION),
-                ('action', JointState, qos.ACTION),
-                ('step', JointState, qos.STEP),
-            )
+            for part, topic in parts.items()
         ]
         # Polled by the wall clock; the pairer measures its timeout on the node's clock.
         self.expire_timer = self.create_timer(0.5, self.pairer.expire)
@@ -138,7 +145,7 @@ class Trainer(Node):
     # --- data in ---------------------------------------------------------------------------
     def part_callback(self, part: str, msg) -> None:
         try:
-            value = step_part(part, msg, self.learner.config.action_space)
+            value = frame_part(part, msg, self.learner.config.action_space)
         except ValueError as error:
             self.rejected += 1
             self.get_logger().warning(
@@ -147,8 +154,9 @@ class Trainer(Node):
             return
         entry = self.pairer.add(stamp_ns(msg), part, value)
         if entry is not None:
+            senses = {sense: entry[sense] for sense in self.extras}
             self.learner.add(
-                Step.from_fields(entry['step'], entry['observation'], entry['action'])
+                Step.from_fields(entry['step'], entry['observation'], entry['action'], senses)
             )
 
     # --- training (own thread) -------------------------------------------------------------

@@ -23,7 +23,7 @@ from pamiq.tools.graph import (
     node_command,
     write_parameters,
 )
-from pamiq.vocabulary import ACTION_SPACES, DEVICES, ENCODERS
+from pamiq.vocabulary import ACTION_SPACES, DEVICES, ENCODERS, parse_senses
 
 
 def parse_launch_arguments(items: list[str]) -> dict[str, str]:
@@ -177,6 +177,7 @@ def train_command(args: argparse.Namespace) -> int:
     config = LearnerConfig(
         encoder=args.encoder,
         action_space=args.action_space,
+        senses=','.join(parse_senses(args.senses)),
         device=args.device,
         batch_size=args.batch_size,
     )
@@ -275,6 +276,11 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument('--encoder', default=LearnerConfig.encoder, choices=ENCODERS)
     train.add_argument('--action-space', default=LearnerConfig.action_space, choices=ACTION_SPACES)
     train.add_argument('--device', default=LearnerConfig.device, choices=DEVICES)
+    train.add_argument(
+        '--senses',
+        default=LearnerConfig.senses,
+        help='as the live agent: e.g. vision,hearing,body',
+    )
     train.add_argument('--seed', type=int, default=0)
 
     ctl = commands.add_parser('ctl', help='pause, resume, save or check a running graph')

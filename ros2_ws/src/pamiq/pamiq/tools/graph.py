@@ -12,10 +12,11 @@ import sys
 
 import yaml
 
+from pamiq.audio_sources import is_audio_file
 from pamiq.executables import EXECUTABLES
 from pamiq.ros.share import config_file
 from pamiq.run_dir import default_run_dir
-from pamiq.vocabulary import POLICIES, WORLDS
+from pamiq.vocabulary import DEFAULT_SENSES, POLICIES, WORLDS, parse_senses
 
 # name -> (default, description). An empty default means "as in the parameter file".
 LAUNCH_ARGUMENTS: dict[str, tuple[str, str]] = {
@@ -27,6 +28,15 @@ LAUNCH_ARGUMENTS: dict[str, tuple[str, str]] = {
     'camera': (
         '',
         "world:=vrchat only: video device index, file or URL; empty: the params file's",
+    ),
+    'senses': (
+        ','.join(DEFAULT_SENSES),
+        'What the agent perceives: vision, hearing, body, or several comma-separated',
+    ),
+    'audio': (
+        '',
+        'world:=vrchat with hearing: a sink or source to record, or a WAV/FLAC file; '
+        "empty: the params file's (the sink VRChat plays to)",
     ),
     'osc_host': ('', "Host receiving the OSC input; empty: the params file's"),
     'osc_port': ('', "UDP port of the OSC input; empty: the params file's"),
@@ -53,6 +63,8 @@ class BringupArgs:
     world: str
     agent: str
     camera: str
+    senses: str
+    audio: str
     osc_host: str
     osc_port: str
     namespace: str
@@ -85,6 +97,15 @@ class BringupArgs:
                 'camera:=... is only used with world:=vrchat '
                 '(the Doom world renders its own frames)'
             )
+        try:
+            merged['senses'] = ','.join(parse_senses(merged['senses']))
+        except ValueError as error:
+            raise BringupError(f'senses:={merged["senses"]}: {error}') from None
+        if merged['audio'] and (merged['world'] != 'vrchat' or 'hearing' not in merged['senses']):
+            raise BringupError(
+                'audio:=... is for world:=vrchat with hearing among the senses '
+                '(the Doom world hears its own game)'
+            )
         merged['record'] = merged['record'].lower()
         if merged['record'] not in ('true', 'false'):
             raise BringupError(f'record:={merged["record"]} is not true or false')
@@ -107,6 +128,9 @@ class BringupArgs:
             raise BringupError('real_time_factor is for world:=doom (VRChat runs in real time)')
         merged['real_time_factor'] = factor
         return cls(**merged)
+
+    def has(self, sense: str) -> bool:
+        return sense in self.senses.split(',')
 
     @property
     def simulated(self) -> bool:
@@ -151,23 +175,43 @@ def graph(args: BringupArgs) -> list[NodeSpec]:
             world['real_time_factor'] = float(args.real_time_factor)
             if float(args.real_time_factor) == 0.0:
                 osc['frame_markers'] = True  # the actuator tells the world an action is sent
+        if args.has('hearing'):
+            world['audio'] = True
         nodes.append(NodeSpec('doom_world_node', 'world', world))
     else:
         nodes.append(
             NodeSpec('camera_node', 'camera', {'camera': args.camera} if args.camera else {})
         )
+        if args.has('hearing'):
+            nodes.append(NodeSpec('audio_node', 'audio', audio_parameters(args.audio)))
+    if args.has('body'):
+        nodes.append(NodeSpec('body_node', 'body'))
     nodes.append(NodeSpec('osc_actuator_node', 'osc_actuator', dict(osc)))
-    nodes.append(NodeSpec('agent_node', 'agent', {'policy': args.agent, 'run_dir': args.run_dir}))
+    senses = {'senses': args.senses}
+    nodes.append(
+        NodeSpec('agent_node', 'agent', {'policy': args.agent, 'run_dir': args.run_dir, **senses})
+    )
     if args.agent == 'curiosity':
         # Acting goes on without the trainer, and a restarted trainer resumes from its newest
         # checkpoint: respawn it rather than stopping the graph.
-        nodes.append(NodeSpec('trainer_node', 'trainer', {'run_dir': args.run_dir}, respawn=True))
+        nodes.append(
+            NodeSpec('trainer_node', 'trainer', {'run_dir': args.run_dir, **senses}, respawn=True)
+        )
     if args.record == 'true':
         nodes.append(NodeSpec('recorder_node', 'recorder', {'run_dir': args.run_dir}))
     if args.simulated:
         for spec in nodes:
             spec.parameters['use_sim_time'] = True
     return nodes
+
+
+def audio_parameters(audio: str) -> dict[str, object]:
+    """audio_node's source from `audio:=`: a WAV/FLAC file, else a device name."""
+    if not audio:
+        return {}
+    if is_audio_file(audio):
+        return {'file': os.path.abspath(audio)}
+    return {'device': audio}
 
 
 def world_parameter(params_file: str, name: str, default: object) -> object:

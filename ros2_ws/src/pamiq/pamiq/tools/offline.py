@@ -12,27 +12,38 @@ import os
 
 from pamiq.learning.learner import Learner, LearnerConfig, Step
 from pamiq.learning.pairing import StampPairer
+from pamiq.learning.senses import extra_senses
 from pamiq.ros import topics
 from pamiq.ros.bags import deserialize, read_messages
-from pamiq.ros.messages import STEP_PARTS, stamp_ns, step_part
+from pamiq.ros.messages import stamp_ns
+from pamiq.ros.sense_messages import frame_part, frame_parts
+from pamiq.vocabulary import DEFAULT_SENSES, parse_senses
 
 
-def load_steps(paths: list[str], action_space: str) -> tuple[list[Step], int]:
-    """Steps recorded in the bags, in step order, and the number of incomplete frames."""
-    pairer = StampPairer()
+def load_steps(
+    paths: list[str], action_space: str, senses: tuple[str, ...] = DEFAULT_SENSES
+) -> tuple[list[Step], int]:
+    """Steps recorded in the bags, in step order, and the number of incomplete frames (with
+    more senses a frame is complete once agent/hearing and agent/body are paired too)."""
+    extras = extra_senses(senses)
+    parts = frame_parts(extras)
+    pairer = StampPairer(parts=tuple(parts))
     steps: list[Step] = []
     for message in read_messages(paths):
-        part = next((p for p, t in STEP_PARTS.items() if topics.matches(message.topic, t)), None)
+        part = next((p for p, t in parts.items() if topics.matches(message.topic, t)), None)
         if part is None:
             continue
         msg = deserialize(message)
         try:
-            value = step_part(part, msg, action_space)
+            value = frame_part(part, msg, action_space)
         except ValueError:
             continue  # a malformed message leaves its frame incomplete
         entry = pairer.add(stamp_ns(msg), part, value)
         if entry is not None:
-            steps.append(Step.from_fields(entry['step'], entry['observation'], entry['action']))
+            sensed = {sense: entry[sense] for sense in extras}
+            steps.append(
+                Step.from_fields(entry['step'], entry['observation'], entry['action'], sensed)
+            )
     steps.sort(key=lambda s: s.index)
     return steps, pairer.incomplete()
 
@@ -47,7 +58,7 @@ def train_from_bags(
 ) -> str:
     """Pretrain on the bags' steps, continuing from run_dir's newest checkpoint if any; writes
     a checkpoint there and returns its path."""
-    steps, incomplete = load_steps(paths, config.action_space)
+    steps, incomplete = load_steps(paths, config.action_space, parse_senses(config.senses))
     say(f'{len(steps)} recorded steps ({incomplete} incomplete frames skipped)')
     config = LearnerConfig(
         **{**vars(config), 'dynamics_buffer_size': max(config.dynamics_buffer_size, len(steps))}
