@@ -58,8 +58,10 @@ def step_message(
     msg.header.stamp = stamp
     shares = sense_rewards or {}
     msg.name = [*STEP_FIELDS, *(f'reward_{sense}' for sense in shares)]
-    msg.position = [float(step), float(reward), float(value), float(log_prob), float(version)]
-    msg.position += [float(share) for share in shares.values()]
+    msg.position = [
+        *(float(v) for v in (step, reward, value, log_prob, version)),
+        *(float(share) for share in shares.values()),
+    ]
     return msg
 
 

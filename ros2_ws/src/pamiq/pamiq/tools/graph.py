@@ -40,6 +40,10 @@ LAUNCH_ARGUMENTS: dict[str, tuple[str, str]] = {
     ),
     'osc_host': ('', "Host receiving the OSC input; empty: the params file's"),
     'osc_port': ('', "UDP port of the OSC input; empty: the params file's"),
+    'body_port': (
+        '',
+        "UDP port of VRChat's OSC output, where the body sense listens; empty: the params file's",
+    ),
     'namespace': ('pamiq', 'ROS namespace of every node and topic'),
     'params_file': ('', 'Parameter YAML; empty: the installed config/pamiq.yaml'),
     'run_dir': ('', 'Directory for logs, checkpoints and bags; empty: a new runs/<date-time>'),
@@ -67,6 +71,7 @@ class BringupArgs:
     audio: str
     osc_host: str
     osc_port: str
+    body_port: str
     namespace: str
     params_file: str
     run_dir: str
@@ -88,10 +93,9 @@ class BringupArgs:
             raise BringupError(f'world:={merged["world"]} is not one of {", ".join(WORLDS)}')
         if merged['agent'] not in POLICIES:
             raise BringupError(f'agent:={merged["agent"]} is not one of {", ".join(POLICIES)}')
-        if merged['osc_port'] and not (
-            merged['osc_port'].isdigit() and 0 < int(merged['osc_port']) < 65536
-        ):
-            raise BringupError(f'osc_port:={merged["osc_port"]} is not a UDP port number')
+        for port in ('osc_port', 'body_port'):
+            if merged[port] and not (merged[port].isdigit() and 0 < int(merged[port]) < 65536):
+                raise BringupError(f'{port}:={merged[port]} is not a UDP port number')
         if merged['camera'] and merged['world'] != 'vrchat':
             raise BringupError(
                 'camera:=... is only used with world:=vrchat '
@@ -177,6 +181,8 @@ def graph(args: BringupArgs) -> list[NodeSpec]:
                 osc['frame_markers'] = True  # the actuator tells the world an action is sent
         if args.has('hearing'):
             world['audio'] = True
+        if args.body_port:
+            world['body_osc_port'] = int(args.body_port)
         nodes.append(NodeSpec('doom_world_node', 'world', world))
     else:
         nodes.append(
@@ -185,7 +191,11 @@ def graph(args: BringupArgs) -> list[NodeSpec]:
         if args.has('hearing'):
             nodes.append(NodeSpec('audio_node', 'audio', audio_parameters(args.audio)))
     if args.has('body'):
-        nodes.append(NodeSpec('body_node', 'body'))
+        nodes.append(
+            NodeSpec(
+                'body_node', 'body', {'osc_port': int(args.body_port)} if args.body_port else {}
+            )
+        )
     nodes.append(NodeSpec('osc_actuator_node', 'osc_actuator', dict(osc)))
     senses = {'senses': args.senses}
     nodes.append(
