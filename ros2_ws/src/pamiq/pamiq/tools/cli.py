@@ -209,6 +209,9 @@ def bag_command(args: argparse.Namespace) -> int:
     else:
         frames = export_video(args.bag, args.output, args.topic, args.fps, args.scale)
         print(f'{frames} frames written to {args.output}')
+        sound = os.path.splitext(args.output)[0] + '.wav'
+        if os.path.exists(sound):
+            print(f'what was heard written to {sound}, aligned with the first frame')
     return 0
 
 
@@ -297,7 +300,9 @@ def build_parser() -> argparse.ArgumentParser:
     bag_commands = bag.add_subparsers(dest='bag_command', required=True)
     info = bag_commands.add_parser('info', help='topics, counts, duration, rates')
     info.add_argument('bag')
-    export = bag_commands.add_parser('export', help='write an image stream to .mp4 or .gif')
+    export = bag_commands.add_parser(
+        'export', help='write an image stream to .mp4 or .gif (and audio/pcm to a .wav beside)'
+    )
     export.add_argument('bag')
     export.add_argument('-o', '--output', required=True)
     export.add_argument('--topic', default='agent/observation')
