@@ -32,20 +32,27 @@ class SoundServer:
             XDG_CONFIG_HOME=self.directory,
             HOME=self.directory,
         )
+        self.sinks = sinks
+        self.start()
+
+    def start(self) -> None:
+        """Start the server (again, after `kill`: the same socket and sinks)."""
         modules = [f'--load=module-native-protocol-unix auth-anonymous=1 socket={self.socket}']
-        modules += [f'--load=module-null-sink sink_name={name} rate=48000' for name in sinks]
+        modules += [f'--load=module-null-sink sink_name={name} rate=48000' for name in self.sinks]
         self.process = subprocess.Popen(
             ['pulseaudio', '--daemonize=no', '--exit-idle-time=-1', '-n', '--log-target=stderr',
              '--disallow-exit', *modules],
             env=self.env,
             stdout=subprocess.DEVNULL,
-            stderr=subprocess.PIPE,
+            stderr=open(os.path.join(self.directory, 'pulseaudio.log'), 'ab'),
         )  # fmt: skip
         deadline = time.monotonic() + 20.0
         while not self.ready():
             if self.process.poll() is not None or time.monotonic() > deadline:
+                with open(os.path.join(self.directory, 'pulseaudio.log'), 'rb') as log:
+                    error = log.read().decode('utf-8', 'replace')[-500:]
                 self.stop()
-                raise RuntimeError('pulseaudio did not start')
+                raise RuntimeError(f'pulseaudio did not start: {error}')
             time.sleep(0.1)
 
     def ready(self) -> bool:
@@ -64,7 +71,8 @@ class SoundServer:
             env=self.env,
         )
 
-    def stop(self) -> None:
+    def kill(self) -> None:
+        """The server goes away (as when PulseAudio or PipeWire restarts)."""
         if self.process.poll() is None:
             self.process.terminate()
             try:
@@ -72,6 +80,9 @@ class SoundServer:
             except subprocess.TimeoutExpired:
                 self.process.kill()
                 self.process.wait()
+
+    def stop(self) -> None:
+        self.kill()
         shutil.rmtree(self.directory, ignore_errors=True)
 
 

@@ -281,4 +281,7 @@ def connect_sound_server():
 
 def connection_ready(pulse) -> bool:
     client = pulse._pulse  # soundcard keeps its one connection here
-    return client._pa_context_get_state(client.context) == pulse._pa.PA_CONTEXT_READY
+    try:
+        return client._pa_context_get_state(client.context) == pulse._pa.PA_CONTEXT_READY
+    except Exception:  # a reload that failed half-way left the module's parts mismatched
+        return False

@@ -111,7 +111,12 @@ class Audio(Node):
                 self.get_logger().warning(f'lost {self.source.description}: {error}; reopening')
                 self.source.close()
                 continue
-            self.publisher.publish(Chunk(stamp, pcm))
+            try:
+                self.publisher.publish(Chunk(stamp, pcm))
+            except Exception:
+                if self.context.ok():
+                    raise
+                return  # shutting down: the node's publishers are gone
             if self.source.underruns > self.reported_underruns:
                 self.reported_underruns = self.source.underruns
                 self.get_logger().warning(
