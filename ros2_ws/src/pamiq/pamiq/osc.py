@@ -216,6 +216,9 @@ class OscListener:
     ) -> None:
         self.routes, self.on_problem, self.max_rate = routes, on_problem, max_rate
         self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        # Room for bursts (VRChat sends every parameter after an avatar change); the kernel
+        # caps it at net.core.rmem_max.
+        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 1 << 20)
         try:
             self.sock.bind((host, port))
         except OSError:
