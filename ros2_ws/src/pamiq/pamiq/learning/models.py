@@ -164,7 +164,10 @@ class InverseDynamics(nn.Module):
         """
         z, next_z = self.embed(obs), self.embed(next_obs)
         prev_pred, pred = self.predictor(torch.cat([z, next_z], dim=-1)).chunk(2, dim=-1)
-        return F.mse_loss(prev_pred, prev_action_feat) + F.mse_loss(pred, action_feat)
+        loss = F.mse_loss(prev_pred, prev_action_feat) + F.mse_loss(pred, action_feat)
+        if hasattr(self.encoder, 'auxiliary_loss'):  # senses besides vision reconstruct themselves
+            loss = loss + self.encoder.auxiliary_loss(obs)
+        return loss
 
 
 class SmallDeconvNet(nn.Module):

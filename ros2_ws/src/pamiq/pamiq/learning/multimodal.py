@@ -8,6 +8,13 @@ inverse-dynamics head learns, the forward model predicts, and whose prediction e
 curiosity reward. The reward over z is then the mean of the senses' own errors, so each
 sense's share is read off the same prediction (`per_sense_rewards`). The policy has its own
 trunk built the same way (the original kept the policy's CNN apart from the encoder's).
+
+[Why hearing and the body also reconstruct themselves] Inverse dynamics keeps what the
+agent's actions change; most sounds (a monster's growl, music in a VRChat world) are not
+caused by the agent, so its loss alone would leave the hearing block blind to them. Beside it,
+each sense other than vision reconstructs its own input from its block (a linear decoder,
+`SenseFeatures.auxiliary_loss`), so its block says what was heard or felt, and a sound never
+heard before lands where the forward model has never predicted.
 With vision alone the models are exactly the original's (pamiq.learning.models).
 """
 
@@ -88,13 +95,30 @@ class SenseFeatures(nn.Module):
         self.dims = [EMBEDDING_DIMS[s] for s in self.senses]
         self.dim = sum(self.dims)
         self.scales = block_scales(self.senses)
+        self.decoders = nn.ModuleDict(
+            {
+                sense: nn.Linear(EMBEDDING_DIMS[sense], math.prod(EXTRA_SENSES[sense]))
+                for sense in self.senses
+                if sense in EXTRA_SENSES
+            }
+        )
+
+    def block(self, batch: SenseBatch, sense: str) -> torch.Tensor:
+        """One sense's layer-normalised features (before the fusion's scale)."""
+        dim = EMBEDDING_DIMS[sense]
+        return F.layer_norm(self.nets[sense](getattr(batch, sense)), (dim,))
 
     def forward(self, batch: SenseBatch) -> torch.Tensor:
-        blocks = []
-        for sense, dim, scale in zip(self.senses, self.dims, self.scales):
-            features = self.nets[sense](getattr(batch, sense))
-            blocks.append(F.layer_norm(features, (dim,)) * scale)
+        blocks = [self.block(batch, s) * scale for s, scale in zip(self.senses, self.scales)]
         return torch.cat(blocks, dim=-1)
+
+    def auxiliary_loss(self, batch: SenseBatch) -> torch.Tensor:
+        """Mean over the senses besides vision of MSE(decoder(block), the sense's input)."""
+        losses = [
+            F.mse_loss(decoder(self.block(batch, sense)), getattr(batch, sense).flatten(1))
+            for sense, decoder in self.decoders.items()
+        ]
+        return torch.stack(losses).mean() if losses else torch.zeros(())
 
 
 @torch.no_grad()
