@@ -24,11 +24,7 @@ from pamiq.learning.hearing import LogMelStream
 from pamiq.learning.senses import absent, extra_senses
 from pamiq.ros import qos, topics
 from pamiq.ros.diagnostics import OK, WARN
-from pamiq.ros.sense_messages import (
-    audio_chunk,
-    body_input,
-    hearing_message,
-)
+from pamiq.ros.sense_messages import SENSE_PARTS, audio_chunk, body_input, hearing_message
 
 
 class SenseInputs:
@@ -42,25 +38,17 @@ class SenseInputs:
         self.received = dict.fromkeys(self.extras, 0)
         self.rejected = 0
         self.was_missing: tuple[str, ...] = ()
-        self.subs = []
-        self.pubs = {}
-        if 'hearing' in self.extras:
-            self.subs.append(
-                node.create_subscription(
-                    Int16MultiArray, topics.AUDIO_PCM, self.audio_callback, qos.SENSE
-                )
-            )
-            self.pubs['hearing'] = node.create_publisher(
-                Image, topics.AGENT_HEARING, qos.OBSERVATION
-            )
-        if 'body' in self.extras:
-            self.subs.append(
-                node.create_subscription(
-                    JointState, topics.BODY_STATE, self.body_callback, qos.SENSE
-                )
-            )
-            self.pubs['body'] = node.create_publisher(
-                JointState, topics.AGENT_BODY, qos.OBSERVATION
+        # sense -> (its stream in, its callback, what the agent perceived out)
+        wiring = {
+            'hearing': (Int16MultiArray, topics.AUDIO_PCM, self.audio_callback, Image),
+            'body': (JointState, topics.BODY_STATE, self.body_callback, JointState),
+        }
+        self.subs, self.pubs = [], {}
+        for sense in self.extras:
+            stream, topic, callback, perceived = wiring[sense]
+            self.subs.append(node.create_subscription(stream, topic, callback, qos.SENSE))
+            self.pubs[sense] = node.create_publisher(
+                perceived, SENSE_PARTS[sense], qos.OBSERVATION
             )
 
     def reject(self, sense: str, error: ValueError) -> None:

@@ -227,10 +227,7 @@ def plot_hearing(data, start: float, path: str) -> bool:
         bottom.set_xlabel(f'seconds of sound recorded (the first {len(mono) / SAMPLE_RATE:.0f} s)')
     bottom.set_ylabel('frequency (Hz)')
     bottom.set_title('Spectrogram of audio/pcm (both ears mixed)')
-    figure.tight_layout()
-    figure.savefig(path, dpi=100)
-    plt.close(figure)
-    return True
+    return save(figure, path)
 
 
 def plot_body(data, start: float, path: str) -> bool:
@@ -252,6 +249,10 @@ def plot_body(data, start: float, path: str) -> bool:
     axes[2].set_ylabel('0/1')
     axes[2].legend(loc='upper right')
     axes[2].set_xlabel('time since the run started (min)')
+    return save(figure, path)
+
+
+def save(figure, path: str) -> bool:
     figure.tight_layout()
     figure.savefig(path, dpi=100)
     plt.close(figure)
