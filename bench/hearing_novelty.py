@@ -118,7 +118,7 @@ def train(data: dict[str, np.ndarray], epochs: float, seed: int) -> Learner:
     ]  # fmt: skip
     config = LearnerConfig(senses=','.join(SENSES), dynamics_buffer_size=len(steps))
     learner = Learner(config, seed)
-    learner.pretrain(steps, epochs, say=lambda text: None)
+    learner.pretrain({'': steps}, epochs, say=lambda text: None)
     return learner
 
 

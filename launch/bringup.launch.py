@@ -33,8 +33,9 @@ def node_action(spec, args):
         package='pamiq',
         executable=spec.executable,
         name=spec.name,
-        namespace=args.namespace,
+        namespace=spec.full_namespace(args.namespace),
         parameters=[args.params_file, spec.parameters],
+        remappings=list(spec.remappings),
         output='screen',
         # Let the actuator send its reset before launch escalates to SIGTERM.
         sigterm_timeout='5',

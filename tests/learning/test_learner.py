@@ -17,7 +17,7 @@ def small_config(**overrides) -> LearnerConfig:
         rollout_length=16, batch_size=8, encoder_batches=2, dynamics_batches=2, min_buffer_size=8
     )
     values.update(overrides)
-    return LearnerConfig(**values, ppo=PPOConfig(minibatch_size=8, update_epochs=1))
+    return LearnerConfig(**values, ppo=PPOConfig(num_minibatches=2, update_epochs=1))
 
 
 def steps_from(
@@ -53,7 +53,8 @@ def test_consecutive_steps_make_transitions_and_one_rollout(maze):
     np.testing.assert_array_equal(learner.buffer.previous_actions[0], np.zeros(3))
     np.testing.assert_array_equal(learner.buffer.previous_actions[1], actions[0])
     np.testing.assert_array_equal(learner.buffer.next_observations[0], observations[1])
-    assert len(learner.rollouts[0]) == 17  # 16 acted steps + the one after (r_T and V(o_T))
+    # 16 acted steps + the one after (r_T and V(o_T))
+    assert len(learner.streams[''].pending[0]) == 17
 
 
 def test_a_gap_in_step_indices_restarts_the_sequence(maze):
@@ -206,3 +207,87 @@ def test_an_old_checkpoint_without_normaliser_state_starts_it_afresh(maze, tmp_p
     resumed.load_checkpoint(str(tmp_path), print)
     assert (resumed.version, resumed.rounds) == (3, 3)
     assert resumed.normalizer.state_dict() == Learner(small_config()).normalizer.state_dict()
+
+
+def test_actors_keep_their_own_sequences_and_one_update_holds_both(maze):
+    observations, actions = maze
+    learner = Learner(small_config())
+    first = steps_from(observations[:40], actions[:40])
+    second = steps_from(observations[40:80], actions[40:80])  # the same step indices
+    for a, b in zip(first[:17], second[:17]):  # interleaved, as two actors' messages arrive
+        learner.add(a, 'actor0')
+        learner.add(b, 'actor1')
+    assert learner.gaps == 0
+    assert len(learner.buffer) == 32  # 16 transitions each, none across the two
+    pairs = {
+        (learner.buffer.observations[i].tobytes(), learner.buffer.next_observations[i].tobytes())
+        for i in range(len(learner.buffer))
+    }
+    for steps in (first, second):
+        for t in range(16):
+            assert (steps[t].observation.tobytes(), steps[t + 1].observation.tobytes()) in pairs
+    # One actor's rollout alone does not start a round both are expected in.
+    assert learner.ready(['actor0', 'actor1'])
+    assert not Learner(small_config()).ready(['actor0'])
+    steps_taken = []
+    learner.optimizers['forward_dynamics'].register_step_pre_hook(lambda *_: steps_taken.append(1))
+    metrics = learner.train_round()
+    assert metrics['update/actors'] == 2 and metrics['update/samples'] == 32
+    assert len(steps_taken) == 2 * learner.config.dynamics_batches  # per rollout
+
+
+def test_a_round_waits_for_every_active_actor_until_enough_rollouts_wait(maze):
+    observations, actions = maze
+    learner = Learner(small_config())
+    steps = steps_from(observations, actions)
+    for step in steps[:17]:
+        learner.add(step, 'fast')
+    assert learner.ready() and learner.ready(['fast'])
+    assert not learner.ready(['fast', 'slow'])  # the slow actor's rollout is still coming
+    for step in steps[17:34]:
+        learner.add(step, 'fast')
+    assert learner.ready(['fast', 'slow'])  # two rollouts wait: the slow one holds no longer
+    assert learner.train_round()['update/actors'] == 1
+
+
+def test_the_frozen_encoder_embeds_each_transition_once(maze):
+    observations, actions = maze
+    learner = Learner(small_config(encoder_rounds=1))
+    steps = steps_from(observations, actions)
+    for step in steps[:17]:
+        learner.add(step)
+    learner.train_round()  # the encoder learns in round 1, then is frozen
+    for step in steps[17:34]:
+        learner.add(step)
+    encoder = learner.models['encoder']
+    calls = []
+    embed = encoder.embed
+    encoder.embed = lambda obs: calls.append(len(obs)) or embed(obs)
+    learner.train_round()
+    # The first frozen round embeds the whole buffer (observation and next observation)...
+    assert calls == [33, 33]
+    for step in steps[34:51]:
+        learner.add(step)
+    learner.train_round()
+    # ... and later rounds only the 17 transitions added since: none per minibatch.
+    assert calls == [33, 33, 17, 17]
+    cached = np.flatnonzero(learner.buffer.embedded[: len(learner.buffer)])
+    assert len(cached) == len(learner.buffer)
+    with torch.no_grad():
+        fresh = embed(observations_to_tensor(learner.buffer.observations[cached]))
+    np.testing.assert_allclose(learner.buffer.embeddings[cached], fresh.numpy(), atol=1e-5)
+
+
+def test_a_slot_overwritten_while_it_was_embedded_is_not_cached():
+    from pamiq.learning.learner import DynamicsBuffer
+
+    buffer = DynamicsBuffer(2, (3,), np.float32)
+    frame = np.zeros((84, 84, 3), np.uint8)
+    for _ in range(2):
+        buffer.add(np.zeros(3), frame, np.zeros(3), frame)
+    index, generations, _, _ = buffer.unembedded()
+    buffer.add(np.zeros(3), frame + 1, np.zeros(3), frame + 1)  # replaces one of the two
+    z = np.ones((2, 512), np.float32)
+    buffer.store_embeddings(index, generations, z, z)
+    assert buffer.embedded.sum() == 1
+    assert buffer.unembedded()[0].tolist() == [i for i in (0, 1) if not buffer.embedded[i]]

@@ -137,7 +137,7 @@ def test_ratio_is_one_on_the_first_minibatch(action_space):
     optimizer = torch.optim.Adam(policy.parameters(), lr=1e-4, eps=1e-5)
     config = PPOConfig(update_epochs=1)
     stats = ppo_update(
-        policy, optimizer, make_rollout(policy), config, torch.Generator().manual_seed(0)
+        policy, optimizer, [make_rollout(policy)], config, torch.Generator().manual_seed(0)
     )
     assert stats['first_epoch_max_ratio_error'] < 1e-5
     for key in (
@@ -170,7 +170,7 @@ def test_ppo_update_moves_the_mean_action_toward_advantaged_actions():
     generator = torch.Generator().manual_seed(0)
     for _ in range(3):
         rollout = make_rollout(policy, 32, lambda a: -((a - 0.5) ** 2).sum(-1))
-        stats = ppo_update(policy, optimizer, rollout, config, generator)
+        stats = ppo_update(policy, optimizer, [rollout], config, generator)
         assert torch.isfinite(torch.tensor([stats['approx_kl'], stats['clipfrac']])).all()
     assert distance_to_target() < before - 0.1
 
@@ -186,9 +186,11 @@ def test_gradients_are_clipped_to_max_grad_norm():
         norms.append(torch.linalg.vector_norm(torch.stack([g.norm() for g in grads])).item())
 
     optimizer.register_step_pre_hook(record_norm)
-    config = dataclasses.replace(PPOConfig(), max_grad_norm=0.01, update_epochs=1)
-    stats = ppo_update(policy, optimizer, make_rollout(policy, 16, torch.randn(16) * 10), config)
-    assert len(norms) == 2  # 16 steps / minibatches of 8
+    config = dataclasses.replace(
+        PPOConfig(), max_grad_norm=0.01, update_epochs=1, num_minibatches=2
+    )
+    stats = ppo_update(policy, optimizer, [make_rollout(policy, 16, torch.randn(16) * 10)], config)
+    assert len(norms) == 2  # 16 steps in 2 minibatches
     assert max(norms) <= 0.01 * (1 + 1e-4)
     assert stats['grad_norm'] > 0.01  # the unclipped norm: clipping really acted
 
@@ -199,6 +201,51 @@ def test_target_kl_stops_the_epochs_early():
     optimizer = torch.optim.Adam(policy.parameters(), lr=1e-4, eps=1e-5)
     steps = []
     optimizer.register_step_pre_hook(lambda *_: steps.append(1))
-    config = PPOConfig(target_kl=-1.0, update_epochs=3)  # approx_kl ≥ 0 always exceeds it
-    ppo_update(policy, optimizer, make_rollout(policy, 16), config)
+    # approx_kl ≥ 0 always exceeds it
+    config = PPOConfig(target_kl=-1.0, update_epochs=3, num_minibatches=2)
+    ppo_update(policy, optimizer, [make_rollout(policy, 16)], config)
     assert len(steps) == 2  # one epoch of two minibatches
+
+
+def test_several_rollouts_get_their_own_advantages_and_larger_minibatches(monkeypatch):
+    """Two actors' rollouts: GAE never runs across them, and the minibatch grows with them."""
+    torch.manual_seed(0)
+    policy = PolicyValue('continuous')
+    optimizer = torch.optim.Adam(policy.parameters(), lr=1e-4, eps=1e-5)
+    first = make_rollout(policy, 16, torch.zeros(16))
+    second = make_rollout(policy, 16, torch.ones(16) * 5)
+    config = PPOConfig(update_epochs=1, num_minibatches=2, norm_adv=False)
+    seen = []
+    original = ppo_loss
+
+    def spy(new_logprob, old_logprob, advantages, *rest):
+        seen.append(advantages.detach().clone())
+        return original(new_logprob, old_logprob, advantages, *rest)
+
+    monkeypatch.setattr('pamiq.learning.ppo.ppo_loss', spy)
+    ppo_update(policy, optimizer, [first, second], config, torch.Generator().manual_seed(0))
+    assert [len(a) for a in seen] == [16, 16]  # 32 steps / 2 minibatches
+    expected = torch.cat(
+        [
+            compute_gae(r.rewards, r.values, r.next_value, config.gamma, config.gae_lambda)[0]
+            for r in (first, second)
+        ]
+    )
+    assert torch.allclose(torch.sort(torch.cat(seen)).values, torch.sort(expected).values)
+    # One GAE over the joined steps would carry the second rollout's rewards into the first's
+    # advantages: the per-rollout ones differ from that.
+    joined = compute_gae(
+        torch.cat([first.rewards, second.rewards]),
+        torch.cat([first.values, second.values]),
+        second.next_value,
+        config.gamma,
+        config.gae_lambda,
+    )[0]
+    assert not torch.allclose(expected[:16], joined[:16])
+
+
+def test_an_update_without_rollouts_is_refused():
+    policy = PolicyValue('continuous')
+    optimizer = torch.optim.Adam(policy.parameters())
+    with pytest.raises(ValueError, match='at least one rollout'):
+        ppo_update(policy, optimizer, [], PPOConfig())

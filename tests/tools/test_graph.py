@@ -110,3 +110,70 @@ def test_the_handover_to_ros2_launch_passes_no_empty_argument(tmp_path):
     assert command[:4] == ['ros2', 'launch', 'pamiq', 'bringup.launch.py']
     assert 'agent:=random' in command and f'run_dir:={tmp_path}' in command
     assert all(not item.endswith(':=') for item in command), command  # camera:= is refused
+
+
+def test_several_actors_get_namespaces_ports_seeds_and_the_one_weights_stream(tmp_path):
+    args = BringupArgs.from_strings(
+        {'actors': '2', 'osc_port': '9100', 'real_time_factor': '0', 'run_dir': str(tmp_path)}
+    )
+    specs = graph(args)
+    assert [s.label for s in specs] == [
+        'actor0/world', 'actor0/osc_actuator', 'actor0/agent',
+        'actor1/world', 'actor1/osc_actuator', 'actor1/agent',
+        'trainer',
+    ]  # fmt: skip
+    by_label = {s.label: s for s in specs}
+    assert by_label['actor1/world'].parameters['osc_port'] == 9101
+    assert by_label['actor1/osc_actuator'].parameters['osc_port'] == 9101
+    assert by_label['actor1/world'].parameters['seed'] == 1
+    assert by_label['actor0/agent'].parameters['max_steps_per_version'] == 256  # 2 x 128
+    # Each actor keeps its own simulated clock; every agent takes the trainer's weights.
+    assert ('/clock', '/pamiq/actor1/clock') in by_label['actor1/agent'].remappings
+    assert ('trainer/weights', '/pamiq/trainer/weights') in by_label['actor1/agent'].remappings
+    assert 'use_sim_time' not in by_label['trainer'].parameters  # several clocks: wall time
+    command = spec_command(by_label['actor1/agent'], args, str(tmp_path))
+    ros_args = command[command.index('--ros-args') :]
+    assert ros_args[:4] == ['--ros-args', '-r', '__node:=agent', '-r']
+    assert '__ns:=/pamiq/actor1' in ros_args and '/clock:=/pamiq/actor1/clock' in ros_args
+    with open(tmp_path / 'actor1_agent.yaml') as stream:
+        assert '/pamiq/actor1/agent' in yaml.safe_load(stream)
+
+
+def test_one_actor_in_lockstep_shares_the_graph_clock_and_waits_for_the_trainer(tmp_path):
+    specs = {s.label: s for s in graph(BringupArgs.from_strings({'real_time_factor': '0'}))}
+    assert specs['trainer'].parameters['use_sim_time'] is True
+    assert specs['agent'].remappings == ()
+    assert specs['agent'].parameters['max_steps_per_version'] == 256
+    no_wait = BringupArgs.from_strings({'real_time_factor': '0', 'wait_for_trainer': 'false'})
+    assert 'max_steps_per_version' not in {s.label: s for s in graph(no_wait)}['agent'].parameters
+    real_time = {s.label: s for s in graph(BringupArgs.from_strings({}))}
+    assert 'max_steps_per_version' not in real_time['agent'].parameters
+
+
+def test_roles_split_the_graph_between_hosts():
+    trainer = graph(BringupArgs.from_strings({'role': 'trainer', 'record': 'true'}))
+    assert [s.label for s in trainer] == ['trainer', 'recorder']
+    actors = graph(BringupArgs.from_strings({'role': 'actor', 'first_actor': '2'}))
+    assert [s.label for s in actors] == ['actor2/world', 'actor2/osc_actuator', 'actor2/agent']
+    assert actors[0].parameters['osc_port'] == 9002 and actors[0].parameters['seed'] == 2
+    vrchat = graph(
+        BringupArgs.from_strings({'world': 'vrchat', 'actors': '2', 'camera': '0,/tmp/b.mp4'})
+    )
+    assert [s.parameters['camera'] for s in vrchat if s.name == 'camera'] == ['0', '/tmp/b.mp4']
+
+
+@pytest.mark.parametrize(
+    ('values', 'message'),
+    [
+        ({'actors': '0'}, 'actors:=0 is not a whole number >= 1'),
+        ({'first_actor': '-1'}, 'first_actor:=-1 is not a whole number'),
+        ({'role': 'boss'}, 'role:=boss is not one of all, trainer, actor'),
+        ({'role': 'trainer', 'agent': 'random'}, 'role:=trainer needs agent:=curiosity'),
+        ({'world': 'vrchat', 'actors': '3', 'camera': '0,1'}, 'give one per actor'),
+        ({'actors': '4', 'osc_port': '65534'}, 'leaves no port'),
+        ({'wait_for_trainer': 'maybe'}, 'wait_for_trainer:=maybe is not true or false'),
+    ],
+)
+def test_bad_actor_arguments_are_refused_with_the_reason(values, message):
+    with pytest.raises(BringupError, match=message):
+        BringupArgs.from_strings(values)

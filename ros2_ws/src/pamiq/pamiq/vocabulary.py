@@ -10,6 +10,8 @@ from __future__ import annotations
 POLICIES = ('curiosity', 'random')
 # Where the agent lives (`world:=` at launch); first = default.
 WORLDS = ('doom', 'vrchat')
+# What a host runs (`role:=` at launch): everything, the trainer only, or actors only.
+ROLES = ('all', 'trainer', 'actor')
 # What trains the embedding (agent and trainer must agree); first = default.
 ENCODERS = ('inverse_dynamics', 'vae')
 # 'continuous': 3 VRChat axes; 'discrete': the original's (3, 3, 3, 2, 2) buttons. First = default.
@@ -69,7 +71,11 @@ MODEL_LOSSES = tuple(f'{e}/loss' for e in ENCODERS) + ('forward_dynamics/loss', 
 
 
 def round_metrics(encoder: str) -> tuple[str, ...]:
-    """Every value one training round reports, each published on trainer/<name>."""
+    """Every value one training round reports, each published on trainer/<name>.
+
+    'update/actors' and 'update/samples' say what the round's PPO update held: how many actors'
+    rollouts, how many steps in all.
+    """
     if encoder not in ENCODERS:
         raise ValueError(f'encoder must be one of {ENCODERS}, got {encoder!r}')
     return (
@@ -78,4 +84,6 @@ def round_metrics(encoder: str) -> tuple[str, ...]:
         *(f'ppo/{name}' for name in PPO_STATS),
         'ppo/policy_lag',
         'reward/mean',
+        'update/actors',
+        'update/samples',
     )

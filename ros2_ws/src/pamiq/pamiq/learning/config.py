@@ -65,8 +65,9 @@ class PPOConfig:
     """stop the update epochs early when approx_kl exceeds this (None: never)"""
     update_epochs: int = 3
     """the K epochs over each rollout"""
-    minibatch_size: int = 8
-    """transitions per minibatch (the original's batch 8; LSC meant 8 minibatches)"""
+    num_minibatches: int = 16
+    """minibatches per epoch; a minibatch is the update's steps / num_minibatches (CleanRL's
+    rule): 8 for one 128-step rollout, the original's batch of 8; 16 for two actors' rollouts"""
     adam_eps: float = 1e-5
     """Adam's ε: CleanRL's 1e-5 (as openai/baselines), not PyTorch's 1e-8. The learning rate is
     the policy's entry in pamiq.learning.models.LEARNING_RATES, where every model's is."""

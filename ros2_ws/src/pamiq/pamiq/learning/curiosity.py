@@ -25,6 +25,9 @@ def curiosity_reward(predicted: torch.Tensor, target: torch.Tensor) -> torch.Ten
     return (predicted - target).pow(2).mean(dim=-1)
 
 
+REWEMS = 'rewems'  # LSC's name for the discounted sum R_t, as checkpoints store it
+
+
 class RewardNormalizer:
     """Divide rewards by the running std of their discounted sum (large-scale-curiosity).
 
@@ -32,20 +35,25 @@ class RewardNormalizer:
     discounted sum R_t = γ·R_{t−1} + r_t never resets (curiosity is non-episodic), its variance is
     tracked over everything seen so far, and rewards (not returns) are divided by its std. This
     keeps the scale of advantages and value targets steady as the curiosity reward decays. The
-    original dropped it; the trainer turns it on by a named flag.
+    original dropped it; the trainer turns it on by a named flag. With several actors each
+    stream keeps its own R_t (LSC's filter holds one per environment) and the statistics are
+    shared.
     """
 
     def __init__(self, gamma: float = 0.99) -> None:
         self.gamma = gamma
-        self.rewems = 0.0  # R_{t−1}, LSC's name
+        self.rewems: dict[str, float] = {}  # R_{t−1} of each stream, LSC's name
         self.mean, self.var, self.count = 0.0, 1.0, 1e-4  # RunningMeanStd's prior
 
-    def normalize(self, rewards: torch.Tensor) -> torch.Tensor:
-        """Update the running statistics with a rollout's rewards (T,) and return r / std (T,)."""
+    def normalize(self, rewards: torch.Tensor, stream: str = '') -> torch.Tensor:
+        """Update the running statistics with a rollout's rewards (T,) from `stream` and
+        return r / std (T,)."""
         returns = []
+        rewems = self.rewems.get(stream, 0.0)
         for reward in rewards.tolist():
-            self.rewems = self.gamma * self.rewems + reward
-            returns.append(self.rewems)
+            rewems = self.gamma * rewems + reward
+            returns.append(rewems)
+        self.rewems[stream] = rewems
         if returns:
             batch = torch.tensor(returns, dtype=torch.float64)
             batch_mean, batch_var, n = (
@@ -62,16 +70,18 @@ class RewardNormalizer:
         )  # 1e-8: a never-surprised agent divides by ~0
 
     def state_dict(self) -> dict[str, float]:
-        """Plain floats, for checkpoints."""
-        return {
-            'gamma': self.gamma,
-            'rewems': self.rewems,
-            'mean': self.mean,
-            'var': self.var,
-            'count': self.count,
-        }
+        """Plain floats, for checkpoints; each stream's R_t under 'rewems:<stream>'."""
+        state = {'gamma': self.gamma, 'mean': self.mean, 'var': self.var, 'count': self.count}
+        state.update({f'{REWEMS}:{stream}': value for stream, value in self.rewems.items()})
+        return state
 
     def load_state_dict(self, state: dict[str, float]) -> None:
-        """Restore what `state_dict` returned."""
-        for key in ('gamma', 'rewems', 'mean', 'var', 'count'):
+        """Restore what `state_dict` returned (a plain 'rewems', written before streams had
+        names, belongs to the unnamed stream)."""
+        for key in ('gamma', 'mean', 'var', 'count'):
             setattr(self, key, float(state[key]))
+        self.rewems = {
+            key.partition(':')[2]: float(value)
+            for key, value in state.items()
+            if key == REWEMS or key.startswith(REWEMS + ':')
+        }

@@ -1,9 +1,18 @@
 """The trainer's core: buffers fed by the agent's steps, and one training round at a time.
 
 Plays pamiq-core's training thread (is_trainable -> train -> sync) without ROS: the trainer
-node feeds it paired steps and publishes what `train_round` returns. Each round waits for one
-fresh rollout of `rollout_length` consecutive steps, then trains the encoder (inverse dynamics
-or VAE), the forward dynamics model and PPO, in that order, like the original.
+node feeds it paired steps and publishes what `train_round` returns. Each actor's steps form a
+sequence of their own (no transition or rollout ever joins two actors). A round waits for a
+fresh rollout of `rollout_length` consecutive steps from every active actor, then trains the
+encoder (inverse dynamics or VAE), the forward dynamics model and PPO, in that order, like the
+original, on all of them.
+
+[How a round scales with the data] With k rollouts of T steps (one per actor, or more when the
+trainer fell behind): PPO updates on all k·T steps with `num_minibatches` minibatches of k·T /
+num_minibatches per epoch (CleanRL's rule: the gradient steps per update stay
+update_epochs x num_minibatches, the minibatch grows with the actors); the encoder and the
+forward model train k times their per-rollout minibatches, so each new step is replayed as
+often whatever the number of actors (dynamics_batches x batch_size / T samples per new step).
 
 [Why rounds are smaller than the original's] The original trained 3 epochs over its 2048-sample
 buffers (768 minibatches per model) while the avatar stood still. Here acting never stops and
@@ -14,7 +23,7 @@ from the same buffers; `LearnerConfig` says how many.
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass, field
 import math
 import threading
@@ -27,17 +36,22 @@ from pamiq.learning.config import LearnerConfig
 from pamiq.learning.curiosity import RewardNormalizer
 from pamiq.learning.device import choose_device
 from pamiq.learning.models import LEARNING_RATES, action_features, build_models
-from pamiq.learning.multimodal import per_sense_rewards
 from pamiq.learning.ppo import Rollout, ppo_update
 from pamiq.learning.senses import EXTRA_SENSES, extra_senses, is_multimodal, model_inputs
 from pamiq.storage.checkpoint import load_latest_checkpoint, save_checkpoint
 from pamiq.vocabulary import (
     CONTINUOUS_ACTION_DIM,
     DISCRETE_ACTION_CHOICES,
+    EMBEDDING_DIM,
     FRAME_SHAPE,
     parse_senses,
     round_metrics,
 )
+
+# Rollouts an actor may have waiting for a round; a newer one pushes the oldest out (skipped).
+PENDING_ROLLOUTS = 2
+# Observations embedded per forward pass when the frozen encoder fills the embedding cache.
+EMBED_CHUNK = 256
 
 
 @dataclass
@@ -90,6 +104,10 @@ class DynamicsBuffer:
 
     With senses besides vision (`extras`: name -> shape of one step's input) each transition
     also keeps what they gave at o_t and o_{t+1}.
+
+    Once the encoder is frozen, the embeddings of a transition's two observations never change,
+    so they are computed once per transition (`unembedded` / `store_embeddings`) and the forward
+    model trains on the cache instead of running the encoder for every minibatch.
     """
 
     def __init__(
@@ -99,6 +117,7 @@ class DynamicsBuffer:
         action_dtype,
         seed: int = 0,
         extras: Mapping[str, tuple[int, ...]] | None = None,
+        embed_dim: int = EMBEDDING_DIM,
     ) -> None:
         self.observations = np.zeros((size, *FRAME_SHAPE), np.uint8)
         self.next_observations = np.zeros((size, *FRAME_SHAPE), np.uint8)
@@ -111,6 +130,10 @@ class DynamicsBuffer:
         self.next_senses = {
             name: np.zeros((size, *shape), np.float32) for name, shape in extras.items()
         }
+        self.embeddings = np.zeros((size, embed_dim), np.float32)
+        self.next_embeddings = np.zeros((size, embed_dim), np.float32)
+        self.embedded = np.zeros(size, bool)
+        self.generation = np.zeros(size, np.int64)  # bumped when a slot is overwritten
         self.size, self.count = size, 0
         self.rng = np.random.default_rng(seed)
 
@@ -131,6 +154,8 @@ class DynamicsBuffer:
         for name in self.senses:
             self.senses[name][slot] = senses[name]
             self.next_senses[name][slot] = next_senses[name]
+        self.embedded[slot] = False
+        self.generation[slot] += 1
         self.count = min(self.count + 1, self.size)
 
     def __len__(self) -> int:
@@ -143,9 +168,61 @@ class DynamicsBuffer:
             self.observations[index],
             self.actions[index],
             self.next_observations[index],
+            *self.sensed(index),
+        )
+
+    def sample_embedded(self, batch_size: int) -> tuple[np.ndarray, ...] | None:
+        """(a_{t-1}, z_t, a_t, z_{t+1}) of cached transitions only; None when none is cached."""
+        cached = np.flatnonzero(self.embedded[: self.count])
+        if not len(cached):
+            return None
+        index = cached[self.rng.integers(len(cached), size=batch_size)]
+        return (
+            self.previous_actions[index],
+            self.embeddings[index],
+            self.actions[index],
+            self.next_embeddings[index],
+        )
+
+    def unembedded(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """(slots, their generations, observations, next observations) not yet in the cache."""
+        index = np.flatnonzero(~self.embedded[: self.count])
+        return (
+            index,
+            self.generation[index].copy(),
+            self.observations[index],
+            self.next_observations[index],
+        )
+
+    def sensed(self, index: np.ndarray) -> tuple[dict, dict]:
+        """What the other senses gave at o_t and o_{t+1} of these slots."""
+        return (
             {name: array[index] for name, array in self.senses.items()},
             {name: array[index] for name, array in self.next_senses.items()},
         )
+
+    def store_embeddings(self, index, generations, embeddings, next_embeddings) -> None:
+        """Cache embeddings for slots that were not overwritten since `unembedded`."""
+        unchanged = self.generation[index] == generations
+        index = index[unchanged]
+        self.embeddings[index] = embeddings[unchanged]
+        self.next_embeddings[index] = next_embeddings[unchanged]
+        self.embedded[index] = True
+
+    def forget_embeddings(self) -> None:
+        self.embedded[:] = False
+
+
+@dataclass
+class ActorStream:
+    """One actor's step sequence: what links its steps into transitions and rollouts."""
+
+    previous_action: np.ndarray
+    last: Step | None = None
+    current: list[Step] = field(default_factory=list)
+    pending: deque[list[Step]] = field(default_factory=lambda: deque(maxlen=PENDING_ROLLOUTS))
+    steps: int = 0
+    gaps: int = 0
 
 
 class Learner:
@@ -175,14 +252,12 @@ class Learner:
             self.action_dtype,
             seed,
             {name: EXTRA_SENSES[name] for name in extra_senses(self.senses)},
+            self.models['forward_dynamics'].fc_out.out_features,  # the (fused) embedding's size
         )
         self.normalizer = RewardNormalizer(config.ppo.gamma)
         self.generator = torch.Generator().manual_seed(seed)
         self.lock = threading.Lock()  # add() runs on the ROS thread, train_round() on its own
-        self.rollouts: deque[list[Step]] = deque(maxlen=2)
-        self.current: list[Step] = []
-        self.last: Step | None = None
-        self.previous_action = self.zero_action
+        self.streams: dict[str, ActorStream] = {}
         self.version = 0
         self.rounds = 0
         self.samples = 0
@@ -191,86 +266,109 @@ class Learner:
         self.skipped = 0  # whole rollouts never trained on: the trainer fell behind
 
     # --- data in (ROS thread) ----------------------------------------------------------------
-    def add(self, step: Step) -> None:
-        """Link a step to the previous one; a gap in step indices restarts the sequence."""
+    def add(self, step: Step, actor: str = '') -> None:
+        """Link a step to the previous one of the same actor; a gap in its step indices
+        restarts that actor's sequence."""
         with self.lock:
-            last = self.last
+            stream = self.streams.get(actor)
+            if stream is None:
+                stream = self.streams[actor] = ActorStream(self.zero_action)
+            last = stream.last
             if last is not None and step.index == last.index + 1:
                 self.buffer.add(
-                    self.previous_action,
+                    stream.previous_action,
                     last.observation,
                     last.action,
                     step.observation,
                     last.senses,
                     step.senses,
                 )
-                self.previous_action = last.action
-                self.extend_rollout(last, step)
+                stream.previous_action = last.action
+                self.extend_rollout(stream, last, step)
             else:
                 if last is not None:
                     self.gaps += 1
-                self.previous_action = self.zero_action  # like the original's phase start
-                self.current = []
-            self.last = step
+                    stream.gaps += 1
+                stream.previous_action = self.zero_action  # like the original's phase start
+                stream.current = []
+            stream.last = step
+            stream.steps += 1
             self.samples += 1
 
     def reset_sequence(self) -> None:
-        """Forget the step sequence and any rollout: what comes next starts afresh."""
+        """Forget every actor's step sequence and rollouts: what comes next starts afresh."""
         with self.lock:
-            self.rollouts.clear()
-            self.current = []
-            self.last = None
-            self.previous_action = self.zero_action
+            self.streams.clear()
 
-    def extend_rollout(self, step: Step, following: Step) -> None:
+    def extend_rollout(self, stream: ActorStream, step: Step, following: Step) -> None:
         if self.version - step.version > self.config.max_policy_lag:
             self.stale += 1
-            self.current = []
+            stream.current = []
             return
-        self.current.append(step)
-        if len(self.current) == self.config.rollout_length:
-            if len(self.rollouts) == self.rollouts.maxlen:
+        stream.current.append(step)
+        if len(stream.current) == self.config.rollout_length:
+            if len(stream.pending) == stream.pending.maxlen:
                 self.skipped += 1
             # The step after the rollout supplies r_T and the bootstrap value V(o_T).
-            self.rollouts.append([*self.current, following])
-            self.current = []
+            stream.pending.append([*stream.current, following])
+            stream.current = []
 
     # --- training (its own thread) -----------------------------------------------------------
-    def ready(self) -> bool:
+    def ready(self, actors: Collection[str] | None = None) -> bool:
+        """Whether a round can start: enough transitions, and a fresh rollout from each of
+        `actors` (the active ones; None: any rollout will do). A slow actor holds a round back
+        only until as many rollouts wait as there are actors."""
         with self.lock:
-            return bool(self.rollouts) and len(self.buffer) >= self.config.min_buffer_size
+            if len(self.buffer) < self.config.min_buffer_size:
+                return False
+            waiting = {name: len(s.pending) for name, s in self.streams.items() if s.pending}
+            if not waiting:
+                return False
+            if actors is None:
+                return True
+            return all(name in waiting for name in actors) or sum(waiting.values()) >= len(actors)
 
     def train_round(self, should_stop=lambda: False) -> dict[str, float]:
-        """One round: encoder, forward dynamics, PPO on the newest rollout; returns the losses."""
+        """One round on every waiting rollout: encoder, forward dynamics, PPO; returns the
+        losses and what the update held."""
         with self.lock:
-            steps = self.rollouts.pop()
-            self.skipped += len(self.rollouts)
-            self.rollouts.clear()  # older ones were acted by an older policy: skip them
+            rollouts = [
+                (name, steps) for name, stream in self.streams.items() for steps in stream.pending
+            ]
+            for stream in self.streams.values():
+                stream.pending.clear()
         losses: dict[str, float] = {}
         encoder_name = self.config.encoder
         if self.encoder_learning():
             losses[f'{encoder_name}/loss'] = self.train_model(
-                'encoder', self.config.encoder_batches, self.encoder_loss, should_stop
+                'encoder',
+                self.config.encoder_batches * len(rollouts),
+                self.encoder_loss,
+                should_stop,
             )
-        losses['forward_dynamics/loss'] = self.train_model(
-            'forward_dynamics', self.config.dynamics_batches, self.dynamics_loss, should_stop
+            self.buffer.forget_embeddings()
+        losses['forward_dynamics/loss'] = self.train_dynamics(
+            self.config.dynamics_batches * len(rollouts), should_stop
         )
         if not should_stop():
             stats = ppo_update(
                 self.models['policy'],
                 self.optimizers['policy'],
-                self.rollout_tensors(steps),
+                [self.rollout_tensors(steps, name) for name, steps in rollouts],
                 self.config.ppo,
                 self.generator,
             )
             losses.update({f'ppo/{key}': float(value) for key, value in stats.items()})
             losses['ppo/policy_lag'] = float(
-                np.mean([self.version - s.version for s in steps[:-1]])
+                np.mean([self.version - s.version for _, steps in rollouts for s in steps[:-1]])
             )
-        losses['reward/mean'] = float(np.mean([s.reward for s in steps[1:]]))
+        following = [s for _, steps in rollouts for s in steps[1:]]
+        losses['reward/mean'] = float(np.mean([s.reward for s in following]))
         for sense in self.sense_metrics():
-            shares = [s.sense_rewards.get(sense, 0.0) for s in steps[1:]]
+            shares = [s.sense_rewards.get(sense, 0.0) for s in following]
             losses[f'reward/{sense}'] = float(np.mean(shares))
+        losses['update/actors'] = float(len({name for name, _ in rollouts}))
+        losses['update/samples'] = float(sum(len(steps) - 1 for _, steps in rollouts))
         self.version += 1
         self.rounds += 1
         return losses
@@ -278,17 +376,21 @@ class Learner:
     def encoder_learning(self) -> bool:
         return self.config.encoder_rounds == 0 or self.rounds < self.config.encoder_rounds
 
-    def train_model(self, name: str, batches: int, loss_fn, should_stop) -> float:
+    def train_model(self, name: str, batches: int, loss_fn, should_stop, sample=None) -> float:
+        """`batches` minibatches of `loss_fn` on `sample()` (default: transitions from the
+        buffer); returns the mean loss."""
         model, optimizer = self.models[name], self.optimizers[name]
+        sample = sample or self.sampled_batch
         model.train()
         total = 0.0
         done = 0
         for _ in range(batches):
             if should_stop():
                 break
-            with self.lock:
-                batch = self.buffer.sample(self.config.batch_size)
-            loss = loss_fn(*self.batch_tensors(batch))
+            batch = sample()
+            if batch is None:
+                break
+            loss = loss_fn(*batch)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
@@ -296,6 +398,67 @@ class Learner:
             done += 1
         model.eval()
         return total / max(done, 1)
+
+    def train_dynamics(self, batches: int, should_stop) -> float:
+        """The forward model's minibatches: on cached embeddings once the encoder is frozen,
+        through the encoder while it learns."""
+        if self.encoder_learning():
+            return self.train_model('forward_dynamics', batches, self.dynamics_loss, should_stop)
+        self.embed_new_transitions()
+        return self.train_model(
+            'forward_dynamics',
+            batches,
+            self.models['forward_dynamics'].loss,
+            should_stop,
+            self.embedded_batch,
+        )
+
+    @torch.no_grad()
+    def embed_new_transitions(self) -> None:
+        """Fill the embedding cache for transitions added since the last round."""
+        with self.lock:
+            index, generations, observations, next_observations = self.buffer.unembedded()
+            senses, next_senses = self.buffer.sensed(index)
+        if not len(index):
+            return
+        encoder = self.models['encoder']
+        embeddings, next_embeddings = [], []
+        for start in range(0, len(index), EMBED_CHUNK):
+            chunk = slice(start, start + EMBED_CHUNK)
+            for images, extras, out in (
+                (observations[chunk], senses, embeddings),
+                (next_observations[chunk], next_senses, next_embeddings),
+            ):
+                inputs = model_inputs(
+                    images, {k: v[chunk] for k, v in extras.items()}, self.senses, self.device
+                )
+                out.append(encoder.embed(inputs).cpu())
+        with self.lock:
+            self.buffer.store_embeddings(
+                index,
+                generations,
+                torch.cat(embeddings).numpy(),
+                torch.cat(next_embeddings).numpy(),
+            )
+
+    def embedded_batch(self) -> tuple[torch.Tensor, ...] | None:
+        with self.lock:
+            batch = self.buffer.sample_embedded(self.config.batch_size)
+        if batch is None:
+            return None
+        previous_actions, embeddings, actions, next_embeddings = batch
+        space = self.config.action_space
+        return (
+            action_features(torch.as_tensor(previous_actions, device=self.device), space),
+            torch.as_tensor(embeddings, device=self.device),
+            action_features(torch.as_tensor(actions, device=self.device), space),
+            torch.as_tensor(next_embeddings, device=self.device),
+        )
+
+    def sampled_batch(self) -> tuple[torch.Tensor, ...]:
+        with self.lock:
+            batch = self.buffer.sample(self.config.batch_size)
+        return self.batch_tensors(batch)
 
     def batch_tensors(self, batch) -> tuple[torch.Tensor, ...]:
         previous_actions, observations, actions, next_observations, senses, next_senses = batch
@@ -321,11 +484,11 @@ class Learner:
             embed, next_embed = encoder.embed(observation), encoder.embed(next_observation)
         return self.models['forward_dynamics'].loss(previous_action, embed, action, next_embed)
 
-    def rollout_tensors(self, steps: list[Step]) -> Rollout:
+    def rollout_tensors(self, steps: list[Step], actor: str = '') -> Rollout:
         acted, following = steps[:-1], steps[1:]
         rewards = torch.tensor([s.reward for s in following], dtype=torch.float32)
         if self.config.normalize_reward:
-            rewards = self.normalizer.normalize(rewards)
+            rewards = self.normalizer.normalize(rewards, actor)
         actions = np.stack([s.action for s in acted])
         extras = {name: np.stack([s.senses[name] for s in acted]) for name in self.buffer.senses}
         return Rollout(
@@ -343,19 +506,21 @@ class Learner:
 
     def pretrain(
         self,
-        steps: list[Step],
+        steps: dict[str, list[Step]],
         epochs: float,
         say: Callable[[str], None] = print,
         should_stop: Callable[[], bool] = lambda: False,
     ) -> dict[str, float]:
-        """Train the encoder, then the forward model, for `epochs` passes over recorded steps.
+        """Train the encoder, then the forward model, for `epochs` passes over recorded steps
+        (each actor's in step order).
 
         PPO is left to live acting: its data must come from the policy being improved, so the
         recorded sequence is forgotten afterwards. Returns the forward-dynamics loss on a fixed
         sample before and after, so the caller can see (and tests can check) that it fell.
         """
-        for step in steps:
-            self.add(step)
+        for actor, actor_steps in steps.items():
+            for step in actor_steps:
+                self.add(step, actor)
         self.reset_sequence()
         transitions = len(self.buffer)
         if transitions < 2:
@@ -400,17 +565,6 @@ class Learner:
     def sense_metrics(self) -> tuple[str, ...]:
         """The senses whose share of the reward a round reports (none with vision alone)."""
         return self.senses if is_multimodal(self.senses) else ()
-
-    @torch.no_grad()
-    def sense_errors(self, batch) -> dict[str, float]:
-        """The forward model's mean error per sense on a batch of transitions."""
-        previous_action, observation, action, next_observation = self.batch_tensors(batch)
-        encoder = self.models['encoder']
-        predicted = self.models['forward_dynamics'](
-            previous_action, encoder.embed(observation), action
-        )
-        shares = per_sense_rewards(predicted, encoder.embed(next_observation), self.senses)
-        return {sense: float(value.mean()) for sense, value in shares.items()}
 
     # --- state -------------------------------------------------------------------------------
     def state_dict(self) -> dict:

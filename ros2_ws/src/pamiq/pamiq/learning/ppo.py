@@ -11,6 +11,7 @@ broadcast to (B, B) and cancelled the policy gradient.
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Sequence
 from typing import NamedTuple
 
 import torch
@@ -179,16 +180,22 @@ def explained_variance(y_pred: torch.Tensor, y_true: torch.Tensor) -> float:
 def ppo_update(
     policy: PolicyValue,
     optimizer: torch.optim.Optimizer,
-    rollout: Rollout,
+    rollouts: Sequence[Rollout],
     config: PPOConfig,
     generator: torch.Generator | None = None,
 ) -> dict[str, float]:
-    """Train the policy on one rollout: GAE, then update_epochs of shuffled minibatches.
+    """Train the policy on rollouts: GAE per rollout, then update_epochs of shuffled minibatches.
+
+    Each rollout is one actor's consecutive steps with its own bootstrap value, so advantages
+    never run from one actor's stream into another's; the update then draws minibatches from all
+    of them together. The batch is every rollout's steps (B = Σ T) and a minibatch is B divided
+    by `num_minibatches` (CleanRL's rule), so more actors give larger minibatches and the same
+    number of gradient steps per update.
 
     Args:
-        policy: The actor-critic that acted the rollout (or a close successor).
+        policy: The actor-critic that acted the rollouts (or a close successor).
         optimizer: Its optimizer.
-        rollout: T steps with the behaviour policy's log-probs and values.
+        rollouts: Each T steps with the behaviour policy's log-probs and values.
         config: Hyperparameters.
         generator: Seeds the minibatch shuffling (CPU).
 
@@ -197,23 +204,27 @@ def ppo_update(
         clipping) and first_epoch_max_ratio_error: max |ρ − 1| on the first minibatch, ~0 when
         the policy is still the behaviour policy.
     """
-    b_advantages, b_returns = compute_gae(
-        rollout.rewards, rollout.values, rollout.next_value, config.gamma, config.gae_lambda
-    )
-    b_obs, b_actions, b_logprobs, b_values = (
-        rollout.obs,
-        rollout.actions,
-        rollout.logprobs,
-        rollout.values,
-    )
+    if not rollouts:
+        raise ValueError('ppo_update needs at least one rollout')
+    gae = [
+        compute_gae(r.rewards, r.values, r.next_value, config.gamma, config.gae_lambda)
+        for r in rollouts
+    ]
+    b_advantages = torch.cat([advantages for advantages, _ in gae])
+    b_returns = torch.cat([returns for _, returns in gae])
+    b_obs = torch.cat([r.obs for r in rollouts])
+    b_actions = torch.cat([r.actions for r in rollouts])
+    b_logprobs = torch.cat([r.logprobs for r in rollouts])
+    b_values = torch.cat([r.values for r in rollouts])
     batch_size = len(b_obs)
+    minibatch_size = max(1, batch_size // config.num_minibatches)
 
     stats: defaultdict[str, list[float]] = defaultdict(list)
     first_epoch_max_ratio_error = float('nan')
     for epoch in range(config.update_epochs):
         b_inds = torch.randperm(batch_size, generator=generator)
-        for start in range(0, batch_size, config.minibatch_size):
-            mb_inds = b_inds[start : start + config.minibatch_size]
+        for start in range(0, batch_size, minibatch_size):
+            mb_inds = b_inds[start : start + minibatch_size]
             _, newlogprob, entropy, newvalue = policy.get_action_and_value(
                 b_obs[mb_inds], b_actions[mb_inds]
             )

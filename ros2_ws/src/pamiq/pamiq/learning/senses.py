@@ -83,6 +83,17 @@ class SenseBatch:
     def to(self, device) -> SenseBatch:
         return SenseBatch(*(None if t is None else t.to(device) for t in self.tensors()))
 
+    @classmethod
+    def __torch_function__(cls, func, types, args=(), kwargs=None):
+        """torch.cat of SenseBatches (PPO joins the rollouts of several actors) joins each
+        sense's tensors; nothing else is defined on a batch."""
+        if func is not torch.cat:
+            return NotImplemented
+        parts = zip(*(batch.tensors() for batch in args[0]))
+        return SenseBatch(
+            *(None if p[0] is None else torch.cat(p, **(kwargs or {})) for p in parts)
+        )
+
 
 def sense_batch(vision: torch.Tensor, extras: Mapping[str, np.ndarray], device=None) -> SenseBatch:
     """A SenseBatch from the vision tensor and (N, ...) arrays of the other senses."""

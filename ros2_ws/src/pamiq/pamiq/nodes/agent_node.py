@@ -5,6 +5,12 @@ publish it on `agent/observation`, let the policy decide, and publish `action` (
 names and values), `agent/step` (what PPO needs) and `agent/reward`, all with the frame's stamp.
 New weights from `trainer/weights` are validated off the acting path and swapped in between two
 steps. The random and the curiosity policy are driven the same way (pamiq.learning.policy).
+
+With `max_steps_per_version` (set by `pamiq up` in lockstep) the agent holds its action once it
+has acted that many steps since the newest weights arrived, until the next ones arrive: a
+lockstep world waits for the action, so the world never runs more than that far ahead of the
+trainer. (The trainer publishes its weights after every round, and again whenever it starts
+listening to an actor, so steps it could not have received are never owed to it.)
 """
 
 from __future__ import annotations
@@ -61,6 +67,19 @@ class AgentConfig:
     report_period: float = setting(
         10.0, 'Seconds between progress lines (0: none)', low=0.0, high=3600.0
     )
+    max_steps_per_version: int = setting(
+        0,
+        'Hold the action after this many steps with one weights version until newer weights '
+        'arrive (lockstep: the world waits for the trainer); 0: never wait',
+        low=0,
+        high=2**31 - 1,
+    )
+    trainer_wait_timeout: float = setting(
+        60.0,
+        'Wall seconds a held action waits for new weights before acting on the old ones',
+        low=0.1,
+        high=3600.0,
+    )
 
 
 PARAMETERS = (AgentConfig,)
@@ -95,6 +114,12 @@ class Agent(Node):
         self.acted = RateMeter(self.get_clock())
         self.transit = TransitLoss()
         self.latencies: deque[float] = deque(maxlen=100)  # ms of the last 100 steps
+        self.steps_with_version = 0  # since the newest weights arrived
+        self.held: Image | None = None  # the frame whose action waits for new weights
+        self.held_since = 0.0
+        self.trainer_waits = 0
+        self.trainer_wait_seconds = 0.0
+        self.gave_up_waiting = False
 
         self.observation_pub = self.create_publisher(Image, topics.OBSERVATION, qos.OBSERVATION)
         self.action_pub = self.create_publisher(JointState, topics.ACTION, qos.ACTION)
@@ -106,6 +131,8 @@ class Agent(Node):
         self.weights_sub = self.create_subscription(
             UInt8MultiArray, topics.WEIGHTS, self.weights_callback, qos.WEIGHTS
         )
+        # New weights wake the executor to act on a held frame (from the weights thread).
+        self.weights_arrived = self.create_guard_condition(self.weights_arrived_callback)
         self.weights_thread = threading.Thread(
             target=self.weights_worker, name='weights', daemon=True
         )
@@ -135,7 +162,7 @@ class Agent(Node):
     def image_callback(self, msg: Image, info: dict) -> None:
         started = time.perf_counter()
         self.transit.arrived(info['publication_sequence_number'])
-        if self.last_frame and started - self.last_frame > 0.25:
+        if self.last_frame and started - self.last_frame > 0.25 and self.held is None:
             # The frame's age tells a late source (young frame) from late delivery (old frame).
             age = self.get_clock().now() - Time.from_msg(msg.header.stamp)
             self.get_logger().warning(
@@ -146,6 +173,49 @@ class Agent(Node):
         self.frames.tick()
         if not self.active:
             return
+        if self.waiting_for_trainer():
+            self.held = msg  # a frame sent again while we wait replaces the one held
+            return
+        self.act(msg, started)
+
+    def waiting_for_trainer(self) -> bool:
+        """Whether this frame's action must wait for newer weights (see the module doc)."""
+        limit = self.config.max_steps_per_version
+        if not limit or self.gave_up_waiting or self.steps_with_version < limit:
+            return False
+        now = time.monotonic()
+        if self.held is None:
+            self.held_since = now
+            self.trainer_waits += 1
+        if now - self.held_since <= self.config.trainer_wait_timeout:
+            return True
+        self.gave_up_waiting = True
+        self.get_logger().warning(
+            f'no new weights for {self.config.trainer_wait_timeout:g} s after '
+            f'{self.steps_with_version} steps with version {self.policy.version}: '
+            'acting on without waiting until new weights arrive (is the trainer running?)'
+        )
+        self.end_wait()
+        return False
+
+    def end_wait(self) -> None:
+        if self.held is not None:
+            self.trainer_wait_seconds += time.monotonic() - self.held_since
+            self.held = None
+
+    def weights_arrived_callback(self) -> None:
+        # Counted from the newest weights: a new version, or a trainer that (re)started
+        # listening to this actor and published its weights again.
+        self.steps_with_version = 0
+        self.gave_up_waiting = False
+        held = self.held
+        if held is None:
+            return
+        self.end_wait()
+        self.act(held, time.perf_counter())
+
+    def act(self, msg: Image, started: float) -> None:
+        """One step: the frame's observation, the policy's action, what the trainer needs."""
         try:
             frame = image_to_numpy(msg, 'rgb8')
         except ImageConversionError as error:
@@ -179,6 +249,7 @@ class Agent(Node):
         if senses is not None:
             self.senses.publish(stamp, senses)
         self.reward_pub.publish(Float32(data=result.reward))
+        self.steps_with_version += 1
         self.steps += 1
         self.acted.tick()
         step_ms = (time.perf_counter() - started) * 1e3
@@ -223,9 +294,18 @@ class Agent(Node):
             'frames lost in transit, last 5 s (%)': 100.0 * lost,
             'rejected weights': self.rejected_weights,
             'weights version': self.policy.version,
+            'waits for the trainer': self.trainer_waits,
+            'waiting for the trainer (s)': self.trainer_wait_seconds,
         }
         if not self.active:
             return OK, 'paused (agent/set_active)', values
+        if self.held is not None:
+            return (
+                OK,
+                f'waiting for weights newer than version {self.policy.version} '
+                f'({self.steps_with_version} steps acted with it)',
+                values,
+            )
         if not self.frames.times and self.frames.running_for() < 10.0:
             return OK, 'waiting for the first camera frame', values
         if self.frames.age() > 2.0:
@@ -264,6 +344,7 @@ class Agent(Node):
                 )
                 continue
             self.get_logger().info(f'weights version {version} in use ({len(blob) / 1e6:.1f} MB)')
+            self.weights_arrived.trigger()
 
     def report_callback(self) -> None:
         count = self.steps - self.reported_steps

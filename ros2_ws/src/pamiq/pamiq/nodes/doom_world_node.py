@@ -211,11 +211,12 @@ class DoomWorld(Node):
                 # Before the first action the graph is still starting: that is no miss.
                 if self.steps:
                     self.resent += 1
-                    self.get_logger().warning(
+                    self.get_logger().info(
                         f'no action for step {self.steps} within '
                         f'{self.config.lockstep_resend:g} s: sending its frame again '
-                        f'({self.resent} so far)',
-                        throttle_duration_sec=5.0,
+                        f'({self.resent} so far; a lost frame, a paused agent, or one that '
+                        'waits for the trainer)',
+                        throttle_duration_sec=10.0,
                     )
                 self.publish_state(stamp)  # a dropped frame, a paused agent: again
             self.step()

@@ -1,6 +1,7 @@
 """recorder_node: records a pamiq session as rosbag2 bags (MCAP by default) in run_dir/bags/.
 
-Subscribes to the session's topics and takes each message still serialized (raw CDR bytes, as
+Subscribes to the trainer's topics and to every actor's (pamiq.ros.actors: an actor that joins
+later is recorded from then on) and takes each message still serialized (raw CDR bytes, as
 `ros2 bag record` stores them: no decode/encode round trip); a writer thread stores them, so a
 slow disk never holds up the executor. Splits close at `split_size_mb` or `split_duration`.
 """
@@ -16,9 +17,11 @@ from rclpy.node import Node
 
 from pamiq import run_dir as layout
 from pamiq.ros import spin, topics
+from pamiq.ros.actors import ActorDiscovery
 from pamiq.ros.bags import (
-    SESSION_TOPICS,
+    ACTOR_TOPICS,
     STORAGES,
+    TRAINER_TOPICS,
     SplitWriter,
     message_class,
     subscription_qos,
@@ -54,16 +57,18 @@ class Recorder(Node):
     def __init__(self) -> None:
         super().__init__('recorder')
         config = declare_settings(self, RecorderConfig)
-        recorded = dict(SESSION_TOPICS)
+        self.actor_topics = dict(ACTOR_TOPICS)
         if config.record_images:
-            recorded[topics.IMAGE] = 'sensor_msgs/msg/Image'
+            self.actor_topics[topics.IMAGE] = 'sensor_msgs/msg/Image'
         namespace = self.get_namespace()
-        full = {topics.namespaced(namespace, t): msgtype for t, msgtype in recorded.items()}
+        trainer = {
+            topics.namespaced(namespace, t): msgtype for t, msgtype in TRAINER_TOPICS.items()
+        }
         session = config.output or os.path.join(config.run_dir, layout.BAGS, layout.timestamp())
         try:
             self.writer = SplitWriter(
                 session,
-                full,
+                dict(trainer),
                 config.storage,
                 int(config.split_size_mb * 1e6),
                 config.split_duration,
@@ -78,19 +83,36 @@ class Recorder(Node):
         self.thread = threading.Thread(target=self.write_loop, name='bag-writer', daemon=True)
         self.thread.start()
 
-        self.subs = [
-            self.create_subscription(
-                message_class(msgtype),
-                topic,
-                lambda data, topic=full_name: self.enqueue(topic, data),
-                subscription_qos(topic),
-                raw=True,
-            )
-            for (topic, msgtype), full_name in zip(recorded.items(), full)
-        ]
-        self.get_logger().info(f'recording {len(full)} topics to {session} ({config.storage})')
+        self.subs = [self.subscribe(topic, msgtype) for topic, msgtype in trainer.items()]
+        self.recorded_actors: set[str] = set()
+        self.discovery = ActorDiscovery(self, self.actor_joined, self.actor_left)
+        self.get_logger().info(f'recording to {session} ({config.storage})')
         self.diagnostics = Diagnostics(self, f'bags {config.storage}')
         self.diagnostics.add('recording', self.recording_check)
+
+    def subscribe(self, topic: str, msgtype: str):
+        """Take `topic` (a full name) still serialized into the bag."""
+        self.writer.topics[topic] = msgtype  # before its first message reaches the writer
+        return self.create_subscription(
+            message_class(msgtype),
+            topic,
+            lambda data: self.enqueue(topic, data),
+            subscription_qos(topic),
+            raw=True,
+        )
+
+    def actor_joined(self, actor: str) -> None:
+        if actor in self.recorded_actors:
+            return  # back after leaving: its subscriptions are still there
+        self.recorded_actors.add(actor)
+        self.subs += [
+            self.subscribe(f'{actor}/{topic}', msgtype)
+            for topic, msgtype in self.actor_topics.items()
+        ]
+        self.get_logger().info(f'recording actor {actor} ({len(self.actor_topics)} topics)')
+
+    def actor_left(self, actor: str) -> None:
+        self.get_logger().info(f'actor {actor} left; its bag topics stay open should it return')
 
     def enqueue(self, topic: str, data: bytes) -> None:
         stamp = self.get_clock().now().nanoseconds  # receive time, as ros2 bag record stores
@@ -118,6 +140,7 @@ class Recorder(Node):
     def recording_check(self):
         values = {
             'session': self.writer.directory,
+            'actors recorded': ' '.join(sorted(self.recorded_actors)),
             'messages': self.writer.messages,
             'closed splits': len(self.writer.closed),
             'dropped (disk too slow)': self.dropped,

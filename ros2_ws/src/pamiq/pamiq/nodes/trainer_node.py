@@ -1,11 +1,13 @@
 """trainer_node: learns from what the agent lived through, in its own process, without pausing it.
 
-Pairs `agent/observation`, `action` and `agent/step` by stamp (pamiq.learning.pairing) into
-steps, feeds them to the Learner, and runs training rounds on a thread of its own; after each
-round it publishes all weights as one safetensors blob on `trainer/weights` (transient local: a
-restarted agent gets the newest) and the round's values on `trainer/<name>`. Checkpoints are
-written atomically every `checkpoint_every` rounds and on shutdown; a restart resumes from the
-newest valid one.
+Follows every actor of its namespace (pamiq.ros.actors: the namespace itself, or
+`actor<i>` below it, on this host or another), pairs each actor's `agent/observation`, `action`
+and `agent/step` by stamp (pamiq.learning.pairing) into steps, feeds them to the Learner as that
+actor's sequence, and runs training rounds on a thread of its own; after each round it publishes
+all weights as one safetensors blob on `trainer/weights` (transient local: a restarted or
+late-joining agent gets the newest), which every actor's agent takes, and the round's values on
+`trainer/<name>`. Checkpoints are written atomically every `checkpoint_every` rounds and on
+shutdown; a restart resumes from the newest valid one.
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ from pamiq.learning.learner import Learner, LearnerConfig, Step
 from pamiq.learning.pairing import StampPairer
 from pamiq.learning.senses import extra_senses
 from pamiq.ros import qos, spin, topics
+from pamiq.ros.actors import ActorDiscovery
 from pamiq.ros.diagnostics import ERROR, OK, WARN, Diagnostics
 from pamiq.ros.messages import stamp_ns
 from pamiq.ros.parameters import (
@@ -74,7 +77,6 @@ class Trainer(Node):
         self.run_dir = writable_directory('run_dir', self.config.run_dir)
         torch.set_num_threads(self.config.torch_threads)
         self.extras = extra_senses(check_senses(learning.senses, learning.encoder))
-        parts = frame_parts(self.extras)  # part -> topic
         try:
             self.learner = Learner(learning, self.config.seed)
         except ValueError as error:  # the device
@@ -82,34 +84,23 @@ class Trainer(Node):
         resumed = self.learner.load_checkpoint(self.run_dir, self.get_logger().warning)
         if resumed is not None:
             self.get_logger().info(f'resumed from {resumed} at version {self.learner.version}')
-        # The node's clock: under use_sim_time a frame's parts wait in simulated seconds.
-        self.pairer = StampPairer(
-            self.config.pairing_timeout,
-            lambda: self.get_clock().now().nanoseconds / 1e9,
-            tuple(parts),
-        )
+        self.pairers: dict[str, StampPairer] = {}
+        self.subs: dict[str, list] = {}
         self.rejected = 0
         self.stopping = threading.Event()
         self.lock = threading.Lock()
 
         self.weights_pub = self.create_publisher(UInt8MultiArray, topics.WEIGHTS, qos.WEIGHTS)
+        self.weights: UInt8MultiArray | None = None  # the newest published
         # Every metric's publisher exists from the start, so a plot opened before the first
         # round is already connected when the values come.
         self.metric_pubs = {
             name: self.create_publisher(Float32, topics.trainer_metric(name), qos.DEFAULT)
             for name in self.learner.metrics()
         }
-        self.subs = [
-            self.create_subscription(
-                Image if part in ('observation', 'hearing') else JointState,
-                topic,
-                lambda msg, part=part: self.part_callback(part, msg),
-                {'action': qos.ACTION, 'step': qos.STEP}.get(part, qos.OBSERVATION),
-            )
-            for part, topic in parts.items()
-        ]
-        # Polled by the wall clock; the pairer measures its timeout on the node's clock.
-        self.expire_timer = self.create_timer(0.5, self.pairer.expire)
+        self.discovery = ActorDiscovery(self, self.actor_joined, self.actor_left)
+        # Polled by the wall clock; each pairer measures its timeout on the node's clock.
+        self.expire_timer = self.create_timer(0.5, self.expire_pairs)
         self.active = threading.Event()
         self.active.set()
         self.active_srv = self.create_service(
@@ -143,26 +134,70 @@ class Trainer(Node):
         self.config = config
 
     # --- data in ---------------------------------------------------------------------------
-    def part_callback(self, part: str, msg) -> None:
+    def actor_joined(self, actor: str) -> None:
+        """Subscribe to a new actor's frame messages (once: a returning actor reuses them)."""
+        if actor not in self.subs:
+            # The node's clock: under use_sim_time a frame's parts wait in simulated seconds.
+            parts = frame_parts(self.extras)  # part -> topic (more with hearing, body)
+            self.pairers[actor] = StampPairer(
+                self.config.pairing_timeout,
+                lambda: self.get_clock().now().nanoseconds / 1e9,
+                tuple(parts),
+            )
+            self.subs[actor] = [
+                self.create_subscription(
+                    Image if part in ('observation', 'hearing') else JointState,
+                    f'{actor}/{topic}',
+                    lambda msg, part=part: self.part_callback(actor, part, msg),
+                    {'action': qos.ACTION, 'step': qos.STEP}.get(part, qos.OBSERVATION),
+                )
+                for part, topic in parts.items()
+            ]
+        self.get_logger().info(
+            f'actor {actor} joined: learning from {len(self.discovery.active)} '
+            f'actor(s) ({", ".join(self.discovery.actors())})'
+        )
+        # Its agent counts the steps it may act ahead of us from the newest weights it got:
+        # from now on, when we hear it (a lockstep agent waits for weights after that many).
+        if self.weights is not None:  # the last round's (the models may be mid-round now)
+            self.weights_pub.publish(self.weights)
+
+    def actor_left(self, actor: str) -> None:
+        remaining = self.discovery.actors()
+        self.get_logger().warning(
+            f'actor {actor} left (its agent/step has no publisher); '
+            f'{len(remaining)} actor(s) go on' + (f': {", ".join(remaining)}' if remaining else '')
+        )
+
+    def part_callback(self, actor: str, part: str, msg) -> None:
         try:
             value = frame_part(part, msg, self.learner.config.action_space)
         except ValueError as error:
             self.rejected += 1
             self.get_logger().warning(
-                f'{part}: {error} ({self.rejected} rejected so far)', throttle_duration_sec=5.0
+                f'{actor}: {part}: {error} ({self.rejected} rejected so far)',
+                throttle_duration_sec=5.0,
             )
             return
-        entry = self.pairer.add(stamp_ns(msg), part, value)
+        entry = self.pairers[actor].add(stamp_ns(msg), part, value)
         if entry is not None:
             senses = {sense: entry[sense] for sense in self.extras}
             self.learner.add(
-                Step.from_fields(entry['step'], entry['observation'], entry['action'], senses)
+                Step.from_fields(entry['step'], entry['observation'], entry['action'], senses),
+                actor,
             )
+
+    def expire_pairs(self) -> None:
+        for pairer in list(self.pairers.values()):
+            pairer.expire()
+
+    def dropped_pairs(self) -> int:
+        return sum(p.dropped for p in list(self.pairers.values()))
 
     # --- training (own thread) -------------------------------------------------------------
     def training_loop(self) -> None:
         while not self.stopping.is_set():
-            if not self.active.is_set() or not self.learner.ready():
+            if not self.active.is_set() or not self.learner.ready(self.discovery.actors()):
                 self.stopping.wait(0.05)
                 continue
             started = self.round_started = time.monotonic()
@@ -196,6 +231,7 @@ class Trainer(Node):
         blob = pack_weights(self.learner.models, self.learner.version)
         msg = UInt8MultiArray()
         msg.data = array.array('B', blob)  # the array fast path: no per-byte Python checks
+        self.weights = msg
         self.weights_pub.publish(msg)
 
     def set_active_callback(
@@ -219,11 +255,20 @@ class Trainer(Node):
     def training_check(self):
         learner = self.learner
         started = self.round_started  # read once: the training thread resets it
+        actors = self.discovery.actors()
+        departed = sorted(self.discovery.departed)
         values = {
             'version': learner.version,
             'rounds': learner.rounds,
+            'actors': len(actors),
+            'actor namespaces': ' '.join(actors),
+            'actors left': ' '.join(departed),
             'steps received': learner.samples,
-            'dropped pairs': self.pairer.dropped,
+            **{
+                f'steps from {name}': stream.steps
+                for name, stream in sorted(learner.streams.items())
+            },
+            'dropped pairs': self.dropped_pairs(),
             'rejected messages': self.rejected,
             'buffer': len(learner.buffer),
             'rollouts skipped (trainer behind)': learner.skipped,
@@ -236,14 +281,25 @@ class Trainer(Node):
             return ERROR, self.last_error, values
         if not self.active.is_set():
             return OK, 'paused (trainer/set_active)', values
+        problems = []
+        if departed:
+            problems.append(f'actor(s) left: {", ".join(departed)}')
         if learner.skipped:
-            return WARN, f'trainer behind: {learner.skipped} rollouts skipped', values
-        return OK, f'version {learner.version}, {learner.rounds} rounds', values
+            problems.append(f'trainer behind: {learner.skipped} rollouts skipped')
+        if problems:
+            return WARN, '; '.join(problems) + f'; learning from {len(actors)}', values
+        if not actors:
+            return OK, f'version {learner.version}: waiting for an actor', values
+        return (
+            OK,
+            f'version {learner.version}, {learner.rounds} rounds, {len(actors)} actor(s)',
+            values,
+        )
 
     def save(self) -> str | None:
         try:
             path = self.learner.save_checkpoint(
-                self.run_dir, self.config.keep_checkpoints, {'dropped_pairs': self.pairer.dropped}
+                self.run_dir, self.config.keep_checkpoints, {'dropped_pairs': self.dropped_pairs()}
             )
         except CheckpointError as error:
             self.last_error = str(error)

@@ -29,16 +29,16 @@ from pamiq.vocabulary import MODEL_LOSSES, SENSES
 
 TYPESTORE = get_typestore(Stores.ROS2_JAZZY)
 
-# What a session records (relative to the namespace) and the message type of each; the
-# recorder adds camera/image_raw (sensor_msgs/msg/Image) when asked to.
-SESSION_TOPICS: dict[str, str] = {
+# What a session records of each actor (relative to the actor's namespace) and of the trainer
+# (relative to the graph's), with the message type of each; the recorder adds camera/image_raw
+# (sensor_msgs/msg/Image) when asked to.
+ACTOR_TOPICS: dict[str, str] = {
     topics.OBSERVATION: 'sensor_msgs/msg/Image',
     topics.ACTION: 'sensor_msgs/msg/JointState',
     topics.STEP: 'sensor_msgs/msg/JointState',
     topics.REWARD: 'std_msgs/msg/Float32',
     topics.POSE: 'geometry_msgs/msg/PoseStamped',
     topics.CMD_VEL: 'geometry_msgs/msg/Twist',
-    **{topics.trainer_metric(loss): 'std_msgs/msg/Float32' for loss in MODEL_LOSSES},
     # Hearing and the body sense (published only when the agent has them).
     topics.AUDIO_PCM: 'std_msgs/msg/Int16MultiArray',
     topics.AUDIO_LEVEL: 'std_msgs/msg/Float32',
@@ -47,16 +47,19 @@ SESSION_TOPICS: dict[str, str] = {
     topics.BODY_TWIST: 'geometry_msgs/msg/TwistStamped',
     topics.AGENT_HEARING: 'sensor_msgs/msg/Image',
     topics.AGENT_BODY: 'sensor_msgs/msg/JointState',
-    **{topics.trainer_metric(f'reward/{sense}'): 'std_msgs/msg/Float32' for sense in SENSES},
 }
+TRAINER_TOPICS: dict[str, str] = {
+    topics.trainer_metric(loss): 'std_msgs/msg/Float32' for loss in MODEL_LOSSES
+} | {topics.trainer_metric(f'reward/{sense}'): 'std_msgs/msg/Float32' for sense in SENSES}
+SESSION_TOPICS: dict[str, str] = {**ACTOR_TOPICS, **TRAINER_TOPICS}
 
 
 def subscription_qos(topic: str):
-    """What a recorder asks of a session topic: frames best effort, the latched audio format
-    from before it joined, everything else reliable and deep."""
-    if topic == topics.IMAGE:
+    """What a recorder asks of a session topic (a full name): frames best effort, the latched
+    audio format from before it joined, everything else reliable and deep."""
+    if topics.matches(topic, topics.IMAGE):
         return qos.IMAGE
-    return qos.LATCHED if topic == topics.AUDIO_FORMAT else qos.OBSERVATION
+    return qos.LATCHED if topics.matches(topic, topics.AUDIO_FORMAT) else qos.OBSERVATION
 
 
 STORAGES = {'mcap': StoragePlugin.MCAP, 'sqlite3': StoragePlugin.SQLITE3}
@@ -81,7 +84,11 @@ def offered_qos(image: bool) -> Qos:
 
 
 class SplitWriter:
-    """Writes one session as numbered splits, each closed at `max_bytes` or `max_seconds`."""
+    """Writes one session as numbered splits, each closed at `max_bytes` or `max_seconds`.
+
+    `topics` may grow while the session runs (an actor joins): a topic gets its connection in
+    the open split when its first message comes, and one in every split after.
+    """
 
     def __init__(
         self,
@@ -112,17 +119,20 @@ class SplitWriter:
         self.path = os.path.join(self.directory, f'split_{self.index:04d}')
         self.writer = Writer(self.path, version=9, storage_plugin=STORAGES[self.storage])
         self.writer.open()
-        self.connections = {
-            topic: self.writer.add_connection(
-                topic,
-                msgtype,
-                typestore=TYPESTORE,
-                offered_qos_profiles=[offered_qos(topics.matches(topic, topics.IMAGE))],
-            )
-            for topic, msgtype in self.topics.items()
-        }
+        self.connections = {}
+        for topic in list(self.topics):
+            self.connect(topic)
         self.bytes = 0
         self.first_stamp = 0
+
+    def connect(self, topic: str) -> object:
+        self.connections[topic] = self.writer.add_connection(
+            topic,
+            self.topics[topic],
+            typestore=TYPESTORE,
+            offered_qos_profiles=[offered_qos(topics.matches(topic, topics.IMAGE))],
+        )
+        return self.connections[topic]
 
     def write(self, topic: str, stamp_ns: int, data: bytes) -> None:
         if self.writer is None:
@@ -134,7 +144,8 @@ class SplitWriter:
             self.open_split()
         if not self.first_stamp:
             self.first_stamp = stamp_ns
-        self.writer.write(self.connections[topic], stamp_ns, data)
+        connection = self.connections.get(topic) or self.connect(topic)
+        self.writer.write(connection, stamp_ns, data)
         self.bytes += len(data)
         self.messages += 1
 

@@ -148,12 +148,19 @@ class DiagnosticsCollector:
 
     def value(self, node_name: str, key: str) -> str | None:
         """The value of `key` in the newest status of the node whose name ends in `node_name`."""
-        for name, status in list(self.latest.items()):
-            if name.split(':')[0].endswith(node_name):
+        return next(iter(self.values(node_name, key).values()), None)
+
+    def values(self, node_name: str, key: str) -> dict[str, str]:
+        """Node -> the value of `key` in its newest status, for every node named `node_name`
+        (one per actor: 'pamiq/actor0/agent', 'pamiq/actor1/agent'), sorted by node."""
+        found = {}
+        for name, status in sorted(self.latest.items()):
+            node = name.split(':')[0]
+            if node == node_name or node.endswith('/' + node_name):
                 for pair in status.values:
                     if pair.key == key:
-                        return pair.value
-        return None
+                        found[node] = pair.value
+        return found
 
     def worst(self) -> DiagnosticStatus | None:
         return max(list(self.latest.values()), key=lambda s: s.level, default=None)

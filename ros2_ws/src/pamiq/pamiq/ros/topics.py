@@ -42,6 +42,14 @@ def matches(topic: str, name: str) -> bool:
     return topic == name or topic.endswith('/' + name)
 
 
+def actor_of(topic: str, name: str) -> str:
+    """The namespace a full topic name belongs to, for the relative `name` it ends in:
+    actor_of('/pamiq/actor1/agent/step', 'agent/step') == '/pamiq/actor1'."""
+    if not matches(topic, name):
+        raise ValueError(f'{topic} is not {name}')
+    return topic[: -len(name)].rstrip('/')
+
+
 def namespaced(namespace: str, name: str) -> str:
     """The full name of a relative topic or service in `namespace` ('pamiq', 'action')."""
     if name.startswith('/'):

@@ -126,7 +126,7 @@ def up(launch_args: list[str], supervise: bool, quiet: bool = False) -> int:
             args.namespace,
             args.run_dir,
             lambda line: print(line, flush=True),
-            sim_time=args.simulated,
+            sim_time=args.shared_clock,
         )
     try:
         return Supervisor(args, graph(args)).run()

@@ -1,4 +1,8 @@
-"""`pamiq ctl pause|resume|save|status`: the graph's services for people without the ROS 2 CLI."""
+"""`pamiq ctl pause|resume|save|status`: the graph's services for people without the ROS 2 CLI.
+
+Pause and resume reach every actor's agent (found by its `agent/set_active` service, in the
+namespace itself or an actor namespace below it) and the trainer.
+"""
 
 from __future__ import annotations
 
@@ -9,7 +13,11 @@ from rclpy.node import Node
 from std_srvs.srv import SetBool, Trigger
 
 from pamiq.ros import topics
+from pamiq.ros.actors import actor_pattern
 from pamiq.ros.diagnostics import LEVEL_NAMES, DiagnosticsCollector
+
+# After the first agent's service shows up, how long others (other actors) get to show up too.
+SETTLE = 1.0
 
 
 def call(node: Node, service_type, name: str, request, timeout: float) -> object | None:
@@ -19,6 +27,21 @@ def call(node: Node, service_type, name: str, request, timeout: float) -> object
     future = client.call_async(request)
     rclpy.spin_until_future_complete(node, future, timeout_sec=timeout)
     return future.result()
+
+
+def agent_services(node: Node, namespace: str, timeout: float) -> list[str]:
+    """Every actor's agent/set_active service in `namespace`, once discovery has found them."""
+    pattern = actor_pattern(namespace, topics.AGENT_SET_ACTIVE)
+    deadline = time.monotonic() + timeout
+    found: list[str] = []
+    while time.monotonic() < deadline:
+        found = sorted(
+            name for name, _ in node.get_service_names_and_types() if pattern.match(name)
+        )
+        if found:
+            deadline = min(deadline, time.monotonic() + SETTLE)
+        rclpy.spin_once(node, timeout_sec=0.1)
+    return found
 
 
 def status_lines(node: Node, seconds: float) -> list[str]:
@@ -38,19 +61,22 @@ def ctl(verb: str, namespace: str = 'pamiq', timeout: float = 5.0, say=print) ->
     node = Node('pamiq_ctl')
     try:
         if verb in ('pause', 'resume'):
-            active = verb == 'resume'
-            code = 0
-            for target, service in (
-                ('agent', topics.AGENT_SET_ACTIVE),
-                ('trainer', topics.TRAINER_SET_ACTIVE),
-            ):
-                name = topics.namespaced(namespace, service)
-                reply = call(node, SetBool, name, SetBool.Request(data=active), timeout)
+            request = SetBool.Request(data=verb == 'resume')
+            agents = agent_services(node, namespace, timeout)
+            if not agents:
+                say(f'no agent/set_active service in /{namespace.strip("/")} (is it running?)')
+            code = 0 if agents else 1
+            for name in agents:
+                reply = call(node, SetBool, name, request, timeout)
+                agent = name.removesuffix('/set_active')  # '/pamiq/actor1/agent'
                 if reply is None:
-                    say(f'{target}: no {name} service (is it running?)')
-                    code = 1 if target == 'agent' else code
+                    say(f'{agent}: no answer from {name}')
+                    code = 1
                 else:
-                    say(f'{target}: {reply.message}')
+                    say(f'{agent}: {reply.message}')
+            name = topics.namespaced(namespace, topics.TRAINER_SET_ACTIVE)
+            reply = call(node, SetBool, name, request, timeout)
+            say(f'trainer: {reply.message}' if reply else f'trainer: no {name} service')
             return code
         if verb == 'save':
             name = topics.namespaced(namespace, topics.TRAINER_SAVE)

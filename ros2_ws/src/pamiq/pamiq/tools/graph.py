@@ -12,11 +12,20 @@ import sys
 
 import yaml
 
+from pamiq import vrchat
 from pamiq.audio_sources import is_audio_file
+from pamiq.avatar import OUTPUT_PORT
 from pamiq.executables import EXECUTABLES
+from pamiq.learning.config import LearnerConfig
+from pamiq.ros import topics
 from pamiq.ros.share import config_file
 from pamiq.run_dir import default_run_dir
-from pamiq.vocabulary import DEFAULT_SENSES, POLICIES, WORLDS, parse_senses
+from pamiq.vocabulary import DEFAULT_SENSES, POLICIES, ROLES, WORLDS, parse_senses
+
+# Rollouts an agent may act with one weights version in lockstep before it waits for newer
+# ones (wait_for_trainer): one rollout is trained while the next is acted, as asynchronous PPO
+# does. Zero would let rollout boundaries that differ between agent and trainer deadlock them.
+ROLLOUTS_AHEAD = 2
 
 # name -> (default, description). An empty default means "as in the parameter file".
 LAUNCH_ARGUMENTS: dict[str, tuple[str, str]] = {
@@ -53,6 +62,25 @@ LAUNCH_ARGUMENTS: dict[str, tuple[str, str]] = {
         'world:=doom: 1 real time; above 1 faster; 0 lockstep (/clock, use_sim_time for all); '
         "empty: the params file's",
     ),
+    'actors': (
+        '1',
+        'Actors started here (world or camera, agent, actuator each); several get namespaces '
+        'actor<i> and OSC ports osc_port + i',
+    ),
+    'first_actor': (
+        '0',
+        "Index i of this host's first actor (actor<i>), after those on other hosts",
+    ),
+    'role': (
+        ROLES[0],
+        "'all': actors and trainer; 'trainer': the trainer (and recorder) only; "
+        "'actor': actors only (their trainer runs on another host)",
+    ),
+    'wait_for_trainer': (
+        'true',
+        'Lockstep with the curiosity agent: act at most 2 rollouts with one weights version, '
+        'so the world waits for the trainer; false: never wait',
+    ),
 }
 
 
@@ -77,6 +105,10 @@ class BringupArgs:
     run_dir: str
     record: str
     real_time_factor: str
+    actors: str
+    first_actor: str
+    role: str
+    wait_for_trainer: str
 
     @classmethod
     def from_strings(cls, values: dict[str, str]) -> BringupArgs:
@@ -110,16 +142,34 @@ class BringupArgs:
                 'audio:=... is for world:=vrchat with hearing among the senses '
                 '(the Doom world hears its own game)'
             )
-        merged['record'] = merged['record'].lower()
-        if merged['record'] not in ('true', 'false'):
-            raise BringupError(f'record:={merged["record"]} is not true or false')
+        for flag in ('record', 'wait_for_trainer'):
+            merged[flag] = merged[flag].lower()
+            if merged[flag] not in ('true', 'false'):
+                raise BringupError(f'{flag}:={merged[flag]} is not true or false')
+        if merged['role'] not in ROLES:
+            raise BringupError(f'role:={merged["role"]} is not one of {", ".join(ROLES)}')
+        for name, low in (('actors', 1), ('first_actor', 0)):
+            if not (merged[name].isdigit() and int(merged[name]) >= low):
+                raise BringupError(f'{name}:={merged[name]} is not a whole number >= {low}')
+        cameras = merged['camera'].split(',') if merged['camera'] else []
+        if len(cameras) > 1 and len(cameras) != int(merged['actors']):
+            raise BringupError(
+                f'camera:={merged["camera"]} names {len(cameras)} cameras for '
+                f'actors:={merged["actors"]}: give one per actor'
+            )
+        for port in ('osc_port', 'body_port'):
+            if merged[port] and int(merged[port]) + int(merged['actors']) > 65536:
+                raise BringupError(
+                    f'{port}:={merged[port]} leaves no port for each of '
+                    f'actors:={merged["actors"]} (they use {port} + i)'
+                )
         merged['namespace'] = merged['namespace'].strip('/')
         merged['params_file'] = os.path.abspath(merged['params_file'] or default_params_file())
         if not os.path.isfile(merged['params_file']):
             raise BringupError(f'params_file:={merged["params_file"]} does not exist')
         merged['run_dir'] = os.path.abspath(merged['run_dir'] or default_run_dir())
         factor = merged['real_time_factor'] or str(
-            world_parameter(merged['params_file'], 'real_time_factor', 1.0)
+            node_parameter(merged['params_file'], 'world', 'real_time_factor', 1.0)
         )
         try:
             if not 0.0 <= float(factor) <= 1000.0:
@@ -128,6 +178,8 @@ class BringupArgs:
             raise BringupError(
                 f'real_time_factor:={factor} is not a number in [0, 1000]'
             ) from None
+        if merged['role'] == 'trainer' and merged['agent'] != 'curiosity':
+            raise BringupError('role:=trainer needs agent:=curiosity (the random agent has none)')
         if float(factor) != 1.0 and merged['world'] != 'doom':
             raise BringupError('real_time_factor is for world:=doom (VRChat runs in real time)')
         merged['real_time_factor'] = factor
@@ -141,6 +193,23 @@ class BringupArgs:
         """Simulated time: the world publishes /clock and every node uses it."""
         return float(self.real_time_factor) != 1.0
 
+    @property
+    def shared_clock(self) -> bool:
+        """Simulated time from one actor in the namespace itself: its /clock is the graph's
+        (several actors each keep their own, and the trainer keeps wall time)."""
+        return self.simulated and self.actor_namespaces == ['']
+
+    @property
+    def actor_namespaces(self) -> list[str]:
+        """The namespaces (relative to `namespace`) of the actors started here: '' for the one
+        actor of a default graph, which lives in the namespace itself; else actor<i>."""
+        if self.role == 'trainer':
+            return []
+        first, count = int(self.first_actor), int(self.actors)
+        if self.role == 'all' and count == 1 and first == 0:
+            return ['']
+        return [f'actor{i}' for i in range(first, first + count)]
+
     def as_strings(self) -> dict[str, str]:
         return {f.name: getattr(self, f.name) for f in fields(self)}
 
@@ -152,6 +221,17 @@ class NodeSpec:
     parameters: dict[str, object] = field(default_factory=dict)
     respawn: bool = False
     """Start it again after an abnormal exit (see `respawns`)."""
+    namespace: str = ''
+    """Below the graph's namespace: an actor's, e.g. 'actor1' (empty: the namespace itself)."""
+    remappings: tuple[tuple[str, str], ...] = ()
+
+    @property
+    def label(self) -> str:
+        """How logs and output name the node: 'actor1/world', or 'trainer'."""
+        return f'{self.namespace}/{self.name}' if self.namespace else self.name
+
+    def full_namespace(self, namespace: str) -> str:
+        return '/'.join(part for part in (namespace.strip('/'), self.namespace) if part)
 
 
 def respawns(spec: NodeSpec, returncode: int) -> bool:
@@ -165,53 +245,112 @@ def respawns(spec: NodeSpec, returncode: int) -> bool:
 
 
 def graph(args: BringupArgs) -> list[NodeSpec]:
-    """The nodes to start, in start order (a world before the actuator that sends to it)."""
+    """The nodes to start, in start order (each world before the actuator that sends to it)."""
+    nodes = []
+    for index, actor in enumerate(args.actor_namespaces):
+        nodes += actor_nodes(args, actor, int(args.first_actor) + index, index)
+    if args.role == 'actor':
+        return nodes
+    shared: dict[str, object] = {'run_dir': args.run_dir}
+    if args.shared_clock:
+        shared['use_sim_time'] = True
+    if args.agent == 'curiosity':
+        # Acting goes on without the trainer, and a restarted trainer resumes from its newest
+        # checkpoint: respawn it rather than stopping the graph.
+        trainer = {**shared, 'senses': args.senses}
+        nodes.append(NodeSpec('trainer_node', 'trainer', trainer, respawn=True))
+    if args.record == 'true':
+        nodes.append(NodeSpec('recorder_node', 'recorder', dict(shared)))
+    return nodes
+
+
+def actor_nodes(args: BringupArgs, actor: str, number: int, index: int) -> list[NodeSpec]:
+    """One actor's world (or camera), actuator and agent, in `actor` below the namespace.
+
+    Actor number i listens on / sends to osc_port + i and seeds its world and agent with
+    seed + i. A namespaced actor's agent takes the one weights stream of the graph's trainer,
+    and under simulated time each actor has its own clock (<actor>/clock): every actor's world
+    keeps its own time, and the trainer, which follows them all, keeps wall time.
+    """
+    params = args.params_file
     osc: dict[str, object] = {}
     if args.osc_host:
         osc['osc_host'] = args.osc_host
-    if args.osc_port:
-        osc['osc_port'] = int(args.osc_port)
+    if args.osc_port or number:
+        base = int(args.osc_port or node_parameter(params, 'world', 'osc_port', vrchat.INPUT_PORT))
+        osc['osc_port'] = base + number
+    # Actor i's body sense listens on body_port + i (VRChat's OSC output), where its world sends.
+    body: dict[str, object] = {}
+    if args.has('body') and (args.body_port or number):
+        base = int(args.body_port or node_parameter(params, 'body', 'osc_port', OUTPUT_PORT))
+        body['osc_port'] = base + number
     nodes = []
     if args.world == 'doom':
         # The world listens where the actuator sends: the same host/port arguments.
         world = dict(osc)
+        if number:
+            world['seed'] = int(node_parameter(params, 'world', 'seed', 0)) + number
         if args.simulated:
             world['real_time_factor'] = float(args.real_time_factor)
             if float(args.real_time_factor) == 0.0:
                 osc['frame_markers'] = True  # the actuator tells the world an action is sent
         if args.has('hearing'):
             world['audio'] = True
-        if args.body_port:
-            world['body_osc_port'] = int(args.body_port)
-        nodes.append(NodeSpec('doom_world_node', 'world', world))
+        if body:
+            world['body_osc_port'] = body['osc_port']
+        nodes.append(NodeSpec('doom_world_node', 'world', world, namespace=actor))
     else:
-        nodes.append(
-            NodeSpec('camera_node', 'camera', {'camera': args.camera} if args.camera else {})
-        )
+        cameras = args.camera.split(',') if args.camera else []
+        camera = cameras[index] if len(cameras) > 1 else (cameras[0] if cameras else '')
+        parameters = {'camera': camera} if camera else {}
+        nodes.append(NodeSpec('camera_node', 'camera', parameters, namespace=actor))
         if args.has('hearing'):
-            nodes.append(NodeSpec('audio_node', 'audio', audio_parameters(args.audio)))
+            sound = audio_parameters(args.audio)
+            nodes.append(NodeSpec('audio_node', 'audio', sound, namespace=actor))
     if args.has('body'):
-        nodes.append(
-            NodeSpec(
-                'body_node', 'body', {'osc_port': int(args.body_port)} if args.body_port else {}
-            )
-        )
-    nodes.append(NodeSpec('osc_actuator_node', 'osc_actuator', dict(osc)))
-    senses = {'senses': args.senses}
+        nodes.append(NodeSpec('body_node', 'body', body, namespace=actor))
+    nodes.append(NodeSpec('osc_actuator_node', 'osc_actuator', dict(osc), namespace=actor))
+    agent: dict[str, object] = {
+        'policy': args.agent,
+        'run_dir': args.run_dir,
+        'senses': args.senses,
+    }
+    seed = int(node_parameter(params, 'agent', 'seed', 0))
+    if number and seed >= 0:
+        agent['seed'] = seed + number
+    if (
+        float(args.real_time_factor) == 0.0
+        and args.agent == 'curiosity'
+        and args.wait_for_trainer == 'true'
+    ):
+        default = LearnerConfig.rollout_length
+        rollout = int(node_parameter(params, 'trainer', 'rollout_length', default))
+        agent['max_steps_per_version'] = ROLLOUTS_AHEAD * rollout
     nodes.append(
-        NodeSpec('agent_node', 'agent', {'policy': args.agent, 'run_dir': args.run_dir, **senses})
-    )
-    if args.agent == 'curiosity':
-        # Acting goes on without the trainer, and a restarted trainer resumes from its newest
-        # checkpoint: respawn it rather than stopping the graph.
-        nodes.append(
-            NodeSpec('trainer_node', 'trainer', {'run_dir': args.run_dir, **senses}, respawn=True)
+        NodeSpec(
+            'agent_node',
+            'agent',
+            agent,
+            namespace=actor,
+            remappings=((topics.WEIGHTS, topics.namespaced(args.namespace, topics.WEIGHTS)),)
+            if actor
+            else (),
         )
-    if args.record == 'true':
-        nodes.append(NodeSpec('recorder_node', 'recorder', {'run_dir': args.run_dir}))
+    )
     if args.simulated:
-        for spec in nodes:
-            spec.parameters['use_sim_time'] = True
+        own_clock = topics.namespaced(f'{args.namespace}/{actor}', topics.CLOCK.lstrip('/'))
+        clock = ((topics.CLOCK, own_clock),) if actor else ()
+        nodes = [
+            NodeSpec(
+                s.executable,
+                s.name,
+                {**s.parameters, 'use_sim_time': True},
+                s.respawn,
+                s.namespace,
+                s.remappings + clock,
+            )
+            for s in nodes
+        ]
     return nodes
 
 
@@ -224,24 +363,33 @@ def audio_parameters(audio: str) -> dict[str, object]:
     return {'device': audio}
 
 
-def world_parameter(params_file: str, name: str, default: object) -> object:
-    """A world parameter as the params file sets it (its default when it does not)."""
+def node_parameter(params_file: str, node: str, name: str, default: object) -> object:
+    """A node's parameter as the params file sets it (its default when it does not)."""
     with open(params_file) as stream:
         params = yaml.safe_load(stream) or {}
     for key, section in params.items():
-        if key.rstrip('/').endswith('world') and isinstance(section, dict):
+        if key.rstrip('/').split('/')[-1] == node and isinstance(section, dict):
             return section.get('ros__parameters', {}).get(name, default)
     return default
 
 
-def node_command(executable: str, name: str, namespace: str, params_files: list[str]) -> list[str]:
-    """The command line launch_ros builds for a node: its module, name, namespace, parameters.
+def node_command(
+    executable: str,
+    name: str,
+    namespace: str,
+    params_files: list[str],
+    remappings: tuple[tuple[str, str], ...] = (),
+) -> list[str]:
+    """The command line launch_ros builds for a node: its module, name, namespace, remappings,
+    parameters.
 
     Parameters travel as YAML files only (never `-p name:=value`, which would turn a camera
     source '0' into an integer).
     """
     command = [sys.executable, '-m', EXECUTABLES[executable], '--ros-args']
     command += ['-r', f'__node:={name}', '-r', f'__ns:=/{namespace.strip("/")}']
+    for source, target in remappings:
+        command += ['-r', f'{source}:={target}']
     for path in params_files:
         command += ['--params-file', path]
     return command

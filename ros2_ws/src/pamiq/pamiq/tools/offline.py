@@ -22,30 +22,33 @@ from pamiq.vocabulary import DEFAULT_SENSES, parse_senses
 
 def load_steps(
     paths: list[str], action_space: str, senses: tuple[str, ...] = DEFAULT_SENSES
-) -> tuple[list[Step], int]:
-    """Steps recorded in the bags, in step order, and the number of incomplete frames (with
+) -> tuple[dict[str, list[Step]], int]:
+    """Each actor's recorded steps, in step order, and the number of incomplete frames (with
     more senses a frame is complete once agent/hearing and agent/body are paired too)."""
     extras = extra_senses(senses)
     parts = frame_parts(extras)
-    pairer = StampPairer(parts=tuple(parts))
-    steps: list[Step] = []
+    pairers: dict[str, StampPairer] = {}
+    steps: dict[str, list[Step]] = {}
     for message in read_messages(paths):
         part = next((p for p, t in parts.items() if topics.matches(message.topic, t)), None)
         if part is None:
             continue
+        actor = topics.actor_of(message.topic, parts[part])
         msg = deserialize(message)
         try:
             value = frame_part(part, msg, action_space)
         except ValueError:
             continue  # a malformed message leaves its frame incomplete
+        pairer = pairers.setdefault(actor, StampPairer(parts=tuple(parts)))
         entry = pairer.add(stamp_ns(msg), part, value)
         if entry is not None:
             sensed = {sense: entry[sense] for sense in extras}
-            steps.append(
+            steps.setdefault(actor, []).append(
                 Step.from_fields(entry['step'], entry['observation'], entry['action'], sensed)
             )
-    steps.sort(key=lambda s: s.index)
-    return steps, pairer.incomplete()
+    for actor_steps in steps.values():
+        actor_steps.sort(key=lambda s: s.index)
+    return steps, sum(p.incomplete() for p in pairers.values())
 
 
 def train_from_bags(
@@ -59,9 +62,12 @@ def train_from_bags(
     """Pretrain on the bags' steps, continuing from run_dir's newest checkpoint if any; writes
     a checkpoint there and returns its path."""
     steps, incomplete = load_steps(paths, config.action_space, parse_senses(config.senses))
-    say(f'{len(steps)} recorded steps ({incomplete} incomplete frames skipped)')
+    total = sum(len(s) for s in steps.values())
+    say(
+        f'{total} recorded steps of {len(steps)} actor(s) ({incomplete} incomplete frames skipped)'
+    )
     config = LearnerConfig(
-        **{**vars(config), 'dynamics_buffer_size': max(config.dynamics_buffer_size, len(steps))}
+        **{**vars(config), 'dynamics_buffer_size': max(config.dynamics_buffer_size, total)}
     )
     learner = Learner(config, seed)
     resumed = learner.load_checkpoint(run_dir, say)

@@ -1,10 +1,10 @@
 """`pamiq report <run_dir>`: PNG plots of a run, from its bags and TensorBoard scalars.
 
 reward_and_losses.png: the curiosity reward and the training losses over time;
-action_intervals.png: how regularly the agent acted; and for the Doom world trajectory.png (the
-avatar's path seen from above, with the map cells it covered) and coverage.png (cells covered
-over time). With hearing, hearing.png (loudness and spectrogram of what was heard); with the
-body sense, body.png (the avatar's velocities, turning and Grounded). Bags come from
+action_intervals.png: how regularly the agents acted; and for the Doom world trajectory.png (each
+actor's path seen from above, with the map cells it covered) and coverage.png (cells covered
+over time, per actor). With hearing, hearing.png (loudness and spectrogram of what was heard);
+with the body sense, body.png (the avatar's velocities, turning and Grounded). Bags come from
 `record:=true`; without them only the losses can be drawn.
 """
 
@@ -35,7 +35,8 @@ LOSS_TOPICS = MODEL_LOSSES
 
 
 def session_data(run_dir: str) -> dict[str, list]:
-    """Time series from every bag of the run: (receive time s, value...) per quantity."""
+    """Time series from every bag of the run: (receive time s, value...) per quantity; actions
+    and poses end with the actor's namespace."""
     data: dict[str, list] = {
         'reward': [],
         'action': [],
@@ -57,10 +58,10 @@ def session_data(run_dir: str) -> dict[str, list]:
             if topics.matches(topic, topics.REWARD):
                 data['reward'].append((t, deserialize(message).data))
             elif topics.matches(topic, topics.ACTION):
-                data['action'].append((t,))
+                data['action'].append((t, topics.actor_of(topic, topics.ACTION)))
             elif topics.matches(topic, topics.POSE):
                 pose = deserialize(message).pose.position
-                data['pose'].append((t, pose.x, pose.y))
+                data['pose'].append((t, pose.x, pose.y, topics.actor_of(topic, topics.POSE)))
             elif topics.matches(topic, topics.AUDIO_LEVEL):
                 data['level'].append((t, deserialize(message).data))
             elif topics.matches(topic, topics.AUDIO_PCM) and len(data['sound']) < MAX_CHUNKS:
@@ -146,10 +147,25 @@ def plot_reward_and_losses(data, tb, start: float, path: str) -> bool:
     return True
 
 
+def by_actor(rows: list[tuple]) -> dict[str, list[tuple]]:
+    """Rows whose last item is the actor's namespace, grouped by it (in time order)."""
+    groups: dict[str, list[tuple]] = {}
+    for row in rows:
+        groups.setdefault(row[-1], []).append(row[:-1])
+    return dict(sorted(groups.items()))
+
+
 def plot_action_intervals(data, path: str) -> bool:
-    if len(data['action']) < 3:
+    actors = by_actor(data['action'])
+    intervals = (
+        np.concatenate(
+            [np.diff(np.array(rows, float)[:, 0]) for rows in actors.values() if len(rows) > 1]
+            or [np.empty(0)]
+        )
+        * 1e3
+    )
+    if len(intervals) < 2:
         return False
-    intervals = np.diff(np.array(data['action'])[:, 0]) * 1e3
     figure, axis = plt.subplots(figsize=(8, 5))
     axis.hist(np.clip(intervals, 0, 400), bins=80, color='tab:blue')
     axis.axvline(100, color='tab:green', linestyle='--', label='10 Hz period (100 ms)')
@@ -158,9 +174,10 @@ def plot_action_intervals(data, path: str) -> bool:
     axis.set_xlabel('interval between two actions (ms, recorder receive time; >400 shown at 400)')
     axis.set_ylabel('count (log scale)')
     rate = len(intervals) / (intervals.sum() / 1e3)
+    who = f'{len(actors)} actors, ' if len(actors) > 1 else ''
     axis.set_title(
-        f'Action intervals: {rate:.2f} Hz, p99 {np.percentile(intervals, 99):.0f} ms, '
-        f'max {intervals.max():.0f} ms'
+        f'Action intervals: {who}{rate:.2f} Hz per actor, p99 '
+        f'{np.percentile(intervals, 99):.0f} ms, max {intervals.max():.0f} ms'
     )
     axis.legend()
     figure.tight_layout()
@@ -170,41 +187,54 @@ def plot_action_intervals(data, path: str) -> bool:
 
 
 def plot_trajectory(data, start: float, path: str, coverage_path: str) -> bool:
-    if len(data['pose']) < 2:
+    actors = {a: np.array(rows, float) for a, rows in by_actor(data['pose']).items()}
+    actors = {a: rows for a, rows in actors.items() if len(rows) >= 2}
+    if not actors:
         return False
-    t, x, y = np.array(data['pose']).T
-    cells = np.floor(np.stack([x, y], axis=1) / CELL).astype(int)
-    figure, axis = plt.subplots(figsize=(8, 8))
-    unique = np.unique(cells, axis=0)
-    for cx, cy in unique:
-        axis.add_patch(
-            plt.Rectangle(
-                (cx * CELL, cy * CELL), CELL, CELL, color='tab:orange', alpha=0.25, linewidth=0
-            )
-        )
-    points = axis.scatter(x, y, c=(t - start) / 60, s=2, cmap='viridis')
-    figure.colorbar(points, ax=axis, label='time since the run started (min)')
-    axis.set_aspect('equal')
-    axis.set_xlabel('x (Doom map units)')
-    axis.set_ylabel('y (Doom map units)')
-    axis.set_title(
-        f'Avatar path from world/pose; {len(unique)} cells of {CELL:.0f}x{CELL:.0f} '
-        'covered (orange)'
+    columns = min(len(actors), 3)
+    rows_of_panels = -(-len(actors) // columns)
+    figure, axes = plt.subplots(
+        rows_of_panels, columns, figsize=(8 * columns, 8 * rows_of_panels), squeeze=False
     )
+    coverage = {}
+    for axis, (actor, poses) in zip(axes.flat, actors.items()):
+        t, x, y = poses.T
+        cells = np.floor(np.stack([x, y], axis=1) / CELL).astype(int)
+        unique = np.unique(cells, axis=0)
+        for cx, cy in unique:
+            axis.add_patch(
+                plt.Rectangle(
+                    (cx * CELL, cy * CELL), CELL, CELL, color='tab:orange', alpha=0.25, linewidth=0
+                )
+            )
+        points = axis.scatter(x, y, c=(t - start) / 60, s=2, cmap='viridis')
+        figure.colorbar(points, ax=axis, label='time since the run started (min)')
+        axis.set_aspect('equal')
+        axis.set_xlabel('x (Doom map units)')
+        axis.set_ylabel('y (Doom map units)')
+        axis.set_title(
+            f'{actor}: path from world/pose; {len(unique)} cells of {CELL:.0f}x{CELL:.0f} '
+            'covered (orange)'
+        )
+        seen: set[tuple[int, int]] = set()
+        counts = []
+        for cell in map(tuple, cells):
+            seen.add(cell)
+            counts.append(len(seen))
+        coverage[actor] = ((t - start) / 60, counts)
+    for axis in list(axes.flat)[len(actors) :]:
+        axis.set_visible(False)
     figure.tight_layout()
     figure.savefig(path, dpi=100)
     plt.close(figure)
 
-    seen: set[tuple[int, int]] = set()
-    counts = []
-    for cell in map(tuple, cells):
-        seen.add(cell)
-        counts.append(len(seen))
     figure, axis = plt.subplots(figsize=(8, 5))
-    axis.plot((t - start) / 60, counts)
+    for actor, (minutes, counts) in coverage.items():
+        axis.plot(minutes, counts, label=actor)
     axis.set_xlabel('time since the run started (min)')
     axis.set_ylabel(f'distinct {CELL:.0f}x{CELL:.0f} cells visited')
-    axis.set_title('Map coverage over time (all episodes)')
+    axis.set_title('Map coverage over time (all episodes, per actor)')
+    axis.legend()
     figure.tight_layout()
     figure.savefig(coverage_path, dpi=100)
     plt.close(figure)
@@ -281,7 +311,7 @@ def write_report(
         say(line)
     data = session_data(run_dir)
     tb = tensorboard_losses(run_dir)
-    times = [series[0][0] for series in data.values() if series]
+    times = [series[0][0] for series in data.values() if series]  # each in time order
     start = min(times) if times else 0.0
     written = []
     plots = [

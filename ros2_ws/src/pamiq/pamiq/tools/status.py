@@ -16,6 +16,7 @@ from rclpy.signals import SignalHandlerOptions
 from std_msgs.msg import Float32
 
 from pamiq.ros import topics
+from pamiq.ros.actors import ActorDiscovery
 from pamiq.ros.diagnostics import LEVEL_NAMES, DiagnosticsCollector
 from pamiq.run_dir import disk_use
 from pamiq.vocabulary import MODEL_LOSSES
@@ -47,9 +48,9 @@ class StatusLine:
         self.diagnostics = DiagnosticsCollector(self.node)
         self.rewards: deque[float] = deque(maxlen=50)
         self.losses: dict[str, float] = {}
-        self.node.create_subscription(
-            Float32, topics.REWARD, lambda m: self.rewards.append(m.data), 10
-        )
+        # Every actor's reward, however many there are and whenever they join.
+        self.reward_subs: dict[str, object] = {}
+        self.actors = ActorDiscovery(self.node, self.actor_joined, lambda actor: None)
         for loss, short in SHORT.items():
             self.node.create_subscription(
                 Float32,
@@ -63,15 +64,28 @@ class StatusLine:
         self.thread = threading.Thread(target=self.executor.spin, name='status', daemon=True)
         self.thread.start()
 
+    def actor_joined(self, actor: str) -> None:
+        if actor not in self.reward_subs:
+            self.reward_subs[actor] = self.node.create_subscription(
+                Float32, f'{actor}/{topics.REWARD}', lambda m: self.rewards.append(m.data), 10
+            )
+
     def line(self) -> str:
         parts = []
-        rate = self.diagnostics.value('agent', 'action rate (Hz)')
-        parts.append(f'acting {float(rate):.1f} Hz' if rate is not None else 'acting ?')
+        rates = [float(r) for r in self.diagnostics.values('agent', 'action rate (Hz)').values()]
+        if len(rates) > 1:
+            each = ' '.join(f'{r:.1f}' for r in rates)
+            parts.append(f'acting {len(rates)} actors {sum(rates):.1f} Hz ({each})')
+        else:
+            parts.append(f'acting {rates[0]:.1f} Hz' if rates else 'acting ?')
         if self.rewards:
             parts.append(f'reward {sum(self.rewards) / len(self.rewards):.3f}')
-        version = self.diagnostics.value('agent', 'weights version')
-        if version is not None:
-            parts.append(f'weights v{version}')
+        versions = sorted(
+            {int(v) for v in self.diagnostics.values('agent', 'weights version').values()}
+        )
+        if versions:
+            span = f'{versions[0]}' if len(versions) == 1 else f'{versions[0]}-{versions[-1]}'
+            parts.append(f'weights v{span}')
         if self.losses:
             parts.append(
                 'losses ' + ' '.join(f'{k} {v:.3g}' for k, v in sorted(self.losses.items()))

@@ -28,10 +28,16 @@ RESPAWN_DELAY = 1.0
 def spec_command(spec: NodeSpec, args: BringupArgs, directory: str) -> list[str]:
     """The node's command line: the params file, then its argument-derived overrides."""
     files = [args.params_file]
+    namespace = spec.full_namespace(args.namespace)
     if spec.parameters:
-        path = os.path.join(directory, f'{spec.name}.yaml')
-        files.append(write_parameters(path, args.namespace, spec.name, spec.parameters))
-    return node_command(spec.executable, spec.name, args.namespace, files)
+        path = os.path.join(directory, f'{file_name(spec)}.yaml')
+        files.append(write_parameters(path, namespace, spec.name, spec.parameters))
+    return node_command(spec.executable, spec.name, namespace, files, spec.remappings)
+
+
+def file_name(spec: NodeSpec) -> str:
+    """The node's log and parameter file name: 'trainer', 'actor1_world'."""
+    return spec.label.replace('/', '_')
 
 
 def die_with_parent() -> None:
@@ -69,13 +75,13 @@ class Child:
         )
         self.starts += 1
         self.pump = threading.Thread(
-            target=self.pump_output, name=f'out-{self.spec.name}', daemon=True
+            target=self.pump_output, name=f'out-{self.spec.label}', daemon=True
         )
         self.pump.start()
 
     def pump_output(self) -> None:
         assert self.process is not None and self.process.stdout is not None
-        prefix = f'[{self.spec.name}] '
+        prefix = f'[{self.spec.label}] '
         with open(self.log_path, 'a', encoding='utf-8') as log:
             for raw in self.process.stdout:
                 line = raw.decode('utf-8', 'replace').rstrip('\n')
@@ -120,7 +126,7 @@ class Supervisor:
             Child(
                 spec,
                 spec_command(spec, args, params),
-                os.path.join(logs, f'{spec.name}.log'),
+                os.path.join(logs, f'{file_name(spec)}.log'),
                 out,
             )
             for spec in specs
@@ -140,7 +146,7 @@ class Supervisor:
         try:
             for child in self.children:
                 child.start()
-                self.say(f'started {child.spec.name} (pid {child.process.pid})')
+                self.say(f'started {child.spec.label} (pid {child.process.pid})')
             self.say(
                 f'logs in {os.path.join(self.args.run_dir, layout.LOGS)}; Ctrl-C stops the graph'
             )
@@ -149,7 +155,7 @@ class Supervisor:
             for child in reversed(self.children):  # agent first, world last
                 exit_code = child.stop()
                 if exit_code not in (0, -signal.SIGINT):
-                    self.say(f'{child.spec.name} exited with code {exit_code}')
+                    self.say(f'{child.spec.label} exited with code {exit_code}')
                     code = code or 1
             for sig, handler in previous.items():
                 signal.signal(sig, handler)
@@ -168,16 +174,16 @@ class Supervisor:
                     continue
                 if respawns(child.spec, code):
                     self.say(
-                        f'{child.spec.name} died (exit code {code}); '
+                        f'{child.spec.label} died (exit code {code}); '
                         f'respawning in {RESPAWN_DELAY:.0f} s'
                     )
                     time.sleep(RESPAWN_DELAY)
                     child.start()
                     continue
                 if code == 0:  # it was asked to stop (a signal that reached it, not us)
-                    self.say(f'{child.spec.name} stopped (exit code 0); stopping the graph')
+                    self.say(f'{child.spec.label} stopped (exit code 0); stopping the graph')
                     return 0
-                self.say(f'{child.spec.name} died (exit code {code}); stopping the graph')
+                self.say(f'{child.spec.label} died (exit code {code}); stopping the graph')
                 return 1
         self.say('stopping the graph')
         return 0

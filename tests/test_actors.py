@@ -1,0 +1,167 @@
+"""Several actors, one trainer: `actors:=N`, and actors on other "hosts" (`role:=`) that join
+and leave a running trainer. Real processes through `pamiq up`, as users start them."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import time
+
+from diagnostic_msgs.msg import DiagnosticArray
+from pamiq.ros import qos
+from rosgraph import NAMESPACE, diagnostic_value, free_udp_port, wait_until
+from sensor_msgs.msg import JointState
+from std_msgs.msg import Float32
+from test_bringup import PamiqUp, fast_params
+from test_lockstep import EVERYTHING
+
+
+def versions(probe, actor: str) -> set[int]:
+    """The policy versions an actor's agent has acted with (from its agent/step)."""
+    steps = probe.messages(f'/{NAMESPACE}/{actor}/agent/step')
+    return {int(dict(zip(m.name, m.position))['policy_version']) for m in steps}
+
+
+def trainer_value(probe, key: str) -> str | None:
+    return diagnostic_value(probe, f'{NAMESPACE}/trainer', key)
+
+
+def test_two_lockstep_actors_feed_one_trainer_and_act_with_its_weights(probe, tmp_path):
+    for actor in ('actor0', 'actor1'):
+        probe.record(JointState, f'/{NAMESPACE}/{actor}/agent/step', EVERYTHING)
+    probe.record(Float32, 'trainer/update/actors', qos.DEFAULT)
+    probe.record(Float32, 'trainer/update/samples', qos.DEFAULT)
+    probe.record(DiagnosticArray, '/diagnostics', 100)
+    up = PamiqUp(
+        'world:=doom',
+        'real_time_factor:=0',
+        'actors:=2',
+        f'osc_port:={free_udp_port()}',
+        f'run_dir:={tmp_path / "run"}',
+        f'params_file:={fast_params(tmp_path)}',
+    )
+    try:
+        both = lambda: [m.data for m in probe.messages('trainer/update/actors')].count(2.0) >= 3
+        assert wait_until(both, 180.0), up.output()[-4000:]
+        # Each update held one 32-step rollout of each actor: 64 samples.
+        assert 64.0 in [m.data for m in probe.messages('trainer/update/samples')]
+        # Both agents act with the trainer's versions, not only their initial weights.
+        assert wait_until(lambda: max(versions(probe, 'actor0')) >= 2, 60.0)
+        assert wait_until(lambda: max(versions(probe, 'actor1')) >= 2, 60.0)
+        assert trainer_value(probe, 'actors') == '2'
+        # Lockstep waits for the trainer: no rollout went untrained.
+        assert trainer_value(probe, 'rollouts skipped (trainer behind)') == '0'
+        # Two actors, two sequences: the same step index comes from each.
+        steps = [
+            {int(dict(zip(m.name, m.position))['step']) for m in probe.messages(topic)}
+            for topic in (f'/{NAMESPACE}/actor0/agent/step', f'/{NAMESPACE}/actor1/agent/step')
+        ]
+        assert len(steps[0] & steps[1]) > 50
+    finally:
+        code = up.stop(60.0)
+    assert code == 0, up.output()[-3000:]
+    out = up.output()
+    assert '[actor0/world]' in out and '[actor1/agent]' in out  # output names the actor
+    assert (tmp_path / 'run' / 'logs' / 'actor1_world.log').is_file()
+
+
+def test_an_actor_that_joins_later_is_picked_up_and_one_that_leaves_is_reported(probe, tmp_path):
+    params = fast_params(tmp_path)
+    run_dir = tmp_path / 'run'
+    probe.record(Float32, 'trainer/update/actors', qos.DEFAULT)
+    probe.record(DiagnosticArray, '/diagnostics', 100)
+    for actor in ('actor0', 'actor1'):
+        probe.record(JointState, f'/{NAMESPACE}/{actor}/agent/step', EVERYTHING)
+    trainer = PamiqUp('role:=trainer', f'run_dir:={run_dir}', f'params_file:={params}')
+    first = second = None
+    try:
+        assert wait_until(lambda: 'waiting for an actor' in trainer_status(probe), 60.0)
+        first = PamiqUp(
+            'role:=actor',
+            f'osc_port:={free_udp_port()}',
+            f'run_dir:={run_dir}',
+            f'params_file:={params}',
+        )
+        assert wait_until(lambda: 'actor /pamiq/actor0 joined' in trainer.output(), 60.0)
+        assert wait_until(lambda: versions(probe, 'actor0') - {0}, 90.0), trainer.output()
+        second = PamiqUp(
+            'role:=actor',
+            'first_actor:=1',
+            f'osc_port:={free_udp_port() - 1}',  # actor i listens on osc_port + i
+            f'run_dir:={run_dir}',
+            f'params_file:={params}',
+        )
+        assert wait_until(lambda: 'actor /pamiq/actor1 joined' in trainer.output(), 60.0)
+        held = lambda: 2.0 in [m.data for m in probe.messages('trainer/update/actors')]
+        assert wait_until(held, 90.0), trainer.output()[-3000:]
+
+        assert first.stop(60.0) == 0, first.output()[-3000:]
+        assert wait_until(lambda: 'actor /pamiq/actor0 left' in trainer.output(), 30.0)
+        assert wait_until(lambda: 'actor(s) left: /pamiq/actor0' in trainer_status(probe), 10.0)
+        # The rest go on: actor1 keeps acting and gets new versions from the trainer alone.
+        # (A rollout it finished before leaving may still be in the next update.)
+        probe.clear('trainer/update/actors')
+        alone = lambda: 1.0 in [m.data for m in probe.messages('trainer/update/actors')]
+        assert wait_until(alone, 90.0), trainer.output()[-3000:]
+        reached = max(versions(probe, 'actor1'))
+        assert wait_until(lambda: max(versions(probe, 'actor1')) > reached, 90.0)
+        assert trainer.process.poll() is None  # never restarted
+    finally:
+        for up in (second, first):
+            if up is not None:
+                up.stop(60.0)
+        code = trainer.stop(60.0)
+    assert code == 0, trainer.output()[-3000:]
+
+
+def trainer_status(probe) -> str:
+    for array in reversed(probe.messages('/diagnostics')):
+        for status in array.status:
+            if status.name.startswith(f'{NAMESPACE}/trainer:'):
+                return status.message
+    return ''
+
+
+def test_pause_and_status_reach_every_actor(probe, tmp_path):
+    up = PamiqUp(
+        'world:=doom',
+        'agent:=random',
+        'actors:=2',
+        f'osc_port:={free_udp_port()}',
+        f'run_dir:={tmp_path / "run"}',
+    )
+    try:
+        for actor in ('actor0', 'actor1'):
+            probe.record(JointState, f'/{NAMESPACE}/{actor}/agent/step', EVERYTHING)
+        acting = lambda: all(versions(probe, a) for a in ('actor0', 'actor1'))
+        assert wait_until(acting, 60.0), up.output()
+        result = subprocess.run(
+            [sys.executable, '-m', 'pamiq.tools.cli', 'ctl', 'pause'],
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        assert result.returncode == 0, result.stdout + result.stderr
+        for actor in ('actor0', 'actor1'):
+            assert f'/pamiq/{actor}/agent: paused' in result.stdout, result.stdout
+        time.sleep(1.0)
+        for actor in ('actor0', 'actor1'):
+            probe.clear(f'/{NAMESPACE}/{actor}/agent/step')
+        time.sleep(1.5)
+        assert not any(
+            probe.messages(f'/{NAMESPACE}/{a}/agent/step') for a in ('actor0', 'actor1')
+        )
+        status = subprocess.run(
+            [sys.executable, '-m', 'pamiq.tools.cli', 'ctl', 'status'],
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        for actor in ('actor0', 'actor1'):
+            assert (
+                f'pamiq/{actor}/world' in status.stdout and f'pamiq/{actor}/agent' in status.stdout
+            )
+    finally:
+        code = up.stop(60.0)
+    assert code == 0, up.output()[-3000:]
+    assert '[status] acting 2 actors' in up.output()
