@@ -149,11 +149,11 @@ def test_the_doom_world_moves_the_body_sense_and_both_listeners_shrug_off_bad_in
         assert wait_until(lambda: count('world', 'OSC malformed datagrams') >= 1000, 15.0), count(
             'world', 'OSC malformed datagrams'
         )
-        assert wait_until(lambda: count('body', 'malformed datagrams') >= 1000, 15.0), count(
+        assert wait_until(lambda: count('body', 'malformed datagrams') >= 400, 15.0), count(
             'body', 'malformed datagrams'
         )
-        assert count('world', 'OSC rejected values') >= 1000
-        assert count('body', 'rejected values') >= 1000
+        assert count('world', 'OSC rejected values') >= 400
+        assert count('body', 'rejected values') >= 400
         rate = diagnostic_value(probe, f'{NAMESPACE}/world', 'frame rate (Hz)')
         assert float(rate) > 8.0  # still acting at 10 Hz
         assert world.process.poll() is None and body.process.poll() is None

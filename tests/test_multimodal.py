@@ -204,6 +204,9 @@ def test_vrchat_with_a_video_a_wav_and_avatar_osc_runs_the_multimodal_agent(prob
     vrchat = OscSender('127.0.0.1', body_port)  # what VRChat sends on 9001
     try:
         assert wait_until(lambda: len(probe.messages(topics.AGENT_BODY)) >= 5, 90.0), up.output()
+        assert wait_until(lambda: 'recording actor' in up.output(), 60.0), up.output()
+        assert wait_until(lambda: 'listening for VRChat avatar' in up.output(), 60.0)
+        recorded_from = len(probe.messages(topics.STEP))
         vrchat.send_message('/avatar/change', ('avtr_test',))
         for name, value in (('VelocityZ', 2.5), ('AngularY', -45.0), ('Grounded', True)):
             vrchat.send_message('/avatar/parameters/' + name, (value,))
@@ -219,6 +222,8 @@ def test_vrchat_with_a_video_a_wav_and_avatar_osc_runs_the_multimodal_agent(prob
         # (Live training on paired senses: the README topic-table test's multimodal graph.)
         step = probe.messages(topics.STEP)[-1]
         assert {'reward_vision', 'reward_hearing', 'reward_body'} <= set(step.name)
+        # Three seconds in the bags at least, for the offline steps below.
+        assert wait_until(lambda: len(probe.messages(topics.STEP)) > recorded_from + 30, 30.0)
         times = [t for t, address, _ in osc.snapshot() if address == '/input/Vertical'][-30:]
         assert (len(times) - 1) / (times[-1] - times[0]) >= 9.0  # acting at 10 Hz
     finally:

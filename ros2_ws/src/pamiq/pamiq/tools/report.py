@@ -113,7 +113,7 @@ def plot_reward_and_losses(data, tb, start: float, path: str) -> bool:
     if data['reward']:
         t, r = np.array(data['reward']).T
         top.plot((t - start) / 60, r, color='0.8', linewidth=0.5, label='per step')
-        window = 50
+        window = min(50, len(r))  # a short run: one mean over all of it
         top.plot((t[window - 1 :] - start) / 60, smooth(r, window), label=f'mean of {window}')
         top.legend()
     else:
