@@ -92,9 +92,16 @@ class OscQueryAdvertiser:
         for service in self.services:
             self.zeroconf.register_service(service)
 
-    def close(self) -> None:
-        for service in self.services:
-            self.zeroconf.unregister_service(service)
-        self.zeroconf.close()
+    def close(self, timeout: float = 3.0) -> None:
+        """Say goodbye on mDNS (zeroconf paces its goodbye packets) within `timeout` seconds,
+        then stop serving."""
+
+        def goodbye() -> None:
+            self.zeroconf.unregister_all_services()
+            self.zeroconf.close()
+
+        leaving = threading.Thread(target=goodbye, name='oscquery-goodbye', daemon=True)
+        leaving.start()
+        leaving.join(timeout)
         self.http.shutdown()
         self.http.server_close()
