@@ -6,7 +6,12 @@ a gap), which policy version acted, when each weights blob was published (marked
 loss, published right after it) and when the agent first
 acted with it, the blob size, training rounds and the forward-dynamics loss.
 
-    .venv/bin/python bench/acting_while_training.py [--duration 180]
+With --churn-period P, a DDS participant joins the graph every P seconds and leaves again, as
+`ros2 topic hz`, rqt or `pamiq ctl` do: a new process that subscribes to world/pose for
+--churn-life seconds and exits. The action intervals then say whether a change of the graph's
+membership holds up the world or the agent.
+
+    .venv/bin/python bench/acting_while_training.py [--duration 180] [--churn-period 5]
 """
 
 from __future__ import annotations
@@ -15,7 +20,9 @@ import argparse
 import os
 import signal
 import subprocess
+import sys
 import tempfile
+import threading
 import time
 
 import benchlib
@@ -33,6 +40,27 @@ from rosgraph import Probe, free_udp_port, wait_until  # noqa: E402
 from sensor_msgs.msg import JointState  # noqa: E402
 from std_msgs.msg import Float32  # noqa: E402
 
+# A short-lived participant: its own process, node and subscription, then gone.
+PARTICIPANT = """
+import sys, time, rclpy
+from geometry_msgs.msg import PoseStamped
+rclpy.init()
+node = rclpy.create_node('churn_probe', namespace='pamiq')
+node.create_subscription(PoseStamped, 'world/pose', lambda m: None, 10)
+end = time.monotonic() + float(sys.argv[1])
+while time.monotonic() < end:
+    rclpy.spin_once(node, timeout_sec=0.1)
+node.destroy_node()
+rclpy.shutdown()
+"""
+
+
+def churn(period: float, life: float, stop: threading.Event, joins: list[float]) -> None:
+    """Start a participant every `period` s until `stop`; record when each started."""
+    while not stop.wait(period):
+        joins.append(time.monotonic())
+        subprocess.Popen([sys.executable, '-c', PARTICIPANT, str(life)]).wait()
+
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -44,6 +72,12 @@ def main() -> None:
     parser.add_argument('--record', action='store_true', help='record the session (record:=true)')
     parser.add_argument(
         '--senses', default='vision', help='senses:= of the graph, e.g. vision,hearing,body'
+    )
+    parser.add_argument(
+        '--churn-period', type=float, default=0.0, help='a participant joins every P s (0: none)'
+    )
+    parser.add_argument(
+        '--churn-life', type=float, default=2.5, help='seconds each such participant lives'
     )
     args = parser.parse_args()
     senses = parse_senses(args.senses)
@@ -74,11 +108,20 @@ def main() -> None:
         )
         for topic in probe.received:
             probe.clear(topic)
+        joins: list[float] = []
+        stop_churn = threading.Event()
+        if args.churn_period > 0:
+            threading.Thread(
+                target=churn,
+                args=(args.churn_period, args.churn_life, stop_churn, joins),
+                daemon=True,
+            ).start()
         started = time.monotonic()
         while time.monotonic() - started < args.duration:
             time.sleep(1.0)
             if up.poll() is not None:
                 raise RuntimeError(f'pamiq up exited with {up.returncode}; see {log.name}')
+        stop_churn.set()
         elapsed = time.monotonic() - started
         with probe.lock:
             actions = [t for t, _ in probe.received['action']]
@@ -118,10 +161,18 @@ def main() -> None:
     head, tail = fd[: max(len(fd) // 5, 1)], fd[-max(len(fd) // 5, 1) :]
     interval = benchlib.summary_ms(intervals)
     delay = benchlib.summary_ms(delays)
+    near_joins = [
+        float(1e3 * intervals[i])
+        for i in range(len(intervals))
+        if any(0.0 <= actions[i + 1] - j <= args.churn_life + 1.0 for j in joins)
+    ]
     data = {
         'senses': list(senses),
         'sense_rates_hz': sense_rates,
         'duration_s': elapsed,
+        'participants_joined': len(joins),
+        'max_interval_within_a_participant_life_ms': max(near_joins, default=None),
+        'gaps_over_150ms': int(np.sum(intervals > 0.15)),
         'exit_code': code,
         'action_rate_hz': (len(actions) - 1) / (actions[-1] - actions[0]),
         'action_interval': interval,
@@ -151,6 +202,11 @@ def main() -> None:
             f'{interval["p50_ms"]:.1f} / {interval["p99_ms"]:.1f} / {interval["max_ms"]:.1f}',
         ),
         ('gaps > 250 ms', str(data['gaps_over_250ms'])),
+        ('gaps > 150 ms', str(data['gaps_over_150ms'])),
+        (
+            'participants joined; max interval while one lived (ms)',
+            f'{len(joins)}; {data["max_interval_within_a_participant_life_ms"]}',
+        ),
         ('missed agent steps', str(missed_steps)),
         ('weights versions the agent acted with', str(len(versions_acted))),
         (

@@ -1,34 +1,40 @@
 """Bring up the pamiq graph: ros2 launch pamiq bringup.launch.py [world:=doom|vrchat] ...
 
 The node list comes from pamiq.tools.graph, the same definition `pamiq up` uses without launch,
-and so do the respawn rule and the DDS transport settings.
+and so do the respawn rule and the DDS transport settings (across hosts: the profiles written
+into run_dir/dds and, with discovery:=server, the Fast DDS discovery server).
 """
 
 import os
 
 from launch.actions import (
     DeclareLaunchArgument,
+    ExecuteProcess,
     OpaqueFunction,
     RegisterEventHandler,
     SetEnvironmentVariable,
     TimerAction,
+    UnsetEnvironmentVariable,
 )
 from launch.event_handlers import OnProcessExit
 from launch.substitutions import LaunchConfiguration
 from launch_ros.actions import Node
-from pamiq.ros.transport import transport_settings
-from pamiq.tools.graph import LAUNCH_ARGUMENTS, BringupArgs, graph, respawns
+from pamiq.ros.transport import DISCOVERY_SERVER, SERVER_PROCESS, transport_settings
+from pamiq.tools.graph import (
+    LAUNCH_ARGUMENTS,
+    BringupArgs,
+    NodeSpec,
+    graph,
+    network_plan,
+    respawns,
+)
 from pamiq.tools.supervisor import RESPAWN_DELAY
 
 from launch import LaunchDescription
 
 
-def node_action(spec, args):
-    """One node, and for a respawning node the handler that starts it again.
-
-    launch's own `respawn=True` restarts a node after any exit, a clean one too; pamiq restarts
-    only after an abnormal exit (pamiq.tools.graph.respawns), in launch as in `pamiq up`.
-    """
+def node_action(spec, args, env):
+    """One node (with `env` added to its environment: its DDS profile across hosts)."""
     node = Node(
         package='pamiq',
         executable=spec.executable,
@@ -37,29 +43,62 @@ def node_action(spec, args):
         parameters=[args.params_file, spec.parameters],
         remappings=list(spec.remappings),
         output='screen',
-        # Let the actuator send its reset before launch escalates to SIGTERM.
-        sigterm_timeout='5',
+        additional_env=env,
+        # Let the actuator send its reset and the trainer write its checkpoint before launch
+        # escalates to SIGTERM.
+        sigterm_timeout=str(spec.stop_timeout),
     )
+    return respawning(spec, node, lambda: node_action(spec, args, env))
+
+
+def respawning(spec, process, again):
+    """`process`, and for a respawning one the handler that starts `again()` after it exits.
+
+    launch's own `respawn=True` restarts a node after any exit, a clean one too; pamiq restarts
+    only after an abnormal exit (pamiq.tools.graph.respawns), in launch as in `pamiq up`.
+    """
     if not spec.respawn:
-        return [node]
+        return [process]
 
     def exited(event, context):
         if context.is_shutdown or not respawns(spec, event.returncode):
             return None
-        return [TimerAction(period=RESPAWN_DELAY, actions=node_action(spec, args))]
+        return [TimerAction(period=RESPAWN_DELAY, actions=again())]
 
-    return [node, RegisterEventHandler(OnProcessExit(target_action=node, on_exit=exited))]
+    return [process, RegisterEventHandler(OnProcessExit(target_action=process, on_exit=exited))]
+
+
+def server_action(command, env):
+    """The Fast DDS discovery server of discovery:=server, respawned as the trainer is."""
+    spec = NodeSpec(DISCOVERY_SERVER, SERVER_PROCESS, respawn=True)
+    process = ExecuteProcess(cmd=command, name=SERVER_PROCESS, output='screen', additional_env=env)
+    return respawning(spec, process, lambda: server_action(command, env))
 
 
 def launch_nodes(context):
     values = {name: LaunchConfiguration(name).perform(context) for name in LAUNCH_ARGUMENTS}
     args = BringupArgs.from_strings(values)
     os.makedirs(args.run_dir, exist_ok=True)
-    transport = [
-        SetEnvironmentVariable(name, value)
-        for name, value in transport_settings(os.environ).items()
+    specs = graph(args)
+    plan = network_plan(args, specs)
+    if plan is None:  # this host only
+        actions = [
+            SetEnvironmentVariable(name, value)
+            for name, value in transport_settings(os.environ).items()
+        ]
+        return actions + [a for spec in specs for a in node_action(spec, args, {})]
+    actions = [
+        UnsetEnvironmentVariable(name) if value is None else SetEnvironmentVariable(name, value)
+        for name, value in plan.shared_environment().items()
     ]
-    return transport + [action for spec in graph(args) for action in node_action(spec, args)]
+    server = plan.server_command()
+    if server:
+        actions += server_action(server, plan.server_environment())
+    return actions + [
+        action
+        for spec in specs
+        for action in node_action(spec, args, plan.profile_environment(spec.label))
+    ]
 
 
 def generate_launch_description():

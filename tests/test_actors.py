@@ -3,16 +3,15 @@ and leave a running trainer. Real processes through `pamiq up`, as users start t
 
 from __future__ import annotations
 
-import subprocess
-import sys
 import time
 
 from diagnostic_msgs.msg import DiagnosticArray
 from pamiq.ros import qos
+from pamiq.ros.bags import read_messages
 from rosgraph import NAMESPACE, diagnostic_value, free_udp_port, wait_until
 from sensor_msgs.msg import JointState
 from std_msgs.msg import Float32
-from test_bringup import PamiqUp, fast_params
+from test_bringup import PamiqUp, fast_params, pamiq_cli
 from test_lockstep import EVERYTHING
 
 
@@ -39,6 +38,7 @@ def test_two_lockstep_actors_feed_one_trainer_and_act_with_its_weights(probe, tm
         f'osc_port:={free_udp_port()}',
         f'run_dir:={tmp_path / "run"}',
         f'params_file:={fast_params(tmp_path)}',
+        'record:=true',
     )
     try:
         both = lambda: [m.data for m in probe.messages('trainer/update/actors')].count(2.0) >= 3
@@ -63,6 +63,14 @@ def test_two_lockstep_actors_feed_one_trainer_and_act_with_its_weights(probe, tm
     out = up.output()
     assert '[actor0/world]' in out and '[actor1/agent]' in out  # output names the actor
     assert (tmp_path / 'run' / 'logs' / 'actor1_world.log').is_file()
+    # The bags hold every actor's steps and poses, and the report draws each actor's path.
+    [session] = (tmp_path / 'run' / 'bags').iterdir()
+    recorded = {m.topic for m in read_messages([str(session)])}
+    for actor in ('actor0', 'actor1'):
+        assert {f'/pamiq/{actor}/agent/step', f'/pamiq/{actor}/world/pose'} <= recorded
+    report = pamiq_cli('report', str(tmp_path / 'run'), timeout=120)
+    assert report.returncode == 0, report.stdout + report.stderr
+    assert 'trajectory.png' in report.stdout
 
 
 def test_an_actor_that_joins_later_is_picked_up_and_one_that_leaves_is_reported(probe, tmp_path):
@@ -135,12 +143,7 @@ def test_pause_and_status_reach_every_actor(probe, tmp_path):
             probe.record(JointState, f'/{NAMESPACE}/{actor}/agent/step', EVERYTHING)
         acting = lambda: all(versions(probe, a) for a in ('actor0', 'actor1'))
         assert wait_until(acting, 60.0), up.output()
-        result = subprocess.run(
-            [sys.executable, '-m', 'pamiq.tools.cli', 'ctl', 'pause'],
-            capture_output=True,
-            text=True,
-            timeout=60,
-        )
+        result = pamiq_cli('ctl', 'pause')
         assert result.returncode == 0, result.stdout + result.stderr
         for actor in ('actor0', 'actor1'):
             assert f'/pamiq/{actor}/agent: paused' in result.stdout, result.stdout
@@ -151,12 +154,7 @@ def test_pause_and_status_reach_every_actor(probe, tmp_path):
         assert not any(
             probe.messages(f'/{NAMESPACE}/{a}/agent/step') for a in ('actor0', 'actor1')
         )
-        status = subprocess.run(
-            [sys.executable, '-m', 'pamiq.tools.cli', 'ctl', 'status'],
-            capture_output=True,
-            text=True,
-            timeout=60,
-        )
+        status = pamiq_cli('ctl', 'status')
         for actor in ('actor0', 'actor1'):
             assert (
                 f'pamiq/{actor}/world' in status.stdout and f'pamiq/{actor}/agent' in status.stdout

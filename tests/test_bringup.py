@@ -43,6 +43,16 @@ class PamiqUp:
         return self.process.wait(timeout)
 
 
+def pamiq_cli(*args: str, timeout: float = 60.0) -> subprocess.CompletedProcess:
+    """Run a `pamiq` command (ctl, report, ...) as a user would, output captured."""
+    return subprocess.run(
+        [sys.executable, '-m', 'pamiq.tools.cli', *args],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+
+
 def random_vrchat_graph(
     tmp_path, width: int, height: int, env: dict[str, str] | None = None
 ) -> tuple[PamiqUp, OscRecorder]:

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import os
-import subprocess
-import sys
 import time
 
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus
@@ -15,7 +13,13 @@ from rcl_interfaces.srv import SetParameters
 from rosgraph import NodeProcess, OscRecorder, free_udp_port, statuses, wait_until
 from sensor_msgs.msg import JointState
 from std_srvs.srv import SetBool, Trigger
-from test_bringup import PamiqUp, fast_curiosity_graph, fast_params, random_vrchat_graph
+from test_bringup import (
+    PamiqUp,
+    fast_curiosity_graph,
+    fast_params,
+    pamiq_cli,
+    random_vrchat_graph,
+)
 from videos import write_video
 
 
@@ -61,12 +65,7 @@ def test_pause_neutralises_within_150_ms_stops_actions_and_resumes(probe, tmp_pa
         during = [(a, v) for t, a, v in osc.snapshot() if t >= quiet_from]
         assert all((a, v) in neutral for a, v in during), during  # no action while paused
 
-        result = subprocess.run(
-            [sys.executable, '-m', 'pamiq.tools.cli', 'ctl', 'resume'],
-            capture_output=True,
-            text=True,
-            timeout=60,
-        )
+        result = pamiq_cli('ctl', 'resume')
         assert result.returncode == 0, result.stdout + result.stderr
         assert 'agent: acting' in result.stdout
         resumed_at = time.monotonic()
@@ -74,12 +73,7 @@ def test_pause_neutralises_within_150_ms_stops_actions_and_resumes(probe, tmp_pa
             lambda: any(t > resumed_at and (a, v) not in neutral for t, a, v in osc.snapshot()),
             5.0,
         )
-        result = subprocess.run(
-            [sys.executable, '-m', 'pamiq.tools.cli', 'ctl', 'pause'],
-            capture_output=True,
-            text=True,
-            timeout=60,
-        )
+        result = pamiq_cli('ctl', 'pause')
         assert 'agent: paused' in result.stdout, result.stdout
     finally:
         code = up.stop()
@@ -104,12 +98,7 @@ def test_trainer_services_save_and_pause(probe, tmp_path):
 
         # A busy 2-core machine can starve one node's 1 Hz diagnostics for a moment: ask again.
         def status_shows_pause() -> bool:
-            result = subprocess.run(
-                [sys.executable, '-m', 'pamiq.tools.cli', 'ctl', 'status'],
-                capture_output=True,
-                text=True,
-                timeout=60,
-            )
+            result = pamiq_cli('ctl', 'status')
             assert result.returncode == 0, result.stderr
             return (
                 'paused (trainer/set_active)' in result.stdout

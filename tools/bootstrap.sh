@@ -34,6 +34,13 @@ if [ ${#MISSING[@]} -gt 0 ]; then
     echo "bootstrap: missing ${MISSING[*]} and no apt-get to install them" >&2
   fi
 fi
+# The tests of several hosts (tests/test_multihost.py) make network namespaces with ip, bridge and
+# tc (iproute2). As root, as CI runs, install it when missing; without it those tests skip, saying so.
+if [ "$(id -u)" = 0 ] && ! command -v tc >/dev/null 2>&1 && command -v apt-get >/dev/null 2>&1; then
+  echo "bootstrap: iproute2 is missing; installing it with apt-get (tests of several hosts)" >&2
+  { apt-get update -qq && apt-get install -y -qq iproute2; } \
+    || echo "bootstrap: could not install iproute2: the tests of several hosts will skip" >&2
+fi
 if [ ! -x .venv/bin/python ]; then
   "$PYTHON" -m venv .venv
 fi

@@ -249,3 +249,16 @@ def test_an_update_without_rollouts_is_refused():
     optimizer = torch.optim.Adam(policy.parameters())
     with pytest.raises(ValueError, match='at least one rollout'):
         ppo_update(policy, optimizer, [], PPOConfig())
+
+
+def test_a_stop_request_ends_the_update_at_the_next_minibatch():
+    torch.manual_seed(0)
+    policy = PolicyValue('continuous')
+    optimizer = torch.optim.Adam(policy.parameters(), lr=1e-4, eps=1e-5)
+    steps = []
+    optimizer.register_step_pre_hook(lambda *_: steps.append(1))
+    config = PPOConfig(update_epochs=3, num_minibatches=4)
+    ppo_update(
+        policy, optimizer, [make_rollout(policy, 16)], config, should_stop=lambda: bool(steps)
+    )
+    assert len(steps) == 1  # of 12: a trainer asked to stop does not finish the update

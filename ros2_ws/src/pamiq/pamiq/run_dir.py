@@ -14,6 +14,7 @@ BAGS = 'bags'  # rosbag2 sessions of the recorder, one folder per session
 TENSORBOARD = 'tb'  # the trainer's TensorBoard scalars
 LOGS = 'logs'  # node logs under `pamiq up`'s supervisor
 PARAMS = 'params'  # parameter overrides the supervisor passed to the nodes
+DDS = 'dds'  # Fast DDS profiles of a transport across hosts (pamiq.ros.transport)
 REPORT = 'report'  # `pamiq report`'s plots
 
 # What each holds, as `pamiq report` lists it.
@@ -23,6 +24,7 @@ CONTENTS = {
     TENSORBOARD: 'TensorBoard scalars',
     LOGS: "node logs (pamiq up's supervisor)",
     PARAMS: 'parameter overrides the supervisor passed',
+    DDS: 'Fast DDS profiles and settings of a transport across hosts',
     REPORT: "pamiq report's plots",
 }
 RUNS = 'runs'  # where run directories go by default, relative to the working directory

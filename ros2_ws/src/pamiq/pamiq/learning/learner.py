@@ -357,6 +357,7 @@ class Learner:
                 [self.rollout_tensors(steps, name) for name, steps in rollouts],
                 self.config.ppo,
                 self.generator,
+                should_stop,
             )
             losses.update({f'ppo/{key}': float(value) for key, value in stats.items()})
             losses['ppo/policy_lag'] = float(

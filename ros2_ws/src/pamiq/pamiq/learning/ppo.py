@@ -11,7 +11,7 @@ broadcast to (B, B) and cancelled the policy gradient.
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import NamedTuple
 
 import torch
@@ -183,6 +183,7 @@ def ppo_update(
     rollouts: Sequence[Rollout],
     config: PPOConfig,
     generator: torch.Generator | None = None,
+    should_stop: Callable[[], bool] = lambda: False,
 ) -> dict[str, float]:
     """Train the policy on rollouts: GAE per rollout, then update_epochs of shuffled minibatches.
 
@@ -198,6 +199,7 @@ def ppo_update(
         rollouts: Each T steps with the behaviour policy's log-probs and values.
         config: Hyperparameters.
         generator: Seeds the minibatch shuffling (CPU).
+        should_stop: Checked before each minibatch; True ends the update there.
 
     Returns:
         Diagnostics averaged over minibatches, plus explained_variance, grad_norm (before
@@ -224,6 +226,8 @@ def ppo_update(
     for epoch in range(config.update_epochs):
         b_inds = torch.randperm(batch_size, generator=generator)
         for start in range(0, batch_size, minibatch_size):
+            if should_stop():
+                break
             mb_inds = b_inds[start : start + minibatch_size]
             _, newlogprob, entropy, newvalue = policy.get_action_and_value(
                 b_obs[mb_inds], b_actions[mb_inds]
@@ -252,7 +256,9 @@ def ppo_update(
                 stats[key].append(value)
             stats['grad_norm'].append(grad_norm.item())
 
-        if config.target_kl is not None and mb_stats['approx_kl'] > config.target_kl:
+        if should_stop() or (
+            config.target_kl is not None and mb_stats['approx_kl'] > config.target_kl
+        ):
             break
 
     result = {key: sum(values) / len(values) for key, values in stats.items()}

@@ -156,10 +156,10 @@ class DoomWorld(Node):
         self.stopping = threading.Event()
         self.lockstep_thread: threading.Thread | None = None
         if config.real_time_factor == 0.0:
+            # Started last, below: it publishes at once, with everything it uses in place.
             self.lockstep_thread = threading.Thread(
                 target=self.lockstep_loop, name='lockstep', daemon=True
             )
-            self.lockstep_thread.start()
         else:
             period = 1.0 / (config.publish_rate * config.real_time_factor)
             # Simulated time is paced by the wall clock: the world is the source of /clock.
@@ -179,6 +179,8 @@ class DoomWorld(Node):
         self.get_logger().info(
             f'Doom world {config.scenario} at {config.resolution}, OSC input on {self.input_url}'
         )
+        if self.lockstep_thread is not None:
+            self.lockstep_thread.start()
 
     def reconfigure(self, config: WorldConfig) -> None:
         self.config = config

@@ -85,7 +85,10 @@ class Recorder(Node):
 
         self.subs = [self.subscribe(topic, msgtype) for topic, msgtype in trainer.items()]
         self.recorded_actors: set[str] = set()
-        self.discovery = ActorDiscovery(self, self.actor_joined, self.actor_left)
+        # The namespace's own actor (the default graph's) from the start, actors below it
+        # once they show up.
+        self.record_actor(topics.namespaced(namespace, '').rstrip('/'))
+        self.discovery = ActorDiscovery(self, self.record_actor, self.actor_left)
         self.get_logger().info(f'recording to {session} ({config.storage})')
         self.diagnostics = Diagnostics(self, f'bags {config.storage}')
         self.diagnostics.add('recording', self.recording_check)
@@ -101,15 +104,15 @@ class Recorder(Node):
             raw=True,
         )
 
-    def actor_joined(self, actor: str) -> None:
+    def record_actor(self, actor: str) -> None:
         if actor in self.recorded_actors:
-            return  # back after leaving: its subscriptions are still there
+            return  # recorded already (or back after leaving): its subscriptions are there
         self.recorded_actors.add(actor)
         self.subs += [
             self.subscribe(f'{actor}/{topic}', msgtype)
             for topic, msgtype in self.actor_topics.items()
         ]
-        self.get_logger().info(f'recording actor {actor} ({len(self.actor_topics)} topics)')
+        self.get_logger().info(f'recording {actor} ({len(self.actor_topics)} topics)')
 
     def actor_left(self, actor: str) -> None:
         self.get_logger().info(f'actor {actor} left; its bag topics stay open should it return')

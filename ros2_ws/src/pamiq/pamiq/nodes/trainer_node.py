@@ -98,6 +98,9 @@ class Trainer(Node):
             name: self.create_publisher(Float32, topics.trainer_metric(name), qos.DEFAULT)
             for name in self.learner.metrics()
         }
+        # The namespace's own actor (the default graph's) is heard from the start; actors in
+        # namespaces below it once discovery finds them.
+        self.listen_to(topics.namespaced(self.get_namespace(), '').rstrip('/'))
         self.discovery = ActorDiscovery(self, self.actor_joined, self.actor_left)
         # Polled by the wall clock; each pairer measures its timeout on the node's clock.
         self.expire_timer = self.create_timer(0.5, self.expire_pairs)
@@ -134,25 +137,29 @@ class Trainer(Node):
         self.config = config
 
     # --- data in ---------------------------------------------------------------------------
-    def actor_joined(self, actor: str) -> None:
-        """Subscribe to a new actor's frame messages (once: a returning actor reuses them)."""
-        if actor not in self.subs:
-            # The node's clock: under use_sim_time a frame's parts wait in simulated seconds.
-            parts = frame_parts(self.extras)  # part -> topic (more with hearing, body)
-            self.pairers[actor] = StampPairer(
-                self.config.pairing_timeout,
-                lambda: self.get_clock().now().nanoseconds / 1e9,
-                tuple(parts),
+    def listen_to(self, actor: str) -> None:
+        """Subscribe to an actor's frame messages (once: a returning actor reuses them)."""
+        if actor in self.subs:
+            return
+        # The node's clock: under use_sim_time a frame's parts wait in simulated seconds.
+        parts = frame_parts(self.extras)  # part -> topic (more with hearing, body)
+        self.pairers[actor] = StampPairer(
+            self.config.pairing_timeout,
+            lambda: self.get_clock().now().nanoseconds / 1e9,
+            tuple(parts),
+        )
+        self.subs[actor] = [
+            self.create_subscription(
+                Image if part in ('observation', 'hearing') else JointState,
+                f'{actor}/{topic}',
+                lambda msg, part=part: self.part_callback(actor, part, msg),
+                {'action': qos.ACTION, 'step': qos.STEP}.get(part, qos.OBSERVATION),
             )
-            self.subs[actor] = [
-                self.create_subscription(
-                    Image if part in ('observation', 'hearing') else JointState,
-                    f'{actor}/{topic}',
-                    lambda msg, part=part: self.part_callback(actor, part, msg),
-                    {'action': qos.ACTION, 'step': qos.STEP}.get(part, qos.OBSERVATION),
-                )
-                for part, topic in parts.items()
-            ]
+            for part, topic in parts.items()
+        ]
+
+    def actor_joined(self, actor: str) -> None:
+        self.listen_to(actor)
         self.get_logger().info(
             f'actor {actor} joined: learning from {len(self.discovery.active)} '
             f'actor(s) ({", ".join(self.discovery.actors())})'

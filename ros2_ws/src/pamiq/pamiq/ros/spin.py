@@ -54,6 +54,11 @@ def run(make_node: Callable[[], PamiqNode], args: list[str] | None = None) -> in
         rclpy.spin(node)
     except (KeyboardInterrupt, ExternalShutdownException):
         pass
+    except RuntimeError:
+        # Ctrl-C shuts the context down while the executor may be taking a message; rclpy
+        # then fails the take ("Unable to convert call argument"). That is a stop, not a fault.
+        if rclpy.ok():
+            raise
     except ParameterError as error:
         print(f'[FATAL] {error}', file=sys.stderr)
         return 1

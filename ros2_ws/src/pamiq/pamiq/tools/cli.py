@@ -13,13 +13,21 @@ import sys
 import tempfile
 
 from pamiq import __version__
+from pamiq.certs import DEFAULT_DAYS
 from pamiq.learning.config import LearnerConfig
-from pamiq.ros.transport import transport_settings
+from pamiq.ros.transport import (
+    PAMIQ_PROCESS,
+    NetworkPlan,
+    TransportError,
+    apply_environment,
+    transport_settings,
+)
 from pamiq.tools.graph import (
     LAUNCH_ARGUMENTS,
     BringupArgs,
     BringupError,
     graph,
+    network_plan,
     node_command,
     write_parameters,
 )
@@ -101,15 +109,10 @@ def launch_command(args: BringupArgs) -> list[str]:
 def up(launch_args: list[str], supervise: bool, quiet: bool = False) -> int:
     args = BringupArgs.from_strings(parse_launch_arguments(launch_args))
     os.makedirs(args.run_dir, exist_ok=True)
+    specs = graph(args)
     # Before anything starts a DDS participant here (the status line) or in a child.
-    transport = transport_settings(os.environ)
-    os.environ.update(transport)
-    if transport:
-        print(
-            f"[pamiq] DDS transport: the project's profile {next(iter(transport.values()))} "
-            '(set FASTRTPS_DEFAULT_PROFILES_FILE / FASTDDS_DEFAULT_PROFILES_FILE for your own)',
-            flush=True,
-        )
+    plan = network_plan(args, specs)
+    use_transport(plan)
     if not supervise and launch_tools_available():
         command = launch_command(args)
         print('[pamiq] ' + ' '.join(command), flush=True)
@@ -129,11 +132,46 @@ def up(launch_args: list[str], supervise: bool, quiet: bool = False) -> int:
             sim_time=args.shared_clock,
         )
     try:
-        return Supervisor(args, graph(args)).run()
+        return Supervisor(args, specs, plan=plan).run()
     finally:
         if status is not None:
             status.stop()
         restore_terminal()
+
+
+def use_transport(plan: NetworkPlan | None) -> None:
+    """Put this host's DDS settings into our environment (the children inherit it)."""
+    if plan is None:
+        transport = transport_settings(os.environ)
+        os.environ.update(transport)
+        if transport:
+            print(
+                f"[pamiq] DDS transport: the project's profile {next(iter(transport.values()))} "
+                '(set FASTRTPS_DEFAULT_PROFILES_FILE / FASTDDS_DEFAULT_PROFILES_FILE for your '
+                'own)',
+                flush=True,
+            )
+        return
+    environment = apply_environment(os.environ, plan.environment(PAMIQ_PROCESS))
+    os.environ.clear()
+    os.environ.update(environment)
+    print(
+        f'[pamiq] DDS transport: {plan.transport.describe()}; profiles in {plan.directory}; '
+        f'ROS 2 tools on this host: . {plan.tools_env}',
+        flush=True,
+    )
+
+
+def certs_command(args: argparse.Namespace) -> int:
+    from pamiq.certs import make_certs
+
+    for folder in make_certs(args.directory, args.hosts, args.days):
+        print(f'{folder}: copy it to that host, then pamiq up ... secure:=true certs:={folder}')
+    print(
+        f'{os.path.join(args.directory, "ca.key")} signs new hosts '
+        '(pamiq certs with the same directory): keep it here, never copy it'
+    )
+    return 0
 
 
 def record(args: argparse.Namespace) -> int:
@@ -286,6 +324,21 @@ def build_parser() -> argparse.ArgumentParser:
     )
     train.add_argument('--seed', type=int, default=0)
 
+    certs = commands.add_parser(
+        'certs',
+        help="make a run's CA and a key and certificate per host (for secure:=true)",
+        description='Make (or reuse) the CA in DIRECTORY and, for each host, DIRECTORY/<host>/ '
+        'with ca.crt, host.crt and host.key (0600): copy that folder to the host and start it '
+        'with secure:=true certs:=<folder>. An existing CA signs hosts added later.',
+    )
+    certs.add_argument('directory')
+    certs.add_argument(
+        '--hosts', nargs='+', required=True, metavar='HOST', help='e.g. trainer actor1 actor2'
+    )
+    certs.add_argument(
+        '--days', type=int, default=DEFAULT_DAYS, help='how long the certificates last'
+    )
+
     ctl = commands.add_parser('ctl', help='pause, resume, save or check a running graph')
     ctl.add_argument('verb', choices=('pause', 'resume', 'save', 'status'))
     ctl.add_argument('--namespace', default='pamiq')
@@ -321,10 +374,11 @@ def main(argv: list[str] | None = None) -> int:
         'bag': lambda: bag_command(args),
         'ctl': lambda: ctl_command(args),
         'report': lambda: report_command(args),
+        'certs': lambda: certs_command(args),
     }
     try:
         return commands[args.command]()
-    except (BringupError, ValueError, FileNotFoundError) as error:
+    except (BringupError, TransportError, ValueError, FileNotFoundError) as error:
         print(f'pamiq: {error}', file=sys.stderr)
         return 2
 

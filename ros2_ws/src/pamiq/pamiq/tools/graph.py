@@ -6,12 +6,13 @@ supervisor, so the two ways to start pamiq cannot drift apart.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field, fields, replace
 import os
 import sys
 
 import yaml
 
+from pamiq import run_dir as layout
 from pamiq import vrchat
 from pamiq.audio_sources import is_audio_file
 from pamiq.avatar import OUTPUT_PORT
@@ -19,6 +20,13 @@ from pamiq.executables import EXECUTABLES
 from pamiq.learning.config import LearnerConfig
 from pamiq.ros import topics
 from pamiq.ros.share import config_file
+from pamiq.ros.transport import (
+    NETWORKS,
+    NetworkPlan,
+    Transport,
+    TransportError,
+    parse_transport,
+)
 from pamiq.run_dir import default_run_dir
 from pamiq.vocabulary import DEFAULT_SENSES, POLICIES, ROLES, WORLDS, parse_senses
 
@@ -81,6 +89,27 @@ LAUNCH_ARGUMENTS: dict[str, tuple[str, str]] = {
         'Lockstep with the curiosity agent: act at most 2 rollouts with one weights version, '
         'so the world waits for the trainer; false: never wait',
     ),
+    'network': (
+        NETWORKS[0],
+        "'loopback': DDS stays on this host; 'lan': UDP on this host's interfaces, for several "
+        'hosts (discovery:= and secure:=true choose it themselves)',
+    ),
+    'discovery': (
+        '',
+        "'server' or 'server:<port>': run a Fast DDS discovery server here, every node its "
+        "client; '<host>[:<port>]': use the one there (no multicast needed); empty: multicast",
+    ),
+    'secure': (
+        'false',
+        'true: TCP + TLS across hosts, both sides verified against the CA of certs:= '
+        '(needs discovery:=)',
+    ),
+    'certs': ('', "secure:=true: this host's folder made by `pamiq certs`"),
+    'weights_mbit': (
+        '',
+        'across hosts: send trainer/weights at most this many Mbit/s (below the slowest '
+        'link they cross); empty: as fast as the network takes them',
+    ),
 }
 
 
@@ -109,6 +138,11 @@ class BringupArgs:
     first_actor: str
     role: str
     wait_for_trainer: str
+    network: str
+    discovery: str
+    secure: str
+    certs: str
+    weights_mbit: str
 
     @classmethod
     def from_strings(cls, values: dict[str, str]) -> BringupArgs:
@@ -183,7 +217,23 @@ class BringupArgs:
         if float(factor) != 1.0 and merged['world'] != 'doom':
             raise BringupError('real_time_factor is for world:=doom (VRChat runs in real time)')
         merged['real_time_factor'] = factor
-        return cls(**merged)
+        merged['secure'] = merged['secure'].lower()
+        if merged['certs']:  # the shell leaves certs:=~/... alone
+            merged['certs'] = os.path.abspath(os.path.expanduser(merged['certs']))
+        args = cls(**merged)
+        # Refuse bad transport arguments now; discovery:= and secure:= choose the network.
+        transport = args.transport(network_given=bool(values.get('network')))
+        return replace(args, network=transport.network)
+
+    def transport(self, network_given: bool = True) -> Transport:
+        """The DDS transport these arguments choose (pamiq.ros.transport)."""
+        try:
+            return parse_transport(
+                self.network, self.discovery, self.secure, self.certs, self.weights_mbit,
+                network_given,
+            )  # fmt: skip
+        except TransportError as error:
+            raise BringupError(str(error)) from None
 
     def has(self, sense: str) -> bool:
         return sense in self.senses.split(',')
@@ -224,6 +274,8 @@ class NodeSpec:
     namespace: str = ''
     """Below the graph's namespace: an actor's, e.g. 'actor1' (empty: the namespace itself)."""
     remappings: tuple[tuple[str, str], ...] = ()
+    stop_timeout: float = 5.0
+    """Seconds it gets to exit after Ctrl-C before SIGTERM (launch's sigterm_timeout)."""
 
     @property
     def label(self) -> str:
@@ -257,8 +309,9 @@ def graph(args: BringupArgs) -> list[NodeSpec]:
     if args.agent == 'curiosity':
         # Acting goes on without the trainer, and a restarted trainer resumes from its newest
         # checkpoint: respawn it rather than stopping the graph.
+        # It finishes the minibatch in progress and writes a checkpoint before it exits.
         trainer = {**shared, 'senses': args.senses}
-        nodes.append(NodeSpec('trainer_node', 'trainer', trainer, respawn=True))
+        nodes.append(NodeSpec('trainer_node', 'trainer', trainer, respawn=True, stop_timeout=20.0))
     if args.record == 'true':
         nodes.append(NodeSpec('recorder_node', 'recorder', dict(shared)))
     return nodes
@@ -407,3 +460,13 @@ def write_parameters(path: str, namespace: str, name: str, parameters: dict[str,
 def default_params_file() -> str:
     """config/pamiq.yaml as installed (share/pamiq/config), else next to the source tree."""
     return config_file('pamiq.yaml')
+
+
+def network_plan(args: BringupArgs, specs: list[NodeSpec]) -> NetworkPlan | None:
+    """The profiles and environments of a transport across hosts (written into
+    run_dir/dds); None for this host only."""
+    transport = args.transport()
+    if transport.network == 'loopback':
+        return None
+    directory = os.path.join(args.run_dir, layout.DDS)
+    return NetworkPlan(transport, directory, [spec.label for spec in specs], args.namespace)

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections import deque
 from collections.abc import Callable
 import threading
+import time
 
 from diagnostic_msgs.msg import DiagnosticStatus
 import rclpy
@@ -47,6 +48,7 @@ class StatusLine:
         )
         self.diagnostics = DiagnosticsCollector(self.node)
         self.rewards: deque[float] = deque(maxlen=50)
+        self.last_steps: tuple[float, float] | None = None  # (wall time, worlds' steps)
         self.losses: dict[str, float] = {}
         # Every actor's reward, however many there are and whenever they join.
         self.reward_subs: dict[str, object] = {}
@@ -78,6 +80,9 @@ class StatusLine:
             parts.append(f'acting {len(rates)} actors {sum(rates):.1f} Hz ({each})')
         else:
             parts.append(f'acting {rates[0]:.1f} Hz' if rates else 'acting ?')
+        throughput = self.simulated_steps_per_second()
+        if throughput is not None:
+            parts.append(f'{throughput:.0f} steps/s ({throughput / 10:.1f}x real time)')
         if self.rewards:
             parts.append(f'reward {sum(self.rewards) / len(self.rewards):.3f}')
         versions = sorted(
@@ -99,6 +104,17 @@ class StatusLine:
         else:
             parts.append(f'{LEVEL_NAMES.get(worst.level, "STALE")} {worst.name}: {worst.message}')
         return ' | '.join(parts)
+
+    def simulated_steps_per_second(self) -> float | None:
+        """All worlds' simulated steps per wall second since the last line (None in real time:
+        then the action rate says it all)."""
+        steps = self.diagnostics.values('world', 'simulated steps')
+        now = time.monotonic()
+        total = sum(float(v) for v in steps.values())
+        last, self.last_steps = self.last_steps, (now, total)
+        if not total or last is None or now <= last[0]:
+            return None
+        return (total - last[1]) / (now - last[0])
 
     def print_line(self) -> None:
         self.say(f'[status] {self.line()}')

@@ -9,6 +9,7 @@ stopped.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 import os
 import signal
 import subprocess
@@ -18,9 +19,9 @@ import time
 from typing import IO
 
 from pamiq import run_dir as layout
+from pamiq.ros.transport import DISCOVERY_SERVER, SERVER_PROCESS, NetworkPlan, apply_environment
 from pamiq.tools.graph import BringupArgs, NodeSpec, node_command, respawns, write_parameters
 
-SIGINT_TIMEOUT = 5.0  # as launch's sigterm_timeout: time to exit after SIGINT
 SIGTERM_TIMEOUT = 5.0
 RESPAWN_DELAY = 1.0
 
@@ -56,14 +57,22 @@ def die_with_parent() -> None:
 class Child:
     """One node process, its output pumped to our stdout with a prefix and to a log file."""
 
-    def __init__(self, spec: NodeSpec, command: list[str], log_path: str, out: IO[str]) -> None:
+    def __init__(
+        self,
+        spec: NodeSpec,
+        command: list[str],
+        log_path: str,
+        out: IO[str],
+        env: Mapping[str, str | None] | None = None,
+    ) -> None:
         self.spec, self.command, self.log_path, self.out = spec, command, log_path, out
+        self.env = dict(env or {})  # changes to ours: a value sets, None removes
         self.process: subprocess.Popen[bytes] | None = None
         self.pump: threading.Thread | None = None
         self.starts = 0
 
     def start(self) -> None:
-        env = dict(os.environ, PYTHONUNBUFFERED='1')
+        env = apply_environment(os.environ, {**self.env, 'PYTHONUNBUFFERED': '1'})
         # A new session keeps the terminal's Ctrl-C away from the child: we forward it in order.
         self.process = subprocess.Popen(
             self.command,
@@ -96,7 +105,7 @@ class Child:
         if process is None:
             return 0
         for sig, timeout in (
-            (signal.SIGINT, SIGINT_TIMEOUT),
+            (signal.SIGINT, self.spec.stop_timeout),
             (signal.SIGTERM, SIGTERM_TIMEOUT),
             (signal.SIGKILL, None),
         ):
@@ -114,20 +123,35 @@ class Child:
 
 
 class Supervisor:
+    """`plan`: a network transport's files and environments (None: this host only, the
+    environment as it is); with a discovery server to run, it starts first and stops last."""
+
     def __init__(
-        self, args: BringupArgs, specs: list[NodeSpec], out: IO[str] = sys.stdout
+        self,
+        args: BringupArgs,
+        specs: list[NodeSpec],
+        out: IO[str] = sys.stdout,
+        plan: NetworkPlan | None = None,
     ) -> None:
         self.args, self.out = args, out
         logs = os.path.join(args.run_dir, layout.LOGS)
         params = os.path.join(args.run_dir, layout.PARAMS)
         os.makedirs(logs, exist_ok=True)
         os.makedirs(params, exist_ok=True)
-        self.children = [
+        self.children = []
+        server = plan.server_command() if plan else None
+        if server:
+            # Clients wait for a restarted server and find each other again through it.
+            spec = NodeSpec(DISCOVERY_SERVER, SERVER_PROCESS, respawn=True)
+            log = os.path.join(logs, f'{SERVER_PROCESS}.log')
+            self.children.append(Child(spec, server, log, out, plan.server_environment()))
+        self.children += [
             Child(
                 spec,
                 spec_command(spec, args, params),
                 os.path.join(logs, f'{file_name(spec)}.log'),
                 out,
+                plan.environment(spec.label) if plan else None,
             )
             for spec in specs
         ]
@@ -152,7 +176,7 @@ class Supervisor:
             )
             code = self.watch()
         finally:
-            for child in reversed(self.children):  # agent first, world last
+            for child in reversed(self.children):  # agent first, world (and server) last
                 exit_code = child.stop()
                 if exit_code not in (0, -signal.SIGINT):
                     self.say(f'{child.spec.label} exited with code {exit_code}')

@@ -1,0 +1,234 @@
+"""pamiq's DDS transports across hosts, with real processes on real links.
+
+The hosts are network namespaces on a switch (tests/netns.py: root only, skipped with the reason
+otherwise). A "trainer" publishes a 29 MB weights blob on trainer/weights and an "actor"
+publishes agent/step at 10 Hz (tests/transport_peer.py, pamiq's QoS), each with the environment
+`pamiq up` gives its own processes on that host (pamiq.ros.transport.NetworkPlan). To run the
+real graph instead, start `pamiq up role:=trainer ...` / `role:=actor ...` with `Host.run`
+(it makes that environment itself) and watch it with a peer, as the last test does.
+"""
+
+from __future__ import annotations
+
+import itertools
+import os
+import signal
+import sys
+import xml.etree.ElementTree as ET
+
+from netns import Lab
+from pamiq.certs import make_certs
+from pamiq.ros.transport import SERVER_PROCESS, TLS_SERVER_PORT
+from pamiq.tools.graph import default_params_file
+from peers import BLOB_MB, Peer, crossed, host_plan, outputs
+from rosgraph import free_udp_port, wait_until
+import yaml
+
+
+def test_lan_profile_carries_weights_and_steps_both_ways(tmp_path):
+    with Lab.open(tmp_path, ['trainer', 'actor']) as lab:
+        hub, other = lab.hosts['trainer'], lab.hosts['actor']
+        trainer_env = host_plan(hub, tmp_path, ['trainer']).environment('trainer')
+        actor_env = host_plan(other, tmp_path, ['actor']).environment('actor')
+        trainer = Peer(hub, 'trainer', trainer_env, tmp_path)
+        actor = Peer(other, 'actor', actor_env, tmp_path)
+        assert wait_until(lambda: crossed(trainer, actor), 40.0, 0.2), outputs(trainer, actor)
+        (blob,) = actor.weights_from('trainer')
+        assert blob['intact'] and blob['bytes'] == int(BLOB_MB * 1e6)
+
+
+def test_the_discovery_server_joins_hosts_whose_links_carry_no_multicast(tmp_path):
+    with Lab.open(tmp_path, ['trainer', 'actor']) as lab:
+        lab.block_multicast()
+        hub, other = lab.hosts['trainer'], lab.hosts['actor']
+        # Multicast discovery (network:=lan alone) finds nobody on these links. Its pair runs
+        # in a domain of its own beside the server's pair (the lab's namespaces are private).
+        lan = {'ROS_DOMAIN_ID': '0'}
+        lan_pair = [
+            Peer(hub, 'trainer', {**host_plan(hub, tmp_path / 'lan', ['trainer']).environment(
+                'trainer'), **lan}, tmp_path / 'lan', label='lan'),
+            Peer(other, 'actor', {**host_plan(other, tmp_path / 'lan', ['actor']).environment(
+                'actor'), **lan}, tmp_path / 'lan', label='lan'),
+        ]  # fmt: skip
+        # Clients of a server that is not running yet find nobody either...
+        hub_plan = host_plan(hub, tmp_path, ['trainer'], discovery='server')
+        other_plan = host_plan(other, tmp_path, ['actor'], discovery=hub.address)
+        trainer = Peer(hub, 'trainer', hub_plan.environment('trainer'), tmp_path)
+        actor = Peer(other, 'actor', other_plan.environment('actor'), tmp_path)
+        # (Found, they cross within 2 s of starting; give them 6.)
+        assert wait_until(lambda: len(actor.report()['steps_sent']) >= 60, 30.0), outputs(actor)
+        assert not crossed(*lan_pair, steps=1) and not crossed(trainer, actor, steps=1)
+        assert not trainer.steps_from('actor') and not lan_pair[0].steps_from('actor')
+        # ...until it starts (as `pamiq up discovery:=server` starts it).
+        hub.run(hub_plan.server_command(), hub_plan.server_environment(), SERVER_PROCESS)
+        assert wait_until(lambda: crossed(trainer, actor), 30.0, 0.2), outputs(trainer, actor)
+        assert not lan_pair[1].weights_from('trainer'), 'multicast crossed a blocked link'
+
+
+def without_certificate(profile: str, path: str) -> str:
+    """`profile` with its certificate and key taken out and no verification: a peer that
+    speaks TLS but cannot prove anything."""
+    tree = ET.parse(profile)
+    ns = {'d': 'http://www.eprosima.com'}
+    ET.register_namespace('', ns['d'])
+    for tls in tree.iter('{http://www.eprosima.com}tls'):
+        for tag in ('verify_file', 'cert_chain_file', 'private_key_file', 'verify_mode'):
+            for found in tls.findall(f'd:{tag}', ns):
+                tls.remove(found)
+        mode = ET.SubElement(tls, '{http://www.eprosima.com}verify_mode')
+        ET.SubElement(mode, '{http://www.eprosima.com}verify').text = 'VERIFY_NONE'
+    tree.write(path)
+    return path
+
+
+def test_secure_hosts_talk_and_keep_out_peers_without_the_runs_certificate(tmp_path):
+    made = make_certs(str(tmp_path / 'certs'), ['trainer', 'actor'])
+    (other_ca,) = make_certs(str(tmp_path / 'other-ca'), ['intruder'])
+    with Lab.open(tmp_path, ['trainer', 'actor', 'intruder']) as lab:
+        lab.block_multicast()
+        hub, other, outside = lab.hosts['trainer'], lab.hosts['actor'], lab.hosts['intruder']
+        secure = {'secure': 'true'}
+        hub_plan = host_plan(hub, tmp_path, ['trainer'], 'server', certs=made[0], **secure)
+        address = f'{hub.address}:{TLS_SERVER_PORT}'
+        other_plan = host_plan(other, tmp_path, ['actor'], address, certs=made[1], **secure)
+        # Intruders know the address and run pamiq's own profiles, with a certificate of
+        # another CA or none, and check nothing themselves.
+        intruder_plan = host_plan(
+            outside, tmp_path, ['intruder'], address, certs=other_ca, **secure
+        )
+        attack = {**intruder_plan.environment('intruder'), 'OPENSSL_CONF': None}
+        bare = without_certificate(intruder_plan.profiles['intruder'], tmp_path / 'bare.xml')
+        bare_attack = {**attack, 'FASTRTPS_DEFAULT_PROFILES_FILE': bare,
+                       'FASTDDS_DEFAULT_PROFILES_FILE': bare}  # fmt: skip
+
+        hub.run(hub_plan.server_command(), hub_plan.server_environment(), SERVER_PROCESS)
+        trainer = Peer(hub, 'trainer', hub_plan.environment('trainer'), tmp_path)
+        actor = Peer(other, 'actor', other_plan.environment('actor'), tmp_path)
+        intruders = [
+            Peer(outside, 'intruder', attack, tmp_path, label='other-ca'),
+            Peer(outside, 'intruder', bare_attack, tmp_path, label='no-cert'),
+        ]
+        assert wait_until(lambda: crossed(trainer, actor), 40.0, 0.2), outputs(
+            trainer, actor, *intruders
+        )
+        received = len(trainer.steps_from('actor'))
+        # In the open the intruders got the trainer's weights within 2 s (a listening side
+        # that checks no certificate): give them 8 s of trying, while the hosts keep talking.
+        assert wait_until(
+            lambda: (
+                len(trainer.steps_from('actor')) >= received + 30
+                and all(len(i.report()['steps_sent']) >= 80 for i in intruders)
+            ),
+            30.0,
+        ), outputs(trainer, *intruders)
+        for intruder in intruders:
+            assert intruder.process.poll() is None, intruder.log()
+            assert intruder.report()['weights_sent'], intruder.log()  # it tried to inject
+            assert not intruder.weights_from('trainer'), 'an intruder received the weights'
+            assert not intruder.steps_from('actor'), "an intruder received the actor's steps"
+        assert not trainer.steps_from('intruder'), 'an intruder injected steps'
+        assert not actor.weights_from('intruder'), 'an intruder injected weights'
+        # Nothing of the trainer's host speaks UDP: no cleartext socket to reach.
+        assert not lab.udp_sockets('trainer')
+
+
+def test_weights_cross_a_20_mbit_link_while_the_actor_keeps_10_hz(tmp_path):
+    with Lab.open(tmp_path, ['trainer', 'actor']) as lab:
+        lab.limit('trainer', 20)
+        hub, other = lab.hosts['trainer'], lab.hosts['actor']
+        paced = {'weights_mbit': '18'}  # below the link: nothing queues up, nothing is dropped
+        trainer_env = host_plan(hub, tmp_path, ['trainer'], **paced).environment('trainer')
+        actor_env = host_plan(other, tmp_path, ['actor'], **paced).environment('actor')
+        # The trainer publishes once the actor's subscription matched: the time measured is
+        # the transfer's, not discovery's.
+        trainer = Peer(hub, 'trainer', trainer_env, tmp_path, '--wait-for', '1')
+        actor = Peer(other, 'actor', actor_env, tmp_path)
+        assert wait_until(lambda: actor.weights_from('trainer'), 60.0, 0.2), outputs(
+            trainer, actor
+        )
+        (sent,) = trainer.report()['weights_sent']
+        (arrived,) = actor.weights_from('trainer')
+        seconds = arrived['t'] - sent['t']
+        # 29 MB at 18 Mbit/s is 12.9 s; unpaced it had not arrived after 100 s.
+        assert arrived['intact'] and 12.0 < seconds < 25.0, seconds
+        steps = trainer.steps_from('actor')
+        during = [s['t'] for s in steps if sent['t'] <= s['t'] <= arrived['t']]
+        rate = (len(during) - 1) / (during[-1] - during[0])
+        assert rate >= 9.0, (rate, seconds)
+        assert max(b - a for a, b in itertools.pairwise(during)) < 0.5
+        published = [s['t'] for s in actor.report()['steps_sent']]
+        assert (len(published) - 1) / (published[-1] - published[0]) >= 9.5
+        print(f'29 MB over 20 Mbit/s: {seconds:.1f} s; steps during it {rate:.2f} Hz; '
+              f'{lab.dropped("trainer")} packets dropped by the shaper')  # fmt: skip
+
+
+def sourced(script: str) -> dict[str, str | None]:
+    """The environment changes of a `ros2_tools.env` file (export NAME=value / unset NAME)."""
+    changes: dict[str, str | None] = {}
+    with open(script) as stream:
+        for line in stream:
+            words = line.split()
+            if words[:1] == ['export']:
+                name, _, value = words[1].partition('=')
+                changes[name] = value
+            elif words[:1] == ['unset']:
+                changes[words[1]] = None
+    return changes
+
+
+def quick_rounds(tmp_path) -> str:
+    """The shipped parameters with a trainer whose first round comes after 16 steps."""
+    with open(default_params_file()) as stream:
+        params = yaml.safe_load(stream)
+    params['/**/trainer']['ros__parameters'].update(
+        rollout_length=16, encoder_batches=2, dynamics_batches=2, min_buffer_size=8
+    )
+    path = tmp_path / 'quick.yaml'
+    path.write_text(yaml.safe_dump(params))
+    return str(path)
+
+
+def test_pamiq_up_trainer_and_actor_on_two_hosts_over_tls(tmp_path):
+    """role:=trainer on a host that runs the discovery server, role:=actor on another that
+    only connects out, over TCP + TLS with multicast off: the actor's agent acts with the
+    trainer's weights (which needs its steps to reach the trainer and the weights to come
+    back), and ROS tools on the trainer's host see the actor's topics."""
+    certs = dict(
+        zip(('trainer', 'actor'), make_certs(str(tmp_path / 'certs'), ['trainer', 'actor']))
+    )
+    params = quick_rounds(tmp_path)
+    with Lab.open(tmp_path, ['trainer', 'actor']) as lab:
+        lab.block_multicast()
+        hub, other = lab.hosts['trainer'], lab.hosts['actor']
+        up = [sys.executable, '-m', 'pamiq.tools.cli', 'up', '--supervise', '--quiet',
+              f'params_file:={params}', 'secure:=true']  # fmt: skip
+        trainer = ['role:=trainer', f'run_dir:={tmp_path / "trainer"}', 'discovery:=server',
+                   f'certs:={certs["trainer"]}']  # fmt: skip
+        actor = ['role:=actor', f'run_dir:={tmp_path / "actor"}', f'certs:={certs["actor"]}',
+                 f'discovery:={hub.address}', f'osc_port:={free_udp_port()}']  # fmt: skip
+        graphs = {
+            'trainer-up': hub.run([*up, *trainer], {}, 'trainer-up'),
+            'actor-up': other.run([*up, *actor], {}, 'actor-up'),
+        }
+        tools = tmp_path / 'trainer' / 'dds' / 'ros2_tools.env'
+        assert wait_until(tools.exists, 60.0), hub.log('trainer-up')
+        watcher = Peer(hub, 'watcher', sourced(tools), tmp_path, '--namespace', 'pamiq/actor0')
+
+        def versions() -> set[int]:
+            steps = watcher.report()['steps_received']
+            return {int(s['values']['policy_version']) for s in steps}
+
+        assert wait_until(lambda: max(versions(), default=0) >= 1, 150.0, 0.5), (
+            hub.log('trainer-up')[-3000:] + other.log('actor-up')[-3000:] + watcher.log()
+        )
+        log = hub.log('trainer-up')
+        assert f'discovery server here, port {TLS_SERVER_PORT}' in log
+        assert 'started discovery_server' in log
+        assert (tmp_path / 'actor' / 'dds' / 'openssl.cnf').exists()
+        # Both graphs stop cleanly: every node, the discovery server too, exits 0.
+        for process in graphs.values():
+            os.killpg(process.pid, signal.SIGINT)
+        for name, process in graphs.items():
+            host = hub if name == 'trainer-up' else other
+            assert process.wait(60) == 0, host.log(name)[-3000:]
+            assert 'exited with code' not in host.log(name), host.log(name)[-3000:]
