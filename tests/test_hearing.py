@@ -144,7 +144,8 @@ def test_audio_node_hears_what_vrchat_plays_and_survives_the_server_going_away(
         assert dominant_frequency(pcm, SAMPLE_RATE) == pytest.approx(440.0, abs=5.0)
         assert level_dbfs(pcm) == pytest.approx(-9.0, abs=2.0)  # the WAV's 0.5 amplitude
         stamps = [c[0] for c in chunks]
-        assert all(0.05e9 < b - a < 0.15e9 for a, b in itertools.pairwise(stamps))
+        gaps = [b - a for a, b in itertools.pairwise(stamps)]
+        assert all(gap > 0 for gap in gaps) and abs(np.median(gaps) - 1e8) < 1e7, gaps
         source = json.loads(probe.messages(topics.AUDIO_FORMAT)[-1].data)
         assert source['sample_rate'] == 16000 and source['channels'] == 2
         assert 'vrchat_out' in source['source'], source

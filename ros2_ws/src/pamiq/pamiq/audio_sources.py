@@ -213,16 +213,23 @@ class PulseAudioSource:
 
     def record_loop(self) -> None:
         recorder = self.recorder
+        next_stamp = None
         while not self.stopped.is_set():
             try:
                 data = recorder.record(numframes=CHUNK_FRAMES)
             except Exception as error:  # the stream failed: the device or server went away
                 self.failure = error
                 return
+            # The server hands chunks over in bursts: stamps follow the samples' own clock
+            # (100 ms a chunk), set again from the wall clock when they drift half a second.
+            heard = time.time_ns() - CHUNK_NS
+            if next_stamp is None or abs(heard - next_stamp) > 5 * CHUNK_NS:
+                next_stamp = heard
             try:
-                self.chunks.put((to_int16(data.reshape(-1, CHANNELS)), time.time_ns() - CHUNK_NS))
+                self.chunks.put((to_int16(data.reshape(-1, CHANNELS)), next_stamp))
             except queue.Full:
                 pass  # nobody reads: keep the newest second only
+            next_stamp += CHUNK_NS
 
     def read(self) -> tuple[np.ndarray, int]:
         if self.recorder is None:
