@@ -125,12 +125,14 @@ def test_a_killed_recorder_leaves_every_closed_split_readable(probe, tmp_path):
     recorder = NodeProcess(
         'recorder_node', 'recorder', {'output': str(session), 'split_duration': 1.0}
     )
-    pub = probe.create_publisher(Float32, 'agent/reward', 10)
-    probe.wait_for_subscribers(pub, timeout=30.0)
-    for i in range(45):
-        pub.publish(Float32(data=float(i)))
-        time.sleep(0.1)
-    recorder.stop(signal.SIGKILL)
+    try:
+        pub = probe.create_publisher(Float32, 'agent/reward', 10)
+        probe.wait_for_subscribers(pub, timeout=30.0)
+        for i in range(45):
+            pub.publish(Float32(data=float(i)))
+            time.sleep(0.1)
+    finally:
+        recorder.stop(signal.SIGKILL)
     splits = split_paths(str(session))
     assert len(splits) >= 3, os.listdir(session)
     counts = []

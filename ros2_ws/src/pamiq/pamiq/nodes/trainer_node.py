@@ -18,6 +18,7 @@ import os
 import threading
 import time
 
+from rclpy.duration import Duration
 from rclpy.node import Node
 from sensor_msgs.msg import Image, JointState
 from std_msgs.msg import Float32, UInt8MultiArray
@@ -30,7 +31,7 @@ from pamiq.learning.pairing import StampPairer
 from pamiq.learning.senses import extra_senses
 from pamiq.ros import qos, spin, topics
 from pamiq.ros.actors import ActorDiscovery
-from pamiq.ros.diagnostics import ERROR, OK, WARN, Diagnostics
+from pamiq.ros.diagnostics import ERROR, OK, WARN, Diagnostics, steady_clock
 from pamiq.ros.messages import stamp_ns
 from pamiq.ros.parameters import (
     ParameterError,
@@ -67,6 +68,7 @@ class TrainerConfig:
 
 
 PARAMETERS = (TrainerConfig, LearnerConfig)
+NOW = Duration(seconds=0)  # wait_for_all_acked without waiting
 
 
 class Trainer(Node):
@@ -91,7 +93,11 @@ class Trainer(Node):
         self.lock = threading.Lock()
 
         self.weights_pub = self.create_publisher(UInt8MultiArray, topics.WEIGHTS, qos.WEIGHTS)
-        self.weights: UInt8MultiArray | None = None  # the newest published
+        self.weights: UInt8MultiArray | None = None  # the newest packed
+        self.weights_due = False  # the newest is not out yet: a reader still receives the last
+        self.weights_withheld = 0  # versions replaced before they could go out
+        self.weights_lock = threading.Lock()  # the training thread and the executor send
+        self.weights_timer = self.create_timer(0.2, self.send_due_weights, clock=steady_clock())
         # Every metric's publisher exists from the start, so a plot opened before the first
         # round is already connected when the values come.
         self.metric_pubs = {
@@ -166,8 +172,9 @@ class Trainer(Node):
         )
         # Its agent counts the steps it may act ahead of us from the newest weights it got:
         # from now on, when we hear it (a lockstep agent waits for weights after that many).
-        if self.weights is not None:  # the last round's (the models may be mid-round now)
-            self.weights_pub.publish(self.weights)
+        with self.weights_lock:  # the last round's (the models may be mid-round now)
+            self.weights_due = self.weights is not None
+        self.send_due_weights()
 
     def actor_left(self, actor: str) -> None:
         remaining = self.discovery.actors()
@@ -235,11 +242,29 @@ class Trainer(Node):
                 self.save()
 
     def publish_weights(self) -> None:
+        """Pack the models as they are after a round and send them when the topic is free."""
         blob = pack_weights(self.learner.models, self.learner.version)
         msg = UInt8MultiArray()
         msg.data = array.array('B', blob)  # the array fast path: no per-byte Python checks
-        self.weights = msg
-        self.weights_pub.publish(msg)
+        with self.weights_lock:
+            if self.weights_due:
+                self.weights_withheld += 1  # a version that never went out: a newer replaces it
+            self.weights, self.weights_due = msg, True
+        self.send_due_weights()
+
+    def send_due_weights(self) -> None:
+        """Publish the newest weights once every reader has the blob sent before.
+
+        The topic keeps only the newest blob, so a new one would drop the last while a slow link
+        still carries it: over a link slower than the rounds (29 MB take ~14 s at 20 Mbit/s) no
+        version would ever arrive. On loopback the last is acknowledged in milliseconds and every
+        version goes out.
+        """
+        with self.weights_lock:
+            if not self.weights_due or not self.weights_pub.wait_for_all_acked(NOW):
+                return
+            self.weights_pub.publish(self.weights)
+            self.weights_due = False
 
     def set_active_callback(
         self, request: SetBool.Request, response: SetBool.Response
@@ -281,6 +306,7 @@ class Trainer(Node):
             'rollouts skipped (trainer behind)': learner.skipped,
             'sequence gaps': learner.gaps,
             'last round (s)': self.round_seconds,
+            'weights versions withheld (a reader was still receiving)': self.weights_withheld,
             'round in progress (s)': time.monotonic() - started if started else 0.0,
             'device': str(learner.device),
         }
