@@ -32,8 +32,9 @@ benchlib.setup()
 import numpy as np  # noqa: E402
 from pamiq.learning.learner import LearnerConfig  # noqa: E402
 from pamiq.learning.models import build_models  # noqa: E402
-from pamiq.ros import qos  # noqa: E402
+from pamiq.ros import qos, topics  # noqa: E402
 from pamiq.storage.weights import pack_weights  # noqa: E402
+from pamiq.vocabulary import parse_senses  # noqa: E402
 import rclpy  # noqa: E402
 from rosgraph import Probe, free_udp_port, wait_until  # noqa: E402
 from sensor_msgs.msg import JointState  # noqa: E402
@@ -70,15 +71,20 @@ def main() -> None:
     parser.add_argument('--params-file', default='', help='parameter YAML instead of the default')
     parser.add_argument('--record', action='store_true', help='record the session (record:=true)')
     parser.add_argument(
+        '--senses', default='vision', help='senses:= of the graph, e.g. vision,hearing,body'
+    )
+    parser.add_argument(
         '--churn-period', type=float, default=0.0, help='a participant joins every P s (0: none)'
     )
     parser.add_argument(
         '--churn-life', type=float, default=2.5, help='seconds each such participant lives'
     )
     args = parser.parse_args()
+    senses = parse_senses(args.senses)
 
     run_dir = tempfile.mkdtemp(prefix='pamiq-bench-')
     extra = [f'params_file:={os.path.abspath(args.params_file)}'] if args.params_file else []
+    extra += [f'senses:={",".join(senses)}', f'body_port:={free_udp_port()}']
     command = benchlib.graph_command(run_dir, free_udp_port(), args.record, *extra)
     log = open(os.path.join(run_dir, 'bench.log'), 'wb')
     up = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT)
@@ -91,6 +97,9 @@ def main() -> None:
         probe.record(Float32, 'trainer/forward_dynamics/loss', qos.DEFAULT)
         # Published only in the rounds where the encoder still learns (encoder_rounds).
         probe.record(Float32, 'trainer/inverse_dynamics/loss', qos.DEFAULT)
+        # The other senses' streams, at their own rates (only their arrival times are kept).
+        probe.record(Float32, topics.AUDIO_LEVEL, qos.DEFAULT)
+        probe.record(JointState, topics.BODY_STATE, qos.SENSE)
         # Not trainer/weights itself: taking a 29 MB message in this process would delay the
         # action callbacks it times. The trainer publishes the losses right after the weights,
         # so a round's loss arrival marks the publication of version = round number.
@@ -119,6 +128,10 @@ def main() -> None:
             steps = [(t, dict(zip(m.name, m.position))) for t, m in probe.received['agent/step']]
             losses = [(t, m.data) for t, m in probe.received['trainer/forward_dynamics/loss']]
             encoder_rounds = len(probe.received['trainer/inverse_dynamics/loss'])
+            sense_rates = {
+                topic: len(probe.received[topic]) / elapsed
+                for topic in (topics.AUDIO_LEVEL, topics.BODY_STATE)
+            }
     finally:
         up.send_signal(signal.SIGINT)
         code = up.wait(60)
@@ -136,7 +149,7 @@ def main() -> None:
         used = [t for t, s in steps if int(s['policy_version']) >= version and t >= published]
         if used:
             delays.append(used[0] - published)
-    blob_mb = len(pack_weights(build_models('inverse_dynamics', 'continuous'), 0)) / 1e6
+    blob_mb = len(pack_weights(build_models('inverse_dynamics', 'continuous', senses), 0)) / 1e6
     config = LearnerConfig()
     rounds = len(losses)
     samples = (
@@ -154,6 +167,8 @@ def main() -> None:
         if any(0.0 <= actions[i + 1] - j <= args.churn_life + 1.0 for j in joins)
     ]
     data = {
+        'senses': list(senses),
+        'sense_rates_hz': sense_rates,
         'duration_s': elapsed,
         'participants_joined': len(joins),
         'max_interval_within_a_participant_life_ms': max(near_joins, default=None),
@@ -179,6 +194,8 @@ def main() -> None:
     }
     rows = [
         ('duration (s)', f'{elapsed:.0f}'),
+        ('senses', ','.join(senses)),
+        *((f'{topic} rate (Hz)', f'{rate:.2f}') for topic, rate in sense_rates.items() if rate),
         ('action rate (Hz)', f'{data["action_rate_hz"]:.2f}'),
         (
             'action interval p50 / p99 / max (ms)',

@@ -18,13 +18,20 @@ import benchlib
 benchlib.setup()
 
 import numpy as np  # noqa: E402
+from pamiq.audio import CHUNK_FRAMES  # noqa: E402
+from pamiq.avatar import BODY_FIELDS  # noqa: E402
 from pamiq.learning.curiosity_policy import CuriosityPolicy  # noqa: E402
+from pamiq.learning.hearing import LogMelStream  # noqa: E402
 from pamiq.learning.preprocessing import preprocess  # noqa: E402
-from pamiq.ros import messages, qos  # noqa: E402
+from pamiq.learning.senses import absent  # noqa: E402
+from pamiq.ros import messages, qos, topics  # noqa: E402
 from pamiq.ros.image_conversion import image_to_numpy, numpy_to_image  # noqa: E402
+from pamiq.ros.sense_messages import audio_message  # noqa: E402
+from pamiq.vocabulary import parse_senses  # noqa: E402
 import rclpy  # noqa: E402
 from rosgraph import NodeProcess, Probe, wait_until  # noqa: E402
 from sensor_msgs.msg import Image, JointState  # noqa: E402
+from std_msgs.msg import Int16MultiArray  # noqa: E402
 import torch  # noqa: E402
 
 
@@ -36,27 +43,44 @@ def frames(count: int) -> list[Image]:
     ]
 
 
-def in_process(count: int) -> list[float]:
+def sound_chunk(index: int) -> np.ndarray:
+    t = (np.arange(CHUNK_FRAMES) + index * CHUNK_FRAMES) / 16000
+    return np.repeat((8000 * np.sin(2 * np.pi * 440 * t))[:, None], 2, 1).astype(np.int16)
+
+
+def in_process(count: int, senses: tuple[str, ...]) -> list[float]:
+    """With hearing, each step also takes the chunk that came (the spectrogram's update and
+    copy); with the body, its vector."""
     torch.set_num_threads(1)
-    policy = CuriosityPolicy('inverse_dynamics', 'continuous')
+    policy = CuriosityPolicy('inverse_dynamics', 'continuous', 0, senses)
+    hearing = LogMelStream()
     latencies = []
-    for msg in frames(count):
+    for index, msg in enumerate(frames(count)):
         started = time.perf_counter()
+        extras = {}
+        if 'hearing' in senses:
+            hearing.push(sound_chunk(index))
+            extras['hearing'] = hearing.spectrogram()
+        if 'body' in senses:
+            extras['body'] = absent('body')
         observation = preprocess(image_to_numpy(msg, 'rgb8'))
-        result = policy.step(observation)
+        result = policy.step(observation, extras or None)
         messages.action_names_values(result.action, 'continuous')
         numpy_to_image(observation, 'rgb8')
         latencies.append(time.perf_counter() - started)
     return latencies[20:]  # the first steps warm up torch's allocator
 
 
-def through_dds(count: int) -> list[float]:
+def through_dds(count: int, senses: tuple[str, ...]) -> list[float]:
     rclpy.init()
     probe = Probe()
-    agent = NodeProcess('agent_node', 'agent', {'policy': 'curiosity', 'report_period': 0.0})
+    parameters = {'policy': 'curiosity', 'report_period': 0.0, 'senses': ','.join(senses)}
+    agent = NodeProcess('agent_node', 'agent', parameters)
     try:
         probe.record(JointState, 'action', qos.ACTION)
         pub = probe.create_publisher(Image, 'camera/image_raw', qos.IMAGE)
+        audio = probe.create_publisher(Int16MultiArray, topics.AUDIO_PCM, qos.SENSE)
+        body = probe.create_publisher(JointState, topics.BODY_STATE, qos.SENSE)
         sent: dict[int, float] = {}
         batch = frames(50)
         assert wait_until(lambda: pub.publish(batch[0]) or probe.messages('action'), 30.0, 0.2), (
@@ -67,6 +91,10 @@ def through_dds(count: int) -> list[float]:
         for index in range(count):
             msg = batch[index % len(batch)]
             msg.header.stamp.sec, msg.header.stamp.nanosec = 1000 + index, 0
+            if 'hearing' in senses:  # the chunk that ends as the frame comes, as a world sends
+                audio.publish(audio_message(time.time_ns(), sound_chunk(index)))
+            if 'body' in senses:
+                body.publish(JointState(name=list(BODY_FIELDS), position=[0.0] * 10))
             sent[1000 + index] = time.monotonic()
             pub.publish(msg)
             time.sleep(0.1)
@@ -83,9 +111,11 @@ def through_dds(count: int) -> list[float]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument('--frames', type=int, default=600, help='frames per measurement')
+    parser.add_argument('--senses', default='vision', help='e.g. vision,hearing,body')
     args = parser.parse_args()
-    local = benchlib.summary_ms(in_process(args.frames))
-    dds = benchlib.summary_ms(through_dds(args.frames))
+    senses = parse_senses(args.senses)
+    local = benchlib.summary_ms(in_process(args.frames, senses))
+    dds = benchlib.summary_ms(through_dds(args.frames, senses))
     rows = [
         (
             'in-process p50 / p99 (ms)',
@@ -95,10 +125,14 @@ def main() -> None:
             'through DDS p50 / p99 (ms)',
             f'{dds["p50_ms"]:.2f} / {dds["p99_ms"]:.2f}  (n={dds["n"]} of {args.frames})',
         ),
+        ('senses', ','.join(senses)),
         ('target p50 / p99 (ms)', '10 / 25'),
     ]
+    name = 'agent_latency' if senses == ('vision',) else 'agent_latency_' + '_'.join(senses)
     benchlib.report(
-        'agent_latency', rows, {'in_process': local, 'through_dds': dds, 'frames': args.frames}
+        name,
+        rows,
+        {'in_process': local, 'through_dds': dds, 'frames': args.frames, 'senses': list(senses)},
     )
 
 

@@ -50,7 +50,7 @@ def run(agent: str, steps: int, seed: int) -> dict:
         game = make_game('my_way_home', '160x120', seed, engine_dir)
         for index in range(steps):
             state = game.get_state()
-            x, y, _ = state.game_variables
+            x, y, _ = state.game_variables[:3]
             cells.add((int(x // CELL), int(y // CELL)))
             observation = preprocess(state.screen_buffer)
             result = policy.step(observation)

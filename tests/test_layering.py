@@ -60,7 +60,7 @@ def test_the_package_is_grouped_by_layer():
     nodes = {m.rsplit('.', 1)[1] for m in modules() if layer_of(m) == 'nodes'} - {'nodes'}
     assert nodes == {
         'camera_node', 'doom_world_node', 'osc_actuator_node', 'agent_node', 'trainer_node',
-        'recorder_node',
+        'recorder_node', 'audio_node', 'body_node',
     }  # fmt: skip
 
 

@@ -45,5 +45,4 @@ def test_the_marker_arrives_after_the_inputs_it_closes():
             assert abs(inputs.snapshot()['Vertical'] - step / 50) < 1e-6  # float32 on the wire
         assert inputs.stray_markers == 0
     finally:
-        server.shutdown()
-        server.server_close()
+        server.close()

@@ -9,6 +9,8 @@ import os
 from conftest import REPO
 from pamiq.nodes import (
     agent_node,
+    audio_node,
+    body_node,
     camera_node,
     doom_world_node,
     osc_actuator_node,
@@ -22,6 +24,8 @@ import yaml
 # YAML section (node name) -> the config classes the node declares.
 NODES = {
     'camera': camera_node.PARAMETERS,
+    'audio': audio_node.PARAMETERS,
+    'body': body_node.PARAMETERS,
     'world': doom_world_node.PARAMETERS,
     'osc_actuator': osc_actuator_node.PARAMETERS,
     'agent': agent_node.PARAMETERS,

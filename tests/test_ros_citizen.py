@@ -141,7 +141,10 @@ def readme_topics() -> set[str]:
 
 
 def test_the_readme_topic_table_lists_what_the_running_graph_publishes(probe, tmp_path):
-    up = fast_curiosity_graph(tmp_path, 'record:=true')
+    # Every sense on, so every topic exists; the trainer's first round pairs them all live.
+    up = fast_curiosity_graph(
+        tmp_path, 'record:=true', 'senses:=vision,hearing,body', f'body_port:={free_udp_port()}'
+    )
     try:
         probe.record(JointState, topics.STEP, qos.STEP)
         assert wait_until(lambda: max(versions_acted(probe), default=0) >= 1, 120.0), up.output()

@@ -15,11 +15,11 @@ from std_srvs.srv import Trigger
 
 
 def test_doom_command_holds_vrchat_semantics():
-    assert doom_command({}, 3.0) == [0.0, 0.0, 0.0, 0.0]
-    forward, right, turn, jump = doom_command(
-        {'Vertical': 0.5, 'LookHorizontal': -1.0, 'Jump': 1}, 3.0
+    assert doom_command({}, 3.0) == [0.0, 0.0, 0.0, 0.0, 0.0]
+    forward, right, turn, jump, use = doom_command(
+        {'Vertical': 0.5, 'LookHorizontal': -1.0, 'Jump': 1, 'UseRight': 1}, 3.0
     )
-    assert (forward, right, turn, jump) == (0.5 * WALK_FORWARD, 0.0, -3.0, 1.0)
+    assert (forward, right, turn, jump, use) == (0.5 * WALK_FORWARD, 0.0, -3.0, 1.0, 1.0)
     # Buttons and axes add up and saturate; Run doubles the speed.
     assert doom_command({'Vertical': 1.0, 'MoveForward': 1, 'Run': 1}, 3.0)[0] == 2 * WALK_FORWARD
     assert doom_command({'MoveBackward': 1}, 3.0)[0] == -WALK_FORWARD

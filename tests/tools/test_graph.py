@@ -28,8 +28,12 @@ def test_defaults_start_the_doom_world_with_the_curiosity_agent_and_its_trainer(
         ('agent_node', 'agent', False),
         ('trainer_node', 'trainer', True),
     ]
-    assert specs[2].parameters == {'policy': 'curiosity', 'run_dir': str(tmp_path)}
-    assert specs[3].parameters == {'run_dir': str(tmp_path)}
+    assert specs[2].parameters == {
+        'policy': 'curiosity',
+        'run_dir': str(tmp_path),
+        'senses': 'vision',
+    }
+    assert specs[3].parameters == {'run_dir': str(tmp_path), 'senses': 'vision'}
     random_specs = graph(BringupArgs.from_strings({'agent': 'random'}))
     assert [s.name for s in random_specs] == ['world', 'osc_actuator', 'agent']
 
@@ -84,7 +88,7 @@ def test_every_launch_argument_is_documented_and_the_params_file_covers_every_no
     assert all(description for _, description in LAUNCH_ARGUMENTS.values())
     with open(default_params_file()) as stream:
         params = yaml.safe_load(stream)
-    nodes = ('camera', 'world', 'agent', 'osc_actuator', 'trainer', 'recorder')
+    nodes = ('camera', 'audio', 'body', 'world', 'agent', 'osc_actuator', 'trainer', 'recorder')
     assert set(params) == {f'/**/{node}' for node in nodes}
 
 
@@ -175,5 +179,43 @@ def test_roles_split_the_graph_between_hosts():
     ],
 )
 def test_bad_actor_arguments_are_refused_with_the_reason(values, message):
+    with pytest.raises(BringupError, match=message):
+        BringupArgs.from_strings(values)
+
+
+def test_senses_add_their_nodes_in_every_actor_and_agree_between_agent_and_trainer(tmp_path):
+    args = BringupArgs.from_strings(
+        {'senses': 'body,vision,hearing', 'actors': '2', 'body_port': '9300', 'osc_port': '9100'}
+    )
+    assert args.senses == 'vision,hearing,body'  # one spelling, in SENSES order
+    by_label = {s.label: s for s in graph(args)}
+    for index in (0, 1):
+        world = by_label[f'actor{index}/world'].parameters
+        assert world['audio'] is True and world['body_osc_port'] == 9300 + index
+        assert by_label[f'actor{index}/body'].parameters == {'osc_port': 9300 + index}
+        assert by_label[f'actor{index}/agent'].parameters['senses'] == 'vision,hearing,body'
+    assert by_label['trainer'].parameters['senses'] == 'vision,hearing,body'
+    assert not any(s.executable == 'audio_node' for s in graph(args))  # Doom hears itself
+    vrchat = BringupArgs.from_strings(
+        {'world': 'vrchat', 'senses': 'vision,hearing', 'audio': 'sound.flac'}
+    )
+    specs = {s.name: s for s in graph(vrchat)}
+    assert specs['audio'].parameters == {'file': os.path.abspath('sound.flac')}
+    assert 'body' not in specs
+    device = BringupArgs.from_strings({'world': 'vrchat', 'senses': 'hearing', 'audio': 'vrchat'})
+    assert {s.name: s for s in graph(device)}['audio'].parameters == {'device': 'vrchat'}
+
+
+@pytest.mark.parametrize(
+    ('values', 'message'),
+    [
+        ({'senses': 'vision,smell'}, 'unknown sense'),
+        ({'senses': ','}, 'no sense'),
+        ({'audio': 'a.wav', 'senses': 'vision,hearing'}, 'audio:=... is for world:=vrchat'),
+        ({'world': 'vrchat', 'audio': 'a.wav'}, 'with hearing'),
+        ({'body_port': 'x'}, 'body_port:=x is not a UDP port'),
+    ],
+)
+def test_bad_sense_arguments_are_refused_with_the_reason(values, message):
     with pytest.raises(BringupError, match=message):
         BringupArgs.from_strings(values)

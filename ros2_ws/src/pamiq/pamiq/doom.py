@@ -1,22 +1,47 @@
 """The built-in world's game: a headless ViZDoom map driven by VRChat's input axes and buttons.
 
-No ROS here: doom_world_node wires it to topics, and benchmarks step it directly.
+No ROS here: doom_world_node wires it to topics, and benchmarks step it directly. Besides the
+screen the game gives what the player hears (ViZDoom's audio buffer, `DoomHearing`) and what
+VRChat would report of the avatar's body (`avatar_parameters`).
 """
 
 from __future__ import annotations
 
+import math
 import os
 
+import numpy as np
 import vizdoom as vzd
 
+from pamiq.audio import SAMPLE_RATE, Chunk, ChunkAssembler, Resampler
+
 TICRATE = 35  # Doom's fixed simulation rate
+AUDIO_RATE = 22050  # ViZDoom's audio buffer, resampled to pamiq.audio's format
+AUDIO_PER_TIC = AUDIO_RATE // TICRATE  # 630 stereo frames
+AUDIO_BUFFER_TICS = TICRATE  # the buffer keeps the last second: more than one step advances
+# Doom's player is 56 map units tall; at 32 units per metre that is 1.75 m.
+MAP_UNITS_PER_METRE = 32.0
+# The game variables every game reports, in this order (pose first, then the body's).
+GAME_VARIABLES = (
+    vzd.GameVariable.POSITION_X,
+    vzd.GameVariable.POSITION_Y,
+    vzd.GameVariable.ANGLE,
+    vzd.GameVariable.VELOCITY_X,
+    vzd.GameVariable.VELOCITY_Y,
+    vzd.GameVariable.VELOCITY_Z,
+    vzd.GameVariable.ON_GROUND,
+)
 # Doom's own per-tic command magnitudes (forwardmove/sidemove/angleturn of a walking player).
 WALK_FORWARD, WALK_SIDE = 25.0, 24.0
 RESOLUTIONS = ('160x120', '320x240', '640x480')
 
 
 def doom_command(inputs: dict[str, float], turn_per_tic: float) -> list[float]:
-    """One tic's [forward, strafe right, turn right (deg), jump, unused] from held inputs."""
+    """One tic's [forward, strafe right, turn right (deg), jump, use] from held inputs.
+
+    VRChat's UseRight (use the held item) is Doom's use key: on a wall it makes the player's
+    grunt, a sound source in the otherwise nearly silent my_way_home.
+    """
 
     def get(name: str) -> float:
         return inputs.get(name, 0.0)
@@ -31,17 +56,25 @@ def doom_command(inputs: dict[str, float], turn_per_tic: float) -> list[float]:
         clamp(right) * WALK_SIDE * speed,
         clamp(turn) * turn_per_tic,
         1.0 if get('Jump') >= 0.5 else 0.0,
+        1.0 if get('UseRight') >= 0.5 else 0.0,
     ]
 
 
 def make_game(
-    scenario: str, resolution: str, seed: int, engine_dir: str, timeout: int | None = None
+    scenario: str,
+    resolution: str,
+    seed: int,
+    engine_dir: str,
+    timeout: int | None = None,
+    audio: bool = False,
 ) -> vzd.DoomGame:
-    """A headless ViZDoom game with VRChat-like continuous controls and pose variables.
+    """A headless ViZDoom game with VRChat-like continuous controls and GAME_VARIABLES.
 
     ViZDoom writes its engine config and a _vizdoom/ folder into the working directory, so
     they go to `engine_dir` instead of the user's checkout. `timeout` overrides the scenario's
-    episode length in tics.
+    episode length in tics. `audio` fills the state's audio buffer with the last
+    AUDIO_BUFFER_TICS tics of sound: it needs OpenAL (apt libopenal1; without it the buffer is
+    silently all zeros).
 
     Raises:
         ValueError: There is no such scenario.
@@ -66,11 +99,16 @@ def make_game(
             vzd.Button.MOVE_LEFT_RIGHT_DELTA,
             vzd.Button.TURN_LEFT_RIGHT_DELTA,
             vzd.Button.JUMP,
+            vzd.Button.USE,
         ]
     )
-    game.set_available_game_variables(
-        [vzd.GameVariable.POSITION_X, vzd.GameVariable.POSITION_Y, vzd.GameVariable.ANGLE]
-    )
+    game.set_available_game_variables(list(GAME_VARIABLES))
+    if audio:
+        game.set_audio_buffer_enabled(True)
+        game.set_audio_sampling_rate(vzd.SamplingRate.SR_22050)
+        game.set_audio_buffer_size(AUDIO_BUFFER_TICS)
+        # OpenAL Soft's effects extension aborts on an assertion with ViZDoom's sound setup.
+        game.add_game_args('+snd_efx 0')
     game.set_mode(vzd.Mode.PLAYER)
     game.set_seed(seed)
     if timeout is not None:
@@ -82,3 +120,53 @@ def make_game(
     finally:
         os.chdir(working_dir)
     return game
+
+
+class DoomHearing:
+    """What the player heard over the tics just advanced, as stamped chunks (pamiq.audio)."""
+
+    def __init__(self) -> None:
+        self.resampler = Resampler(AUDIO_RATE, SAMPLE_RATE, 2)
+        self.assembler = ChunkAssembler()
+
+    def take(self, buffer: np.ndarray, tics: int, start_ns: int) -> list[Chunk]:
+        """Chunks completed by the last `tics` tics of an audio buffer, the first of them
+        heard at `start_ns`."""
+        tics = min(tics, AUDIO_BUFFER_TICS)
+        if tics <= 0 or buffer is None:
+            return []
+        heard = self.resampler.process(buffer[-tics * AUDIO_PER_TIC :] / 32768.0)
+        return self.assembler.push(heard, start_ns)
+
+
+def avatar_parameters(
+    velocity: tuple[float, float, float], angle: float, turn_rate: float, on_ground: bool
+) -> dict[str, float | bool]:
+    """What VRChat would send of the Doom player's body (pamiq.avatar.BODY_FIELDS).
+
+    Args:
+        velocity: The player's velocity in map units per tic (x east, y north, z up).
+        angle: Where the player looks, degrees counter-clockwise from east.
+        turn_rate: How fast it turns, degrees per second counter-clockwise.
+        on_ground: Whether the player stands on something.
+
+    Returns:
+        Velocities in m/s in the avatar's frame (X right, Y up, Z forward), AngularY in
+        degrees per second with VRChat's sign (positive: turning right), and the booleans.
+    """
+    east, north, up = (v * TICRATE / MAP_UNITS_PER_METRE for v in velocity)
+    yaw = math.radians(angle)
+    forward = east * math.cos(yaw) + north * math.sin(yaw)
+    right = east * math.sin(yaw) - north * math.cos(yaw)
+    return {
+        'VelocityX': right,
+        'VelocityY': up,
+        'VelocityZ': forward,
+        'VelocityMagnitude': math.sqrt(east * east + north * north + up * up),
+        'AngularY': -turn_rate,
+        'Upright': 1.0,
+        'Grounded': bool(on_ground),
+        'Seated': False,
+        'AFK': False,
+        'InStation': False,
+    }

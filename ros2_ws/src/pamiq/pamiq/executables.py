@@ -12,6 +12,8 @@ import sys
 
 NODES = {
     'camera_node': 'pamiq.nodes.camera_node',
+    'audio_node': 'pamiq.nodes.audio_node',
+    'body_node': 'pamiq.nodes.body_node',
     'doom_world_node': 'pamiq.nodes.doom_world_node',
     'osc_actuator_node': 'pamiq.nodes.osc_actuator_node',
     'agent_node': 'pamiq.nodes.agent_node',

@@ -1,18 +1,18 @@
-"""VRChat's OSC input over UDP, both ways: sending it (the actuator) and holding what arrives
-(the Doom world, which listens where VRChat would). No ROS here.
+"""VRChat's OSC over UDP, both ways: sending it (the actuator, the Doom world's avatar
+parameters) and receiving it (the Doom world's input, the body sense). No ROS here.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 import socket
+import struct
 import threading
 import time
 
-from pythonosc.dispatcher import Dispatcher
 from pythonosc.osc_bundle_builder import IMMEDIATELY, OscBundleBuilder
 from pythonosc.osc_message import OscMessage
 from pythonosc.osc_message_builder import OscMessageBuilder
-from pythonosc.osc_server import BlockingOSCUDPServer
 
 from pamiq import vrchat
 
@@ -107,20 +107,22 @@ class HeldInputs:
         self.answer: int | None = None
         self.stray_markers = 0
 
-    def handle(self, address: str, *args: object) -> None:
+    def handle(self, address: str, *args: object) -> str:
+        """Hold one input; returns '' or why it was dropped (unknown names, NaN, strings)."""
         name = address.removeprefix(vrchat.ADDRESS_PREFIX)
-        if not args or not isinstance(args[0], (int, float)):
-            return
-        value, _ = vrchat.sanitize(name, args[0])  # unknown names and NaN are ignored
+        if len(args) != 1 or isinstance(args[0], bool) or not isinstance(args[0], (int, float)):
+            return f'{short(address)}: arguments {short(args)} are not one number'
+        value, problem = vrchat.sanitize(name, args[0])
         if value is None:
-            return
+            return problem
         with self.lock:
             self.values[name] = float(value)
             self.packets += 1
+        return ''
 
-    def handle_frame(self, address: str, *args: object) -> None:
-        if len(args) != 2 or not all(isinstance(a, int) for a in args):
-            return
+    def handle_frame(self, address: str, *args: object) -> str:
+        if len(args) != 2 or not all(type(a) is int for a in args):
+            return f'{address}: arguments {short(args)} are not two int32'
         stamp = args[0] * 1_000_000_000 + args[1]
         with self.lock:
             if stamp == self.expected and self.answer is None:
@@ -128,6 +130,7 @@ class HeldInputs:
                 self.answered.notify_all()
             else:
                 self.stray_markers += 1
+        return ''
 
     def expect(self, stamp_ns: int) -> None:
         """The next frame goes out with this stamp: only its marker will answer `wait`."""
@@ -149,15 +152,164 @@ class HeldInputs:
             self.values.clear()
 
 
-def listen(host: str, port: int, inputs: HeldInputs) -> BlockingOSCUDPServer:
+Handler = Callable[..., str]  # (address, *arguments) -> '' or why it dropped them
+
+
+def short(value: object, limit: int = 60) -> str:
+    """repr() cut to `limit` characters: bad input is quoted in logs, never at full length."""
+    text = repr(value)
+    return text if len(text) <= limit else text[: limit - 3] + '...'
+
+
+def parse_datagram(data: bytes) -> list[OscMessage]:
+    """The messages of one OSC datagram (a message or a bundle, nested bundles flattened).
+
+    python-osc's own packet parser logs every unknown bundle element through the root logger,
+    unthrottled, and swallows errors; this one raises ValueError instead, so the listener can
+    count and report bad input itself. Bundle time tags are ignored (VRChat applies at once).
+    """
+    if data.startswith(b'#bundle\x00'):
+        if len(data) < 16:
+            raise ValueError('bundle shorter than its header')
+        messages, index = [], 16
+        while index < len(data):
+            if index + 4 > len(data):
+                raise ValueError('bundle element without a complete size')
+            (size,) = struct.unpack('>i', data[index : index + 4])
+            index += 4
+            if size <= 0 or size % 4 or index + size > len(data):
+                raise ValueError(f'bundle element of size {size} at byte {index - 4}')
+            messages += parse_datagram(data[index : index + size])
+            index += size
+        return messages
+    if not OscMessage.dgram_is_message(data):
+        raise ValueError('neither an OSC message nor a bundle')
+    try:
+        message = OscMessage(data)
+        message.params  # noqa: B018 (parsed on construction; a bad type tag raises here)
+    except Exception as error:  # python-osc raises ParseError, IndexError, UnicodeDecodeError
+        raise ValueError(f'unparsable message: {error}') from error
+    return [message]
+
+
+class OscListener:
+    """A UDP OSC server on a thread of its own that counts and reports what it cannot use.
+
+    `routes` maps an address (or a prefix ending in '/') to a handler that returns '' when it
+    used the message, else why it dropped it. Every datagram is accounted for: `malformed`
+    (not OSC), `unrouted` (an address nobody takes), `rejected` (a handler refused its values),
+    `flooded` (over `max_rate` datagrams per second, dropped unread). `on_problem` hears each
+    problem (kind, text) so the node can log it, throttled; nothing is logged here.
+
+    Raises:
+        OSError: The address cannot be bound (in use, not local).
+    """
+
+    def __init__(
+        self,
+        host: str,
+        port: int,
+        routes: dict[str, Handler],
+        on_problem: Callable[[str, str], None] = lambda kind, text: None,
+        max_rate: float = 0.0,
+        name: str = 'osc-listener',
+    ) -> None:
+        self.routes, self.on_problem, self.max_rate = routes, on_problem, max_rate
+        self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        # Room for bursts (VRChat sends every parameter after an avatar change); the kernel
+        # caps it at net.core.rmem_max.
+        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 1 << 20)
+        try:
+            self.sock.bind((host, port))
+        except OSError:
+            self.sock.close()
+            raise
+        self.sock.settimeout(0.2)
+        self.address = self.sock.getsockname()
+        self.datagrams = self.messages = 0
+        self.malformed = self.unrouted = self.rejected = self.flooded = 0
+        self.last_datagram = 0.0  # monotonic time of the newest datagram, 0: none yet
+        self.tokens, self.refilled = max_rate, time.monotonic()
+        self.stopped = threading.Event()
+        self.thread = threading.Thread(target=self.serve, name=name, daemon=True)
+        self.thread.start()
+
+    def bad_input(self) -> int:
+        return self.malformed + self.unrouted + self.rejected + self.flooded
+
+    def serve(self) -> None:
+        while not self.stopped.is_set():
+            try:
+                data, _ = self.sock.recvfrom(65536)
+            except TimeoutError:
+                continue
+            except OSError:
+                return  # closed
+            self.receive(data)
+
+    def within_rate(self) -> bool:
+        if self.max_rate <= 0:
+            return True
+        now = time.monotonic()
+        self.tokens = min(self.max_rate, self.tokens + (now - self.refilled) * self.max_rate)
+        self.refilled = now
+        if self.tokens < 1.0:
+            return False
+        self.tokens -= 1.0
+        return True
+
+    def receive(self, data: bytes) -> None:
+        self.datagrams += 1
+        self.last_datagram = time.monotonic()
+        if not self.within_rate():
+            self.flooded += 1
+            self.on_problem('flooded', f'more than {self.max_rate:g} datagrams/s: dropped')
+            return
+        try:
+            messages = parse_datagram(data)
+        except ValueError as error:
+            self.malformed += 1
+            self.on_problem('malformed', f'{len(data)}-byte datagram dropped: {error}')
+            return
+        for message in messages:
+            self.messages += 1
+            handler = self.route(message.address)
+            if handler is None:
+                self.unrouted += 1
+                self.on_problem('unrouted', f'no use for address {short(message.address)}')
+                continue
+            try:
+                problem = handler(message.address, *message.params)
+            except Exception as error:  # a handler's bug must not end the listener
+                problem = f'{short(message.address)}: {error!r}'
+            if problem:
+                self.rejected += 1
+                self.on_problem('rejected', problem[:200])
+
+    def route(self, address: str) -> Handler | None:
+        if address in self.routes:
+            return self.routes[address]
+        for prefix, handler in self.routes.items():
+            if prefix.endswith('/') and address.startswith(prefix) and len(address) > len(prefix):
+                return handler
+        return None
+
+    def close(self) -> None:
+        self.stopped.set()
+        self.sock.close()
+        self.thread.join(timeout=2.0)
+
+
+def listen(
+    host: str,
+    port: int,
+    inputs: HeldInputs,
+    on_problem: Callable[[str, str], None] = lambda kind, text: None,
+) -> OscListener:
     """Serve VRChat input packets on UDP host:port into `inputs`, from a thread of its own.
 
     Raises:
         OSError: The address cannot be bound (in use, not local).
     """
-    dispatcher = Dispatcher()
-    dispatcher.map(vrchat.ADDRESS_PREFIX + '*', inputs.handle)
-    dispatcher.map(FRAME_ADDRESS, inputs.handle_frame)
-    server = BlockingOSCUDPServer((host, port), dispatcher)
-    threading.Thread(target=server.serve_forever, name='osc-input', daemon=True).start()
-    return server
+    routes = {vrchat.ADDRESS_PREFIX: inputs.handle, FRAME_ADDRESS: inputs.handle_frame}
+    return OscListener(host, port, routes, on_problem, name='osc-input')

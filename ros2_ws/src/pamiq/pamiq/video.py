@@ -12,6 +12,28 @@ import time
 import cv2
 import numpy as np
 
+# Where Linux lists its video devices, one videoN/ with a `name` file each.
+V4L2_SYSFS = '/sys/class/video4linux'
+
+
+def find_video_device(name: str, sysfs: str = V4L2_SYSFS) -> tuple[int, str] | None:
+    """(index, device name) of the lowest /dev/videoN whose name contains `name` (any case),
+    e.g. OBS's virtual camera, whose v4l2loopback device is called "OBS Virtual Camera"."""
+    try:
+        entries = os.listdir(sysfs)
+    except OSError:
+        return None
+    indices = sorted(int(e[5:]) for e in entries if e.startswith('video') and e[5:].isdigit())
+    for index in indices:
+        try:
+            with open(os.path.join(sysfs, f'video{index}', 'name')) as stream:
+                device = stream.read().strip()
+        except OSError:
+            continue
+        if name.lower() in device.lower():
+            return index, device
+    return None
+
 
 def parse_source(source: str) -> int | str:
     """'0' -> device index 0; anything else is a path or URL, passed to OpenCV as is."""

@@ -16,6 +16,10 @@ ROLES = ('all', 'trainer', 'actor')
 ENCODERS = ('inverse_dynamics', 'vae')
 # 'continuous': 3 VRChat axes; 'discrete': the original's (3, 3, 3, 2, 2) buttons. First = default.
 ACTION_SPACES = ('continuous', 'discrete')
+# What the agent perceives (`senses:=` at launch, any non-empty subset, comma-separated).
+# 'vision' alone is the default until the evaluation says otherwise.
+SENSES = ('vision', 'hearing', 'body')
+DEFAULT_SENSES = ('vision',)
 # Where the trainer's tensors live ('auto': CUDA when available). First = default.
 DEVICES = ('auto', 'cpu', 'cuda')
 
@@ -29,6 +33,22 @@ OBSERVATION_SIZE = 84
 FRAME_SHAPE = (OBSERVATION_SIZE, OBSERVATION_SIZE, 3)  # uint8 HWC, as on agent/observation
 OBSERVATION_SHAPE = (3, OBSERVATION_SIZE, OBSERVATION_SIZE)  # float CHW, as the networks read
 EMBEDDING_DIM = 512
+
+
+def parse_senses(text: str) -> tuple[str, ...]:
+    """'vision,hearing' -> ('vision', 'hearing'), in SENSES order, each once.
+
+    Raises:
+        ValueError: An unknown sense, or none at all.
+    """
+    names = [name.strip() for name in text.split(',') if name.strip()]
+    unknown = sorted(set(names) - set(SENSES))
+    if unknown:
+        raise ValueError(f'unknown sense(s) {", ".join(unknown)}; known: {", ".join(SENSES)}')
+    if not names:
+        raise ValueError(f'no sense given; choose from {", ".join(SENSES)}')
+    return tuple(sense for sense in SENSES if sense in names)
+
 
 # The trained networks, as named in weights blobs and checkpoints.
 MODEL_NAMES = ('encoder', 'forward_dynamics', 'policy')

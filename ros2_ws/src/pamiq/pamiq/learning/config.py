@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from pamiq.settings import setting
-from pamiq.vocabulary import ACTION_SPACES, DEVICES, ENCODERS
+from pamiq.vocabulary import ACTION_SPACES, DEFAULT_SENSES, DEVICES, ENCODERS
 
 
 def encoder_setting():
@@ -26,6 +26,15 @@ def action_space_setting():
         "'continuous': 3 VRChat axes; 'discrete': the (3,3,3,2,2) buttons "
         '(agent and trainer must agree)',
         choices=ACTION_SPACES,
+    )
+
+
+def senses_setting():
+    """The `senses` parameter, shared by the agent and the trainer (they must agree)."""
+    return setting(
+        ','.join(DEFAULT_SENSES),
+        'What the agent perceives: any of vision, hearing, body, comma-separated '
+        '(agent and trainer must agree)',
     )
 
 
@@ -68,6 +77,7 @@ class PPOConfig:
 class LearnerConfig:
     encoder: str = encoder_setting()
     action_space: str = action_space_setting()
+    senses: str = senses_setting()
     device: str = setting(
         DEVICES[0],
         "Where the trainer's tensors live ('auto': CUDA when available)",

@@ -14,19 +14,31 @@ import numpy as np
 import torch
 
 from pamiq.learning.curiosity import curiosity_reward
-from pamiq.learning.models import action_features, build_models, observations_to_tensor
+from pamiq.learning.models import action_features, build_models
+from pamiq.learning.multimodal import per_sense_rewards
 from pamiq.learning.policy import StepResult
+from pamiq.learning.senses import dummy_inputs, is_multimodal, model_inputs
 from pamiq.storage.checkpoint import load_latest_checkpoint
 from pamiq.storage.weights import load_into, unpack_weights
-from pamiq.vocabulary import OBSERVATION_SHAPE
+from pamiq.vocabulary import DEFAULT_SENSES
+
+
+def step_inputs(
+    observation: np.ndarray, extras: Mapping[str, np.ndarray] | None, senses: tuple[str, ...]
+):
+    """One step's network input (a batch of one)."""
+    extras = extras or {}
+    return model_inputs(observation[None], {k: v[None] for k, v in extras.items()}, senses)
 
 
 @torch.inference_mode()
-def warm_up(models: dict[str, torch.nn.Module], action_space: str) -> None:
+def warm_up(
+    models: dict[str, torch.nn.Module], action_space: str, senses: tuple[str, ...] = DEFAULT_SENSES
+) -> None:
     """One dummy step through a model set, here rather than in the first real step: the first
     use of a set costs PyTorch a few hundred milliseconds (seen as the one late action after
     the first weights swap)."""
-    obs = torch.zeros(1, *OBSERVATION_SHAPE)
+    obs = step_inputs(*dummy_inputs(senses), senses)
     embed = models['encoder'].embed(obs)
     action, _, _, _ = models['policy'].get_action_and_value(obs)
     features = action_features(action, action_space)
@@ -34,8 +46,14 @@ def warm_up(models: dict[str, torch.nn.Module], action_space: str) -> None:
 
 
 class CuriosityPolicy:
-    def __init__(self, encoder: str, action_space: str, seed: int = 0) -> None:
-        self.encoder, self.action_space = encoder, action_space
+    def __init__(
+        self,
+        encoder: str,
+        action_space: str,
+        seed: int = 0,
+        senses: tuple[str, ...] = DEFAULT_SENSES,
+    ) -> None:
+        self.encoder, self.action_space, self.senses = encoder, action_space, tuple(senses)
         torch.manual_seed(seed)  # the trainer seeds its initial weights the same way
         # Double buffering (pamiq-core's sync): new weights load into the idle set, then one
         # assignment swaps the sets. Building modules per update would cost ~0.1 s of CPU.
@@ -46,10 +64,10 @@ class CuriosityPolicy:
         self.predicted: torch.Tensor | None = None  # z^_t, predicted at t-1
 
     def fresh_models(self) -> dict[str, torch.nn.Module]:
-        models = build_models(self.encoder, self.action_space)
+        models = build_models(self.encoder, self.action_space, self.senses)
         for model in models.values():
             model.eval()
-        warm_up(models, self.action_space)
+        warm_up(models, self.action_space, self.senses)
         return models
 
     def load_state_dict(self, state: Mapping) -> None:
@@ -83,7 +101,7 @@ class CuriosityPolicy:
 
     def swap_in(self, version: int) -> None:
         """Make the idle set, just loaded, the acting one with one assignment."""
-        warm_up(self.spare, self.action_space)
+        warm_up(self.spare, self.action_space, self.senses)
         loaded = self.spare
         self.spare = self.active[0]
         self.active = (loaded, version)
@@ -102,13 +120,19 @@ class CuriosityPolicy:
         self.predicted = None
 
     @torch.inference_mode()
-    def step(self, observation: np.ndarray) -> StepResult:
+    def step(self, observation: np.ndarray, senses: Mapping | None = None) -> StepResult:
         models, version = self.active  # one consistent set for this step
-        obs = observations_to_tensor(observation)  # o_t, (1, 3, 84, 84)
+        obs = step_inputs(observation, senses, self.senses)  # o_t: (1, 3, 84, 84) or senses
         embed = models['encoder'].embed(obs)  # z_t
         reward = (
             0.0 if self.predicted is None else float(curiosity_reward(self.predicted, embed)[0])
         )
+        shares = {}
+        if self.predicted is not None and is_multimodal(self.senses):
+            shares = {
+                sense: float(value[0])
+                for sense, value in per_sense_rewards(self.predicted, embed, self.senses).items()
+            }
         action, log_prob, _, value = models['policy'].get_action_and_value(obs)  # a_t ~ pi(.|o_t)
         features = action_features(action, self.action_space)
         previous = (
@@ -116,4 +140,6 @@ class CuriosityPolicy:
         )
         self.predicted = models['forward_dynamics'](previous, embed, features)  # z^_{t+1}
         self.previous_action = features
-        return StepResult(action[0].numpy(), reward, float(value[0]), float(log_prob[0]), version)
+        return StepResult(
+            action[0].numpy(), reward, float(value[0]), float(log_prob[0]), version, shares
+        )

@@ -23,7 +23,7 @@ from the same buffers; `LearnerConfig` says how many.
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import Callable, Collection
+from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass, field
 import math
 import threading
@@ -35,19 +35,16 @@ import torch
 from pamiq.learning.config import LearnerConfig
 from pamiq.learning.curiosity import RewardNormalizer
 from pamiq.learning.device import choose_device
-from pamiq.learning.models import (
-    LEARNING_RATES,
-    action_features,
-    build_models,
-    observations_to_tensor,
-)
+from pamiq.learning.models import LEARNING_RATES, action_features, build_models
 from pamiq.learning.ppo import Rollout, ppo_update
+from pamiq.learning.senses import EXTRA_SENSES, extra_senses, is_multimodal, model_inputs
 from pamiq.storage.checkpoint import load_latest_checkpoint, save_checkpoint
 from pamiq.vocabulary import (
     CONTINUOUS_ACTION_DIM,
     DISCRETE_ACTION_CHOICES,
     EMBEDDING_DIM,
     FRAME_SHAPE,
+    parse_senses,
     round_metrics,
 )
 
@@ -72,12 +69,19 @@ class Step:
     value: float
     log_prob: float
     version: int
+    senses: dict[str, np.ndarray] = field(default_factory=dict)  # hearing, body at o_t
+    sense_rewards: dict[str, float] = field(default_factory=dict)  # r_t's share of each sense
 
     @classmethod
     def from_fields(
-        cls, fields: dict[str, float], observation: np.ndarray, action: np.ndarray
+        cls,
+        fields: dict[str, float],
+        observation: np.ndarray,
+        action: np.ndarray,
+        senses: Mapping[str, np.ndarray] | None = None,
     ) -> Step:
-        """A step from agent/step's named fields (pamiq.ros.messages.STEP_FIELDS) and its data."""
+        """A step from agent/step's named fields (pamiq.ros.messages.STEP_FIELDS) and its data;
+        fields named reward_<sense> are the reward's share of each sense."""
         return cls(
             index=int(fields['step']),
             observation=observation,
@@ -86,11 +90,20 @@ class Step:
             value=fields['value'],
             log_prob=fields['log_prob'],
             version=int(fields['policy_version']),
+            senses=dict(senses or {}),
+            sense_rewards={
+                name.removeprefix('reward_'): value
+                for name, value in fields.items()
+                if name.startswith('reward_')
+            },
         )
 
 
 class DynamicsBuffer:
     """Fixed-size transitions; when full a new one replaces a random slot (the original's).
+
+    With senses besides vision (`extras`: name -> shape of one step's input) each transition
+    also keeps what they gave at o_t and o_{t+1}.
 
     Once the encoder is frozen, the embeddings of a transition's two observations never change,
     so they are computed once per transition (`unembedded` / `store_embeddings`) and the forward
@@ -98,25 +111,49 @@ class DynamicsBuffer:
     """
 
     def __init__(
-        self, size: int, action_shape: tuple[int, ...], action_dtype, seed: int = 0
+        self,
+        size: int,
+        action_shape: tuple[int, ...],
+        action_dtype,
+        seed: int = 0,
+        extras: Mapping[str, tuple[int, ...]] | None = None,
+        embed_dim: int = EMBEDDING_DIM,
     ) -> None:
         self.observations = np.zeros((size, *FRAME_SHAPE), np.uint8)
         self.next_observations = np.zeros((size, *FRAME_SHAPE), np.uint8)
         self.actions = np.zeros((size, *action_shape), action_dtype)
         self.previous_actions = np.zeros((size, *action_shape), action_dtype)
-        self.embeddings = np.zeros((size, EMBEDDING_DIM), np.float32)
-        self.next_embeddings = np.zeros((size, EMBEDDING_DIM), np.float32)
+        extras = extras or {}
+        self.senses = {
+            name: np.zeros((size, *shape), np.float32) for name, shape in extras.items()
+        }
+        self.next_senses = {
+            name: np.zeros((size, *shape), np.float32) for name, shape in extras.items()
+        }
+        self.embeddings = np.zeros((size, embed_dim), np.float32)
+        self.next_embeddings = np.zeros((size, embed_dim), np.float32)
         self.embedded = np.zeros(size, bool)
         self.generation = np.zeros(size, np.int64)  # bumped when a slot is overwritten
         self.size, self.count = size, 0
         self.rng = np.random.default_rng(seed)
 
-    def add(self, previous_action, observation, action, next_observation) -> None:
+    def add(
+        self,
+        previous_action,
+        observation,
+        action,
+        next_observation,
+        senses: Mapping[str, np.ndarray] | None = None,
+        next_senses: Mapping[str, np.ndarray] | None = None,
+    ) -> None:
         slot = self.count if self.count < self.size else int(self.rng.integers(self.size))
         self.previous_actions[slot] = previous_action
         self.observations[slot] = observation
         self.actions[slot] = action
         self.next_observations[slot] = next_observation
+        for name in self.senses:
+            self.senses[name][slot] = senses[name]
+            self.next_senses[name][slot] = next_senses[name]
         self.embedded[slot] = False
         self.generation[slot] += 1
         self.count = min(self.count + 1, self.size)
@@ -131,6 +168,7 @@ class DynamicsBuffer:
             self.observations[index],
             self.actions[index],
             self.next_observations[index],
+            *self.sensed(index),
         )
 
     def sample_embedded(self, batch_size: int) -> tuple[np.ndarray, ...] | None:
@@ -154,6 +192,13 @@ class DynamicsBuffer:
             self.generation[index].copy(),
             self.observations[index],
             self.next_observations[index],
+        )
+
+    def sensed(self, index: np.ndarray) -> tuple[dict, dict]:
+        """What the other senses gave at o_t and o_{t+1} of these slots."""
+        return (
+            {name: array[index] for name, array in self.senses.items()},
+            {name: array[index] for name, array in self.next_senses.items()},
         )
 
     def store_embeddings(self, index, generations, embeddings, next_embeddings) -> None:
@@ -184,8 +229,9 @@ class Learner:
     def __init__(self, config: LearnerConfig, seed: int = 0) -> None:
         self.config = config
         self.device = choose_device(config.device)
+        self.senses = parse_senses(config.senses)
         torch.manual_seed(seed)
-        self.models = build_models(config.encoder, config.action_space)
+        self.models = build_models(config.encoder, config.action_space, self.senses)
         for model in self.models.values():
             model.to(self.device)
         self.optimizers = {
@@ -201,7 +247,12 @@ class Learner:
         self.action_dtype = np.float32 if continuous else np.int64
         self.zero_action = np.zeros(action_shape, self.action_dtype)
         self.buffer = DynamicsBuffer(
-            config.dynamics_buffer_size, action_shape, self.action_dtype, seed
+            config.dynamics_buffer_size,
+            action_shape,
+            self.action_dtype,
+            seed,
+            {name: EXTRA_SENSES[name] for name in extra_senses(self.senses)},
+            self.models['forward_dynamics'].fc_out.out_features,  # the (fused) embedding's size
         )
         self.normalizer = RewardNormalizer(config.ppo.gamma)
         self.generator = torch.Generator().manual_seed(seed)
@@ -225,7 +276,12 @@ class Learner:
             last = stream.last
             if last is not None and step.index == last.index + 1:
                 self.buffer.add(
-                    stream.previous_action, last.observation, last.action, step.observation
+                    stream.previous_action,
+                    last.observation,
+                    last.action,
+                    step.observation,
+                    last.senses,
+                    step.senses,
                 )
                 stream.previous_action = last.action
                 self.extend_rollout(stream, last, step)
@@ -307,9 +363,11 @@ class Learner:
             losses['ppo/policy_lag'] = float(
                 np.mean([self.version - s.version for _, steps in rollouts for s in steps[:-1]])
             )
-        losses['reward/mean'] = float(
-            np.mean([s.reward for _, steps in rollouts for s in steps[1:]])
-        )
+        following = [s for _, steps in rollouts for s in steps[1:]]
+        losses['reward/mean'] = float(np.mean([s.reward for s in following]))
+        for sense in self.sense_metrics():
+            shares = [s.sense_rewards.get(sense, 0.0) for s in following]
+            losses[f'reward/{sense}'] = float(np.mean(shares))
         losses['update/actors'] = float(len({name for name, _ in rollouts}))
         losses['update/samples'] = float(sum(len(steps) - 1 for _, steps in rollouts))
         self.version += 1
@@ -361,17 +419,21 @@ class Learner:
         """Fill the embedding cache for transitions added since the last round."""
         with self.lock:
             index, generations, observations, next_observations = self.buffer.unembedded()
+            senses, next_senses = self.buffer.sensed(index)
         if not len(index):
             return
         encoder = self.models['encoder']
         embeddings, next_embeddings = [], []
         for start in range(0, len(index), EMBED_CHUNK):
             chunk = slice(start, start + EMBED_CHUNK)
-            for images, out in (
-                (observations[chunk], embeddings),
-                (next_observations[chunk], next_embeddings),
+            for images, extras, out in (
+                (observations[chunk], senses, embeddings),
+                (next_observations[chunk], next_senses, next_embeddings),
             ):
-                out.append(encoder.embed(observations_to_tensor(images, self.device)).cpu())
+                inputs = model_inputs(
+                    images, {k: v[chunk] for k, v in extras.items()}, self.senses, self.device
+                )
+                out.append(encoder.embed(inputs).cpu())
         with self.lock:
             self.buffer.store_embeddings(
                 index,
@@ -400,13 +462,13 @@ class Learner:
         return self.batch_tensors(batch)
 
     def batch_tensors(self, batch) -> tuple[torch.Tensor, ...]:
-        previous_actions, observations, actions, next_observations = batch
+        previous_actions, observations, actions, next_observations, senses, next_senses = batch
         space = self.config.action_space
         return (
             action_features(torch.as_tensor(previous_actions, device=self.device), space),
-            observations_to_tensor(observations, self.device),
+            model_inputs(observations, senses, self.senses, self.device),
             action_features(torch.as_tensor(actions, device=self.device), space),
-            observations_to_tensor(next_observations, self.device),
+            model_inputs(next_observations, next_senses, self.senses, self.device),
         )
 
     def encoder_loss(self, previous_action, observation, action, next_observation) -> torch.Tensor:
@@ -429,8 +491,11 @@ class Learner:
         if self.config.normalize_reward:
             rewards = self.normalizer.normalize(rewards, actor)
         actions = np.stack([s.action for s in acted])
+        extras = {name: np.stack([s.senses[name] for s in acted]) for name in self.buffer.senses}
         return Rollout(
-            obs=observations_to_tensor(np.stack([s.observation for s in acted]), self.device),
+            obs=model_inputs(
+                np.stack([s.observation for s in acted]), extras, self.senses, self.device
+            ),
             actions=torch.as_tensor(actions, device=self.device),
             logprobs=torch.tensor(
                 [s.log_prob for s in acted], dtype=torch.float32, device=self.device
@@ -494,7 +559,13 @@ class Learner:
 
     def metrics(self) -> tuple[str, ...]:
         """Every name `train_round` may report (the trainer publishes each on its own topic)."""
-        return round_metrics(self.config.encoder)
+        return round_metrics(self.config.encoder) + tuple(
+            f'reward/{sense}' for sense in self.sense_metrics()
+        )
+
+    def sense_metrics(self) -> tuple[str, ...]:
+        """The senses whose share of the reward a round reports (none with vision alone)."""
+        return self.senses if is_multimodal(self.senses) else ()
 
     # --- state -------------------------------------------------------------------------------
     def state_dict(self) -> dict:

@@ -21,6 +21,7 @@ import torch.nn.functional as F
 from pamiq.vocabulary import (
     ACTION_SPACES,
     CONTINUOUS_ACTION_DIM,
+    DEFAULT_SENSES,
     DISCRETE_ACTION_CHOICES,
     EMBEDDING_DIM,
     ENCODERS,
@@ -119,12 +120,19 @@ class InverseDynamics(nn.Module):
     reward drift upwards for reasons that have nothing to do with novelty.
     """
 
-    def __init__(self, action_dim: int, normalize_embedding: bool = True) -> None:
+    def __init__(
+        self,
+        action_dim: int,
+        normalize_embedding: bool = True,
+        features: nn.Module | None = None,
+    ) -> None:
         super().__init__()
-        self.normalize_embedding = normalize_embedding
-        self.encoder = SmallConvNet(EMBEDDING_DIM)
+        # Several senses' features (pamiq.learning.multimodal) normalise each sense themselves.
+        self.normalize_embedding = normalize_embedding and features is None
+        self.encoder = SmallConvNet(EMBEDDING_DIM) if features is None else features
+        dim = EMBEDDING_DIM if features is None else features.dim
         self.predictor = nn.Sequential(
-            nn.Linear(2 * EMBEDDING_DIM, 512),
+            nn.Linear(2 * dim, 512),
             nn.ReLU(),
             nn.Linear(512, 512),
             nn.ReLU(),
@@ -156,7 +164,10 @@ class InverseDynamics(nn.Module):
         """
         z, next_z = self.embed(obs), self.embed(next_obs)
         prev_pred, pred = self.predictor(torch.cat([z, next_z], dim=-1)).chunk(2, dim=-1)
-        return F.mse_loss(prev_pred, prev_action_feat) + F.mse_loss(pred, action_feat)
+        loss = F.mse_loss(prev_pred, prev_action_feat) + F.mse_loss(pred, action_feat)
+        if hasattr(self.encoder, 'auxiliary_loss'):  # senses besides vision reconstruct themselves
+            loss = loss + self.encoder.auxiliary_loss(obs)
+        return loss
 
 
 class SmallDeconvNet(nn.Module):
@@ -288,13 +299,18 @@ class PolicyValue(nn.Module):
     the base Normal's loc is the mean itself. Discrete: one Categorical per (3, 3, 3, 2, 2) button.
     """
 
-    def __init__(self, action_space: str, orthogonal_init: bool = True) -> None:
+    def __init__(
+        self,
+        action_space: str,
+        orthogonal_init: bool = True,
+        features: nn.Module | None = None,
+    ) -> None:
         super().__init__()
         action_feature_dim(action_space)  # validates the name
         self.action_space = action_space
         self.trunk = nn.Sequential(  # as large-scale-curiosity's policy trunk
-            SmallConvNet(512),
-            nn.Linear(512, 512),
+            SmallConvNet(512) if features is None else features,
+            nn.Linear(512 if features is None else features.dim, 512),
             nn.ReLU(),
             nn.Linear(512, 512),
             nn.ReLU(),
@@ -363,17 +379,38 @@ class PolicyValue(nn.Module):
         return action, log_prob, entropy, value
 
 
-def build_models(encoder: str, action_space: str) -> dict[str, nn.Module]:
+def build_models(
+    encoder: str, action_space: str, senses: tuple[str, ...] = DEFAULT_SENSES
+) -> dict[str, nn.Module]:
     """The three trained networks: 'encoder', 'forward_dynamics' and 'policy'.
 
     Args:
         encoder: 'inverse_dynamics' (the original's default) or 'vae'.
         action_space: 'continuous' or 'discrete'.
+        senses: What the models perceive; beyond vision alone, each sense has its own network
+            and the embedding fuses them (pamiq.learning.multimodal). The VAE reconstructs
+            frames only, so it learns from vision alone.
 
     Returns:
         Fresh modules keyed by the names of `LEARNING_RATES`.
     """
     action_dim = action_feature_dim(action_space)
+    if tuple(senses) != DEFAULT_SENSES:
+        from pamiq.learning.multimodal import SenseFeatures  # it builds on this module
+
+        if encoder != 'inverse_dynamics':
+            raise ValueError(
+                f'senses {",".join(senses)} need encoder inverse_dynamics; '
+                f'{encoder!r} learns from frames only'
+            )
+        features = SenseFeatures(tuple(senses))
+        models = {
+            'encoder': InverseDynamics(action_dim, features=features),
+            'forward_dynamics': ForwardDynamics(action_dim, embed_dim=features.dim),
+            'policy': PolicyValue(action_space, features=SenseFeatures(tuple(senses))),
+        }
+        assert tuple(models) == MODEL_NAMES
+        return models
     if encoder == 'inverse_dynamics':
         encoder_model: nn.Module = InverseDynamics(action_dim)
     elif encoder == 'vae':

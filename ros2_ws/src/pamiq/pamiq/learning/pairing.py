@@ -1,7 +1,8 @@
-"""Pairing the three messages of one frame (observation, action, step) by their shared stamp.
+"""Pairing the messages of one frame (observation, action, step) by their shared stamp.
 
-The agent publishes agent/observation, action and agent/step with the frame's stamp; the trainer
-(live, with a timeout) and offline training (from bags) both join them here.
+The agent publishes agent/observation, action and agent/step with the frame's stamp (and with
+more senses agent/hearing and agent/body); the trainer (live, with a timeout) and offline
+training (from bags) both join them here.
 """
 
 from __future__ import annotations
@@ -17,21 +18,24 @@ class StampPairer:
     """Joins the parts of one frame by stamp; `expire` drops frames waiting over `timeout` s."""
 
     def __init__(
-        self, timeout: float = float('inf'), now: Callable[[], float] = time.monotonic
+        self,
+        timeout: float = float('inf'),
+        now: Callable[[], float] = time.monotonic,
+        parts: tuple[str, ...] = PARTS,
     ) -> None:
-        self.timeout, self.now = timeout, now
+        self.timeout, self.now, self.parts = timeout, now, parts
         self.pending: dict[int, dict[str, Any]] = {}
         self.arrived: dict[int, float] = {}
         self.dropped = 0
 
     def add(self, stamp_ns: int, part: str, value: Any) -> dict[str, Any] | None:
-        """Add one part; returns {part: value} for all PARTS once the frame is complete."""
-        if part not in PARTS:
-            raise ValueError(f'part must be one of {PARTS}, got {part!r}')
+        """Add one part; returns {part: value} for all parts once the frame is complete."""
+        if part not in self.parts:
+            raise ValueError(f'part must be one of {self.parts}, got {part!r}')
         entry = self.pending.setdefault(stamp_ns, {})
         self.arrived.setdefault(stamp_ns, self.now())
         entry[part] = value
-        if len(entry) < len(PARTS):
+        if len(entry) < len(self.parts):
             return None
         del self.pending[stamp_ns], self.arrived[stamp_ns]
         return entry

@@ -7,8 +7,8 @@ refuses weights, so acting, publishing and pausing are one code path.
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
 from typing import Protocol
 
 import numpy as np
@@ -21,6 +21,7 @@ class StepResult:
     value: float  # V(o_t)
     log_prob: float  # log pi(a_t | o_t)
     version: int  # the policy version that acted
+    sense_rewards: dict[str, float] = field(default_factory=dict)  # r_t's share of each sense
 
 
 class Policy(Protocol):
@@ -28,8 +29,9 @@ class Policy(Protocol):
     def version(self) -> int:
         """The weights version acting now (0: initial weights, or none)."""
 
-    def step(self, observation: np.ndarray) -> StepResult:
-        """Decide a_t for o_t, a (84, 84, 3) uint8 RGB frame."""
+    def step(self, observation: np.ndarray, senses: Mapping | None = None) -> StepResult:
+        """Decide a_t for o_t, a (84, 84, 3) uint8 RGB frame, and what the other senses give
+        at that frame (pamiq.learning.senses: 'hearing', 'body'), if the policy has them."""
 
     def reset(self) -> None:
         """Forget the step sequence: the next observation starts a new one."""

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 import math
 
 import numpy as np
@@ -41,7 +41,7 @@ class RandomPolicy:
         action = np.array([self.rng.integers(n) for n in DISCRETE_ACTION_CHOICES], np.int64)
         return action, -float(np.sum(np.log(DISCRETE_ACTION_CHOICES)))
 
-    def step(self, observation: np.ndarray) -> StepResult:
+    def step(self, observation: np.ndarray, senses: Mapping | None = None) -> StepResult:
         action, log_prob = self.sample()
         return StepResult(action, 0.0, 0.0, log_prob, self.version)
 

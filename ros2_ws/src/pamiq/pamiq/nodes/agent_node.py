@@ -29,15 +29,17 @@ from std_srvs.srv import SetBool
 import torch
 
 from pamiq import vrchat
-from pamiq.learning.config import action_space_setting, encoder_setting
+from pamiq.learning.config import action_space_setting, encoder_setting, senses_setting
 from pamiq.learning.curiosity_policy import CuriosityPolicy
 from pamiq.learning.policy import Policy
 from pamiq.learning.preprocessing import preprocess
 from pamiq.learning.random_policy import RandomPolicy
+from pamiq.learning.senses import is_multimodal
 from pamiq.ros import messages, qos, spin, topics
 from pamiq.ros.diagnostics import ERROR, OK, WARN, Diagnostics, RateMeter, TransitLoss, rate_level
 from pamiq.ros.image_conversion import ImageConversionError, image_to_numpy, numpy_to_image
-from pamiq.ros.parameters import declare_settings
+from pamiq.ros.parameters import check_senses, declare_settings
+from pamiq.ros.sense_inputs import SenseInputs
 from pamiq.settings import setting
 from pamiq.storage.weights import WeightsError
 from pamiq.vocabulary import POLICIES
@@ -51,6 +53,7 @@ class AgentConfig:
     policy: str = setting(POLICIES[0], 'How actions are chosen', choices=POLICIES)
     action_space: str = action_space_setting()
     encoder: str = encoder_setting()
+    senses: str = senses_setting()
     run_dir: str = setting('', 'Start from the newest checkpoint here, if any')
     seed: int = setting(
         0, 'Seed of initial weights and sampling (-1: entropy)', low=-1, high=2**31 - 1
@@ -85,7 +88,8 @@ PARAMETERS = (AgentConfig,)
 def make_policy(config: AgentConfig) -> Policy:
     if config.policy == 'random':
         return RandomPolicy(config.action_space, None if config.seed < 0 else config.seed)
-    return CuriosityPolicy(config.encoder, config.action_space, max(config.seed, 0))
+    senses = check_senses(config.senses, config.encoder)
+    return CuriosityPolicy(config.encoder, config.action_space, max(config.seed, 0), senses)
 
 
 class Agent(Node):
@@ -95,6 +99,7 @@ class Agent(Node):
         config = self.config
         torch.set_num_threads(config.torch_threads)
         self.policy = make_policy(config)
+        senses = check_senses(config.senses, config.encoder)
         if config.run_dir:
             path = self.policy.load_checkpoint(config.run_dir, self.get_logger().warning)
             if path is not None:
@@ -143,7 +148,13 @@ class Agent(Node):
             self.report_timer = self.create_timer(config.report_period, self.report_callback)
         self.diagnostics = Diagnostics(self, 'agent')
         self.diagnostics.add('acting', self.acting_check)
-        self.get_logger().info(f'{config.policy} policy, {config.action_space} actions')
+        # Beyond vision: what is heard and felt at each frame (and which sense is missing).
+        self.senses = SenseInputs(self, senses) if is_multimodal(senses) else None
+        if self.senses is not None:
+            self.diagnostics.add('senses', self.senses.check)
+        self.get_logger().info(
+            f'{config.policy} policy, {config.action_space} actions, senses {",".join(senses)}'
+        )
 
     def reconfigure(self, config: AgentConfig) -> None:
         self.config = config
@@ -216,7 +227,8 @@ class Agent(Node):
             return
         observation = preprocess(frame)
         stamp = msg.header.stamp
-        result = self.policy.step(observation)
+        senses = self.senses.current() if self.senses is not None else None
+        result = self.policy.step(observation, senses)
         names, values = messages.action_names_values(result.action, self.config.action_space)
         # The action first: it is what the avatar waits for.
         self.action_pub.publish(messages.action_message(stamp, names, values))
@@ -225,9 +237,17 @@ class Agent(Node):
         )
         self.step_pub.publish(
             messages.step_message(
-                stamp, self.steps, result.reward, result.value, result.log_prob, result.version
+                stamp,
+                self.steps,
+                result.reward,
+                result.value,
+                result.log_prob,
+                result.version,
+                result.sense_rewards,
             )
         )
+        if senses is not None:
+            self.senses.publish(stamp, senses)
         self.reward_pub.publish(Float32(data=result.reward))
         self.steps_with_version += 1
         self.steps += 1

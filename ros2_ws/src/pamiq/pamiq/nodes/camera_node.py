@@ -22,12 +22,18 @@ from pamiq.ros.diagnostics import ERROR, Diagnostics, RateMeter, rate_level
 from pamiq.ros.image_conversion import numpy_to_image
 from pamiq.ros.parameters import ParameterError, declare_settings
 from pamiq.settings import setting
-from pamiq.video import VideoSource, is_file, parse_source
+from pamiq.video import V4L2_SYSFS, VideoSource, find_video_device, is_file, parse_source
 
 
 @dataclass(frozen=True)
 class CameraConfig:
-    camera: str = setting('0', 'Video source: device index, file path or URL')
+    camera: str = setting(
+        '', 'Video source: device index, file path or URL; empty: the device named camera_name'
+    )
+    camera_name: str = setting(
+        'OBS Virtual Camera',
+        "With camera '': the video4linux device whose name contains this (else index 0)",
+    )
     width: int = setting(0, 'Requested capture width in px (0: source default)', low=0, high=8192)
     height: int = setting(
         0, 'Requested capture height in px (0: source default)', low=0, high=8192
@@ -54,7 +60,7 @@ class Camera(Node):
     def __init__(self) -> None:
         super().__init__('camera')
         config = self.config = declare_settings(self, CameraConfig, self.reconfigure)
-        source = parse_source(config.camera)
+        source = parse_source(config.camera) if config.camera else self.find_device()
         if is_file(source) and not os.path.exists(source):
             raise ParameterError(f"parameter 'camera': video file {source!r} does not exist")
         self.video = VideoSource(source, config.width, config.height, config.fps, config.loop)
@@ -73,6 +79,19 @@ class Camera(Node):
 
     def reconfigure(self, config: CameraConfig) -> None:
         self.config = config
+
+    def find_device(self) -> int:
+        """The index of the device named camera_name (OBS's virtual camera), said in the log."""
+        found = find_video_device(self.config.camera_name)
+        if found is None:
+            self.get_logger().warning(
+                f'no video device named {self.config.camera_name!r} '
+                f'(in {V4L2_SYSFS}); trying index 0: set camera:= to choose one'
+            )
+            return 0
+        index, name = found
+        self.get_logger().info(f'camera: /dev/video{index} ({name!r}), found by its name')
+        return index
 
     def open_source(self) -> None:
         if self.video.open():

@@ -11,6 +11,11 @@ frame has been applied: the actuator sends that action's inputs and then the fra
 `/pamiq/frame <stamp>` (pamiq.osc), and the world steps on the marker of exactly the frame it
 published. In both simulated modes the world publishes `/clock` (Doom's tics as time), stamps
 with it, and the other nodes run with use_sim_time.
+
+With `audio` it also publishes what the player hears (ViZDoom's audio buffer, resampled to
+pamiq.audio's format) on `audio/pcm`, stamped in the world's time, before each frame. Like
+VRChat it sends the avatar's body parameters (velocity in the avatar's frame, AngularY from the
+yaw, Grounded from the game) as OSC to `body_osc_port`, each when it changes.
 """
 
 from __future__ import annotations
@@ -28,10 +33,18 @@ from rosgraph_msgs.msg import Clock
 from sensor_msgs.msg import Image
 from std_srvs.srv import Trigger
 
-from pamiq import vrchat
-from pamiq.doom import RESOLUTIONS, TICRATE, doom_command, make_game
-from pamiq.osc import HeldInputs, listen
+from pamiq import avatar, vrchat
+from pamiq.doom import (
+    RESOLUTIONS,
+    TICRATE,
+    DoomHearing,
+    avatar_parameters,
+    doom_command,
+    make_game,
+)
+from pamiq.osc import HeldInputs, OscSender, listen
 from pamiq.ros import qos, spin, topics
+from pamiq.ros.audio_publisher import AudioPublisher
 from pamiq.ros.diagnostics import Diagnostics, RateMeter, rate_level, steady_clock
 from pamiq.ros.image_conversion import numpy_to_image
 from pamiq.ros.parameters import ParameterError, declare_settings
@@ -74,6 +87,13 @@ class WorldConfig:
         low=0.05,
         high=60.0,
     )
+    audio: bool = setting(False, 'Publish what the player hears on audio/pcm (needs OpenAL)')
+    body_osc_port: int = setting(
+        avatar.OUTPUT_PORT,
+        "UDP port the avatar's body parameters go to, as VRChat sends them (0: none)",
+        low=0,
+        high=65535,
+    )
 
 
 PARAMETERS = (WorldConfig,)
@@ -86,7 +106,11 @@ class DoomWorld(Node):
         self.engine_dir = tempfile.TemporaryDirectory(prefix='pamiq-vizdoom-')
         try:
             self.game = make_game(
-                config.scenario, config.resolution, config.seed, self.engine_dir.name
+                config.scenario,
+                config.resolution,
+                config.seed,
+                self.engine_dir.name,
+                audio=config.audio,
             )
         except ValueError as error:
             self.engine_dir.cleanup()
@@ -94,7 +118,7 @@ class DoomWorld(Node):
         self.inputs = HeldInputs()
         self.input_url = f'udp://{config.osc_host}:{config.osc_port}'
         try:
-            self.server = listen(config.osc_host, config.osc_port, self.inputs)
+            self.server = listen(config.osc_host, config.osc_port, self.inputs, self.bad_input)
         except OSError as error:
             self.game.close()
             self.engine_dir.cleanup()
@@ -117,6 +141,17 @@ class DoomWorld(Node):
         self.image_pub = self.create_publisher(Image, topics.IMAGE, qos.IMAGE_PUBLISHER)
         self.pose_pub = self.create_publisher(PoseStamped, topics.POSE, qos.DEFAULT)
         self.clock_pub = self.create_publisher(Clock, topics.CLOCK, qos.CLOCK)
+        # The world's time of tic 0: the clock at start in real time, 0 in simulated time.
+        self.epoch_ns = 0 if self.simulated else self.get_clock().now().nanoseconds
+        self.hearing = DoomHearing() if config.audio else None
+        self.heard_tics = (0, 0)  # (first tic, count) advanced since the last frame
+        self.audio = AudioPublisher(self, f'ViZDoom {config.scenario}') if config.audio else None
+        self.body = (
+            OscSender(vrchat.INPUT_HOST, config.body_osc_port) if config.body_osc_port else None
+        )
+        self.body_sent: dict[str, float | bool] = {}
+        self.last_yaw: tuple[int, float] | None = None  # (tic, angle)
+        self.announce_avatar()
         self.reset_srv = self.create_service(Trigger, topics.WORLD_RESET, self.reset_callback)
         self.stopping = threading.Event()
         self.lockstep_thread: threading.Thread | None = None
@@ -214,6 +249,8 @@ class DoomWorld(Node):
         # (ViZDoom stops early if the episode ends within them).
         self.game.set_action(doom_command(self.inputs.snapshot(), self.config.turn_rate / TICRATE))
         self.game.advance_action(tics)
+        first, count = self.heard_tics
+        self.heard_tics = (first if count else self.tics, count + tics)
         if self.game.is_episode_finished():
             self.new_episode('episode finished')
 
@@ -222,14 +259,20 @@ class DoomWorld(Node):
         node's clock has reached the frame's stamp when the frame arrives."""
         with self.game_lock:
             state = self.game.get_state()
+            (first, count), self.heard_tics = self.heard_tics, (0, 0)
         if state is None:
             return
         stamp = time_now.to_msg()
         if self.simulated:
             self.clock_pub.publish(Clock(clock=stamp))
+        if self.hearing is not None:  # what was heard up to the frame, before the frame
+            start = self.epoch_ns + round(first * 1e9 / TICRATE)
+            for chunk in self.hearing.take(state.audio_buffer, count, start):
+                self.audio.publish(chunk)
         self.image_pub.publish(numpy_to_image(state.screen_buffer, 'rgb8', stamp, 'doom_camera'))
         self.meter.tick()
-        x, y, angle = (float(v) for v in state.game_variables)
+        x, y, angle = (float(v) for v in state.game_variables[:3])
+        self.send_body(state.game_variables)
         if self.last_xy is not None:
             self.travelled += math.dist(self.last_xy, (x, y))
         self.last_xy = (x, y)
@@ -240,6 +283,35 @@ class DoomWorld(Node):
         yaw = math.radians(angle)
         pose.pose.orientation.z, pose.pose.orientation.w = math.sin(yaw / 2), math.cos(yaw / 2)
         self.pose_pub.publish(pose)
+
+    def send_body(self, variables) -> None:
+        """The avatar parameters VRChat would send now: those that changed since last sent."""
+        if self.body is None:
+            return
+        angle = float(variables[2])
+        turn_rate = 0.0
+        if self.last_yaw is not None and self.tics > self.last_yaw[0]:
+            turned = (angle - self.last_yaw[1] + 180.0) % 360.0 - 180.0
+            turn_rate = turned * TICRATE / (self.tics - self.last_yaw[0])
+        self.last_yaw = (self.tics, angle)
+        velocity = (float(variables[3]), float(variables[4]), float(variables[5]))
+        for name, value in avatar_parameters(velocity, angle, turn_rate, variables[6] > 0).items():
+            previous = self.body_sent.get(name)
+            changed = previous is None or abs(float(value) - float(previous)) > 1e-4
+            if changed and self.body.send_message(avatar.PARAMETER_PREFIX + name, (value,)):
+                self.body_sent[name] = value
+
+    def announce_avatar(self) -> None:
+        """/avatar/change, as VRChat says when an avatar loads (here: each episode's start);
+        every parameter is sent afresh after it."""
+        if self.body is not None:
+            self.body.send_message(
+                avatar.CHANGE_ADDRESS, (f'avtr_pamiq_doom_{self.config.scenario}',)
+            )
+            self.body_sent.clear()
+
+    def bad_input(self, kind: str, text: str) -> None:
+        self.get_logger().warning(f'bad OSC input ({kind}): {text}', throttle_duration_sec=5.0)
 
     def world_check(self):
         x, y = self.last_xy or (math.nan, math.nan)
@@ -254,7 +326,15 @@ class DoomWorld(Node):
             'position': f'({x:.0f}, {y:.0f})',
             'OSC packets received': self.inputs.packets,
             'OSC input': self.input_url,
+            'OSC malformed datagrams': self.server.malformed,
+            'OSC rejected values': self.server.rejected,
+            'OSC unknown addresses': self.server.unrouted,
         }
+        if self.audio is not None:
+            values.update(self.audio.values())
+        if self.body is not None:
+            values['body parameters sent'] = self.body.packets
+            values['body OSC send errors'] = self.body.errors
         level = rate_level(self.meter, self.config.publish_rate)
         return level, f'episode {self.episode}, frames at {rate:.1f} Hz', values
 
@@ -269,6 +349,7 @@ class DoomWorld(Node):
 
     def new_episode(self, why: str) -> None:
         self.game.new_episode()
+        self.announce_avatar()
         self.last_xy = None  # a new spawn point is not travel
         self.episode += 1
         self.get_logger().info(f'{why}: episode {self.episode} started')
@@ -286,8 +367,7 @@ class DoomWorld(Node):
         self.stopping.set()
         if self.lockstep_thread is not None:
             self.lockstep_thread.join(timeout=5.0)
-        self.server.shutdown()
-        self.server.server_close()
+        self.server.close()
         self.game.close()
         self.engine_dir.cleanup()
 

@@ -22,6 +22,7 @@ from pamiq.ros import qos, spin, topics
 from pamiq.ros.diagnostics import ERROR, OK, WARN, Diagnostics
 from pamiq.ros.parameters import declare_settings
 from pamiq.settings import setting
+from pamiq.smoothing import AxisLag, ButtonHold
 
 
 @dataclass(frozen=True)
@@ -69,6 +70,18 @@ class ActuatorConfig:
         high=10.0,
         dynamic=True,
     )
+    axis_time_constant: float = setting(
+        0.0,
+        'Axes follow their command through a first-order lag of this time constant (s; 0: off)',
+        low=0.0,
+        high=5.0,
+    )
+    button_min_hold: float = setting(
+        0.0,
+        'A button stays pressed, or released, at least this long (s; 0: off)',
+        low=0.0,
+        high=5.0,
+    )
 
 
 PARAMETERS = (ActuatorConfig,)
@@ -83,6 +96,9 @@ class OscActuator(Node):
         self.neutral = True  # nothing non-neutral has been sent yet
         self.rejected = 0
         self.pending_presses: list[tuple[float, str]] = []
+        # Optional smoothing for natural movement (pamiq.smoothing); neutral bypasses it.
+        self.lag = AxisLag(self.config.axis_time_constant)
+        self.hold = ButtonHold(self.config.button_min_hold)
 
         self.action_sub = self.create_subscription(
             JointState, topics.ACTION, self.action_callback, qos.ACTION
@@ -132,12 +148,33 @@ class OscActuator(Node):
                 self.reject(problem)
             if value is None:
                 continue
+            value = self.smoothed(name, value)
+            if value is None:
+                continue
             if name in self.config.tap_buttons and value == 1 and self.sender.sent.get(name) == 1:
                 self.sender.send(name, 0)
                 self.pending_presses.append((self.now() + self.config.retap_delay, name))
                 continue
             self.sender.send(name, value)
         self.neutral = False
+
+    def smoothed(self, name: str, value: float | int) -> float | int | None:
+        """The value to send now with smoothing on (None: a button must hold a while)."""
+        if vrchat.is_axis(name) and self.config.axis_time_constant > 0:
+            return self.lag.command(name, float(value), self.now())
+        if vrchat.is_button(name) and self.config.button_min_hold > 0:
+            return self.hold.command(name, int(value), self.now())
+        return value
+
+    def smoothing_callback(self, now: float) -> None:
+        """Axes on their way to the command and buttons whose hold is over, sent."""
+        if self.neutral:
+            return
+        for name, value in self.lag.advance(now).items():
+            if abs(value - float(self.sender.sent.get(name, 0.0))) > 1e-3:
+                self.sender.send(name, value)
+        for name, value in self.hold.due(now).items():
+            self.sender.send(name, value)
 
     def reject(self, problem: str) -> None:
         self.rejected += 1
@@ -151,6 +188,7 @@ class OscActuator(Node):
         self.pending_presses = [(w, n) for w, n in self.pending_presses if w > now]
         for name in due:
             self.sender.send(name, 1)
+        self.smoothing_callback(now)
         if not self.neutral and now - self.last_command > self.config.timeout:
             self.get_logger().warning(
                 f'no command for {self.config.timeout:.2f} s: inputs back to neutral'
@@ -181,6 +219,8 @@ class OscActuator(Node):
 
     def send_all(self, values: dict[str, float | int]) -> None:
         self.pending_presses.clear()
+        self.lag.reset({n: float(v) for n, v in values.items() if vrchat.is_axis(n)})
+        self.hold.reset({n: int(v) for n, v in values.items() if vrchat.is_button(n)})
         for name, value in values.items():
             self.sender.send(name, value)
 

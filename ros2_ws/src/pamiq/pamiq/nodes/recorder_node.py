@@ -16,9 +16,16 @@ import threading
 from rclpy.node import Node
 
 from pamiq import run_dir as layout
-from pamiq.ros import qos, spin, topics
+from pamiq.ros import spin, topics
 from pamiq.ros.actors import ActorDiscovery
-from pamiq.ros.bags import ACTOR_TOPICS, STORAGES, TRAINER_TOPICS, SplitWriter, message_class
+from pamiq.ros.bags import (
+    ACTOR_TOPICS,
+    STORAGES,
+    TRAINER_TOPICS,
+    SplitWriter,
+    message_class,
+    subscription_qos,
+)
 from pamiq.ros.diagnostics import ERROR, OK, WARN, Diagnostics
 from pamiq.ros.parameters import ParameterError, declare_settings
 from pamiq.settings import setting
@@ -93,7 +100,7 @@ class Recorder(Node):
             message_class(msgtype),
             topic,
             lambda data: self.enqueue(topic, data),
-            qos.IMAGE if topics.matches(topic, topics.IMAGE) else qos.OBSERVATION,
+            subscription_qos(topic),
             raw=True,
         )
 

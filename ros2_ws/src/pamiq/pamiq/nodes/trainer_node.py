@@ -28,12 +28,19 @@ import torch
 from pamiq import run_dir as layout
 from pamiq.learning.learner import Learner, LearnerConfig, Step
 from pamiq.learning.pairing import StampPairer
+from pamiq.learning.senses import extra_senses
 from pamiq.ros import qos, spin, topics
 from pamiq.ros.actors import ActorDiscovery
 from pamiq.ros.diagnostics import ERROR, OK, WARN, Diagnostics, steady_clock
-from pamiq.ros.messages import STEP_PARTS, stamp_ns, step_part
-from pamiq.ros.parameters import ParameterError, declare_settings, writable_directory
+from pamiq.ros.messages import stamp_ns
+from pamiq.ros.parameters import (
+    ParameterError,
+    check_senses,
+    declare_settings,
+    writable_directory,
+)
 from pamiq.ros.priority import lower_process_priority
+from pamiq.ros.sense_messages import frame_part, frame_parts
 from pamiq.settings import setting
 from pamiq.storage.checkpoint import CheckpointError
 from pamiq.storage.weights import pack_weights
@@ -71,6 +78,7 @@ class Trainer(Node):
         learning = declare_settings(self, LearnerConfig)
         self.run_dir = writable_directory('run_dir', self.config.run_dir)
         torch.set_num_threads(self.config.torch_threads)
+        self.extras = extra_senses(check_senses(learning.senses, learning.encoder))
         try:
             self.learner = Learner(learning, self.config.seed)
         except ValueError as error:  # the device
@@ -140,21 +148,20 @@ class Trainer(Node):
         if actor in self.subs:
             return
         # The node's clock: under use_sim_time a frame's parts wait in simulated seconds.
+        parts = frame_parts(self.extras)  # part -> topic (more with hearing, body)
         self.pairers[actor] = StampPairer(
-            self.config.pairing_timeout, lambda: self.get_clock().now().nanoseconds / 1e9
+            self.config.pairing_timeout,
+            lambda: self.get_clock().now().nanoseconds / 1e9,
+            tuple(parts),
         )
         self.subs[actor] = [
             self.create_subscription(
-                message_type,
-                f'{actor}/{STEP_PARTS[part]}',
+                Image if part in ('observation', 'hearing') else JointState,
+                f'{actor}/{topic}',
                 lambda msg, part=part: self.part_callback(actor, part, msg),
-                profile,
+                {'action': qos.ACTION, 'step': qos.STEP}.get(part, qos.OBSERVATION),
             )
-            for part, message_type, profile in (
-                ('observation', Image, qos.OBSERVATION),
-                ('action', JointState, qos.ACTION),
-                ('step', JointState, qos.STEP),
-            )
+            for part, topic in parts.items()
         ]
 
     def actor_joined(self, actor: str) -> None:
@@ -178,7 +185,7 @@ class Trainer(Node):
 
     def part_callback(self, actor: str, part: str, msg) -> None:
         try:
-            value = step_part(part, msg, self.learner.config.action_space)
+            value = frame_part(part, msg, self.learner.config.action_space)
         except ValueError as error:
             self.rejected += 1
             self.get_logger().warning(
@@ -188,8 +195,10 @@ class Trainer(Node):
             return
         entry = self.pairers[actor].add(stamp_ns(msg), part, value)
         if entry is not None:
+            senses = {sense: entry[sense] for sense in self.extras}
             self.learner.add(
-                Step.from_fields(entry['step'], entry['observation'], entry['action']), actor
+                Step.from_fields(entry['step'], entry['observation'], entry['action'], senses),
+                actor,
             )
 
     def expire_pairs(self) -> None:

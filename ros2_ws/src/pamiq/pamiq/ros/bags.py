@@ -24,8 +24,8 @@ from rosbags.interfaces import (
 from rosbags.rosbag2 import Reader, StoragePlugin, Writer
 from rosbags.typesys import Stores, get_typestore
 
-from pamiq.ros import topics
-from pamiq.vocabulary import MODEL_LOSSES
+from pamiq.ros import qos, topics
+from pamiq.vocabulary import MODEL_LOSSES, SENSES
 
 TYPESTORE = get_typestore(Stores.ROS2_JAZZY)
 
@@ -39,11 +39,29 @@ ACTOR_TOPICS: dict[str, str] = {
     topics.REWARD: 'std_msgs/msg/Float32',
     topics.POSE: 'geometry_msgs/msg/PoseStamped',
     topics.CMD_VEL: 'geometry_msgs/msg/Twist',
+    # Hearing and the body sense (published only when the agent has them).
+    topics.AUDIO_PCM: 'std_msgs/msg/Int16MultiArray',
+    topics.AUDIO_LEVEL: 'std_msgs/msg/Float32',
+    topics.AUDIO_FORMAT: 'std_msgs/msg/String',
+    topics.BODY_STATE: 'sensor_msgs/msg/JointState',
+    topics.BODY_TWIST: 'geometry_msgs/msg/TwistStamped',
+    topics.AGENT_HEARING: 'sensor_msgs/msg/Image',
+    topics.AGENT_BODY: 'sensor_msgs/msg/JointState',
 }
 TRAINER_TOPICS: dict[str, str] = {
     topics.trainer_metric(loss): 'std_msgs/msg/Float32' for loss in MODEL_LOSSES
-}
+} | {topics.trainer_metric(f'reward/{sense}'): 'std_msgs/msg/Float32' for sense in SENSES}
 SESSION_TOPICS: dict[str, str] = {**ACTOR_TOPICS, **TRAINER_TOPICS}
+
+
+def subscription_qos(topic: str):
+    """What a recorder asks of a session topic (a full name): frames best effort, the latched
+    audio format from before it joined, everything else reliable and deep."""
+    if topics.matches(topic, topics.IMAGE):
+        return qos.IMAGE
+    return qos.LATCHED if topics.matches(topic, topics.AUDIO_FORMAT) else qos.OBSERVATION
+
+
 STORAGES = {'mcap': StoragePlugin.MCAP, 'sqlite3': StoragePlugin.SQLITE3}
 
 _NO_TIME = QosTime(sec=0, nsec=0)

@@ -45,12 +45,23 @@ def step_part(part: str, msg, action_space: str) -> object:
 
 
 def step_message(
-    stamp, step: int, reward: float, value: float, log_prob: float, version: int
+    stamp,
+    step: int,
+    reward: float,
+    value: float,
+    log_prob: float,
+    version: int,
+    sense_rewards: dict[str, float] | None = None,
 ) -> JointState:
+    """agent/step; with several senses also reward_<sense>: each sense's share of r_t."""
     msg = JointState()
     msg.header.stamp = stamp
-    msg.name = list(STEP_FIELDS)
-    msg.position = [float(step), float(reward), float(value), float(log_prob), float(version)]
+    shares = sense_rewards or {}
+    msg.name = [*STEP_FIELDS, *(f'reward_{sense}' for sense in shares)]
+    msg.position = [
+        *(float(v) for v in (step, reward, value, log_prob, version)),
+        *(float(share) for share in shares.values()),
+    ]
     return msg
 
 

@@ -15,6 +15,7 @@ from rcl_interfaces.msg import FloatingPointRange, IntegerRange, ParameterDescri
 from rclpy.node import Node
 
 from pamiq.settings import Declared, build, declared
+from pamiq.vocabulary import DEFAULT_SENSES, parse_senses
 
 Config = TypeVar('Config')
 
@@ -95,3 +96,18 @@ def writable_directory(name: str, path: str) -> str:
     if not os.access(path, os.W_OK | os.X_OK):
         raise ParameterError(f"parameter '{name}': {path} is not writable")
     return path
+
+
+def check_senses(text: str, encoder: str) -> tuple[str, ...]:
+    """The `senses` parameter as a tuple; refused when unknown, empty, or beyond vision with an
+    encoder that learns from frames only."""
+    try:
+        senses = parse_senses(text)
+    except ValueError as error:
+        raise ParameterError(f"parameter 'senses': {error}") from error
+    if senses != DEFAULT_SENSES and encoder != 'inverse_dynamics':
+        raise ParameterError(
+            f"parameter 'senses' is {text!r}: only the inverse_dynamics encoder learns from "
+            f'senses besides vision (encoder {encoder!r} reconstructs frames)'
+        )
+    return senses

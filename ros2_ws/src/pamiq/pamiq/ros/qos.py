@@ -25,6 +25,10 @@ WEIGHTS = QoSProfile(
     reliability=ReliabilityPolicy.RELIABLE,
     durability=DurabilityPolicy.TRANSIENT_LOCAL,
 )
+# Audio chunks and body states are a stream the agent reads in order: reliable, a second deep.
+SENSE = QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE)
+# Stated once, for whoever joins later (the audio format): kept as the weights are.
+LATCHED = WEIGHTS
 # /clock as ROS time sources read it (rclpy's TimeSource subscribes best effort, depth 1).
 CLOCK = QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE)
 DEFAULT = 10

@@ -12,6 +12,13 @@ CMD_VEL = 'cmd_vel'
 WEIGHTS = 'trainer/weights'
 POSE = 'world/pose'
 DIAGNOSTICS = '/diagnostics'
+AUDIO_PCM = 'audio/pcm'  # what the agent hears: 100 ms chunks (pamiq.audio's format)
+AUDIO_LEVEL = 'audio/level'  # loudness of each chunk (dBFS), for rqt_plot
+AUDIO_FORMAT = 'audio/format'  # the stream's format, latched
+BODY_STATE = 'body/state'  # the avatar parameters the body sense holds, as a named vector
+BODY_TWIST = 'body/twist'  # the avatar's velocity (REP 103: x forward, y left, z up)
+AGENT_HEARING = 'agent/hearing'  # the log-mel spectrogram the agent heard at a frame
+AGENT_BODY = 'agent/body'  # the body vector the agent felt at a frame
 CLOCK = '/clock'  # simulated time, from a lockstep or faster-than-real-time world
 
 AGENT_SET_ACTIVE = 'agent/set_active'

@@ -4,13 +4,18 @@ from __future__ import annotations
 
 from collections import defaultdict
 import os
+import wave
 
 import cv2
+import numpy as np
 from rosbags.rosbag2 import Reader
 
+from pamiq.audio import CHANNELS, SAMPLE_RATE
 from pamiq.ros import topics
 from pamiq.ros.bags import deserialize, read_messages, split_paths
 from pamiq.ros.image_conversion import image_to_numpy
+from pamiq.ros.messages import stamp_ns
+from pamiq.ros.sense_messages import audio_chunk
 
 
 def bag_info(path: str) -> str:
@@ -47,15 +52,25 @@ def export_video(
     extension = os.path.splitext(output)[1].lower()
     if extension not in ('.mp4', '.gif'):
         raise ValueError(f'{output}: export writes .mp4 or .gif')
-    frames = []
+    frames, first_stamp, chunks = [], None, []
     for message in read_messages([path]):
         if topics.matches(message.topic, topic):
-            image = image_to_numpy(deserialize(message), 'rgb8')
+            msg = deserialize(message)
+            first_stamp = stamp_ns(msg) if first_stamp is None else first_stamp
+            image = image_to_numpy(msg, 'rgb8')
             frames.append(
                 cv2.resize(image, None, fx=scale, fy=scale, interpolation=cv2.INTER_NEAREST)
             )
+        elif topics.matches(message.topic, topics.AUDIO_PCM):
+            try:
+                chunks.append(audio_chunk(deserialize(message)))
+            except ValueError:
+                continue  # a malformed chunk is a gap of silence
     if not frames:
         raise ValueError(f'{path} has no messages on {topic}')
+    if chunks:
+        duration = len(frames) / fps
+        write_wav(os.path.splitext(output)[0] + '.wav', chunks, first_stamp, duration)
     if extension == '.gif':
         from PIL import Image as PILImage
 
@@ -72,3 +87,22 @@ def export_video(
             writer.write(cv2.cvtColor(frame, cv2.COLOR_RGB2BGR))
         writer.release()
     return len(frames)
+
+
+def write_wav(
+    path: str, chunks: list[tuple[int, np.ndarray]], start_ns: int, seconds: float
+) -> str:
+    """The sound of a recording as a WAV beside its video, sample 0 at the first frame's stamp
+    (OpenCV's MP4 writer has no audio track): each chunk at its stamp, silence where none."""
+    track = np.zeros((round(seconds * SAMPLE_RATE), CHANNELS), np.int16)
+    for stamp, pcm in chunks:
+        offset = round((stamp - start_ns) * SAMPLE_RATE / 1e9)
+        begin, end = max(offset, 0), min(offset + len(pcm), len(track))
+        if begin < end:
+            track[begin:end] = pcm[begin - offset : end - offset]
+    with wave.open(path, 'wb') as sound:
+        sound.setnchannels(CHANNELS)
+        sound.setsampwidth(2)
+        sound.setframerate(SAMPLE_RATE)
+        sound.writeframes(track.tobytes())
+    return path

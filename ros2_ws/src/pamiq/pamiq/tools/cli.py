@@ -31,7 +31,7 @@ from pamiq.tools.graph import (
     node_command,
     write_parameters,
 )
-from pamiq.vocabulary import ACTION_SPACES, DEVICES, ENCODERS
+from pamiq.vocabulary import ACTION_SPACES, DEVICES, ENCODERS, parse_senses
 
 
 def parse_launch_arguments(items: list[str]) -> dict[str, str]:
@@ -215,6 +215,7 @@ def train_command(args: argparse.Namespace) -> int:
     config = LearnerConfig(
         encoder=args.encoder,
         action_space=args.action_space,
+        senses=','.join(parse_senses(args.senses)),
         device=args.device,
         batch_size=args.batch_size,
     )
@@ -246,6 +247,9 @@ def bag_command(args: argparse.Namespace) -> int:
     else:
         frames = export_video(args.bag, args.output, args.topic, args.fps, args.scale)
         print(f'{frames} frames written to {args.output}')
+        sound = os.path.splitext(args.output)[0] + '.wav'
+        if os.path.exists(sound):
+            print(f'what was heard written to {sound}, aligned with the first frame')
     return 0
 
 
@@ -313,6 +317,11 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument('--encoder', default=LearnerConfig.encoder, choices=ENCODERS)
     train.add_argument('--action-space', default=LearnerConfig.action_space, choices=ACTION_SPACES)
     train.add_argument('--device', default=LearnerConfig.device, choices=DEVICES)
+    train.add_argument(
+        '--senses',
+        default=LearnerConfig.senses,
+        help='as the live agent: e.g. vision,hearing,body',
+    )
     train.add_argument('--seed', type=int, default=0)
 
     certs = commands.add_parser(
@@ -344,7 +353,9 @@ def build_parser() -> argparse.ArgumentParser:
     bag_commands = bag.add_subparsers(dest='bag_command', required=True)
     info = bag_commands.add_parser('info', help='topics, counts, duration, rates')
     info.add_argument('bag')
-    export = bag_commands.add_parser('export', help='write an image stream to .mp4 or .gif')
+    export = bag_commands.add_parser(
+        'export', help='write an image stream to .mp4 or .gif (and audio/pcm to a .wav beside)'
+    )
     export.add_argument('bag')
     export.add_argument('-o', '--output', required=True)
     export.add_argument('--topic', default='agent/observation')

@@ -14,6 +14,8 @@ import yaml
 
 from pamiq import run_dir as layout
 from pamiq import vrchat
+from pamiq.audio_sources import is_audio_file
+from pamiq.avatar import OUTPUT_PORT
 from pamiq.executables import EXECUTABLES
 from pamiq.learning.config import LearnerConfig
 from pamiq.ros import topics
@@ -26,7 +28,7 @@ from pamiq.ros.transport import (
     parse_transport,
 )
 from pamiq.run_dir import default_run_dir
-from pamiq.vocabulary import POLICIES, ROLES, WORLDS
+from pamiq.vocabulary import DEFAULT_SENSES, POLICIES, ROLES, WORLDS, parse_senses
 
 # Rollouts an agent may act with one weights version in lockstep before it waits for newer
 # ones (wait_for_trainer): one rollout is trained while the next is acted, as asynchronous PPO
@@ -44,8 +46,21 @@ LAUNCH_ARGUMENTS: dict[str, tuple[str, str]] = {
         '',
         "world:=vrchat only: video device index, file or URL; empty: the params file's",
     ),
+    'senses': (
+        ','.join(DEFAULT_SENSES),
+        'What the agent perceives: vision, hearing, body, or several comma-separated',
+    ),
+    'audio': (
+        '',
+        'world:=vrchat with hearing: a sink or source to record, or a WAV/FLAC file; '
+        "empty: the params file's (the sink VRChat plays to)",
+    ),
     'osc_host': ('', "Host receiving the OSC input; empty: the params file's"),
     'osc_port': ('', "UDP port of the OSC input; empty: the params file's"),
+    'body_port': (
+        '',
+        "UDP port of VRChat's OSC output, where the body sense listens; empty: the params file's",
+    ),
     'namespace': ('pamiq', 'ROS namespace of every node and topic'),
     'params_file': ('', 'Parameter YAML; empty: the installed config/pamiq.yaml'),
     'run_dir': ('', 'Directory for logs, checkpoints and bags; empty: a new runs/<date-time>'),
@@ -109,8 +124,11 @@ class BringupArgs:
     world: str
     agent: str
     camera: str
+    senses: str
+    audio: str
     osc_host: str
     osc_port: str
+    body_port: str
     namespace: str
     params_file: str
     run_dir: str
@@ -141,14 +159,22 @@ class BringupArgs:
             raise BringupError(f'world:={merged["world"]} is not one of {", ".join(WORLDS)}')
         if merged['agent'] not in POLICIES:
             raise BringupError(f'agent:={merged["agent"]} is not one of {", ".join(POLICIES)}')
-        if merged['osc_port'] and not (
-            merged['osc_port'].isdigit() and 0 < int(merged['osc_port']) < 65536
-        ):
-            raise BringupError(f'osc_port:={merged["osc_port"]} is not a UDP port number')
+        for port in ('osc_port', 'body_port'):
+            if merged[port] and not (merged[port].isdigit() and 0 < int(merged[port]) < 65536):
+                raise BringupError(f'{port}:={merged[port]} is not a UDP port number')
         if merged['camera'] and merged['world'] != 'vrchat':
             raise BringupError(
                 'camera:=... is only used with world:=vrchat '
                 '(the Doom world renders its own frames)'
+            )
+        try:
+            merged['senses'] = ','.join(parse_senses(merged['senses']))
+        except ValueError as error:
+            raise BringupError(f'senses:={merged["senses"]}: {error}') from None
+        if merged['audio'] and (merged['world'] != 'vrchat' or 'hearing' not in merged['senses']):
+            raise BringupError(
+                'audio:=... is for world:=vrchat with hearing among the senses '
+                '(the Doom world hears its own game)'
             )
         for flag in ('record', 'wait_for_trainer'):
             merged[flag] = merged[flag].lower()
@@ -165,11 +191,12 @@ class BringupArgs:
                 f'camera:={merged["camera"]} names {len(cameras)} cameras for '
                 f'actors:={merged["actors"]}: give one per actor'
             )
-        if merged['osc_port'] and int(merged['osc_port']) + int(merged['actors']) > 65536:
-            raise BringupError(
-                f'osc_port:={merged["osc_port"]} leaves no port for each of '
-                f'actors:={merged["actors"]} (they use osc_port + i)'
-            )
+        for port in ('osc_port', 'body_port'):
+            if merged[port] and int(merged[port]) + int(merged['actors']) > 65536:
+                raise BringupError(
+                    f'{port}:={merged[port]} leaves no port for each of '
+                    f'actors:={merged["actors"]} (they use {port} + i)'
+                )
         merged['namespace'] = merged['namespace'].strip('/')
         merged['params_file'] = os.path.abspath(merged['params_file'] or default_params_file())
         if not os.path.isfile(merged['params_file']):
@@ -207,6 +234,9 @@ class BringupArgs:
             )  # fmt: skip
         except TransportError as error:
             raise BringupError(str(error)) from None
+
+    def has(self, sense: str) -> bool:
+        return sense in self.senses.split(',')
 
     @property
     def simulated(self) -> bool:
@@ -280,9 +310,8 @@ def graph(args: BringupArgs) -> list[NodeSpec]:
         # Acting goes on without the trainer, and a restarted trainer resumes from its newest
         # checkpoint: respawn it rather than stopping the graph.
         # It finishes the minibatch in progress and writes a checkpoint before it exits.
-        nodes.append(
-            NodeSpec('trainer_node', 'trainer', dict(shared), respawn=True, stop_timeout=20.0)
-        )
+        trainer = {**shared, 'senses': args.senses}
+        nodes.append(NodeSpec('trainer_node', 'trainer', trainer, respawn=True, stop_timeout=20.0))
     if args.record == 'true':
         nodes.append(NodeSpec('recorder_node', 'recorder', dict(shared)))
     return nodes
@@ -303,6 +332,11 @@ def actor_nodes(args: BringupArgs, actor: str, number: int, index: int) -> list[
     if args.osc_port or number:
         base = int(args.osc_port or node_parameter(params, 'world', 'osc_port', vrchat.INPUT_PORT))
         osc['osc_port'] = base + number
+    # Actor i's body sense listens on body_port + i (VRChat's OSC output), where its world sends.
+    body: dict[str, object] = {}
+    if args.has('body') and (args.body_port or number):
+        base = int(args.body_port or node_parameter(params, 'body', 'osc_port', OUTPUT_PORT))
+        body['osc_port'] = base + number
     nodes = []
     if args.world == 'doom':
         # The world listens where the actuator sends: the same host/port arguments.
@@ -313,14 +347,27 @@ def actor_nodes(args: BringupArgs, actor: str, number: int, index: int) -> list[
             world['real_time_factor'] = float(args.real_time_factor)
             if float(args.real_time_factor) == 0.0:
                 osc['frame_markers'] = True  # the actuator tells the world an action is sent
+        if args.has('hearing'):
+            world['audio'] = True
+        if body:
+            world['body_osc_port'] = body['osc_port']
         nodes.append(NodeSpec('doom_world_node', 'world', world, namespace=actor))
     else:
         cameras = args.camera.split(',') if args.camera else []
         camera = cameras[index] if len(cameras) > 1 else (cameras[0] if cameras else '')
         parameters = {'camera': camera} if camera else {}
         nodes.append(NodeSpec('camera_node', 'camera', parameters, namespace=actor))
+        if args.has('hearing'):
+            sound = audio_parameters(args.audio)
+            nodes.append(NodeSpec('audio_node', 'audio', sound, namespace=actor))
+    if args.has('body'):
+        nodes.append(NodeSpec('body_node', 'body', body, namespace=actor))
     nodes.append(NodeSpec('osc_actuator_node', 'osc_actuator', dict(osc), namespace=actor))
-    agent: dict[str, object] = {'policy': args.agent, 'run_dir': args.run_dir}
+    agent: dict[str, object] = {
+        'policy': args.agent,
+        'run_dir': args.run_dir,
+        'senses': args.senses,
+    }
     seed = int(node_parameter(params, 'agent', 'seed', 0))
     if number and seed >= 0:
         agent['seed'] = seed + number
@@ -358,6 +405,15 @@ def actor_nodes(args: BringupArgs, actor: str, number: int, index: int) -> list[
             for s in nodes
         ]
     return nodes
+
+
+def audio_parameters(audio: str) -> dict[str, object]:
+    """audio_node's source from `audio:=`: a WAV/FLAC file, else a device name."""
+    if not audio:
+        return {}
+    if is_audio_file(audio):
+        return {'file': os.path.abspath(audio)}
+    return {'device': audio}
 
 
 def node_parameter(params_file: str, node: str, name: str, default: object) -> object:

@@ -12,29 +12,39 @@ import os
 
 from pamiq.learning.learner import Learner, LearnerConfig, Step
 from pamiq.learning.pairing import StampPairer
+from pamiq.learning.senses import extra_senses
 from pamiq.ros import topics
 from pamiq.ros.bags import deserialize, read_messages
-from pamiq.ros.messages import STEP_PARTS, stamp_ns, step_part
+from pamiq.ros.messages import stamp_ns
+from pamiq.ros.sense_messages import frame_part, frame_parts
+from pamiq.vocabulary import DEFAULT_SENSES, parse_senses
 
 
-def load_steps(paths: list[str], action_space: str) -> tuple[dict[str, list[Step]], int]:
-    """Each actor's recorded steps, in step order, and the number of incomplete frames."""
+def load_steps(
+    paths: list[str], action_space: str, senses: tuple[str, ...] = DEFAULT_SENSES
+) -> tuple[dict[str, list[Step]], int]:
+    """Each actor's recorded steps, in step order, and the number of incomplete frames (with
+    more senses a frame is complete once agent/hearing and agent/body are paired too)."""
+    extras = extra_senses(senses)
+    parts = frame_parts(extras)
     pairers: dict[str, StampPairer] = {}
     steps: dict[str, list[Step]] = {}
     for message in read_messages(paths):
-        part = next((p for p, t in STEP_PARTS.items() if topics.matches(message.topic, t)), None)
+        part = next((p for p, t in parts.items() if topics.matches(message.topic, t)), None)
         if part is None:
             continue
-        actor = topics.actor_of(message.topic, STEP_PARTS[part])
+        actor = topics.actor_of(message.topic, parts[part])
         msg = deserialize(message)
         try:
-            value = step_part(part, msg, action_space)
+            value = frame_part(part, msg, action_space)
         except ValueError:
             continue  # a malformed message leaves its frame incomplete
-        entry = pairers.setdefault(actor, StampPairer()).add(stamp_ns(msg), part, value)
+        pairer = pairers.setdefault(actor, StampPairer(parts=tuple(parts)))
+        entry = pairer.add(stamp_ns(msg), part, value)
         if entry is not None:
+            sensed = {sense: entry[sense] for sense in extras}
             steps.setdefault(actor, []).append(
-                Step.from_fields(entry['step'], entry['observation'], entry['action'])
+                Step.from_fields(entry['step'], entry['observation'], entry['action'], sensed)
             )
     for actor_steps in steps.values():
         actor_steps.sort(key=lambda s: s.index)
@@ -51,7 +61,7 @@ def train_from_bags(
 ) -> str:
     """Pretrain on the bags' steps, continuing from run_dir's newest checkpoint if any; writes
     a checkpoint there and returns its path."""
-    steps, incomplete = load_steps(paths, config.action_space)
+    steps, incomplete = load_steps(paths, config.action_space, parse_senses(config.senses))
     total = sum(len(s) for s in steps.values())
     say(
         f'{total} recorded steps of {len(steps)} actor(s) ({incomplete} incomplete frames skipped)'

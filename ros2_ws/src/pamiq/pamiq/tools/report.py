@@ -3,7 +3,9 @@
 reward_and_losses.png: the curiosity reward and the training losses over time;
 action_intervals.png: how regularly the agents acted; and for the Doom world trajectory.png (each
 actor's path seen from above, with the map cells it covered) and coverage.png (cells covered
-over time, per actor). Bags come from `record:=true`; without them only the losses can be drawn.
+over time, per actor). With hearing, hearing.png (loudness and spectrogram of what was heard);
+with the body sense, body.png (the avatar's velocities, turning and Grounded). Bags come from
+`record:=true`; without them only the losses can be drawn.
 """
 
 from __future__ import annotations
@@ -19,12 +21,16 @@ import matplotlib.pyplot as plt
 import numpy as np
 
 from pamiq import run_dir as layout
+from pamiq.audio import SAMPLE_RATE
+from pamiq.avatar import BODY_FIELDS
 from pamiq.ros import topics
 from pamiq.ros.bags import deserialize, read_messages
+from pamiq.ros.sense_messages import audio_chunk, body_input
 from pamiq.run_dir import disk_use
 from pamiq.vocabulary import MODEL_LOSSES
 
 CELL = 64.0  # map units per coverage cell (Doom's own grid)
+MAX_CHUNKS = 6000  # the spectrogram shows the first 10 minutes of sound
 LOSS_TOPICS = MODEL_LOSSES
 
 
@@ -35,6 +41,9 @@ def session_data(run_dir: str) -> dict[str, list]:
         'reward': [],
         'action': [],
         'pose': [],
+        'level': [],
+        'sound': [],
+        'body': [],
         **{t: [] for t in LOSS_TOPICS},
     }
     sessions = sorted(glob.glob(os.path.join(run_dir, layout.BAGS, '*')))
@@ -53,6 +62,18 @@ def session_data(run_dir: str) -> dict[str, list]:
             elif topics.matches(topic, topics.POSE):
                 pose = deserialize(message).pose.position
                 data['pose'].append((t, pose.x, pose.y, topics.actor_of(topic, topics.POSE)))
+            elif topics.matches(topic, topics.AUDIO_LEVEL):
+                data['level'].append((t, deserialize(message).data))
+            elif topics.matches(topic, topics.AUDIO_PCM) and len(data['sound']) < MAX_CHUNKS:
+                try:
+                    data['sound'].append((t, audio_chunk(deserialize(message))[1]))
+                except ValueError:
+                    continue
+            elif topics.matches(topic, topics.BODY_STATE):
+                try:
+                    data['body'].append((t, *body_input(deserialize(message))))
+                except ValueError:
+                    continue
             else:
                 for loss in LOSS_TOPICS:
                     if topics.matches(topic, topics.trainer_metric(loss)):
@@ -92,7 +113,7 @@ def plot_reward_and_losses(data, tb, start: float, path: str) -> bool:
     if data['reward']:
         t, r = np.array(data['reward']).T
         top.plot((t - start) / 60, r, color='0.8', linewidth=0.5, label='per step')
-        window = 50
+        window = min(50, len(r))  # a short run: one mean over all of it
         top.plot((t[window - 1 :] - start) / 60, smooth(r, window), label=f'mean of {window}')
         top.legend()
     else:
@@ -220,6 +241,54 @@ def plot_trajectory(data, start: float, path: str, coverage_path: str) -> bool:
     return True
 
 
+def plot_hearing(data, start: float, path: str) -> bool:
+    if not data['level'] and not data['sound']:
+        return False
+    figure, (top, bottom) = plt.subplots(2, 1, figsize=(10, 7))
+    if data['level']:
+        t, level = np.array(data['level']).T
+        top.plot((t - start) / 60, level, linewidth=0.6)
+    top.set_ylabel('loudness (dBFS, per 100 ms)')
+    top.set_xlabel('time since the run started (min)')
+    top.set_title('What the agent heard: loudness of audio/level')
+    if data['sound']:
+        mono = np.concatenate([pcm.mean(axis=1) for _, pcm in data['sound']]) / 32768.0
+        bottom.specgram(mono, NFFT=512, Fs=SAMPLE_RATE, noverlap=256, cmap='magma')
+        bottom.set_xlabel(f'seconds of sound recorded (the first {len(mono) / SAMPLE_RATE:.0f} s)')
+    bottom.set_ylabel('frequency (Hz)')
+    bottom.set_title('Spectrogram of audio/pcm (both ears mixed)')
+    return save(figure, path)
+
+
+def plot_body(data, start: float, path: str) -> bool:
+    if len(data['body']) < 2:
+        return False
+    rows = np.array(data['body'])
+    minutes = (rows[:, 0] - start) / 60
+    column = {name: rows[:, 1 + i] for i, name in enumerate(BODY_FIELDS)}
+    figure, axes = plt.subplots(3, 1, figsize=(10, 8), sharex=True)
+    for name in ('VelocityX', 'VelocityY', 'VelocityZ'):
+        axes[0].plot(minutes, column[name], linewidth=0.7, label=name)
+    axes[0].set_ylabel('m/s (avatar frame)')
+    axes[0].legend(loc='upper right')
+    axes[0].set_title('The body sense: body/state')
+    axes[1].plot(minutes, column['AngularY'], linewidth=0.7, color='tab:purple')
+    axes[1].set_ylabel('AngularY (deg/s)')
+    for name in ('Grounded', 'Upright', 'Seated', 'AFK'):
+        axes[2].plot(minutes, column[name], linewidth=0.9, label=name)
+    axes[2].set_ylabel('0/1')
+    axes[2].legend(loc='upper right')
+    axes[2].set_xlabel('time since the run started (min)')
+    return save(figure, path)
+
+
+def save(figure, path: str) -> bool:
+    figure.tight_layout()
+    figure.savefig(path, dpi=100)
+    plt.close(figure)
+    return True
+
+
 def where_it_writes(run_dir: str) -> list[str]:
     """What the run keeps on disk, and where: checkpoints, bags, TensorBoard, logs, report."""
     lines = [f'run directory {os.path.abspath(run_dir)}:']
@@ -252,6 +321,8 @@ def write_report(
             'trajectory.png',
             lambda p: plot_trajectory(data, start, p, os.path.join(output, 'coverage.png')),
         ),
+        ('hearing.png', lambda p: plot_hearing(data, start, p)),
+        ('body.png', lambda p: plot_body(data, start, p)),
     ]
     for name, plot in plots:
         path = os.path.join(output, name)
@@ -259,7 +330,7 @@ def write_report(
             written.append(path)
             if name == 'trajectory.png':
                 written.append(os.path.join(output, 'coverage.png'))
-        else:
+        elif name not in ('hearing.png', 'body.png'):  # only runs with those senses have them
             say(f'{name}: no data for it in {run_dir} (record the run with record:=true)')
     if not written:
         raise FileNotFoundError(f'{run_dir} has neither bags nor TensorBoard scalars to plot')
