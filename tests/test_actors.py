@@ -25,7 +25,7 @@ def trainer_value(probe, key: str) -> str | None:
     return diagnostic_value(probe, f'{NAMESPACE}/trainer', key)
 
 
-def test_two_lockstep_actors_feed_one_trainer_and_act_with_its_weights(probe, tmp_path):
+def test_two_lockstep_actors_feed_one_trainer_act_with_its_weights_and_obey_ctl(probe, tmp_path):
     for actor in ('actor0', 'actor1'):
         probe.record(JointState, f'/{NAMESPACE}/{actor}/agent/step', EVERYTHING)
     probe.record(Float32, 'trainer/update/actors', qos.DEFAULT)
@@ -57,11 +57,29 @@ def test_two_lockstep_actors_feed_one_trainer_and_act_with_its_weights(probe, tm
             for topic in (f'/{NAMESPACE}/actor0/agent/step', f'/{NAMESPACE}/actor1/agent/step')
         ]
         assert len(steps[0] & steps[1]) > 50
+
+        # `pamiq ctl` reaches every actor: pause stops both agents, status lists both.
+        result = pamiq_cli('ctl', 'pause')
+        assert result.returncode == 0, result.stdout + result.stderr
+        for actor in ('actor0', 'actor1'):
+            assert f'/pamiq/{actor}/agent: paused' in result.stdout, result.stdout
+        time.sleep(1.0)
+        for actor in ('actor0', 'actor1'):
+            probe.clear(f'/{NAMESPACE}/{actor}/agent/step')
+        time.sleep(1.5)
+        assert not any(
+            probe.messages(f'/{NAMESPACE}/{a}/agent/step') for a in ('actor0', 'actor1')
+        )
+        status = pamiq_cli('ctl', 'status')
+        for actor in ('actor0', 'actor1'):
+            assert f'pamiq/{actor}/world' in status.stdout, status.stdout
+            assert f'pamiq/{actor}/agent' in status.stdout, status.stdout
     finally:
         code = up.stop(60.0)
     assert code == 0, up.output()[-3000:]
     out = up.output()
     assert '[actor0/world]' in out and '[actor1/agent]' in out  # output names the actor
+    assert '[status] acting 2 actors' in out
     assert (tmp_path / 'run' / 'logs' / 'actor1_world.log').is_file()
     # The bags hold every actor's steps and poses, and the report draws each actor's path.
     [session] = (tmp_path / 'run' / 'bags').iterdir()
@@ -128,38 +146,3 @@ def trainer_status(probe) -> str:
             if status.name.startswith(f'{NAMESPACE}/trainer:'):
                 return status.message
     return ''
-
-
-def test_pause_and_status_reach_every_actor(probe, tmp_path):
-    up = PamiqUp(
-        'world:=doom',
-        'agent:=random',
-        'actors:=2',
-        f'osc_port:={free_udp_port()}',
-        f'run_dir:={tmp_path / "run"}',
-    )
-    try:
-        for actor in ('actor0', 'actor1'):
-            probe.record(JointState, f'/{NAMESPACE}/{actor}/agent/step', EVERYTHING)
-        acting = lambda: all(versions(probe, a) for a in ('actor0', 'actor1'))
-        assert wait_until(acting, 60.0), up.output()
-        result = pamiq_cli('ctl', 'pause')
-        assert result.returncode == 0, result.stdout + result.stderr
-        for actor in ('actor0', 'actor1'):
-            assert f'/pamiq/{actor}/agent: paused' in result.stdout, result.stdout
-        time.sleep(1.0)
-        for actor in ('actor0', 'actor1'):
-            probe.clear(f'/{NAMESPACE}/{actor}/agent/step')
-        time.sleep(1.5)
-        assert not any(
-            probe.messages(f'/{NAMESPACE}/{a}/agent/step') for a in ('actor0', 'actor1')
-        )
-        status = pamiq_cli('ctl', 'status')
-        for actor in ('actor0', 'actor1'):
-            assert (
-                f'pamiq/{actor}/world' in status.stdout and f'pamiq/{actor}/agent' in status.stdout
-            )
-    finally:
-        code = up.stop(60.0)
-    assert code == 0, up.output()[-3000:]
-    assert '[status] acting 2 actors' in up.output()

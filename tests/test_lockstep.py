@@ -73,7 +73,8 @@ def test_lockstep_gives_every_frame_exactly_one_action_over_5000_steps(probe, tm
     frames = [stamp_ns(m) for m in poses]
     frames = frames[frames.count(frames[0]) - 1 :]
     assert len(frames) == len(set(frames)), 'a frame was sent twice (no action for it in time)'
-    doubled = [s for s, n in actions.items() if n > 1]
+    # Each copy of the first frame is answered: the first answers may have found no actuator yet.
+    doubled = [s for s, n in actions.items() if n > 1 and s != frames[0]]
     assert not doubled, f'{len(doubled)} frames got two actions'
     answered = frames[:-1]  # the last frame may still have been waiting for its action
     missing = [s for s in answered if s not in actions]

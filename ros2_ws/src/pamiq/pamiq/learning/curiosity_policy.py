@@ -17,7 +17,8 @@ from pamiq.learning.curiosity import curiosity_reward
 from pamiq.learning.models import action_features, build_models
 from pamiq.learning.multimodal import per_sense_rewards
 from pamiq.learning.policy import StepResult
-from pamiq.learning.senses import dummy_inputs, is_multimodal, model_inputs
+from pamiq.learning.sense_arrays import is_multimodal
+from pamiq.learning.senses import dummy_inputs, model_inputs
 from pamiq.storage.checkpoint import load_latest_checkpoint
 from pamiq.storage.weights import load_into, unpack_weights
 from pamiq.vocabulary import DEFAULT_SENSES

@@ -37,7 +37,8 @@ from pamiq.learning.curiosity import RewardNormalizer
 from pamiq.learning.device import choose_device
 from pamiq.learning.models import LEARNING_RATES, action_features, build_models
 from pamiq.learning.ppo import Rollout, ppo_update
-from pamiq.learning.senses import EXTRA_SENSES, extra_senses, is_multimodal, model_inputs
+from pamiq.learning.sense_arrays import EXTRA_SENSES, extra_senses, is_multimodal
+from pamiq.learning.senses import model_inputs
 from pamiq.storage.checkpoint import load_latest_checkpoint, save_checkpoint
 from pamiq.vocabulary import (
     CONTINUOUS_ACTION_DIM,

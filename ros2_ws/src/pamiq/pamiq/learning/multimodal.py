@@ -27,7 +27,8 @@ from torch import nn
 import torch.nn.functional as F
 
 from pamiq.learning.models import SmallConvNet
-from pamiq.learning.senses import EXTRA_SENSES, SenseBatch
+from pamiq.learning.sense_arrays import EXTRA_SENSES
+from pamiq.learning.senses import SenseBatch
 from pamiq.vocabulary import EMBEDDING_DIM
 
 EMBEDDING_DIMS = {'vision': EMBEDDING_DIM, 'hearing': 128, 'body': 64}

@@ -34,7 +34,7 @@ from pamiq.learning.curiosity_policy import CuriosityPolicy
 from pamiq.learning.policy import Policy
 from pamiq.learning.preprocessing import preprocess
 from pamiq.learning.random_policy import RandomPolicy
-from pamiq.learning.senses import is_multimodal
+from pamiq.learning.sense_arrays import is_multimodal
 from pamiq.ros import messages, qos, spin, topics
 from pamiq.ros.diagnostics import ERROR, OK, WARN, Diagnostics, RateMeter, TransitLoss, rate_level
 from pamiq.ros.image_conversion import ImageConversionError, image_to_numpy, numpy_to_image

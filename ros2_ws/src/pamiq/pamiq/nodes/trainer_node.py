@@ -28,7 +28,7 @@ import torch
 from pamiq import run_dir as layout
 from pamiq.learning.learner import Learner, LearnerConfig, Step
 from pamiq.learning.pairing import StampPairer
-from pamiq.learning.senses import extra_senses
+from pamiq.learning.sense_arrays import extra_senses
 from pamiq.ros import qos, spin, topics
 from pamiq.ros.actors import ActorDiscovery
 from pamiq.ros.diagnostics import ERROR, OK, WARN, Diagnostics, steady_clock

@@ -21,7 +21,7 @@ from std_msgs.msg import Int16MultiArray
 
 from pamiq.avatar import BODY_FIELDS
 from pamiq.learning.hearing import LogMelStream
-from pamiq.learning.senses import absent, extra_senses
+from pamiq.learning.sense_arrays import absent, extra_senses
 from pamiq.ros import qos, topics
 from pamiq.ros.diagnostics import OK, WARN
 from pamiq.ros.sense_messages import SENSE_PARTS, audio_chunk, body_input, hearing_message

@@ -28,7 +28,7 @@ from std_msgs.msg import Int16MultiArray, MultiArrayDimension, String
 
 from pamiq.audio import CHANNELS, CHUNK_FRAMES
 from pamiq.avatar import BODY_FIELDS, body_vector
-from pamiq.learning.senses import EXTRA_SENSES, check_sense
+from pamiq.learning.sense_arrays import EXTRA_SENSES, check_sense
 from pamiq.ros import topics
 from pamiq.ros.messages import STEP_PARTS, step_part
 

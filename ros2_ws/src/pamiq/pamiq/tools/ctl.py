@@ -16,8 +16,9 @@ from pamiq.ros import topics
 from pamiq.ros.actors import actor_pattern
 from pamiq.ros.diagnostics import LEVEL_NAMES, DiagnosticsCollector
 
-# After the first agent's service shows up, how long others (other actors) get to show up too.
-SETTLE = 1.0
+# Discovery finds other actors' agents one participant at a time (slowly on a loaded machine): the
+# search ends once the set of agents found has not grown for this long.
+SETTLE = 2.0
 
 
 def call(node: Node, service_type, name: str, request, timeout: float) -> object | None:
@@ -32,14 +33,15 @@ def call(node: Node, service_type, name: str, request, timeout: float) -> object
 def agent_services(node: Node, namespace: str, timeout: float) -> list[str]:
     """Every actor's agent/set_active service in `namespace`, once discovery has found them."""
     pattern = actor_pattern(namespace, topics.AGENT_SET_ACTIVE)
-    deadline = time.monotonic() + timeout
+    hard_deadline = deadline = time.monotonic() + timeout
     found: list[str] = []
     while time.monotonic() < deadline:
-        found = sorted(
+        now_found = sorted(
             name for name, _ in node.get_service_names_and_types() if pattern.match(name)
         )
-        if found:
-            deadline = min(deadline, time.monotonic() + SETTLE)
+        if len(now_found) > len(found):
+            found = now_found
+            deadline = min(hard_deadline, time.monotonic() + SETTLE)
         rclpy.spin_once(node, timeout_sec=0.1)
     return found
 

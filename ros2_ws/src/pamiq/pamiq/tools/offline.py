@@ -12,7 +12,7 @@ import os
 
 from pamiq.learning.learner import Learner, LearnerConfig, Step
 from pamiq.learning.pairing import StampPairer
-from pamiq.learning.senses import extra_senses
+from pamiq.learning.sense_arrays import extra_senses
 from pamiq.ros import topics
 from pamiq.ros.bags import deserialize, read_messages
 from pamiq.ros.messages import stamp_ns
