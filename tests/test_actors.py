@@ -58,7 +58,13 @@ def test_two_lockstep_actors_feed_one_trainer_act_with_its_weights_and_obey_ctl(
         ]
         assert len(steps[0] & steps[1]) > 50
 
-        # `pamiq ctl` reaches every actor: pause stops both agents, status lists both.
+        # `pamiq ctl` reaches every actor: status lists both, pause stops both agents. (Status
+        # first, and for long enough: lockstep nodes publish diagnostics once per simulated
+        # second, and simulated time stands while the agents wait for the trainer or are paused.)
+        status = pamiq_cli('ctl', 'status', '--seconds', '10')
+        for actor in ('actor0', 'actor1'):
+            assert f'pamiq/{actor}/world' in status.stdout, status.stdout
+            assert f'pamiq/{actor}/agent' in status.stdout, status.stdout
         result = pamiq_cli('ctl', 'pause')
         assert result.returncode == 0, result.stdout + result.stderr
         for actor in ('actor0', 'actor1'):
@@ -70,10 +76,6 @@ def test_two_lockstep_actors_feed_one_trainer_act_with_its_weights_and_obey_ctl(
         assert not any(
             probe.messages(f'/{NAMESPACE}/{a}/agent/step') for a in ('actor0', 'actor1')
         )
-        status = pamiq_cli('ctl', 'status')
-        for actor in ('actor0', 'actor1'):
-            assert f'pamiq/{actor}/world' in status.stdout, status.stdout
-            assert f'pamiq/{actor}/agent' in status.stdout, status.stdout
     finally:
         code = up.stop(60.0)
     assert code == 0, up.output()[-3000:]

@@ -62,7 +62,7 @@ def test_trainer_killed_mid_round_resumes_and_the_agent_acts_throughout(probe, t
     probe.record(JointState, 'agent/step', qos.STEP)
     probe.record(DiagnosticArray, '/diagnostics', 10)
     # Rounds of several seconds, so "mid-round" is a state the test can see and hit.
-    slow_rounds = {**FAST_TRAINER, 'dynamics_batches': 1000, 'run_dir': str(tmp_path)}
+    slow_rounds = {**FAST_TRAINER, 'dynamics_batches': 400, 'run_dir': str(tmp_path)}
     trainer = NodeProcess('trainer_node', 'trainer', slow_rounds)
     agent = NodeProcess('agent_node', 'agent', {'policy': 'curiosity'})
     pump = FramePump(probe)

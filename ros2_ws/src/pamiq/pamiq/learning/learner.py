@@ -50,7 +50,9 @@ from pamiq.vocabulary import (
 )
 
 # Rollouts an actor may have waiting for a round; a newer one pushes the oldest out (skipped).
-PENDING_ROLLOUTS = 2
+# Three: a lockstep agent acts at most two rollouts per version (the two it completes while a
+# round trains) and one more when the trainer publishes the same version again for a newcomer.
+PENDING_ROLLOUTS = 3
 # Observations embedded per forward pass when the frozen encoder fills the embedding cache.
 EMBED_CHUNK = 256
 

@@ -10,7 +10,10 @@ With `max_steps_per_version` (set by `pamiq up` in lockstep) the agent holds its
 has acted that many steps since the newest weights arrived, until the next ones arrive: a
 lockstep world waits for the action, so the world never runs more than that far ahead of the
 trainer. (The trainer publishes its weights after every round, and again whenever it starts
-listening to an actor, so steps it could not have received are never owed to it.)
+listening to an actor, so steps it could not have received are never owed to it. That second
+publication is the version the agent already has: it does not give a whole new allowance, which
+would let every actor run a rollout ahead each time another joins, only enough for the trainer to
+complete a rollout from what it hears from now on.)
 """
 
 from __future__ import annotations
@@ -115,6 +118,7 @@ class Agent(Node):
         self.transit = TransitLoss()
         self.latencies: deque[float] = deque(maxlen=100)  # ms of the last 100 steps
         self.steps_with_version = 0  # since the newest weights arrived
+        self.same_version_again = False  # the last weights to arrive: the version already in use
         self.held: Image | None = None  # the frame whose action waits for new weights
         self.held_since = 0.0
         self.trainer_waits = 0
@@ -206,10 +210,17 @@ class Agent(Node):
     def weights_arrived_callback(self) -> None:
         # Counted from the newest weights: a new version, or a trainer that (re)started
         # listening to this actor and published its weights again.
-        self.steps_with_version = 0
+        if self.same_version_again:
+            # Half the limit (one rollout) and one step more: a rollout the trainer hears whole.
+            allowance = self.config.max_steps_per_version // 2 + 1
+            self.steps_with_version = min(
+                self.steps_with_version, max(0, self.config.max_steps_per_version - allowance)
+            )
+        else:
+            self.steps_with_version = 0
         self.gave_up_waiting = False
         held = self.held
-        if held is None:
+        if held is None or not self.active:
             return
         self.end_wait()
         self.act(held, time.perf_counter())
@@ -266,6 +277,7 @@ class Agent(Node):
             return response
         self.active = request.data
         if not self.active:
+            self.end_wait()  # a frame held for newer weights is not acted on once paused
             # One neutral command now: the actuator releases every input within this period.
             stamp = self.get_clock().now().to_msg()
             neutral = vrchat.NEUTRAL_VALUES
@@ -336,6 +348,7 @@ class Agent(Node):
     def weights_worker(self) -> None:
         while (blob := self.weights_queue.get()) is not None:
             try:
+                before = self.policy.version
                 version = self.policy.load_weights(blob)
             except WeightsError as error:
                 self.rejected_weights += 1
@@ -344,6 +357,7 @@ class Agent(Node):
                 )
                 continue
             self.get_logger().info(f'weights version {version} in use ({len(blob) / 1e6:.1f} MB)')
+            self.same_version_again = version == before
             self.weights_arrived.trigger()
 
     def report_callback(self) -> None:

@@ -228,7 +228,7 @@ def train_command(args: argparse.Namespace) -> int:
 def ctl_command(args: argparse.Namespace) -> int:
     from pamiq.tools.ctl import ctl
 
-    return ctl(args.verb, args.namespace)
+    return ctl(args.verb, args.namespace, args.seconds)
 
 
 def report_command(args: argparse.Namespace) -> int:
@@ -342,6 +342,13 @@ def build_parser() -> argparse.ArgumentParser:
     ctl = commands.add_parser('ctl', help='pause, resume, save or check a running graph')
     ctl.add_argument('verb', choices=('pause', 'resume', 'save', 'status'))
     ctl.add_argument('--namespace', default='pamiq')
+    ctl.add_argument(
+        '--seconds',
+        type=float,
+        default=3.0,
+        help='status: how long to listen to /diagnostics (nodes on simulated time publish once '
+        'per simulated second: a lockstep actor waiting for the trainer publishes nothing)',
+    )
 
     report = commands.add_parser('report', help='write PNG plots of a run directory')
     report.add_argument('run_dir')

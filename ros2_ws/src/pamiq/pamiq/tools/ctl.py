@@ -58,7 +58,7 @@ def status_lines(node: Node, seconds: float) -> list[str]:
     ]
 
 
-def ctl(verb: str, namespace: str = 'pamiq', timeout: float = 5.0, say=print) -> int:
+def ctl(verb: str, namespace: str, listen: float, timeout: float = 5.0, say=print) -> int:
     rclpy.init(args=[])
     node = Node('pamiq_ctl')
     try:
@@ -89,11 +89,12 @@ def ctl(verb: str, namespace: str = 'pamiq', timeout: float = 5.0, say=print) ->
             say(('checkpoint ' if reply.success else '') + reply.message)
             return 0 if reply.success else 1
         if verb == 'status':
-            lines = status_lines(node, 3.0)
+            lines = status_lines(node, listen)
             say(
                 '\n'.join(lines)
                 if lines
-                else 'no /diagnostics received in 3 s: is the graph running?'
+                else f'no /diagnostics received in {listen:g} s: is the graph running? (a '
+                'paused lockstep graph stops simulated time, and its diagnostics with it)'
             )
             return 0 if lines else 1
         raise ValueError(f'unknown ctl verb {verb!r}')
