@@ -10,13 +10,11 @@ from pamiq import vrchat
 from pamiq.ros import qos
 from rcl_interfaces.msg import Parameter, ParameterType, ParameterValue
 from rcl_interfaces.srv import SetParameters
-from rosgraph import NodeProcess, OscRecorder, free_udp_port, statuses, wait_until
+from rosgraph import NodeProcess, OscRecorder, statuses, wait_until
 from sensor_msgs.msg import JointState
 from std_srvs.srv import SetBool, Trigger
 from test_bringup import (
-    PamiqUp,
     fast_curiosity_graph,
-    fast_params,
     pamiq_cli,
     random_vrchat_graph,
 )
@@ -81,15 +79,31 @@ def test_pause_neutralises_within_150_ms_stops_actions_and_resumes(probe, tmp_pa
     assert code == 0, up.output()
 
 
-def test_trainer_services_save_and_pause(probe, tmp_path):
-    run_dir = tmp_path / 'run'
-    up = PamiqUp(
-        'world:=doom',
-        f'osc_port:={free_udp_port()}',
-        f'run_dir:={run_dir}',
-        f'params_file:={fast_params(tmp_path)}',
-    )
+def levels(probe, prefix: str) -> list[tuple[bytes, str]]:
+    return [(s.level, s.message) for s in statuses(probe, prefix)]
+
+
+def test_a_healthy_graph_is_all_ok_and_its_trainer_saves_and_pauses(probe, tmp_path):
+    probe.record(DiagnosticArray, '/diagnostics', 10)
+    up = fast_curiosity_graph(tmp_path)
     try:
+        time.sleep(12.0)  # past every node's start-up grace
+        probe.clear('/diagnostics')
+        time.sleep(3.0)
+        latest = {}
+        for array in probe.messages('/diagnostics'):
+            for status in array.status:
+                latest[status.name] = status
+        names = {name.split(':')[0] for name in latest}
+        assert names >= {'pamiq/world', 'pamiq/agent', 'pamiq/osc_actuator', 'pamiq/trainer'}, (
+            names
+        )
+        bad = {
+            n: (s.level, s.message) for n, s in latest.items() if s.level != DiagnosticStatus.OK
+        }
+        assert not bad, bad
+
+        # The trainer's services: save now, pause learning while the agent acts on.
         reply = call(probe, Trigger, 'trainer/save', Trigger.Request(), timeout=60.0)
         assert reply.success, reply.message
         assert reply.message.endswith('.safetensors') and os.path.isfile(reply.message)
@@ -110,33 +124,6 @@ def test_trainer_services_save_and_pause(probe, tmp_path):
         assert wait_until(lambda: '[status] acting' in up.output(), 20.0), up.output()
     finally:
         assert up.stop(60.0) == 0, up.output()
-
-
-def levels(probe, prefix: str) -> list[tuple[bytes, str]]:
-    return [(s.level, s.message) for s in statuses(probe, prefix)]
-
-
-def test_healthy_graph_is_all_ok_in_diagnostics(probe, tmp_path):
-    probe.record(DiagnosticArray, '/diagnostics', 10)
-    up = fast_curiosity_graph(tmp_path)
-    try:
-        time.sleep(12.0)  # past every node's start-up grace
-        probe.clear('/diagnostics')
-        time.sleep(3.0)
-        latest = {}
-        for array in probe.messages('/diagnostics'):
-            for status in array.status:
-                latest[status.name] = status
-        names = {name.split(':')[0] for name in latest}
-        assert names >= {'pamiq/world', 'pamiq/agent', 'pamiq/osc_actuator', 'pamiq/trainer'}, (
-            names
-        )
-        bad = {
-            n: (s.level, s.message) for n, s in latest.items() if s.level != DiagnosticStatus.OK
-        }
-        assert not bad, bad
-    finally:
-        up.stop(60.0)
 
 
 def test_camera_source_lost_is_an_error_within_3_s_and_ok_again(probe, tmp_path):
