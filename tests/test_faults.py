@@ -57,10 +57,19 @@ class FramePump:
         self.thread.join()
 
 
-def test_trainer_killed_mid_round_resumes_and_the_agent_acts_throughout(probe, tmp_path):
+def test_killed_trainer_resumes_mid_round_and_killed_agent_goes_neutral_and_restarts(
+    probe, tmp_path
+):
+    """One set of processes for both kills: the trainer SIGKILLed mid-round (the agent acts on
+    throughout, the restart resumes from the checkpoint), then the agent SIGKILLed (the
+    actuator goes neutral, the restart gets the latest weights)."""
     probe.record(JointState, 'action', qos.ACTION)
     probe.record(JointState, 'agent/step', qos.STEP)
     probe.record(DiagnosticArray, '/diagnostics', 10)
+    osc = OscRecorder()
+    actuator = NodeProcess(
+        'osc_actuator_node', 'osc_actuator', {'osc_port': osc.port, 'timeout': 0.5}
+    )
     # Rounds of several seconds, so "mid-round" is a state the test can see and hit.
     slow_rounds = {**FAST_TRAINER, 'dynamics_batches': 400, 'run_dir': str(tmp_path)}
     trainer = NodeProcess('trainer_node', 'trainer', slow_rounds)
@@ -71,7 +80,7 @@ def test_trainer_killed_mid_round_resumes_and_the_agent_acts_throughout(probe, t
         value = diagnostic_value(probe, 'pamiq/trainer', 'round in progress (s)')
         return float(value) if value else 0.0
 
-    restarted = None
+    restarted = restarted_agent = None
     try:
         assert wait_until(lambda: 1 in versions_acted(probe), 120.0), (
             agent.output() + trainer.output()
@@ -90,33 +99,14 @@ def test_trainer_killed_mid_round_resumes_and_the_agent_acts_throughout(probe, t
         assert versions_acted(probe) == {1}
 
         # Fast rounds now: what is tested is that it resumes, not how long a round takes.
-        restarted = NodeProcess(
-            'trainer_node', 'trainer', {**FAST_TRAINER, 'run_dir': str(tmp_path)}
-        )
+        fast_rounds = {**FAST_TRAINER, 'run_dir': str(tmp_path)}
+        restarted = NodeProcess('trainer_node', 'trainer', fast_rounds)
         assert wait_until(lambda: 'resumed from' in restarted.output(), 30.0), restarted.output()
         assert 'checkpoint-00000001' in restarted.output()
         assert 'at version 1' in restarted.output()
         assert wait_until(lambda: 2 in versions_acted(probe), 120.0), restarted.output()
-    finally:
-        pump.stop()
-        agent.stop()
-        trainer.stop()
-        if restarted is not None:
-            restarted.stop()
 
-
-def test_killed_agent_goes_neutral_and_its_restart_gets_the_latest_weights(probe, tmp_path):
-    osc = OscRecorder()
-    actuator = NodeProcess(
-        'osc_actuator_node', 'osc_actuator', {'osc_port': osc.port, 'timeout': 0.5}
-    )
-    trainer = NodeProcess('trainer_node', 'trainer', {**FAST_TRAINER, 'run_dir': str(tmp_path)})
-    agent = NodeProcess('agent_node', 'agent', {'policy': 'curiosity'})
-    pump = FramePump(probe)
-    try:
-        assert wait_until(lambda: 'weights version 2 in use' in agent.output(), 90.0), (
-            agent.output() + trainer.output()
-        )
+        # The agent killed: the actuator's watchdog sends neutral inputs within its timeout.
         agent.stop(signal.SIGKILL)
         killed_at = time.monotonic()
         neutral = [(vrchat.address(n), v) for n, v in vrchat.NEUTRAL_VALUES.items()]
@@ -127,23 +117,22 @@ def test_killed_agent_goes_neutral_and_its_restart_gets_the_latest_weights(probe
         assert neutral_at - killed_at <= 0.5 + 0.15, neutral_at - killed_at
         version = max(
             int(line.split('version ')[1].split(',')[0])
-            for line in trainer.output().splitlines()
+            for line in restarted.output().splitlines()
             if 'round ' in line
         )
-        restarted = NodeProcess('agent_node', 'agent', {'policy': 'curiosity'})
-        try:
-            # Transient local: the newest blob waits for the new subscriber. (The trainer may
-            # finish another round while the new agent starts: newer is as good.)
-            assert wait_until(lambda: 'in use' in restarted.output(), 60.0), restarted.output()
-            first = restarted.output().split(' in use')[0].rsplit('weights version ', 1)[1]
-            assert int(first) >= version, restarted.output()
-        finally:
-            restarted.stop()
+        restarted_agent = NodeProcess('agent_node', 'agent', {'policy': 'curiosity'})
+        # Transient local: the newest blob waits for the new subscriber. (The trainer may
+        # finish another round while the new agent starts: newer is as good.)
+        assert wait_until(lambda: 'in use' in restarted_agent.output(), 60.0), (
+            restarted_agent.output()
+        )
+        first_used = restarted_agent.output().split(' in use')[0].rsplit('weights version ', 1)
+        assert int(first_used[1]) >= version, restarted_agent.output()
     finally:
         pump.stop()
-        agent.stop()
-        trainer.stop()
-        actuator.stop()
+        for process in (restarted_agent, agent, restarted, trainer, actuator):
+            if process is not None:
+                process.stop()
         osc.close()
 
 
