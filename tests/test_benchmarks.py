@@ -23,7 +23,7 @@ def run_bench(script: str, tmp_path, *args: str) -> dict:
 
 
 def test_soak_smoke(tmp_path):
-    data = run_bench('soak.py', tmp_path, '--duration', '15', '--interval', '3')
+    data = run_bench('soak.py', tmp_path, '--duration', '10', '--interval', '2')
     assert len(data['samples']) >= 5
     assert {'world', 'osc_actuator', 'agent', 'trainer'} <= set(data['nodes'])
     assert data['action_hz_mean'] > 8.0

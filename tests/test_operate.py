@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import signal
 import time
 
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus
@@ -10,8 +11,9 @@ from pamiq import vrchat
 from pamiq.ros import qos
 from rcl_interfaces.msg import Parameter, ParameterType, ParameterValue
 from rcl_interfaces.srv import SetParameters
-from rosgraph import NodeProcess, OscRecorder, statuses, wait_until
+from rosgraph import NodeProcess, OscRecorder, statuses, versions_acted, wait_until
 from sensor_msgs.msg import JointState
+from std_msgs.msg import Float32
 from std_srvs.srv import SetBool, Trigger
 from test_bringup import (
     fast_curiosity_graph,
@@ -83,11 +85,25 @@ def levels(probe, prefix: str) -> list[tuple[bytes, str]]:
     return [(s.level, s.message) for s in statuses(probe, prefix)]
 
 
-def test_a_healthy_graph_is_all_ok_and_its_trainer_saves_and_pauses(probe, tmp_path):
+def test_curiosity_graph_learns_is_all_ok_saves_pauses_and_survives_a_trainer_kill(
+    probe, tmp_path
+):
+    """The curiosity graph through `pamiq up`, operated as a user would in one run: it learns
+    while acting, every node is OK, the trainer saves and pauses on request, and when the
+    trainer dies acting goes on and the supervisor's respawn resumes learning."""
+    run_dir = tmp_path / 'run'
     probe.record(DiagnosticArray, '/diagnostics', 10)
+    probe.record(JointState, 'agent/step', qos.STEP)
+    probe.record(Float32, 'trainer/forward_dynamics/loss', qos.DEFAULT)
+    probe.record(Float32, 'agent/reward', qos.DEFAULT)
     up = fast_curiosity_graph(tmp_path)
     try:
-        time.sleep(12.0)  # past every node's start-up grace
+        assert wait_until(lambda: max(versions_acted(probe), default=0) >= 2, 120.0), up.output()
+        assert probe.messages('trainer/forward_dynamics/loss')
+        assert probe.messages('agent/reward')
+        assert list((run_dir / 'checkpoints').glob('checkpoint-*.safetensors'))
+
+        # Past every node's start-up grace, every node says OK.
         probe.clear('/diagnostics')
         time.sleep(3.0)
         latest = {}
@@ -122,8 +138,25 @@ def test_a_healthy_graph_is_all_ok_and_its_trainer_saves_and_pauses(probe, tmp_p
         assert wait_until(status_shows_pause, 40.0, 1.0)
         # The live status line of `pamiq up`.
         assert wait_until(lambda: '[status] acting' in up.output(), 20.0), up.output()
+
+        # The trainer dies: acting goes on, the supervisor respawns it (learning again: a new
+        # process starts active) and it resumes from its checkpoint.
+        pid = int(up.output().split('started trainer (pid ')[1].split(')')[0])
+        os.kill(pid, signal.SIGKILL)
+        assert wait_until(
+            lambda: 'trainer died' in up.output() and 'respawning' in up.output(), 20.0
+        ), up.output()
+        probe.clear('agent/step')
+        time.sleep(3.0)
+        assert len(probe.messages('agent/step')) >= 20  # still acting at ~10 Hz
+        assert wait_until(lambda: 'resumed from' in up.output(), 60.0), up.output()
+        reached = max(versions_acted(probe), default=0)
+        assert wait_until(lambda: max(versions_acted(probe), default=0) > reached, 120.0), (
+            up.output()
+        )
     finally:
-        assert up.stop(60.0) == 0, up.output()
+        code = up.stop(60.0)
+    assert code == 0, up.output()
 
 
 def test_camera_source_lost_is_an_error_within_3_s_and_ok_again(probe, tmp_path):
