@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 import os
+import random
 import signal
 import socket
 import subprocess
@@ -39,10 +40,21 @@ def wait_until(predicate: Callable[[], bool], timeout: float, interval: float = 
     return predicate()
 
 
+# Above Linux's ephemeral range (32768-60999) and the DDS ports of domains 1..100 (up to 32650):
+# a port the kernel hands out for port 0 could be some other socket's (a DDS sender's) by the
+# time the node binds it, one from here could not.
+TEST_PORTS = range(61000, 65500)
+
+
 def free_udp_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
-        sock.bind(('127.0.0.1', 0))
-        return sock.getsockname()[1]
+    for port in random.sample(TEST_PORTS, 200):
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+            try:
+                sock.bind(('127.0.0.1', port))
+            except OSError:
+                continue
+            return port
+    raise RuntimeError(f'no free UDP port in {TEST_PORTS}')
 
 
 class NodeProcess:
