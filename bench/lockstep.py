@@ -99,7 +99,7 @@ def measure(agent: str, actors: int, duration: float, warmup: float) -> dict:
             up.send_signal(signal.SIGINT)
             up.wait(90)
             log.close()
-            probe.destroy_node()
+            probe.close()  # its executor first: a destroyed node under a spinning executor raises
     steps = steps1 - steps0
     seconds = t1 - t0
     # CPU ms per step by role ('actor1/world' -> 'world').
