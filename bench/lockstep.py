@@ -71,7 +71,7 @@ def measure(agent: str, actors: int, duration: float, warmup: float) -> dict:
     with tempfile.TemporaryDirectory(prefix='pamiq-lockstep-') as run_dir:
         command = [sys.executable, '-m', 'pamiq.tools.cli', 'up', '--supervise', '--quiet']
         command += ['world:=doom', f'agent:={agent}', 'real_time_factor:=0', f'actors:={actors}']
-        command += [f'osc_port:={free_udp_port() - actors}', f'run_dir:={run_dir}']
+        command += [f'osc_port:={free_udp_port() - 2 * actors}', f'run_dir:={run_dir}']
         log = open(os.path.join(run_dir, 'up.log'), 'w+')
         up = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, text=True)
         try:

@@ -82,6 +82,7 @@ def test_two_lockstep_actors_feed_one_trainer_act_with_its_weights_and_obey_ctl(
     out = up.output()
     assert '[actor0/world]' in out and '[actor1/agent]' in out  # output names the actor
     assert '[status] acting 2 actors' in out
+    assert 'bad OSC input' not in out  # no actor's input hears another's world
     assert (tmp_path / 'run' / 'logs' / 'actor1_world.log').is_file()
     # The bags hold every actor's steps and poses, and the report draws each actor's path.
     [session] = (tmp_path / 'run' / 'bags').iterdir()
@@ -115,7 +116,7 @@ def test_an_actor_that_joins_later_is_picked_up_and_one_that_leaves_is_reported(
         second = PamiqUp(
             'role:=actor',
             'first_actor:=1',
-            f'osc_port:={free_udp_port() - 1}',  # actor i listens on osc_port + i
+            f'osc_port:={free_udp_port() - 2}',  # actor i listens on osc_port + 2i
             f'run_dir:={run_dir}',
             f'params_file:={params}',
         )

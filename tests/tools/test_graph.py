@@ -127,8 +127,8 @@ def test_several_actors_get_namespaces_ports_seeds_and_the_one_weights_stream(tm
         'trainer',
     ]  # fmt: skip
     by_label = {s.label: s for s in specs}
-    assert by_label['actor1/world'].parameters['osc_port'] == 9101
-    assert by_label['actor1/osc_actuator'].parameters['osc_port'] == 9101
+    assert by_label['actor1/world'].parameters['osc_port'] == 9102
+    assert by_label['actor1/osc_actuator'].parameters['osc_port'] == 9102
     assert by_label['actor1/world'].parameters['seed'] == 1
     assert by_label['actor0/agent'].parameters['max_steps_per_version'] == 256  # 2 x 128
     # Each actor keeps its own simulated clock; every agent takes the trainer's weights.
@@ -159,22 +159,44 @@ def test_roles_split_the_graph_between_hosts():
     assert [s.label for s in trainer] == ['trainer', 'recorder']
     actors = graph(BringupArgs.from_strings({'role': 'actor', 'first_actor': '2'}))
     assert [s.label for s in actors] == ['actor2/world', 'actor2/osc_actuator', 'actor2/agent']
-    assert actors[0].parameters['osc_port'] == 9002 and actors[0].parameters['seed'] == 2
+    assert actors[0].parameters['osc_port'] == 9004 and actors[0].parameters['seed'] == 2
     vrchat = graph(
         BringupArgs.from_strings({'world': 'vrchat', 'actors': '2', 'camera': '0,/tmp/b.mp4'})
     )
     assert [s.parameters['camera'] for s in vrchat if s.name == 'camera'] == ['0', '/tmp/b.mp4']
 
 
+def test_actors_ports_interleave_so_no_actions_reach_a_body_sense():
+    specs = graph(BringupArgs.from_strings({'actors': '3', 'senses': 'vision,body'}))
+    ports = {s.label: s.parameters for s in specs}
+    # Actor 0 keeps VRChat's 9000 (input) and 9001 (output), as the params file has them.
+    assert 'osc_port' not in ports['actor0/world'] and 'osc_port' not in ports['actor0/body']
+    for number in (1, 2):
+        actor = f'actor{number}'
+        assert ports[f'{actor}/world']['osc_port'] == 9000 + 2 * number
+        assert ports[f'{actor}/osc_actuator']['osc_port'] == 9000 + 2 * number
+        assert ports[f'{actor}/body']['osc_port'] == 9001 + 2 * number
+        assert ports[f'{actor}/world']['body_osc_port'] == 9001 + 2 * number
+    # Without the body sense the worlds send no avatar parameters (actor1's input is not 9001).
+    for spec in graph(BringupArgs.from_strings({'actors': '2'})):
+        if spec.name == 'world':
+            assert spec.parameters['body_osc_port'] == 0
+
+
 @pytest.mark.parametrize(
     ('values', 'message'),
     [
+        (
+            {'actors': '2', 'senses': 'body', 'body_port': '9002'},
+            'osc_port 9000 and body_port 9002 give actors the same port 9002',
+        ),
+        ({'senses': 'body', 'body_port': '9000'}, 'give actors the same port 9000'),
         ({'actors': '0'}, 'actors:=0 is not a whole number >= 1'),
         ({'first_actor': '-1'}, 'first_actor:=-1 is not a whole number'),
         ({'role': 'boss'}, 'role:=boss is not one of all, trainer, actor'),
         ({'role': 'trainer', 'agent': 'random'}, 'role:=trainer needs agent:=curiosity'),
         ({'world': 'vrchat', 'actors': '3', 'camera': '0,1'}, 'give one per actor'),
-        ({'actors': '4', 'osc_port': '65534'}, 'leaves no port'),
+        ({'actors': '4', 'osc_port': '65530'}, 'leaves no port'),
         ({'wait_for_trainer': 'maybe'}, 'wait_for_trainer:=maybe is not true or false'),
     ],
 )
@@ -191,8 +213,8 @@ def test_senses_add_their_nodes_in_every_actor_and_agree_between_agent_and_train
     by_label = {s.label: s for s in graph(args)}
     for index in (0, 1):
         world = by_label[f'actor{index}/world'].parameters
-        assert world['audio'] is True and world['body_osc_port'] == 9300 + index
-        assert by_label[f'actor{index}/body'].parameters == {'osc_port': 9300 + index}
+        assert world['audio'] is True and world['body_osc_port'] == 9300 + 2 * index
+        assert by_label[f'actor{index}/body'].parameters == {'osc_port': 9300 + 2 * index}
         assert by_label[f'actor{index}/agent'].parameters['senses'] == 'vision,hearing,body'
     assert by_label['trainer'].parameters['senses'] == 'vision,hearing,body'
     assert not any(s.executable == 'audio_node' for s in graph(args))  # Doom hears itself

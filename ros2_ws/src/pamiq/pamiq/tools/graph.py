@@ -35,6 +35,10 @@ from pamiq.vocabulary import DEFAULT_SENSES, POLICIES, ROLES, WORLDS, parse_sens
 # does. Zero would let rollout boundaries that differ between agent and trainer deadlock them.
 ROLLOUTS_AHEAD = 2
 
+# Actor i's OSC input is osc_port + 2i and its body sense body_port + 2i: with VRChat's 9000
+# (input) and 9001 (output) the actors' ports interleave and never meet.
+PORT_STRIDE = 2
+
 # name -> (default, description). An empty default means "as in the parameter file".
 LAUNCH_ARGUMENTS: dict[str, tuple[str, str]] = {
     'world': (
@@ -73,7 +77,7 @@ LAUNCH_ARGUMENTS: dict[str, tuple[str, str]] = {
     'actors': (
         '1',
         'Actors started here (world or camera, agent, actuator each); several get namespaces '
-        'actor<i> and OSC ports osc_port + i',
+        'actor<i> and OSC ports osc_port + 2i and body_port + 2i',
     ),
     'first_actor': (
         '0',
@@ -115,6 +119,25 @@ LAUNCH_ARGUMENTS: dict[str, tuple[str, str]] = {
 
 class BringupError(ValueError):
     """Bring-up arguments that cannot start a graph; the message says which and why."""
+
+
+def check_actor_ports(merged: dict[str, str]) -> None:
+    """Refuse OSC ports where one actor's actions would reach a body sense (its or another's)."""
+    if 'body' not in merged['senses'].split(','):
+        return  # without the body sense nothing listens for avatar parameters
+    params = merged['params_file']
+    osc = int(merged['osc_port'] or node_parameter(params, 'world', 'osc_port', vrchat.INPUT_PORT))
+    body = int(merged['body_port'] or node_parameter(params, 'body', 'osc_port', OUTPUT_PORT))
+    first = int(merged['first_actor'])
+    numbers = range(first, first + int(merged['actors']))
+    inputs = {osc + PORT_STRIDE * i for i in numbers}
+    outputs = {body + PORT_STRIDE * i for i in numbers}
+    if inputs & outputs:
+        raise BringupError(
+            f'osc_port {osc} and body_port {body} give actors the same port '
+            f'{min(inputs & outputs)} (actor<i> uses osc_port + {PORT_STRIDE}i and '
+            f'body_port + {PORT_STRIDE}i): choose ports an odd number apart'
+        )
 
 
 @dataclass(frozen=True)
@@ -191,11 +214,12 @@ class BringupArgs:
                 f'camera:={merged["camera"]} names {len(cameras)} cameras for '
                 f'actors:={merged["actors"]}: give one per actor'
             )
+        last = int(merged['first_actor']) + int(merged['actors']) - 1
         for port in ('osc_port', 'body_port'):
-            if merged[port] and int(merged[port]) + int(merged['actors']) > 65536:
+            if merged[port] and int(merged[port]) + PORT_STRIDE * last > 65535:
                 raise BringupError(
                     f'{port}:={merged[port]} leaves no port for each of '
-                    f'actors:={merged["actors"]} (they use {port} + i)'
+                    f'actors:={merged["actors"]} (actor<i> uses {port} + {PORT_STRIDE}i)'
                 )
         merged['namespace'] = merged['namespace'].strip('/')
         merged['params_file'] = os.path.abspath(merged['params_file'] or default_params_file())
@@ -217,6 +241,7 @@ class BringupArgs:
         if float(factor) != 1.0 and merged['world'] != 'doom':
             raise BringupError('real_time_factor is for world:=doom (VRChat runs in real time)')
         merged['real_time_factor'] = factor
+        check_actor_ports(merged)
         merged['secure'] = merged['secure'].lower()
         if merged['certs']:  # the shell leaves certs:=~/... alone
             merged['certs'] = os.path.abspath(os.path.expanduser(merged['certs']))
@@ -320,8 +345,10 @@ def graph(args: BringupArgs) -> list[NodeSpec]:
 def actor_nodes(args: BringupArgs, actor: str, number: int, index: int) -> list[NodeSpec]:
     """One actor's world (or camera), actuator and agent, in `actor` below the namespace.
 
-    Actor number i listens on / sends to osc_port + i and seeds its world and agent with
-    seed + i. A namespaced actor's agent takes the one weights stream of the graph's trainer,
+    Actor number i listens on / sends to osc_port + 2i, its body sense listens on body_port + 2i
+    (VRChat's defaults 9000/9001 give 9002/9003 to the second client, and no actor's input is
+    another's output), and it seeds its world and agent with seed + i. A namespaced actor's
+    agent takes the one weights stream of the graph's trainer,
     and under simulated time each actor has its own clock (<actor>/clock): every actor's world
     keeps its own time, and the trainer, which follows them all, keeps wall time.
     """
@@ -331,12 +358,11 @@ def actor_nodes(args: BringupArgs, actor: str, number: int, index: int) -> list[
         osc['osc_host'] = args.osc_host
     if args.osc_port or number:
         base = int(args.osc_port or node_parameter(params, 'world', 'osc_port', vrchat.INPUT_PORT))
-        osc['osc_port'] = base + number
-    # Actor i's body sense listens on body_port + i (VRChat's OSC output), where its world sends.
+        osc['osc_port'] = base + PORT_STRIDE * number
     body: dict[str, object] = {}
     if args.has('body') and (args.body_port or number):
         base = int(args.body_port or node_parameter(params, 'body', 'osc_port', OUTPUT_PORT))
-        body['osc_port'] = base + number
+        body['osc_port'] = base + PORT_STRIDE * number
     nodes = []
     if args.world == 'doom':
         # The world listens where the actuator sends: the same host/port arguments.
@@ -349,7 +375,9 @@ def actor_nodes(args: BringupArgs, actor: str, number: int, index: int) -> list[
                 osc['frame_markers'] = True  # the actuator tells the world an action is sent
         if args.has('hearing'):
             world['audio'] = True
-        if body:
+        if not args.has('body'):
+            world['body_osc_port'] = 0  # nobody listens: send no avatar parameters
+        elif body:
             world['body_osc_port'] = body['osc_port']
         nodes.append(NodeSpec('doom_world_node', 'world', world, namespace=actor))
     else:
