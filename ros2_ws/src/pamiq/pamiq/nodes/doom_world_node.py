@@ -10,7 +10,9 @@ frames per wall second. 0, lockstep: the next step starts only once the action f
 frame has been applied: the actuator sends that action's inputs and then the frame marker
 `/pamiq/frame <stamp>` (pamiq.osc), and the world steps on the marker of exactly the frame it
 published. In both simulated modes the world publishes `/clock` (Doom's tics as time), stamps
-with it, and the other nodes run with use_sim_time.
+with it, and the other nodes run with use_sim_time. The world is the clock: it sets its own
+node's clock to each step's time rather than hearing its `/clock` back (use_sim_time stays
+false here), which would wake it once more every step in the middle of the next one.
 
 With `audio` it also publishes what the player hears (ViZDoom's audio buffer, resampled to
 pamiq.audio's format) on `audio/pcm`, stamped in the world's time, before each frame. Like
@@ -29,6 +31,7 @@ import time
 from geometry_msgs.msg import PoseStamped
 from rclpy.node import Node
 from rclpy.time import Time
+from rclpy.time_source import TimeSource
 from rosgraph_msgs.msg import Clock
 from sensor_msgs.msg import Image
 from std_srvs.srv import Trigger
@@ -56,7 +59,11 @@ class WorldConfig:
     scenario: str = setting(
         'my_way_home', 'ViZDoom scenario (a .cfg bundled with vizdoom, or a path to one)'
     )
-    resolution: str = setting('320x240', 'Rendered frame size', choices=RESOLUTIONS)
+    resolution: str = setting(
+        '160x120',
+        'Rendered frame size (the agent sees its central square at 84x84)',
+        choices=RESOLUTIONS,
+    )
     osc_host: str = setting(
         vrchat.INPUT_HOST,
         'Address the OSC input server binds (loopback unless you need otherwise)',
@@ -135,6 +142,12 @@ class DoomWorld(Node):
 
         self.game_lock = threading.Lock()  # the reset service and the lockstep thread share it
         self.simulated = config.real_time_factor != 1.0
+        self.own_time: TimeSource | None = None
+        if self.simulated:  # timers, diagnostics and logs follow the time this world keeps
+            self.own_time = TimeSource()  # no node: it never subscribes to /clock
+            self.own_time.attach_clock(self.get_clock())
+            self.own_time.clock_callback(Clock())
+            self.own_time.ros_time_is_active = True
         self.steps = 0  # simulated steps taken
         self.resent = 0  # lockstep frames sent again for want of an action
 
@@ -263,8 +276,10 @@ class DoomWorld(Node):
         if state is None:
             return
         stamp = time_now.to_msg()
-        if self.simulated:
-            self.clock_pub.publish(Clock(clock=stamp))
+        if self.own_time is not None:
+            clock = Clock(clock=stamp)
+            self.own_time.clock_callback(clock)
+            self.clock_pub.publish(clock)
         if self.hearing is not None:  # what was heard up to the frame, before the frame
             start = self.epoch_ns + round(first * 1e9 / TICRATE)
             for chunk in self.hearing.take(state.audio_buffer, count, start):

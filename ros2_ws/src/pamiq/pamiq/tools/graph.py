@@ -421,11 +421,14 @@ def actor_nodes(args: BringupArgs, actor: str, number: int, index: int) -> list[
     if args.simulated:
         own_clock = topics.namespaced(f'{args.namespace}/{actor}', topics.CLOCK.lstrip('/'))
         clock = ((topics.CLOCK, own_clock),) if actor else ()
+        # The world is the clock (it sets its own); every other node follows it.
         nodes = [
             NodeSpec(
                 s.executable,
                 s.name,
-                {**s.parameters, 'use_sim_time': True},
+                s.parameters
+                if s.executable == 'doom_world_node'
+                else {**s.parameters, 'use_sim_time': True},
                 s.respawn,
                 s.namespace,
                 s.remappings + clock,
