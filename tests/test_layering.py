@@ -115,3 +115,19 @@ def test_one_table_of_executables_builds_scripts_entry_points_and_command_lines(
     for name, module in EXECUTABLES.items():
         with open(os.path.join(sys.prefix, 'bin', name)) as stream:
             assert f'from {module} import main' in stream.read(), name
+
+
+def test_nodes_without_learning_start_without_torch():
+    # Importing torch takes seconds: the world, sense, actuator and recorder nodes and a random
+    # agent go without it (only the curiosity agent and the trainer learn).
+    code = (
+        'import sys\n'
+        'from pamiq.nodes import agent_node, audio_node, body_node, camera_node, '
+        'doom_world_node, osc_actuator_node, recorder_node\n'
+        'agent_node.make_policy(agent_node.AgentConfig(policy="random"))\n'
+        'print("torch" in sys.modules)'
+    )
+    result = subprocess.run(
+        [sys.executable, '-c', code], capture_output=True, text=True, timeout=120
+    )
+    assert result.stdout.strip() == 'False', result.stdout + result.stderr

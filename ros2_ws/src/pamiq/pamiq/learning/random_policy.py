@@ -8,7 +8,7 @@ import math
 import numpy as np
 
 from pamiq.learning.policy import StepResult
-from pamiq.storage.weights import WeightsError
+from pamiq.storage.errors import WeightsError
 from pamiq.vocabulary import ACTION_SPACES, CONTINUOUS_ACTION_DIM, DISCRETE_ACTION_CHOICES
 
 _LOG_SQRT_2PI = 0.5 * math.log(2 * math.pi)

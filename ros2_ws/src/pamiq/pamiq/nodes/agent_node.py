@@ -29,11 +29,9 @@ from rclpy.time import Time
 from sensor_msgs.msg import Image, JointState
 from std_msgs.msg import Float32, UInt8MultiArray
 from std_srvs.srv import SetBool
-import torch
 
 from pamiq import vrchat
 from pamiq.learning.config import action_space_setting, encoder_setting, senses_setting
-from pamiq.learning.curiosity_policy import CuriosityPolicy
 from pamiq.learning.policy import Policy
 from pamiq.learning.preprocessing import preprocess
 from pamiq.learning.random_policy import RandomPolicy
@@ -44,7 +42,7 @@ from pamiq.ros.image_conversion import ImageConversionError, image_to_numpy, num
 from pamiq.ros.parameters import check_senses, declare_settings
 from pamiq.ros.sense_inputs import SenseInputs
 from pamiq.settings import setting
-from pamiq.storage.weights import WeightsError
+from pamiq.storage.errors import WeightsError
 from pamiq.vocabulary import POLICIES
 
 # Above this share of camera frames lost in transit (over 5 s) the agent's diagnostics warn.
@@ -91,6 +89,12 @@ PARAMETERS = (AgentConfig,)
 def make_policy(config: AgentConfig) -> Policy:
     if config.policy == 'random':
         return RandomPolicy(config.action_space, None if config.seed < 0 else config.seed)
+    # Only the curiosity agent loads torch (seconds of start-up a random agent goes without).
+    import torch
+
+    from pamiq.learning.curiosity_policy import CuriosityPolicy
+
+    torch.set_num_threads(config.torch_threads)
     senses = check_senses(config.senses, config.encoder)
     return CuriosityPolicy(config.encoder, config.action_space, max(config.seed, 0), senses)
 
@@ -100,7 +104,6 @@ class Agent(Node):
         super().__init__('agent')
         self.config = declare_settings(self, AgentConfig, self.reconfigure)
         config = self.config
-        torch.set_num_threads(config.torch_threads)
         self.policy = make_policy(config)
         senses = check_senses(config.senses, config.encoder)
         if config.run_dir:

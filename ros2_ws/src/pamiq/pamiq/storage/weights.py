@@ -17,6 +17,7 @@ import safetensors.torch
 import torch
 from torch import nn
 
+from pamiq.storage.errors import WeightsError
 from pamiq.storage.tensors import (
     TensorCheckError,
     check_state_dict,
@@ -27,10 +28,6 @@ from pamiq.storage.tensors import (
 
 FORMAT = 'pamiq-weights/1'
 DEFAULT_MAX_BYTES = 256 * 1024 * 1024
-
-
-class WeightsError(ValueError):
-    """A weights blob was rejected; the message says precisely why."""
 
 
 def pack_weights(models: Mapping[str, nn.Module], version: int) -> bytes:
