@@ -23,9 +23,21 @@ def plot_coverage(results: dict, path: str) -> None:
     names = list(methods)
     figure, axes = plt.subplots(1, 2, figsize=(4 + 2.2 * len(names), 4.5))
     rng = np.random.default_rng(0)  # the dots' horizontal jitter only
-    for axis, key, label in (
-        (axes[0], 'cells', f'distinct {CELL:.0f}x{CELL:.0f} cells per episode'),
-        (axes[1], 'sectors', 'sectors (rooms, corridors) per episode'),
+    for axis, key, label, total, total_label in (
+        (
+            axes[0],
+            'cells',
+            f'distinct {CELL:.0f}x{CELL:.0f} cells per episode',
+            results['floor_cells'],
+            'floor cells of the map',
+        ),
+        (
+            axes[1],
+            'sectors',
+            'sectors (rooms, corridors) per episode',
+            results['sectors'],
+            'sectors of the map',
+        ),
     ):
         for index, name in enumerate(names):
             values = [episode[key] for episode in methods[name]['episodes']]
@@ -45,14 +57,14 @@ def plot_coverage(results: dict, path: str) -> None:
                 markersize=8,
                 zorder=2,
             )
+        # The whole map is the ceiling: a short bar far below it has explored little.
+        axis.axhline(total, color='0.4', linestyle='--', linewidth=1)
+        axis.text(-0.5, total, total_label, va='bottom', fontsize=8)
+        axis.set_ylim(0, 1.1 * max(total, axis.get_ylim()[1]))
         axis.set_xticks(range(len(names)), names, rotation=15)
         axis.set_xlim(-0.6, len(names) - 0.4)
-        axis.set_ylim(bottom=0)
         axis.set_ylabel(label)
         axis.grid(axis='y', alpha=0.3)
-    axes[0].axhline(results['floor_cells'], color='0.4', linestyle='--', linewidth=1)
-    axes[0].text(-0.5, results['floor_cells'], 'floor cells of the map', va='bottom', fontsize=8)
-    axes[1].axhline(results['sectors'], color='0.4', linestyle='--', linewidth=1)
     episodes = len(results['seeds'])
     figure.suptitle(
         f'{results["scenario"]}: {episodes} episodes per method, the same spawns; '
