@@ -84,7 +84,7 @@ def checkpoint_method(path: str, encoder: str, action_space: str, log: Callable)
         FileNotFoundError: Nothing at `path`, or no usable checkpoint in the directory.
         pamiq.storage.checkpoint.UnusableCheckpoint: The file does not fit the models.
     """
-    import torch  # only a checkpoint needs it: the baselines run without torch
+    import torch  # the curiosity models are built only when a checkpoint is evaluated
 
     from pamiq.learning.curiosity_policy import CuriosityPolicy
     from pamiq.storage.checkpoint import read_checkpoint_models
