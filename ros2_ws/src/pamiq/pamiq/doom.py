@@ -67,6 +67,7 @@ def make_game(
     engine_dir: str,
     timeout: int | None = None,
     audio: bool = False,
+    map_info: bool = False,
 ) -> vzd.DoomGame:
     """A headless ViZDoom game with VRChat-like continuous controls and GAME_VARIABLES.
 
@@ -74,7 +75,8 @@ def make_game(
     they go to `engine_dir` instead of the user's checkout. `timeout` overrides the scenario's
     episode length in tics. `audio` fills the state's audio buffer with the last
     AUDIO_BUFFER_TICS tics of sound: it needs OpenAL (apt libopenal1; without it the buffer is
-    silently all zeros).
+    silently all zeros). `map_info` fills the state's sectors and objects (the map's geometry
+    and its things, which `pamiq.doom_map` reads once; a played game does not need them).
 
     Raises:
         ValueError: There is no such scenario.
@@ -109,6 +111,9 @@ def make_game(
         game.set_audio_buffer_size(AUDIO_BUFFER_TICS)
         # OpenAL Soft's effects extension aborts on an assertion with ViZDoom's sound setup.
         game.add_game_args('+snd_efx 0')
+    if map_info:
+        game.set_sectors_info_enabled(True)
+        game.set_objects_info_enabled(True)
     game.set_mode(vzd.Mode.PLAYER)
     game.set_seed(seed)
     if timeout is not None:

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 # How actions are chosen (`agent:=` at launch, the agent's `policy` parameter); first = default.
 POLICIES = ('curiosity', 'random')
+# The training-free policies `pamiq eval` measures exploration against (issue 12's baselines).
+EVAL_BASELINES = ('random', 'forward_turn')
 # Where the agent lives (`world:=` at launch); first = default.
 WORLDS = ('doom', 'vrchat')
 # What a host runs (`role:=` at launch): everything, the trainer only, or actors only.

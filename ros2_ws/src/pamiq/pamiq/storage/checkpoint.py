@@ -50,6 +50,10 @@ class CheckpointError(OSError):
     """A checkpoint could not be written; the message names the file and the cause."""
 
 
+class UnusableCheckpoint(ValueError):
+    """A given checkpoint file cannot be used; the message names the file and the reason."""
+
+
 class _Unusable(Exception):
     """Internal: why a checkpoint file cannot be used."""
 
@@ -194,6 +198,27 @@ def load_latest_checkpoint(
     if paths:
         log(f'no usable checkpoint in {os.path.join(run_dir, SUBDIR)}; starting from scratch')
     return None
+
+
+def read_checkpoint_models(
+    path: str, models: Mapping[str, nn.Module]
+) -> tuple[int, dict[str, dict[str, torch.Tensor]]]:
+    """Reads one checkpoint file's models, validated against ``models`` (which stay untouched).
+
+    For evaluating a chosen checkpoint rather than the newest: the result is what an acting
+    policy loads (CuriosityPolicy.load_state_dict's ``{'version', 'models'}``).
+
+    Returns:
+        The checkpoint's version and a state dict per requested model.
+
+    Raises:
+        UnusableCheckpoint: The file cannot be read or does not fit ``models``.
+    """
+    try:
+        version, _, model_states, _ = _read_and_validate(path, models, {})
+    except _Unusable as reason:
+        raise UnusableCheckpoint(f'checkpoint {path} is unusable ({reason})') from None
+    return version, model_states
 
 
 def _serialize(

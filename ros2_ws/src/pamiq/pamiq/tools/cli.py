@@ -14,6 +14,7 @@ import tempfile
 
 from pamiq import __version__
 from pamiq.certs import DEFAULT_DAYS
+from pamiq.learning.bootstrap import RESAMPLES as EVAL_RESAMPLES
 from pamiq.learning.config import LearnerConfig
 from pamiq.ros.transport import (
     PAMIQ_PROCESS,
@@ -31,7 +32,7 @@ from pamiq.tools.graph import (
     node_command,
     write_parameters,
 )
-from pamiq.vocabulary import ACTION_SPACES, DEVICES, ENCODERS, parse_senses
+from pamiq.vocabulary import ACTION_SPACES, DEVICES, ENCODERS, EVAL_BASELINES, parse_senses
 
 
 def parse_launch_arguments(items: list[str]) -> dict[str, str]:
@@ -239,6 +240,41 @@ def report_command(args: argparse.Namespace) -> int:
     return 0
 
 
+def eval_command(args: argparse.Namespace) -> int:
+    from pamiq.tools.evaluate import evaluate
+
+    evaluate(
+        args.policies,
+        args.checkpoint,
+        args.episodes,
+        args.first_seed,
+        args.out,
+        args.scenario,
+        args.action_space,
+        args.encoder,
+        args.max_steps,
+        args.resamples,
+        eval_command_line(args),
+        lambda text: print(text, flush=True),
+    )
+    print(f'wrote {os.path.join(args.out, "eval.json")}, coverage.png, trajectories.png')
+    return 0
+
+
+def eval_command_line(args: argparse.Namespace) -> str:
+    """The command that reproduces this evaluation, for eval.json."""
+    words = ['pamiq', 'eval', '--policies', *args.policies]
+    if args.checkpoint:
+        words += ['--checkpoint', *args.checkpoint]
+    words += ['--episodes', str(args.episodes), '--first-seed', str(args.first_seed)]
+    words += ['--scenario', args.scenario, '--action-space', args.action_space]
+    if args.checkpoint:
+        words += ['--encoder', args.encoder]
+    if args.max_steps is not None:
+        words += ['--max-steps', str(args.max_steps)]
+    return ' '.join([*words, '--resamples', str(args.resamples), '--out', args.out])
+
+
 def bag_command(args: argparse.Namespace) -> int:
     from pamiq.tools.bag_tools import bag_info, export_video
 
@@ -356,6 +392,51 @@ def build_parser() -> argparse.ArgumentParser:
         '--output', default='', help='where the PNGs go (default: <run_dir>/report)'
     )
 
+    evaluation = commands.add_parser(
+        'eval',
+        help='measure how far policies explore per episode, on the same spawns',
+        description='Play whole episodes with each policy on the same seed list (the same '
+        'spawns) and measure distinct 64x64 cells visited per episode (mean, bootstrap 95 %% '
+        'interval, paired ratio to random), the fraction of the floor cells, sectors visited '
+        'and the goal rate. Writes OUT/eval.json, OUT/coverage.png, OUT/trajectories.png.',
+    )
+    evaluation.add_argument(
+        '--policies',
+        nargs='*',
+        default=list(EVAL_BASELINES),
+        choices=EVAL_BASELINES,
+        help='baselines: random (uniform random actions), forward_turn (forward, a random '
+        'turn held ~1 s)',
+    )
+    evaluation.add_argument(
+        '--checkpoint',
+        nargs='*',
+        default=[],
+        metavar='PATH',
+        help='trained policies: a run directory (its newest usable checkpoint, as the agent '
+        'starts) or a checkpoint file; vision-only models',
+    )
+    evaluation.add_argument('--episodes', type=int, default=100, help='episodes per method')
+    evaluation.add_argument(
+        '--first-seed', type=int, default=1000, help='episode seeds are FIRST.. FIRST+EPISODES-1'
+    )
+    evaluation.add_argument('--out', required=True, help='where eval.json and the PNGs go')
+    evaluation.add_argument('--scenario', default='my_way_home', help='ViZDoom scenario')
+    evaluation.add_argument('--action-space', default=ACTION_SPACES[0], choices=ACTION_SPACES)
+    evaluation.add_argument(
+        '--encoder', default=ENCODERS[0], choices=ENCODERS, help="the checkpoints' encoder"
+    )
+    evaluation.add_argument(
+        '--max-steps',
+        type=int,
+        default=None,
+        help='cut each episode after this many steps (smoke tests only: the metric is per '
+        'full episode)',
+    )
+    evaluation.add_argument(
+        '--resamples', type=int, default=EVAL_RESAMPLES, help='bootstrap resamples'
+    )
+
     bag = commands.add_parser('bag', help='inspect or export a recorded bag')
     bag_commands = bag.add_subparsers(dest='bag_command', required=True)
     info = bag_commands.add_parser('info', help='topics, counts, duration, rates')
@@ -381,6 +462,7 @@ def main(argv: list[str] | None = None) -> int:
         'bag': lambda: bag_command(args),
         'ctl': lambda: ctl_command(args),
         'report': lambda: report_command(args),
+        'eval': lambda: eval_command(args),
         'certs': lambda: certs_command(args),
     }
     try:
