@@ -13,7 +13,7 @@ from collections.abc import Callable, Mapping
 import numpy as np
 
 from pamiq.learning.policy import StepResult
-from pamiq.storage.weights import WeightsError
+from pamiq.storage.errors import WeightsError
 from pamiq.vocabulary import ACTION_SPACES, DISCRETE_ACTION_CHOICES
 
 # Discrete action indices (pamiq.vrchat's buttons): 0 none, 1 the first, 2 the second button.
