@@ -11,6 +11,7 @@ import time
 from doom_frames import record
 import numpy as np
 from pamiq.learning.models import build_models
+from pamiq.nodes.agent_node import WEIGHTS_WORKER_NICENESS
 from pamiq.ros import messages, qos
 from pamiq.ros.image_conversion import numpy_to_image
 from pamiq.storage.checkpoint import save_checkpoint
@@ -149,6 +150,10 @@ def test_agent_swaps_in_valid_weights_and_refuses_bad_ones(probe):
             agent.output()
         )
         assert {s['policy_version'] for s in act(3)} == {7.0}
+        # The thread that loads weights yields to acting; every other thread keeps its priority.
+        niceness = thread_niceness(agent.process.pid)
+        assert sorted(niceness)[-1] == WEIGHTS_WORKER_NICENESS, niceness
+        assert niceness.count(WEIGHTS_WORKER_NICENESS) == 1 and niceness.count(0) > 5, niceness
 
         good = pack_weights(build_models('inverse_dynamics', 'continuous'), 8)
         for count, (bad, reason) in enumerate(

@@ -40,6 +40,7 @@ from pamiq.ros import messages, qos, spin, topics
 from pamiq.ros.diagnostics import ERROR, OK, WARN, Diagnostics, RateMeter, TransitLoss, rate_level
 from pamiq.ros.image_conversion import ImageConversionError, image_to_numpy, numpy_to_image
 from pamiq.ros.parameters import check_senses, declare_settings
+from pamiq.ros.priority import lower_thread_priority
 from pamiq.ros.sense_inputs import SenseInputs
 from pamiq.settings import setting
 from pamiq.storage.errors import WeightsError
@@ -84,6 +85,9 @@ class AgentConfig:
 
 
 PARAMETERS = (AgentConfig,)
+
+# Niceness added to the thread that validates and loads new weights (not to acting's).
+WEIGHTS_WORKER_NICENESS = 10
 
 
 def make_policy(config: AgentConfig) -> Policy:
@@ -349,6 +353,9 @@ class Agent(Node):
             self.get_logger().warning('weights arrive faster than they validate; one skipped')
 
     def weights_worker(self) -> None:
+        # Validating and warming up a new set takes tens of ms of CPU per blob; on a busy
+        # machine that must come out of idle time, never out of acting's.
+        lower_thread_priority(WEIGHTS_WORKER_NICENESS)
         while (blob := self.weights_queue.get()) is not None:
             try:
                 before = self.policy.version

@@ -9,9 +9,21 @@ weights publication. Threads started afterwards inherit the priority of the thre
 from __future__ import annotations
 
 import os
+import threading
 
 TASKS = '/proc/self/task'
 LOWEST = 19
+
+
+def lower_thread_priority(increment: int) -> int:
+    """Raise the calling thread's niceness by `increment` (capped at 19); the new niceness.
+
+    Threads it starts afterwards inherit it. Off Linux this lowers the whole process.
+    """
+    tid = threading.get_native_id() if os.path.isdir(TASKS) else 0
+    target = min(LOWEST, os.getpriority(os.PRIO_PROCESS, tid) + increment)
+    os.setpriority(os.PRIO_PROCESS, tid, target)
+    return target
 
 
 def lower_process_priority(increment: int) -> int:
