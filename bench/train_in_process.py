@@ -150,10 +150,13 @@ def train(
     progress: Callable[[str], None] = print,
     progress_every: float = PROGRESS_EVERY,
     on_round: Callable[[dict[str, float]], None] | None = None,
+    episode_tics: int | None = None,
 ) -> dict:
     """Train for `steps` steps; returns the summary it also writes to the run's summary.json.
 
     `on_round` receives every round's metrics (tests check them; the summary keeps the last).
+    `episode_tics` shortens the scenario's episodes (2,100 tics) so tests see several.
+    Milestones with no round between them share one checkpoint file (it is named by version).
 
     Raises:
         ValueError: A bad number of steps, seed or reward name.
@@ -175,7 +178,7 @@ def train(
     last_round: dict[str, float] = {}
     started = last_report = time.monotonic()
     with tempfile.TemporaryDirectory(prefix='pamiq-train-') as engine_dir:
-        game = make_game(SCENARIO, RESOLUTION, episode_seed(seed, 0), engine_dir)
+        game = make_game(SCENARIO, RESOLUTION, episode_seed(seed, 0), engine_dir, episode_tics)
         try:
             game.set_seed(episode_seed(seed, 0))
             game.new_episode()
