@@ -271,7 +271,7 @@ def main(argv: list[str] | None = None) -> int:
         type=int,
         nargs='*',
         default=list(MILESTONES),
-        help='steps at which to save a checkpoint besides the end',
+        help='steps at which to save a checkpoint besides the end (later ones are ignored)',
     )
     parser.add_argument('--out', required=True, help='checkpoints go to OUT/<reward>_seed<S>/')
     parser.add_argument(
