@@ -77,27 +77,33 @@ def runs(tmp_path_factory):
 
 
 @pytest.mark.parametrize('reward', harness.REWARDS)
-def test_each_reward_trains_and_leaves_checkpoints_pamiq_eval_loads(runs, reward, tmp_path):
+def test_each_reward_trains_every_rollout_and_checkpoints_its_milestones(runs, reward):
     out, results = runs
     summary, fed, rounds = results[reward]
     assert summary['steps'] == STEPS and len(fed) == STEPS
     assert summary['rounds'] == len(rounds) >= 5 and summary['skipped_rollouts'] == 0
     assert summary['version'] == summary['rounds']
-    run_dir = harness.run_dir_for(out, reward, 0)
     assert set(summary['checkpoints']) == {'150', '300'}
     middle, end = summary['checkpoints']['150'], summary['checkpoints']['300']
     assert middle != end and os.path.isfile(middle) and os.path.isfile(end)
-    with open(os.path.join(run_dir, 'summary.json')) as stream:
+    with open(os.path.join(harness.run_dir_for(out, reward, 0), 'summary.json')) as stream:
         assert json.load(stream)['checkpoints'] == summary['checkpoints']
+
+
+def test_pamiq_eval_loads_and_evaluates_every_rewards_checkpoints(runs, tmp_path):
+    """One `pamiq eval` for all: each run directory (its newest) and a milestone's file."""
+    out, results = runs
+    paths = [harness.run_dir_for(out, reward, 0) for reward in harness.REWARDS]
+    paths.append(results['zero'][0]['checkpoints']['150'])
     arguments = ['--policies', '--max-steps', '20', '--episodes', '2', '--resamples', '200']
-    assert pamiq_main(['eval', '--checkpoint', run_dir, '--out', str(tmp_path), *arguments]) == 0
+    assert pamiq_main(['eval', '--checkpoint', *paths, '--out', str(tmp_path), *arguments]) == 0
     with open(tmp_path / 'eval.json') as stream:
         methods = json.load(stream)['methods']
-    assert list(methods) == [f'checkpoint v{summary["version"]}']
-    assert [e['steps'] for e in methods[f'checkpoint v{summary["version"]}']['episodes']] == [
-        20,
-        20,
-    ]
+    versions = [results[reward][0]['version'] for reward in harness.REWARDS]
+    middle = int(os.path.basename(paths[-1]).removeprefix('checkpoint-').split('.')[0])
+    assert [int(name.split()[1].removeprefix('v')) for name in methods] == [*versions, middle]
+    assert middle < versions[1]
+    assert all([e['steps'] for e in m['episodes']] == [20, 20] for m in methods.values())
 
 
 def test_zero_feeds_the_learner_only_zeros_and_its_losses_stay_finite(runs):
