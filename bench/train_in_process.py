@@ -68,6 +68,7 @@ from pamiq.learning.episodes import (
 from pamiq.learning.learner import Learner, Step
 from pamiq.learning.policy import StepResult
 from pamiq.learning.preprocessing import preprocess
+from pamiq.storage.checkpoint import list_checkpoints
 import torch
 
 SCENARIO = 'my_way_home'
@@ -159,7 +160,8 @@ def train(
     Milestones with no round between them share one checkpoint file (it is named by version).
 
     Raises:
-        ValueError: A bad number of steps, seed or reward name.
+        ValueError: A bad number of steps, seed or reward name, or a run directory that
+            already holds checkpoints.
     """
     if steps < 1:
         raise ValueError(f'--steps must be at least 1, got {steps}')
@@ -167,6 +169,8 @@ def train(
     rewards = reward_function(reward)
     config = config or LearnerConfig()
     run_dir = run_dir_for(out, reward, seed)
+    if list_checkpoints(run_dir):  # the newest by version could be the old run's
+        raise ValueError(f'{run_dir} already holds checkpoints: give another --out')
     milestones = sorted({m for m in checkpoints_at if 0 < m < steps} | {steps})
     learner = Learner(config, seed)
     policy = CuriosityPolicy(config.encoder, config.action_space, seed)

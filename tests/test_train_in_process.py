@@ -190,3 +190,5 @@ def test_the_script_end_to_end(tmp_path):
     arguments += ['--out', str(tmp_path)]
     assert pamiq_main(['eval', '--checkpoint', summary['checkpoints']['60'], *arguments]) == 0
     assert os.path.isfile(run_dir / 'summary.json')
+    again = ['--steps', '60', '--seed', '3', '--reward', 'oracle_count', '--out', str(out)]
+    assert harness.main(again) == 2  # its checkpoints would mix with the first run's
