@@ -84,9 +84,15 @@ def play_episode(
         tics += step_tics(steps)
         game.advance_action(step_tics(steps))
         poses.append(pose(game))
-    goal = (
+    goal = reached_goal(game)
+    return Episode(seed, np.array(poses), goal, steps, tics, time.perf_counter() - started)
+
+
+def reached_goal(game: vzd.DoomGame) -> bool:
+    """Whether the episode ended before its timeout with the player alive (my_way_home: the
+    vest was picked up); shared by evaluation and the in-process training harness."""
+    return bool(
         game.is_episode_finished()
         and not game.is_player_dead()
         and game.get_episode_time() < game.get_episode_start_time() + game.get_episode_timeout()
     )
-    return Episode(seed, np.array(poses), bool(goal), steps, tics, time.perf_counter() - started)
