@@ -32,7 +32,7 @@ def test_soak_smoke(tmp_path):
 
 
 def test_curiosity_vs_random_smoke(tmp_path):
-    data = run_bench('curiosity_vs_random.py', tmp_path, '--steps', '300', '--seeds', '0')
+    data = run_bench('curiosity_vs_random.py', tmp_path, '--steps', '150', '--seeds', '0')
     for agent in ('random', 'curiosity'):
         assert data['summary'][agent]['cells'][0] > 0
     assert data['novelty']['familiar'] > 0

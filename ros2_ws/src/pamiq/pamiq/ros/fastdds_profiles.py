@@ -31,6 +31,11 @@ import xml.etree.ElementTree as ET
 # names its server by prefix.
 SERVER_PREFIX = '44.53.00.5f.45.50.52.4f.53.49.4d.41'
 SHM_SEGMENT = 64 * 1024 * 1024
+# Opening a shared-memory port checks that its listeners are alive and, on an idle port, sleeps
+# a third of this timeout first (Fast DDS 2.x and 3.x, eProsima/Fast-DDS#6535): with the default
+# 1000 ms every participant that joins stalled a publisher of the graph ~333 ms. 150 ms: a 50 ms
+# stall at most, while a listener still has 150 ms to show it is alive before its port is redone.
+SHM_HEALTH_CHECK_MS = 150
 SOCKET_BUFFER = 8 * 1024 * 1024
 FLOW_CONTROLLER = 'pamiq_weights_rate'
 # A flow controller hands out max_bytes_per_period each period; its share also caps the
@@ -98,7 +103,12 @@ def socket_buffers() -> list[ET.Element]:
 
 
 def shm_transport() -> ET.Element:
-    return transport('shm', 'SHM', element('segment_size', text=SHM_SEGMENT))
+    return transport(
+        'shm',
+        'SHM',
+        element('segment_size', text=SHM_SEGMENT),
+        element('healthy_check_timeout_ms', text=SHM_HEALTH_CHECK_MS),
+    )
 
 
 def udp_transport() -> ET.Element:
