@@ -24,9 +24,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 import math
+import os
 import tempfile
 import threading
 import time
+import traceback
 
 from geometry_msgs.msg import PoseStamped
 from rclpy.node import Node
@@ -104,6 +106,9 @@ class WorldConfig:
 
 
 PARAMETERS = (WorldConfig,)
+
+# Seconds a failed lockstep step is given to turn out to be a Ctrl-C before it counts as a crash.
+STOP_GRACE = 3.0
 
 
 class DoomWorld(Node):
@@ -215,6 +220,19 @@ class DoomWorld(Node):
         self.publish_state(self.sim_stamp())
 
     def lockstep_loop(self) -> None:
+        try:
+            self.lockstep_steps()
+        except Exception:  # the thread's top: nothing above it would report it
+            # Ctrl-C reaches the engine (same process group) and shuts rclpy's context down
+            # before this node stops: a step or publish failing then is the stop, not a fault.
+            if not self.context.ok() or self.stopping.wait(STOP_GRACE):
+                return
+            # A crash (the engine died): exit as the real-time world does when a tick fails,
+            # rather than leave a frozen world that the launch would not notice.
+            self.get_logger().fatal(f'lockstep failed, the world stops:\n{traceback.format_exc()}')
+            os._exit(1)
+
+    def lockstep_steps(self) -> None:
         """Publish a frame, wait for its action to be applied, step; again."""
         while not self.stopping.is_set():
             stamp = self.sim_stamp()
