@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import glob
 import math
+import os
+import signal
 import time
 
 from geometry_msgs.msg import PoseStamped
 from pamiq.doom import WALK_FORWARD, doom_command
+from pamiq.osc import frame_marker
 from pamiq.ros import qos
 from pythonosc.udp_client import SimpleUDPClient
 from rosgraph import NodeProcess, free_udp_port, wait_until
@@ -87,3 +91,36 @@ def test_port_in_use_is_a_clear_error():
         assert f'cannot listen on 127.0.0.1:{port}' in second.output()
     finally:
         first.stop()
+
+
+def engine_pids(parent: int) -> list[int]:
+    """The ViZDoom engine processes a world process started (its children)."""
+    children = []
+    for task in glob.glob(f'/proc/{parent}/task/*/children'):  # any of its threads may fork
+        with open(task) as stream:
+            children += [int(pid) for pid in stream.read().split()]
+    pids = []
+    for pid in children:
+        with open(f'/proc/{pid}/cmdline', 'rb') as stream:
+            if b'vizdoom' in stream.read():
+                pids.append(pid)
+    return pids
+
+
+def test_a_lockstep_world_whose_engine_dies_exits_with_an_error_not_frozen(probe):
+    port = free_udp_port()
+    world = NodeProcess('doom_world_node', 'world', {'osc_port': port, 'real_time_factor': 0.0})
+    try:
+        probe.record(Image, 'camera/image_raw', qos.IMAGE)
+        assert wait_until(lambda: probe.messages('camera/image_raw'), 20.0), world.output()
+        [engine] = engine_pids(world.process.pid)
+        os.kill(engine, signal.SIGKILL)
+        # The first frame's answer, as the actuator sends it: the world steps, the engine is gone.
+        stamp = probe.messages('camera/image_raw')[0].header.stamp
+        SimpleUDPClient('127.0.0.1', port).send_message(
+            *frame_marker(stamp.sec * 1_000_000_000 + stamp.nanosec)
+        )
+        assert world.process.wait(20.0) == 1, world.output()
+        assert 'lockstep failed, the world stops' in world.output()
+    finally:
+        world.stop()
