@@ -121,13 +121,18 @@ class BringupError(ValueError):
     """Bring-up arguments that cannot start a graph; the message says which and why."""
 
 
+def base_ports(osc_port: str, body_port: str, params_file: str) -> tuple[int, int]:
+    """Actor 0's OSC input and body-sense ports: the arguments, else the parameter file's."""
+    osc = osc_port or node_parameter(params_file, 'world', 'osc_port', vrchat.INPUT_PORT)
+    body = body_port or node_parameter(params_file, 'body', 'osc_port', OUTPUT_PORT)
+    return int(osc), int(body)
+
+
 def check_actor_ports(merged: dict[str, str]) -> None:
     """Refuse OSC ports where one actor's actions would reach a body sense (its or another's)."""
     if 'body' not in merged['senses'].split(','):
         return  # without the body sense nothing listens for avatar parameters
-    params = merged['params_file']
-    osc = int(merged['osc_port'] or node_parameter(params, 'world', 'osc_port', vrchat.INPUT_PORT))
-    body = int(merged['body_port'] or node_parameter(params, 'body', 'osc_port', OUTPUT_PORT))
+    osc, body = base_ports(merged['osc_port'], merged['body_port'], merged['params_file'])
     first = int(merged['first_actor'])
     numbers = range(first, first + int(merged['actors']))
     inputs = {osc + PORT_STRIDE * i for i in numbers}
@@ -356,13 +361,12 @@ def actor_nodes(args: BringupArgs, actor: str, number: int, index: int) -> list[
     osc: dict[str, object] = {}
     if args.osc_host:
         osc['osc_host'] = args.osc_host
+    osc_base, body_base = base_ports(args.osc_port, args.body_port, params)
     if args.osc_port or number:
-        base = int(args.osc_port or node_parameter(params, 'world', 'osc_port', vrchat.INPUT_PORT))
-        osc['osc_port'] = base + PORT_STRIDE * number
+        osc['osc_port'] = osc_base + PORT_STRIDE * number
     body: dict[str, object] = {}
     if args.has('body') and (args.body_port or number):
-        base = int(args.body_port or node_parameter(params, 'body', 'osc_port', OUTPUT_PORT))
-        body['osc_port'] = base + PORT_STRIDE * number
+        body['osc_port'] = body_base + PORT_STRIDE * number
     nodes = []
     if args.world == 'doom':
         # The world listens where the actuator sends: the same host/port arguments.
