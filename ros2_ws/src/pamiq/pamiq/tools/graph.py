@@ -353,9 +353,9 @@ def actor_nodes(args: BringupArgs, actor: str, number: int, index: int) -> list[
     Actor number i listens on / sends to osc_port + 2i, its body sense listens on body_port + 2i
     (VRChat's defaults 9000/9001 give 9002/9003 to the second client, and no actor's input is
     another's output), and it seeds its world and agent with seed + i. A namespaced actor's
-    agent takes the one weights stream of the graph's trainer,
-    and under simulated time each actor has its own clock (<actor>/clock): every actor's world
-    keeps its own time, and the trainer, which follows them all, keeps wall time.
+    agent takes the one weights stream of the graph's trainer, and under simulated time each
+    actor has its own clock (<actor>/clock): every actor's world keeps its own time, and the
+    trainer, which follows them all, keeps wall time.
     """
     params = args.params_file
     osc: dict[str, object] = {}
