@@ -157,7 +157,7 @@ class Recorder(Node):
 
     def shutdown(self) -> None:
         self.queue.put(None)  # after everything already queued: nothing received is lost
-        self.thread.join(timeout=30.0)
+        self.thread.join()  # a disk that never answers: SIGTERM ends it, with its stack
         print(
             f'[recorder] {self.writer.messages} messages in {len(self.writer.closed)} splits',
             flush=True,

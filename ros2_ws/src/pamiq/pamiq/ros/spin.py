@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+import faulthandler
+import os
 import signal
 import sys
 from typing import Protocol
@@ -10,10 +12,12 @@ from typing import Protocol
 import rclpy
 from rclpy.executors import ExternalShutdownException
 
-from pamiq.executables import executable_of
+from pamiq.executables import EXECUTABLES, executable_of
 from pamiq.ros.parameters import ParameterError
 
 LOG_FILE_FLAG = '--log-file-name'
+# The exit code of a clean-up that SIGTERM cut short (as a shell reports death by SIGTERM).
+STUCK_CLEANUP_EXIT = 128 + signal.SIGTERM
 
 
 class PamiqNode(Protocol):
@@ -37,6 +41,23 @@ def with_log_file_name(args: list[str], executable: str) -> list[str]:
     return [*args, '--ros-args', LOG_FILE_FLAG, executable]
 
 
+def end_stuck_cleanup_on_sigterm() -> None:
+    """From here on SIGTERM prints every thread's stack to stderr and ends the process.
+
+    rclpy's own SIGTERM handler only shuts the context down, which during clean-up is already
+    done: a clean-up that hangs would otherwise wait for SIGKILL and leave no trace of where it
+    hung. The stacks are written at once, from the signal handler, even when the main thread is
+    stuck in C; the exit follows as soon as Python runs again.
+    """
+
+    def end(signum, frame) -> None:
+        os._exit(STUCK_CLEANUP_EXIT)
+
+    signal.signal(signal.SIGTERM, end)
+    # Registered after `end`, so that it chains to it after dumping.
+    faulthandler.register(signal.SIGTERM, file=sys.stderr, all_threads=True, chain=True)
+
+
 def run(make_node: Callable[[], PamiqNode], args: list[str] | None = None) -> int:
     """Construct a node, spin it until Ctrl-C / SIGTERM, clean up, return the exit code.
 
@@ -44,10 +65,14 @@ def run(make_node: Callable[[], PamiqNode], args: list[str] | None = None) -> in
     context is gone. A bad parameter ends the process with code 1 and the parameter's name on
     stderr.
     """
+    args = sys.argv if args is None else args
     module = make_node.__module__
-    if module == '__main__':  # started as `python -m pamiq.nodes.<node>`
-        module = sys.modules['__main__'].__spec__.name
-    rclpy.init(args=with_log_file_name(sys.argv if args is None else args, executable_of(module)))
+    main_spec = sys.modules['__main__'].__spec__
+    if module == '__main__' and main_spec is not None:  # `python -m pamiq.nodes.<node>`
+        module = main_spec.name
+    if module in EXECUTABLES.values():  # not a node of someone else's built on run()
+        args = with_log_file_name(args, executable_of(module))
+    rclpy.init(args=args)
     node = None
     try:
         node = make_node()
@@ -65,8 +90,9 @@ def run(make_node: Callable[[], PamiqNode], args: list[str] | None = None) -> in
     finally:
         # A terminal's Ctrl-C reaches every process of its group and `ros2 launch` then sends
         # SIGINT again: a second one must not cut the clean-up short (the actuator's reset
-        # packets, the trainer's checkpoint). SIGTERM and SIGKILL still end a stuck clean-up.
+        # packets, the trainer's checkpoint). SIGTERM ends a stuck clean-up, saying where.
         signal.signal(signal.SIGINT, signal.SIG_IGN)
+        end_stuck_cleanup_on_sigterm()
         if node is not None:
             node.destroy_node()
             # After destroy_node: the context may already be shut down by the signal, and a

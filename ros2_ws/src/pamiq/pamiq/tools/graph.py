@@ -343,7 +343,9 @@ def graph(args: BringupArgs) -> list[NodeSpec]:
         trainer = {**shared, 'senses': args.senses}
         nodes.append(NodeSpec('trainer_node', 'trainer', trainer, respawn=True, stop_timeout=20.0))
     if args.record == 'true':
-        nodes.append(NodeSpec('recorder_node', 'recorder', dict(shared)))
+        # It writes what is still queued for the disk and closes the bag before it exits.
+        recorder = NodeSpec('recorder_node', 'recorder', dict(shared), stop_timeout=20.0)
+        nodes.append(recorder)
     return nodes
 
 
