@@ -30,6 +30,36 @@ def test_both_policies_return_the_same_step_result(action_space):
         policy.reset()
 
 
+def frames(count: int) -> list[np.ndarray]:
+    rng = np.random.default_rng(0)
+    return [rng.integers(0, 256, (84, 84, 3), dtype=np.uint8) for _ in range(count)]
+
+
+@pytest.mark.parametrize('policy_class', [RandomPolicy, CuriosityPolicy])
+def test_decide_then_complete_is_the_same_step_as_step(policy_class):
+    def make():
+        if policy_class is RandomPolicy:
+            return RandomPolicy('continuous', 3)
+        return CuriosityPolicy('inverse_dynamics', 'continuous', 3)  # seeds torch's sampling
+
+    whole = make()
+    whole_results = [whole.step(frame) for frame in frames(6)]
+    halves = make()
+    for frame, expected in zip(frames(6), whole_results):
+        decision = halves.decide(frame)
+        result = halves.complete()
+        np.testing.assert_array_equal(decision.action, result.action)
+        np.testing.assert_array_equal(result.action, expected.action)
+        assert result.reward == pytest.approx(expected.reward)
+        assert result.log_prob == pytest.approx(expected.log_prob)
+        assert decision.version == result.version == 0
+    # The curiosity policy's reward after the first step comes from its own prediction.
+    if policy_class is CuriosityPolicy:
+        assert whole_results[0].reward == 0.0 and whole_results[1].reward > 0.0
+    with pytest.raises(RuntimeError, match='without a decide'):
+        halves.complete()
+
+
 def test_the_random_policy_reports_its_own_log_probability():
     policy = RandomPolicy('discrete', 0)
     assert policy.step(FRAME).log_prob == pytest.approx(-math.log(3 * 3 * 3 * 2 * 2))

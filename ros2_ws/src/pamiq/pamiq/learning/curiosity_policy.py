@@ -16,7 +16,7 @@ import torch
 from pamiq.learning.curiosity import curiosity_reward
 from pamiq.learning.models import action_features, build_models
 from pamiq.learning.multimodal import per_sense_rewards
-from pamiq.learning.policy import StepResult
+from pamiq.learning.policy import Decision, StepResult
 from pamiq.learning.sense_arrays import is_multimodal
 from pamiq.learning.senses import dummy_inputs, model_inputs
 from pamiq.storage.checkpoint import load_latest_checkpoint
@@ -63,6 +63,7 @@ class CuriosityPolicy:
         self.spare = self.fresh_models()
         self.previous_action: torch.Tensor | None = None  # features of a_{t-1}
         self.predicted: torch.Tensor | None = None  # z^_t, predicted at t-1
+        self.pending: tuple | None = None  # what `decide` leaves for `complete`
 
     def fresh_models(self) -> dict[str, torch.nn.Module]:
         models = build_models(self.encoder, self.action_space, self.senses)
@@ -120,10 +121,25 @@ class CuriosityPolicy:
         self.previous_action = None
         self.predicted = None
 
-    @torch.inference_mode()
     def step(self, observation: np.ndarray, senses: Mapping | None = None) -> StepResult:
-        models, version = self.active  # one consistent set for this step
+        self.decide(observation, senses)
+        return self.complete()
+
+    @torch.inference_mode()
+    def decide(self, observation: np.ndarray, senses: Mapping | None = None) -> Decision:
+        """a_t ~ pi(.|o_t): the policy's own network only (it does not use the encoder)."""
+        models, version = self.active  # one consistent set for the whole step
         obs = step_inputs(observation, senses, self.senses)  # o_t: (1, 3, 84, 84) or senses
+        action, log_prob, _, value = models['policy'].get_action_and_value(obs)
+        self.pending = (models, version, obs, action, log_prob, value)
+        return Decision(action[0].numpy(), version)
+
+    @torch.inference_mode()
+    def complete(self) -> StepResult:
+        """r_t from the prediction made at t-1, and the prediction of z_{t+1}."""
+        if self.pending is None:
+            raise RuntimeError('complete() without a decide() before it')
+        (models, version, obs, action, log_prob, value), self.pending = self.pending, None
         embed = models['encoder'].embed(obs)  # z_t
         reward = (
             0.0 if self.predicted is None else float(curiosity_reward(self.predicted, embed)[0])
@@ -134,7 +150,6 @@ class CuriosityPolicy:
                 sense: float(value[0])
                 for sense, value in per_sense_rewards(self.predicted, embed, self.senses).items()
             }
-        action, log_prob, _, value = models['policy'].get_action_and_value(obs)  # a_t ~ pi(.|o_t)
         features = action_features(action, self.action_space)
         previous = (
             torch.zeros_like(features) if self.previous_action is None else self.previous_action

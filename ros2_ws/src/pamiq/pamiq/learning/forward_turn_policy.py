@@ -12,7 +12,7 @@ from collections.abc import Callable, Mapping
 
 import numpy as np
 
-from pamiq.learning.policy import StepResult
+from pamiq.learning.policy import CheapStep, StepResult
 from pamiq.storage.errors import WeightsError
 from pamiq.vocabulary import ACTION_SPACES, DISCRETE_ACTION_CHOICES
 
@@ -20,7 +20,7 @@ from pamiq.vocabulary import ACTION_SPACES, DISCRETE_ACTION_CHOICES
 _FORWARD, _TURN_CHOICES = 1, (0, 1, 2)  # MoveForward; LookLeft/LookRight or no turn
 
 
-class ForwardTurnPolicy:
+class ForwardTurnPolicy(CheapStep):
     """Always walks forward and keeps a random turn that it re-draws at random moments.
 
     Continuous actions: Vertical = 1, Horizontal = 0, LookHorizontal = the held turn, drawn

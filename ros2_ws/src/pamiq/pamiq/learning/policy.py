@@ -3,6 +3,10 @@
 The agent node holds a `Policy` and never asks which one it is: the random policy returns the
 same `StepResult` as the curiosity policy (reward 0, value 0, its own log-probability) and
 refuses weights, so acting, publishing and pausing are one code path.
+
+A step comes in two halves so that the avatar never waits for bookkeeping: `decide` gives a_t
+(what the world waits for), `complete` the rest of the step (the curiosity reward and the
+forward model's prediction for the next one), computed after the action is on its way.
 """
 
 from __future__ import annotations
@@ -12,6 +16,12 @@ from dataclasses import dataclass, field
 from typing import Protocol
 
 import numpy as np
+
+
+@dataclass(frozen=True)
+class Decision:
+    action: np.ndarray  # a_t: (3,) float32 in (-1, 1) or (5,) int64
+    version: int  # the policy version that acted
 
 
 @dataclass(frozen=True)
@@ -31,7 +41,14 @@ class Policy(Protocol):
 
     def step(self, observation: np.ndarray, senses: Mapping | None = None) -> StepResult:
         """Decide a_t for o_t, a (84, 84, 3) uint8 RGB frame, and what the other senses give
-        at that frame (pamiq.learning.senses: 'hearing', 'body'), if the policy has them."""
+        at that frame (pamiq.learning.senses: 'hearing', 'body'), if the policy has them.
+        The same as `decide` and then `complete`."""
+
+    def decide(self, observation: np.ndarray, senses: Mapping | None = None) -> Decision:
+        """The first half of `step`: a_t alone, as soon as it is known."""
+
+    def complete(self) -> StepResult:
+        """The second half of the step `decide` began (call it once after each `decide`)."""
 
     def reset(self) -> None:
         """Forget the step sequence: the next observation starts a new one."""
@@ -45,3 +62,23 @@ class Policy(Protocol):
 
     def load_checkpoint(self, run_dir: str, log: Callable[[str], None]) -> str | None:
         """Start from the newest usable checkpoint in run_dir; returns its path, or None."""
+
+
+class CheapStep:
+    """`decide` and `complete` for a policy whose whole `step` is cheap: the step is taken at
+    once and handed out in two halves."""
+
+    pending: StepResult | None = None
+
+    def step(self, observation: np.ndarray, senses: Mapping | None = None) -> StepResult:
+        raise NotImplementedError
+
+    def decide(self, observation: np.ndarray, senses: Mapping | None = None) -> Decision:
+        self.pending = self.step(observation, senses)
+        return Decision(self.pending.action, self.pending.version)
+
+    def complete(self) -> StepResult:
+        if self.pending is None:
+            raise RuntimeError('complete() without a decide() before it')
+        result, self.pending = self.pending, None
+        return result

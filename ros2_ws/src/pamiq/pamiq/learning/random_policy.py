@@ -7,14 +7,14 @@ import math
 
 import numpy as np
 
-from pamiq.learning.policy import StepResult
+from pamiq.learning.policy import CheapStep, StepResult
 from pamiq.storage.errors import WeightsError
 from pamiq.vocabulary import ACTION_SPACES, CONTINUOUS_ACTION_DIM, DISCRETE_ACTION_CHOICES
 
 _LOG_SQRT_2PI = 0.5 * math.log(2 * math.pi)
 
 
-class RandomPolicy:
+class RandomPolicy(CheapStep):
     """Samples actions independently of the observation.
 
     Continuous: tanh(N(0, 1)) for each of the 3 axes (the original's RandomAgent). Discrete:

@@ -246,10 +246,12 @@ class Agent(Node):
         observation = preprocess(frame)
         stamp = msg.header.stamp
         senses = self.senses.current() if self.senses is not None else None
-        result = self.policy.step(observation, senses)
-        names, values = messages.action_names_values(result.action, self.config.action_space)
-        # The action first: it is what the avatar waits for.
+        # The action first: it is what the avatar waits for; the reward and the prediction
+        # for the next step are computed once it is on its way.
+        decision = self.policy.decide(observation, senses)
+        names, values = messages.action_names_values(decision.action, self.config.action_space)
         self.action_pub.publish(messages.action_message(stamp, names, values))
+        result = self.policy.complete()
         self.observation_pub.publish(
             numpy_to_image(observation, 'rgb8', stamp, msg.header.frame_id)
         )
