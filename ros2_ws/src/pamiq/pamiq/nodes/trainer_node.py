@@ -159,7 +159,7 @@ class Trainer(Node):
                 Image if part in ('observation', 'hearing') else JointState,
                 f'{actor}/{topic}',
                 lambda msg, part=part: self.part_callback(actor, part, msg),
-                {'action': qos.ACTION, 'step': qos.STEP}.get(part, qos.OBSERVATION),
+                {'action': qos.ACTION_TRAINING, 'step': qos.STEP}.get(part, qos.OBSERVATION),
             )
             for part, topic in parts.items()
         ]
