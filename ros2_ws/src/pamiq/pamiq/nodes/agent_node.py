@@ -133,7 +133,7 @@ class Agent(Node):
         self.gave_up_waiting = False
 
         self.observation_pub = self.create_publisher(Image, topics.OBSERVATION, qos.OBSERVATION)
-        self.action_pub = self.create_publisher(JointState, topics.ACTION, qos.ACTION_TRAINING)
+        self.action_pub = self.create_publisher(JointState, topics.ACTION, qos.ACTION)
         self.step_pub = self.create_publisher(JointState, topics.STEP, qos.STEP)
         self.reward_pub = self.create_publisher(Float32, topics.REWARD, qos.DEFAULT)
         # Validating a blob takes longer than a step: a worker thread does it, so the executor

@@ -20,6 +20,7 @@ import time
 
 from rclpy.duration import Duration
 from rclpy.node import Node
+from rclpy.qos import QoSProfile
 from sensor_msgs.msg import Image, JointState
 from std_msgs.msg import Float32, UInt8MultiArray
 from std_srvs.srv import SetBool, Trigger
@@ -65,6 +66,13 @@ class TrainerConfig:
     pairing_timeout: float = setting(
         2.0, 'Seconds to wait for the rest of a step', low=0.1, high=60.0
     )
+    action_queue_depth: int = setting(
+        qos.ACTION.depth,
+        'Actions held for the trainer per actor (simulated time: as deep as steps, set by pamiq '
+        'up and the launch file; a lockstep burst overflowed 10 and lost whole steps)',
+        low=1,
+        high=10000,
+    )
 
 
 PARAMETERS = (TrainerConfig, LearnerConfig)
@@ -87,6 +95,9 @@ class Trainer(Node):
         if resumed is not None:
             self.get_logger().info(f'resumed from {resumed} at version {self.learner.version}')
         self.pairers: dict[str, StampPairer] = {}
+        self.action_qos = QoSProfile(
+            depth=self.config.action_queue_depth, reliability=qos.ACTION.reliability
+        )
         self.subs: dict[str, list] = {}
         self.rejected = 0
         self.stopping = threading.Event()
@@ -159,7 +170,7 @@ class Trainer(Node):
                 Image if part in ('observation', 'hearing') else JointState,
                 f'{actor}/{topic}',
                 lambda msg, part=part: self.part_callback(actor, part, msg),
-                {'action': qos.ACTION_TRAINING, 'step': qos.STEP}.get(part, qos.OBSERVATION),
+                {'action': self.action_qos, 'step': qos.STEP}.get(part, qos.OBSERVATION),
             )
             for part, topic in parts.items()
         ]

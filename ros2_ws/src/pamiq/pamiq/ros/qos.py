@@ -17,12 +17,7 @@ IMAGE_PUBLISHER = QoSProfile(depth=5, reliability=ReliabilityPolicy.RELIABLE)
 # Observations and steps are training data: keep them all, with room for a busy trainer.
 OBSERVATION = QoSProfile(depth=64, reliability=ReliabilityPolicy.RELIABLE)
 STEP = QoSProfile(depth=64, reliability=ReliabilityPolicy.RELIABLE)
-# Actions are commands to the avatar (the actuator reads the stream 10 deep) and training data
-# (the agent publishes them, and the trainer reads them, as deep as steps: a lockstep actor acts
-# in bursts while the trainer's executor shares the CPU with a round, and an action lost from a
-# 10-deep queue loses its whole step).
 ACTION = QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE)
-ACTION_TRAINING = STEP
 # The newest weights wait for a late-joining (or restarted) agent.
 WEIGHTS = QoSProfile(
     depth=1,

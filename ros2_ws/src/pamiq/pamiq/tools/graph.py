@@ -18,7 +18,7 @@ from pamiq.audio_sources import is_audio_file
 from pamiq.avatar import OUTPUT_PORT
 from pamiq.executables import EXECUTABLES
 from pamiq.learning.config import LearnerConfig
-from pamiq.ros import topics
+from pamiq.ros import qos, topics
 from pamiq.ros.share import config_file
 from pamiq.ros.transport import (
     NETWORKS,
@@ -341,6 +341,8 @@ def graph(args: BringupArgs) -> list[NodeSpec]:
         # checkpoint: respawn it rather than stopping the graph.
         # It finishes the minibatch in progress and writes a checkpoint before it exits.
         trainer = {**shared, 'senses': args.senses}
+        if args.simulated:  # actors act in bursts: every action of one must wait its turn
+            trainer['action_queue_depth'] = qos.STEP.depth
         nodes.append(NodeSpec('trainer_node', 'trainer', trainer, respawn=True, stop_timeout=20.0))
     if args.record == 'true':
         # It writes what is still queued for the disk and closes the bag before it exits.
