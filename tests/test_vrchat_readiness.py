@@ -30,8 +30,13 @@ def test_axis_lag_and_button_hold():
     assert lag.command('Vertical', 1.0, now=0.0) == 0.0
     assert lag.advance(0.5)['Vertical'] == pytest.approx(1 - 1 / 2.718281828, abs=1e-6)
     assert lag.advance(5.0)['Vertical'] == pytest.approx(1.0, abs=1e-3)
-    lag.reset({'Vertical': 0.0})
-    assert lag.advance(5.1)['Vertical'] == 0.0
+    lag.reset({'Vertical': 0.0, 'Horizontal': 0.0})
+    assert lag.advance(5.1) == {'Vertical': 0.0}
+    # Smoothing off (the actuator then never commands the lag): going neutral leaves nothing for
+    # it to send after the next unsmoothed action (it sent 0.0 right after every one).
+    unsmoothed = AxisLag(0.0)
+    unsmoothed.reset({'Vertical': 0.0})
+    assert unsmoothed.advance(1.0) == {}
     hold = ButtonHold(0.3)
     assert hold.command('Jump', 1, now=0.0) == 1
     assert hold.command('Jump', 0, now=0.1) is None  # a press lasts 0.3 s at least

@@ -42,9 +42,11 @@ class AxisLag:
         return {name: self.advance_one(name, now) for name in list(self.targets)}
 
     def reset(self, values: dict[str, float]) -> None:
-        """Jump to these values (neutral): no lag on the way to a stop."""
+        """Jump to these values (neutral): no lag on the way to a stop. Only the axes it smooths:
+        an axis it never had would come back from `advance` after every unsmoothed command."""
         for name, value in values.items():
-            self.values[name] = self.targets[name] = value
+            if name in self.targets:
+                self.values[name] = self.targets[name] = value
 
 
 class ButtonHold:
