@@ -17,7 +17,8 @@ from pamiq.ros.actors import actor_pattern
 from pamiq.ros.diagnostics import LEVEL_NAMES, DiagnosticsCollector
 
 # Discovery finds other actors' agents one participant at a time (slowly on a loaded machine): the
-# search ends once the set of agents found has not grown for this long.
+# search ends once the set of agents found has not grown for this long, and every agent node
+# discovery has named has its service.
 SETTLE = 2.0
 
 
@@ -31,17 +32,29 @@ def call(node: Node, service_type, name: str, request, timeout: float) -> object
 
 
 def agent_services(node: Node, namespace: str, timeout: float) -> list[str]:
-    """Every actor's agent/set_active service in `namespace`, once discovery has found them."""
+    """Every actor's agent/set_active service in `namespace`, once discovery has found them.
+
+    A participant announces its nodes before their services: an agent node already named waits
+    for its service (until `timeout`) even after the set found has settled.
+    """
     pattern = actor_pattern(namespace, topics.AGENT_SET_ACTIVE)
+    service = topics.AGENT_SET_ACTIVE.split('/')[-1]
     hard_deadline = deadline = time.monotonic() + timeout
     found: list[str] = []
-    while time.monotonic() < deadline:
+    while time.monotonic() < hard_deadline:
         now_found = sorted(
             name for name, _ in node.get_service_names_and_types() if pattern.match(name)
         )
         if len(now_found) > len(found):
             found = now_found
             deadline = min(hard_deadline, time.monotonic() + SETTLE)
+        named = {
+            f'{ns.rstrip("/")}/{name}/{service}'
+            for name, ns in node.get_node_names_and_namespaces()
+        }
+        waiting = {name for name in named if pattern.match(name)} - set(found)
+        if time.monotonic() >= deadline and not waiting:
+            break
         rclpy.spin_once(node, timeout_sec=0.1)
     return found
 
