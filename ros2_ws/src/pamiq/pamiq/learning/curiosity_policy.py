@@ -116,6 +116,14 @@ class CuriosityPolicy:
     def version(self) -> int:
         return self.active[1]
 
+    @property
+    def weights_nbytes(self) -> int:
+        return sum(
+            tensor.numel() * tensor.element_size()
+            for model in self.spare.values()
+            for tensor in model.state_dict().values()
+        )
+
     def reset(self) -> None:
         """Forget a_{t-1} and the pending prediction: the next frame starts a new sequence."""
         self.previous_action = None

@@ -33,6 +33,7 @@ class ForwardTurnPolicy(CheapStep):
     """
 
     version = 0  # no weights, ever
+    weights_nbytes = 0
 
     def __init__(
         self,

@@ -39,6 +39,10 @@ class Policy(Protocol):
     def version(self) -> int:
         """The weights version acting now (0: initial weights, or none)."""
 
+    @property
+    def weights_nbytes(self) -> int:
+        """Bytes of tensor data in one weights blob for this policy (0: it takes none)."""
+
     def step(self, observation: np.ndarray, senses: Mapping | None = None) -> StepResult:
         """Decide a_t for o_t, a (84, 84, 3) uint8 RGB frame, and what the other senses give
         at that frame (pamiq.learning.senses: 'hearing', 'body'), if the policy has them.

@@ -23,6 +23,7 @@ class RandomPolicy(CheapStep):
     """
 
     version = 0  # no weights, ever
+    weights_nbytes = 0
 
     def __init__(self, action_space: str, seed: int | None = None) -> None:
         if action_space not in ACTION_SPACES:

@@ -18,6 +18,7 @@ complete a rollout from what it hears from now on.)
 
 from __future__ import annotations
 
+from array import array
 from collections import deque
 from dataclasses import dataclass
 import queue
@@ -31,6 +32,7 @@ from std_msgs.msg import Float32, UInt8MultiArray
 from std_srvs.srv import SetBool
 
 from pamiq import vrchat
+from pamiq.heap import reserve_heap
 from pamiq.learning.config import action_space_setting, encoder_setting, senses_setting
 from pamiq.learning.policy import Policy
 from pamiq.learning.preprocessing import preprocess
@@ -109,6 +111,10 @@ class Agent(Node):
         self.config = declare_settings(self, AgentConfig, self.reconfigure)
         config = self.config
         self.policy = make_policy(config)
+        # Warm heap for the weights messages in flight (pamiq.heap): the one being taken, its
+        # Python array, the one queued and the one being loaded.
+        if self.policy.weights_nbytes:
+            reserve_heap(4 * self.policy.weights_nbytes)
         senses = check_senses(config.senses, config.encoder)
         if config.run_dir:
             path = self.policy.load_checkpoint(config.run_dir, self.get_logger().warning)
@@ -359,18 +365,22 @@ class Agent(Node):
         # machine that must come out of idle time, never out of acting's.
         lower_thread_priority(WEIGHTS_WORKER_NICENESS)
         while (blob := self.weights_queue.get()) is not None:
-            try:
-                before = self.policy.version
-                version = self.policy.load_weights(blob)
-            except WeightsError as error:
-                self.rejected_weights += 1
-                self.get_logger().error(
-                    f'weights rejected, keeping version {self.policy.version}: {error}'
-                )
-                continue
-            self.get_logger().info(f'weights version {version} in use ({len(blob) / 1e6:.1f} MB)')
-            self.same_version_again = version == before
-            self.weights_arrived.trigger()
+            self.use_weights(blob)
+            del blob  # its 29 MB back to the warm heap (pamiq.heap) now, not at the next blob
+
+    def use_weights(self, blob: array) -> None:
+        try:
+            before = self.policy.version
+            version = self.policy.load_weights(blob)
+        except WeightsError as error:
+            self.rejected_weights += 1
+            self.get_logger().error(
+                f'weights rejected, keeping version {self.policy.version}: {error}'
+            )
+            return
+        self.get_logger().info(f'weights version {version} in use ({len(blob) / 1e6:.1f} MB)')
+        self.same_version_again = version == before
+        self.weights_arrived.trigger()
 
     def report_callback(self) -> None:
         count = self.steps - self.reported_steps

@@ -9,9 +9,9 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 import json
+import math
 import struct
 
-import safetensors.torch
 import torch
 
 # How many names a mismatch message lists before summarising the rest.
@@ -41,42 +41,104 @@ def safetensors_ready(items: Iterable[tuple[str, torch.Tensor]]) -> dict[str, to
     return tensors
 
 
-def header_metadata(data: bytes) -> dict[str, str]:
-    """Returns the ``__metadata__`` map of a safetensors blob the library has already accepted.
+# safetensors dtype names -> torch dtypes (those a state dict can hold).
+DTYPES = {
+    'F64': torch.float64,
+    'F32': torch.float32,
+    'F16': torch.float16,
+    'BF16': torch.bfloat16,
+    'I64': torch.int64,
+    'I32': torch.int32,
+    'I16': torch.int16,
+    'I8': torch.int8,
+    'U8': torch.uint8,
+    'BOOL': torch.bool,
+}
+HEADER_LIMIT = 100_000_000  # bytes of JSON header; the library's own limit
 
-    ``safetensors.torch.load`` validates the header but does not return the metadata, so the
-    (small, already bounds-checked) JSON header is decoded here once more for it.
+
+def load_safetensors(
+    data: bytes | bytearray | memoryview, what: str
+) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
+    """The tensors and the metadata of safetensors bytes; `what` ('blob', 'file') names them.
+
+    The tensors are views of `data` where it is writable (the 29 MB weights array a
+    subscription hands over): the agent must not copy it under the GIL while it acts. They
+    keep `data` alive and must be copied, not modified (`load_state_dict` copies). Read-only
+    input is copied once. Checked as the safetensors library checks: header bounds, known
+    dtypes, shapes matching byte lengths, and offsets tiling the data exactly.
+
+    Raises:
+        TensorCheckError: The bytes are not safetensors, or their metadata is missing or not a
+            map of strings.
     """
+    view = memoryview(data).cast('B')
     try:
-        (header_len,) = struct.unpack('<Q', data[:8])
-        header = json.loads(data[8 : 8 + header_len])
-    except (struct.error, ValueError) as exc:
-        raise TensorCheckError(f'not a safetensors blob: unreadable header: {exc}') from exc
-    metadata = header.get('__metadata__') if isinstance(header, dict) else None
+        entries, metadata, start = _read_header(view)
+    except TensorCheckError:
+        raise
+    except (struct.error, ValueError, TypeError) as exc:
+        raise TensorCheckError(f'not a safetensors {what}: {exc}') from exc
+    if view.readonly:
+        view = memoryview(bytearray(view))  # torch tensors cannot be read-only
+    tensors = {}
+    for name, (dtype, shape, begin, end) in entries.items():
+        offset = start + begin
+        if begin == end:
+            tensors[name] = torch.empty(shape, dtype=dtype)
+        elif offset % dtype.itemsize:  # unaligned for its type: a private, aligned copy
+            tensors[name] = torch.frombuffer(bytearray(view[offset : start + end]), dtype=dtype)
+        else:
+            count = (end - begin) // dtype.itemsize
+            tensors[name] = torch.frombuffer(view, dtype=dtype, count=count, offset=offset)
+        tensors[name] = tensors[name].view(shape)
+    return tensors, metadata
+
+
+def _read_header(view: memoryview) -> tuple[dict, dict[str, str], int]:
+    """(name -> (dtype, shape, begin, end), metadata, first data byte) of a safetensors buffer."""
+    (header_len,) = struct.unpack('<Q', view[:8])
+    if header_len > HEADER_LIMIT or 8 + header_len > len(view):
+        raise ValueError(f'header of {header_len} bytes does not fit in {len(view)}')
+    header = json.loads(bytes(view[8 : 8 + header_len]))
+    if not isinstance(header, dict):
+        raise ValueError('header is not a JSON object')
+    metadata = header.pop('__metadata__', None)
     if metadata is None:
         raise TensorCheckError('missing metadata in header')
     if not isinstance(metadata, dict) or not all(
         isinstance(k, str) and isinstance(v, str) for k, v in metadata.items()
     ):
         raise TensorCheckError('malformed metadata in header: expected a map of strings')
-    return metadata
+    entries = {name: _entry(name, info) for name, info in header.items()}
+    size = len(view) - 8 - header_len
+    position = 0
+    for name, (_, _, begin, end) in sorted(entries.items(), key=lambda item: item[1][2:]):
+        if begin != position:
+            raise ValueError(f'tensor {name!r} starts at byte {begin}, expected {position}')
+        position = end
+    if position != size:
+        raise ValueError(f'tensors end at byte {position}, the data has {size}')
+    return entries, metadata, 8 + header_len
 
 
-def load_safetensors(data: bytes, what: str) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
-    """The tensors and the metadata of safetensors bytes; `what` ('blob', 'file') names them.
+def _entry(name: str, info: object) -> tuple[torch.dtype, list[int], int, int]:
+    if not isinstance(info, dict) or info.get('dtype') not in DTYPES:
+        raise ValueError(f'tensor {name!r}: no known dtype in {info!r}')
+    dtype = DTYPES[info['dtype']]
+    shape, offsets = info.get('shape'), info.get('data_offsets')
+    if not _ints(shape) or not _ints(offsets) or len(offsets) != 2:
+        raise ValueError(f'tensor {name!r}: malformed shape or data_offsets in {info!r}')
+    begin, end = offsets
+    if end < begin or end - begin != math.prod(shape) * dtype.itemsize:
+        raise ValueError(f'tensor {name!r}: {end - begin} bytes do not hold shape {shape}')
+    return dtype, shape, begin, end
 
-    Raises:
-        TensorCheckError: The bytes are not safetensors, or their metadata is missing or not a
-            map of strings.
-    """
-    try:
-        tensors = safetensors.torch.load(data)
-    except Exception as exc:
-        # The safetensors bindings raise SafetensorError for malformed input, but a corrupted
-        # header can also surface as KeyError/ValueError/AssertionError from the torch side
-        # (e.g. a dtype torch cannot map); all of them mean the bytes are unusable.
-        raise TensorCheckError(f'not a safetensors {what}: {exc}') from exc
-    return tensors, header_metadata(data)
+
+def _ints(value: object) -> bool:
+    return isinstance(value, list) and all(
+        isinstance(v, int) and not isinstance(v, bool) and v >= 0 for v in value
+    )
 
 
 def check_state_dict(

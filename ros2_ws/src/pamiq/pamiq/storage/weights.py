@@ -75,7 +75,8 @@ def unpack_weights(
 
     Returns:
         The weights version and, per model name, a state dict of CPU tensors ready for
-        :func:`load_into`.
+        :func:`load_into`: views of a writable blob (no copy of 29 MB while the agent acts),
+        which they keep alive; copy them, never modify them.
 
     Raises:
         WeightsError: If the blob is empty, oversized, not safetensors, has wrong or missing
@@ -91,9 +92,8 @@ def unpack_weights(
         raise WeightsError('empty blob')
     if size > max_bytes:
         raise WeightsError(f'oversized: {size} bytes > limit {max_bytes}')
-    data = blob if isinstance(blob, bytes) else view.tobytes()
     try:
-        tensors, metadata = load_safetensors(data, 'blob')
+        tensors, metadata = load_safetensors(view, 'blob')
     except TensorCheckError as exc:
         raise WeightsError(str(exc)) from exc
 
