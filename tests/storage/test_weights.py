@@ -117,6 +117,25 @@ def test_accepts_buffer_types(blob, source, wrap):
     assert_same_state(state_dicts, snapshot(source))
 
 
+def test_a_writable_blob_is_read_in_place(blob, source):
+    # The agent validates 29 MB blobs beside acting: a copy would hold the GIL for tens of ms.
+    data = array.array('B', blob)
+    start, size = data.buffer_info()
+    _, state_dicts = unpack_weights(data, make_models())
+    pointers = [t.data_ptr() for sd in state_dicts.values() for t in sd.values() if t.numel()]
+    assert pointers and all(start <= p < start + size for p in pointers)
+    assert_same_state(state_dicts, snapshot(source))
+
+
+def test_a_read_only_blob_leaves_its_bytes_untouched(blob):
+    _, state_dicts = unpack_weights(blob, make_models())
+    copy = bytes(blob)
+    for state in state_dicts.values():
+        for tensor in state.values():
+            tensor.zero_()
+    assert blob == copy
+
+
 def test_pack_handles_tied_and_non_contiguous_tensors():
     shared = nn.Linear(3, 3)
     tied = nn.Sequential(shared, shared)  # both keys point at the same parameters

@@ -84,6 +84,9 @@ class Trainer(Node):
         super().__init__('trainer')
         self.config = declare_settings(self, TrainerConfig, self.reconfigure)
         learning = declare_settings(self, LearnerConfig)
+        # Before building the learner (a second of CPU at start-up, while agents already act):
+        # every thread so far, DDS's included, is lowered, and later ones inherit it.
+        lower_process_priority(self.config.nice)
         self.run_dir = writable_directory('run_dir', self.config.run_dir)
         torch.set_num_threads(self.config.torch_threads)
         self.extras = extra_senses(check_senses(learning.senses, learning.encoder))
@@ -139,9 +142,6 @@ class Trainer(Node):
         if self.tensorboard is not None:
             table = '\n'.join(f'|{k}|{v}|' for k, v in sorted(vars(learning).items()))
             self.tensorboard.add_text('hyperparameters', '|parameter|value|\n|-|-|\n' + table)
-        # After the node and its publishers exist, so the DDS threads are lowered too; the
-        # training thread, started below, inherits the priority.
-        lower_process_priority(self.config.nice)
         self.publish_weights()
         self.thread = threading.Thread(target=self.training_loop, name='training', daemon=True)
         self.thread.start()
