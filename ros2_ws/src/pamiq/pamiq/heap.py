@@ -1,13 +1,14 @@
 """Large message buffers in memory touched once at start-up, not page by page while acting.
 
 Taking a 29 MB weights message copies it twice on the executor thread with the GIL held
-(deserialisation, then the Python array). glibc serves blocks that large with a fresh `mmap`
-each time, so every copy also faults in ~7,000 new pages: 25-100 ms per copy on a VM whose memory
-is backed lazily, seen as 250-700 ms without an action when the trainer's first weights arrived
-while the machine was busy starting it. The remedy is the real-time recipe of ros2/demos'
-pendulum_control: large blocks come from the heap (no `mmap`), freed memory stays in the process
-(no trimming), and the heap is touched once at start-up so later blocks reuse warm pages.
-The price is memory the process keeps after its peak, a few message sizes.
+(deserialisation, then the Python array). glibc gives the first blocks that large fresh pages
+(a new `mmap` each, until its threshold adapts), so those copies also fault in ~7,000 pages each:
+25-100 ms per copy on a VM whose memory is backed lazily, seen as 250-700 ms without an action
+when the trainer's first two weights messages arrived while the machine was busy starting it.
+The remedy is the real-time recipe of ros2/demos' pendulum_control: large blocks come from the
+heap (no `mmap`), freed memory stays in the process (no trimming), and the heap is touched once
+at start-up so later blocks reuse warm pages. The price is memory the process keeps after its
+peak, a few message sizes.
 """
 
 from __future__ import annotations
