@@ -353,6 +353,13 @@ class Trainer(Node):
         self.get_logger().info(f'checkpoint {path}')
         return path
 
+    def destroy_node(self) -> None:
+        # The training thread publishes after each round: it ends before its publishers do (a
+        # round that ended as Ctrl-C came published into a destroyed publisher and died).
+        self.stopping.set()
+        self.thread.join(timeout=30.0)
+        super().destroy_node()
+
     def shutdown(self) -> None:
         self.stopping.set()
         self.thread.join(timeout=30.0)
