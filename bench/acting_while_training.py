@@ -36,6 +36,7 @@ from pamiq.ros import qos, topics  # noqa: E402
 from pamiq.storage.weights import pack_weights  # noqa: E402
 from pamiq.vocabulary import parse_senses  # noqa: E402
 import rclpy  # noqa: E402
+from rclpy.time import Time  # noqa: E402
 from rosgraph import Probe, free_udp_port, wait_until  # noqa: E402
 from sensor_msgs.msg import JointState  # noqa: E402
 from std_msgs.msg import Float32  # noqa: E402
@@ -56,10 +57,17 @@ rclpy.shutdown()
 
 
 def churn(period: float, life: float, stop: threading.Event, joins: list[float]) -> None:
-    """Start a participant every `period` s until `stop`; record when each started."""
-    while not stop.wait(period):
+    """Start a participant every `period` s until `stop` (whether or not the last one has
+    gone: starting takes a second or two); record when each started."""
+    running: list[subprocess.Popen] = []
+    next_join = time.monotonic() + period
+    while not stop.wait(max(0.0, next_join - time.monotonic())):
+        next_join += period
         joins.append(time.monotonic())
-        subprocess.Popen([sys.executable, '-c', PARTICIPANT, str(life)]).wait()
+        running = [p for p in running if p.poll() is None]
+        running.append(subprocess.Popen([sys.executable, '-c', PARTICIPANT, str(life)]))
+    for process in running:
+        process.wait()
 
 
 def main() -> None:
@@ -125,6 +133,13 @@ def main() -> None:
         elapsed = time.monotonic() - started
         with probe.lock:
             actions = [t for t, _ in probe.received['action']]
+            # Frame stamps (ROS time) of the actions, and this process's ROS time minus its
+            # monotonic clock: a gap's action can then say whether its frame came late.
+            stamps = [
+                Time.from_msg(m.header.stamp).nanoseconds / 1e9
+                for _, m in probe.received['action']
+            ]
+            clock_offset = time.time() - time.monotonic()
             steps = [(t, dict(zip(m.name, m.position))) for t, m in probe.received['agent/step']]
             losses = [(t, m.data) for t, m in probe.received['trainer/forward_dynamics/loss']]
             encoder_rounds = len(probe.received['trainer/inverse_dynamics/loss'])
@@ -187,9 +202,17 @@ def main() -> None:
         'forward_dynamics_loss_first_fifth': float(np.mean(head)) if fd else None,
         'forward_dynamics_loss_last_fifth': float(np.mean(tail)) if fd else None,
         'run_dir': run_dir,
+        # stamp_spacing_ms: between the frames the two actions answer (about the gap: frames
+        # came late or were never acted on; about 100: they came, their actions did not);
+        # late_ms: the age of the action that ended the gap when it arrived here.
         'gaps': [
-            {'at_s': float(actions[i] - actions[0]), 'ms': float(1e3 * intervals[i])}
-            for i in np.flatnonzero(intervals > 0.25)
+            {
+                'at_s': float(actions[i] - actions[0]),
+                'ms': float(1e3 * intervals[i]),
+                'stamp_spacing_ms': float(1e3 * (stamps[i + 1] - stamps[i])),
+                'late_ms': float(1e3 * (actions[i + 1] + clock_offset - stamps[i + 1])),
+            }
+            for i in np.flatnonzero(intervals > 0.15)
         ],
     }
     rows = [
