@@ -361,8 +361,7 @@ class Trainer(Node):
         super().destroy_node()
 
     def shutdown(self) -> None:
-        self.stopping.set()
-        self.thread.join(timeout=30.0)
+        # spin.run destroys the node first, so the training thread has ended (destroy_node).
         with self.lock:
             self.save()
         if self.tensorboard is not None:
