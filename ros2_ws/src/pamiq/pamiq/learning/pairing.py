@@ -15,7 +15,13 @@ PARTS = ('observation', 'action', 'step')
 
 
 class StampPairer:
-    """Joins the parts of one frame by stamp; `expire` drops frames waiting over `timeout` s."""
+    """Joins the parts of one frame by stamp; `expire` drops frames waiting over `timeout` s.
+
+    A dropped frame counts as `dropped` (a part was lost) unless every part it lacks was first
+    heard only after it: then it came before that part's subscription matched (each topic's
+    subscription matches on its own when an actor joins, and a volatile topic never sends what
+    came before), and it counts as `before_matched`.
+    """
 
     def __init__(
         self,
@@ -26,12 +32,15 @@ class StampPairer:
         self.timeout, self.now, self.parts = timeout, now, parts
         self.pending: dict[int, dict[str, Any]] = {}
         self.arrived: dict[int, float] = {}
+        self.first: dict[str, int] = {}  # part -> stamp of the first value heard
         self.dropped = 0
+        self.before_matched = 0
 
     def add(self, stamp_ns: int, part: str, value: Any) -> dict[str, Any] | None:
         """Add one part; returns {part: value} for all parts once the frame is complete."""
         if part not in self.parts:
             raise ValueError(f'part must be one of {self.parts}, got {part!r}')
+        self.first.setdefault(part, stamp_ns)
         entry = self.pending.setdefault(stamp_ns, {})
         self.arrived.setdefault(stamp_ns, self.now())
         entry[part] = value
@@ -43,8 +52,12 @@ class StampPairer:
     def expire(self) -> None:
         deadline = self.now() - self.timeout
         for stamp in [s for s, t in self.arrived.items() if t < deadline]:
+            missing = [part for part in self.parts if part not in self.pending[stamp]]
+            if all(self.first.get(part, stamp + 1) > stamp for part in missing):
+                self.before_matched += 1
+            else:
+                self.dropped += 1
             del self.pending[stamp], self.arrived[stamp]
-            self.dropped += 1
 
     def incomplete(self) -> int:
         """Frames still missing a part."""

@@ -139,7 +139,7 @@ class Agent(Node):
         self.gave_up_waiting = False
 
         self.observation_pub = self.create_publisher(Image, topics.OBSERVATION, qos.OBSERVATION)
-        self.action_pub = self.create_publisher(JointState, topics.ACTION, qos.ACTION)
+        self.action_pub = self.create_publisher(JointState, topics.ACTION, qos.ACTION_PUBLISHER)
         self.step_pub = self.create_publisher(JointState, topics.STEP, qos.STEP)
         self.reward_pub = self.create_publisher(Float32, topics.REWARD, qos.DEFAULT)
         # Validating a blob takes longer than a step: a worker thread does it, so the executor
@@ -297,7 +297,9 @@ class Agent(Node):
             stamp = self.get_clock().now().to_msg()
             neutral = vrchat.NEUTRAL_VALUES
             self.action_pub.publish(
-                messages.action_message(stamp, list(neutral), [0.0] * len(neutral))
+                messages.action_message(
+                    stamp, list(neutral), [0.0] * len(neutral), messages.NEUTRAL_FRAME_ID
+                )
             )
         # A skipped step index tells the trainer not to link steps across the pause.
         self.steps += 1

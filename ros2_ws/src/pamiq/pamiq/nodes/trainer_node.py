@@ -33,7 +33,7 @@ from pamiq.learning.sense_arrays import extra_senses
 from pamiq.ros import qos, spin, topics
 from pamiq.ros.actors import ActorDiscovery
 from pamiq.ros.diagnostics import ERROR, OK, WARN, Diagnostics, steady_clock
-from pamiq.ros.messages import stamp_ns
+from pamiq.ros.messages import is_neutral_command, stamp_ns
 from pamiq.ros.parameters import (
     ParameterError,
     check_senses,
@@ -195,6 +195,8 @@ class Trainer(Node):
         )
 
     def part_callback(self, actor: str, part: str, msg) -> None:
+        if part == 'action' and is_neutral_command(msg):
+            return  # a paused agent's release of every input, not a step's action
         try:
             value = frame_part(part, msg, self.learner.config.action_space)
         except ValueError as error:
@@ -218,6 +220,9 @@ class Trainer(Node):
 
     def dropped_pairs(self) -> int:
         return sum(p.dropped for p in list(self.pairers.values()))
+
+    def frames_before_matched(self) -> int:
+        return sum(p.before_matched for p in list(self.pairers.values()))
 
     # --- training (own thread) -------------------------------------------------------------
     def training_loop(self) -> None:
@@ -312,6 +317,7 @@ class Trainer(Node):
                 for name, stream in sorted(learner.streams.items())
             },
             'dropped pairs': self.dropped_pairs(),
+            'frames before every part was subscribed': self.frames_before_matched(),
             'rejected messages': self.rejected,
             'buffer': len(learner.buffer),
             'rollouts skipped (trainer behind)': learner.skipped,

@@ -74,10 +74,22 @@ def step_fields(msg: JointState) -> dict[str, float]:
     return fields
 
 
-def action_message(stamp, names: Sequence[str], values: Sequence[float]) -> JointState:
+# The frame_id of an `action` that answers no frame: a pausing agent's neutral command.
+NEUTRAL_FRAME_ID = 'neutral'
+
+
+def is_neutral_command(msg: JointState) -> bool:
+    """Whether an `action` is a pausing agent's release of every input (it answers no frame)."""
+    return msg.header.frame_id == NEUTRAL_FRAME_ID
+
+
+def action_message(
+    stamp, names: Sequence[str], values: Sequence[float], frame_id: str = ''
+) -> JointState:
     """An `action` message: VRChat input names and values, stamped with the frame's stamp."""
     msg = JointState()
     msg.header.stamp = stamp
+    msg.header.frame_id = frame_id
     msg.name = list(names)
     msg.position = [float(v) for v in values]
     return msg

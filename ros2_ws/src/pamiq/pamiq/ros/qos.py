@@ -18,6 +18,10 @@ IMAGE_PUBLISHER = QoSProfile(depth=5, reliability=ReliabilityPolicy.RELIABLE)
 OBSERVATION = QoSProfile(depth=64, reliability=ReliabilityPolicy.RELIABLE)
 STEP = QoSProfile(depth=64, reliability=ReliabilityPolicy.RELIABLE)
 ACTION = QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE)
+# ...but the agent keeps its actions as deep as its steps: a KEEP_LAST writer drops its oldest
+# sample when full, acknowledged or not, so a busy, niced trainer 10 actions behind lost one
+# whose observation and step it still got (one frame in ~10 two-actor lockstep runs).
+ACTION_PUBLISHER = QoSProfile(depth=STEP.depth, reliability=ReliabilityPolicy.RELIABLE)
 # The newest weights wait for a late-joining (or restarted) agent.
 WEIGHTS = QoSProfile(
     depth=1,

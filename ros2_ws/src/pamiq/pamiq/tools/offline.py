@@ -15,7 +15,7 @@ from pamiq.learning.pairing import StampPairer
 from pamiq.learning.sense_arrays import extra_senses
 from pamiq.ros import topics
 from pamiq.ros.bags import deserialize, read_messages
-from pamiq.ros.messages import stamp_ns
+from pamiq.ros.messages import is_neutral_command, stamp_ns
 from pamiq.ros.sense_messages import frame_part, frame_parts
 from pamiq.vocabulary import DEFAULT_SENSES, parse_senses
 
@@ -35,6 +35,8 @@ def load_steps(
             continue
         actor = topics.actor_of(message.topic, parts[part])
         msg = deserialize(message)
+        if part == 'action' and is_neutral_command(msg):
+            continue  # a paused agent's release of every input: no frame's action
         try:
             value = frame_part(part, msg, action_space)
         except ValueError:
