@@ -17,8 +17,8 @@ from pamiq.ros.actors import actor_pattern
 from pamiq.ros.diagnostics import LEVEL_NAMES, DiagnosticsCollector
 
 # Discovery finds other actors' agents one participant at a time (slowly on a loaded machine): the
-# search ends once the set of agents found has not grown for this long, and every agent node
-# discovery has named has its service.
+# search ends once what it knows has not grown for this long and every actor it knows of has
+# its agent's service.
 SETTLE = 2.0
 
 
@@ -31,32 +31,48 @@ def call(node: Node, service_type, name: str, request, timeout: float) -> object
     return future.result()
 
 
-def agent_services(node: Node, namespace: str, timeout: float) -> list[str]:
-    """Every actor's agent/set_active service in `namespace`, once discovery has found them.
+def known_actors(node: Node, namespace: str) -> set[str]:
+    """Actors the graph names so far: by an agent node, by a publisher of their `agent/step`,
+    or (below the namespace) by any endpoint of it.
 
-    A participant announces its nodes before their services: an agent node already named waits
-    for its service (until `timeout`) even after the set found has settled.
+    The trainer and the recorder subscribe to every actor's steps once they have seen it, so
+    their participant alone (often discovered long before the agent's own, on a loaded machine)
+    names every actor. They subscribe to the namespace's own steps from the start, so there a
+    subscriber names no one.
     """
+    own = topics.namespaced(namespace, topics.STEP)
+    steps = actor_pattern(namespace)
+    agents = actor_pattern(namespace, 'agent')
+    names = [
+        name
+        for name, _ in node.get_topic_names_and_types()
+        if name != own or node.count_publishers(name) > 0
+    ]
+    names += [f'{ns.rstrip("/")}/{name}' for name, ns in node.get_node_names_and_namespaces()]
+    return {m.group(1) for name in names if (m := steps.match(name) or agents.match(name))}
+
+
+def agent_services(node: Node, namespace: str, timeout: float) -> tuple[list[str], list[str]]:
+    """Every actor's agent/set_active service in `namespace` once discovery has found them, and
+    the actors known (see known_actors) whose service did not appear within `timeout` (an actor
+    that left, whose steps the trainer still subscribes to, or one discovery has not reached)."""
     pattern = actor_pattern(namespace, topics.AGENT_SET_ACTIVE)
-    service = topics.AGENT_SET_ACTIVE.split('/')[-1]
     hard_deadline = deadline = time.monotonic() + timeout
-    found: list[str] = []
-    while time.monotonic() < hard_deadline:
-        now_found = sorted(
-            name for name, _ in node.get_service_names_and_types() if pattern.match(name)
-        )
-        if len(now_found) > len(found):
-            found = now_found
-            deadline = min(hard_deadline, time.monotonic() + SETTLE)
-        named = {
-            f'{ns.rstrip("/")}/{name}/{service}'
-            for name, ns in node.get_node_names_and_namespaces()
+    seen: set[str] = set()
+    while True:
+        services = {
+            m.group(1): name
+            for name, _ in node.get_service_names_and_types()
+            if (m := pattern.match(name))
         }
-        waiting = {name for name in named if pattern.match(name)} - set(found)
-        if time.monotonic() >= deadline and not waiting:
-            break
+        known = known_actors(node, namespace) | set(services)
+        if not known <= seen:
+            seen |= known
+            deadline = min(hard_deadline, time.monotonic() + SETTLE)
+        now = time.monotonic()
+        if (now >= deadline and known <= set(services)) or now >= hard_deadline:
+            return sorted(services.values()), sorted(known - set(services))
         rclpy.spin_once(node, timeout_sec=0.1)
-    return found
 
 
 def status_lines(node: Node, seconds: float) -> list[str]:
@@ -77,9 +93,14 @@ def ctl(verb: str, namespace: str, listen: float, timeout: float = 5.0, say=prin
     try:
         if verb in ('pause', 'resume'):
             request = SetBool.Request(data=verb == 'resume')
-            agents = agent_services(node, namespace, timeout)
+            agents, missing = agent_services(node, namespace, timeout)
             if not agents:
                 say(f'no agent/set_active service in /{namespace.strip("/")} (is it running?)')
+            for actor in missing:  # most likely gone: the trainer keeps its subscriptions
+                say(
+                    f'{actor}: its steps are subscribed to but no agent/set_active service '
+                    f'appeared in {timeout:g} s (the actor left, or discovery is slower)'
+                )
             code = 0 if agents else 1
             for name in agents:
                 reply = call(node, SetBool, name, request, timeout)
