@@ -29,6 +29,7 @@ import benchlib
 
 benchlib.setup()
 
+from geometry_msgs.msg import PoseStamped  # noqa: E402
 import numpy as np  # noqa: E402
 from pamiq.learning.learner import LearnerConfig  # noqa: E402
 from pamiq.learning.models import build_models  # noqa: E402
@@ -102,6 +103,9 @@ def main() -> None:
     try:
         probe.record(JointState, 'action', qos.ACTION)
         probe.record(JointState, 'agent/step', qos.STEP)
+        # A witness: the world's own 10 Hz stream. An action gap while poses kept arriving here
+        # was the graph's; one that poses share was this process not taking messages.
+        probe.record(PoseStamped, topics.POSE, qos.DEFAULT)
         probe.record(Float32, 'trainer/forward_dynamics/loss', qos.DEFAULT)
         # Published only in the rounds where the encoder still learns (encoder_rounds).
         probe.record(Float32, 'trainer/inverse_dynamics/loss', qos.DEFAULT)
@@ -141,6 +145,7 @@ def main() -> None:
             ]
             clock_offset = time.time() - time.monotonic()
             steps = [(t, dict(zip(m.name, m.position))) for t, m in probe.received['agent/step']]
+            poses = np.array([t for t, _ in probe.received[topics.POSE]])
             losses = [(t, m.data) for t, m in probe.received['trainer/forward_dynamics/loss']]
             encoder_rounds = len(probe.received['trainer/inverse_dynamics/loss'])
             sense_rates = {
@@ -181,6 +186,13 @@ def main() -> None:
         for i in range(len(intervals))
         if any(0.0 <= actions[i + 1] - j <= args.churn_life + 1.0 for j in joins)
     ]
+
+    def witness_ms(start: float, end: float) -> float:
+        """The longest wait for a world/pose here between start and end."""
+        inside = poses[(poses > start) & (poses < end)]
+        edges = np.concatenate(([start], inside, [end]))
+        return float(1e3 * np.max(np.diff(edges)))
+
     data = {
         'senses': list(senses),
         'sense_rates_hz': sense_rates,
@@ -204,13 +216,16 @@ def main() -> None:
         'run_dir': run_dir,
         # stamp_spacing_ms: between the frames the two actions answer (about the gap: frames
         # came late or were never acted on; about 100: they came, their actions did not);
-        # late_ms: the age of the action that ended the gap when it arrived here.
+        # late_ms: the age of the action that ended the gap when it arrived here;
+        # pose_wait_ms: the longest wait for a world/pose here during the gap (about the gap:
+        # this process stalled; about 100: the graph did).
         'gaps': [
             {
                 'at_s': float(actions[i] - actions[0]),
                 'ms': float(1e3 * intervals[i]),
                 'stamp_spacing_ms': float(1e3 * (stamps[i + 1] - stamps[i])),
                 'late_ms': float(1e3 * (actions[i + 1] + clock_offset - stamps[i + 1])),
+                'pose_wait_ms': witness_ms(actions[i], actions[i + 1]),
             }
             for i in np.flatnonzero(intervals > 0.15)
         ],
