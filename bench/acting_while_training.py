@@ -226,6 +226,11 @@ def main() -> None:
                 'stamp_spacing_ms': float(1e3 * (stamps[i + 1] - stamps[i])),
                 'late_ms': float(1e3 * (actions[i + 1] + clock_offset - stamps[i + 1])),
                 'pose_wait_ms': witness_ms(actions[i], actions[i + 1]),
+                # since the newest participant was started (its process; it joins the DDS graph
+                # once Python and rclpy are loaded, about 0.5-1 s later)
+                'since_join_s': min(
+                    (float(actions[i + 1] - j) for j in joins if j <= actions[i + 1]), default=None
+                ),
             }
             for i in np.flatnonzero(intervals > 0.15)
         ],
