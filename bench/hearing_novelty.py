@@ -152,9 +152,19 @@ def loudest_second(sound: np.ndarray) -> np.ndarray:
     return sound[start : start + window].astype(np.float64)
 
 
-def onset_effects(learner, data, sounds: dict[str, np.ndarray], onsets: int) -> dict:
-    base_hearing = spectrograms(data['sound'], data['marks'])
-    base = rewards(learner, data, base_hearing)
+def reward_scale(reward: np.ndarray, window: int = 10) -> dict[str, float]:
+    """What a rise compares with: the fused reward's mean, its step-to-step spread, and the
+    spread of its means over `window` steps (the span a rise is averaged over)."""
+    reward = reward[1:]  # the first step has no prediction
+    means = np.convolve(reward, np.ones(window) / window, 'valid')
+    return {
+        'mean': float(reward.mean()),
+        'std': float(reward.std()),
+        'window_std': float(means.std()),
+    }
+
+
+def onset_effects(learner, data, base, sounds: dict[str, np.ndarray], onsets: int) -> dict:
     steps = len(data['frames'])
     effects = {name: {'all': [], 'hearing': []} for name in sounds}
     for k in range(onsets):
@@ -171,6 +181,14 @@ def onset_effects(learner, data, sounds: dict[str, np.ndarray], onsets: int) -> 
                 rise = heard[part][window] - base[part][window]
                 effects[name][part].append(float(rise.mean()))
     return effects
+
+
+def seed_bootstrap(values: list[float], draws: int = 10000) -> tuple[float, float]:
+    """95 % interval of the mean, resampling seeds (a seed's onsets share its models)."""
+    rng = np.random.default_rng(0)
+    means = rng.choice(np.asarray(values), (draws, len(values))).mean(axis=1)
+    low, high = np.percentile(means, [2.5, 97.5])
+    return float(low), float(high)
 
 
 def main() -> None:
@@ -194,7 +212,9 @@ def main() -> None:
         familiar = loudest_second(training['sound'])
         level = level_dbfs(to_int16(familiar / 32768.0))
         sounds = {'familiar': familiar, 'novel': bell(level)}
-        effects = onset_effects(learner, evaluation, sounds, args.onsets)
+        base = rewards(learner, evaluation, spectrograms(evaluation['sound'], evaluation['marks']))
+        scale = reward_scale(base['all'])
+        effects = onset_effects(learner, evaluation, base, sounds, args.onsets)
         summary = {
             name: {part: float(np.mean(values)) for part, values in parts.items()}
             for name, parts in effects.items()
@@ -207,13 +227,16 @@ def main() -> None:
             'novel_higher_share': novel_higher,
             'clip_level_dbfs': level,
             'training_sound_level_dbfs': level_dbfs(training['sound']),
+            'reward_scale': scale,
         }
         rows.append(
             (
                 f'seed {seed}: rise over the first second, familiar / novel (fused; hearing)',
                 f'{summary["familiar"]["all"]:+.4f} / {summary["novel"]["all"]:+.4f}; '
                 f'{summary["familiar"]["hearing"]:+.4f} / {summary["novel"]["hearing"]:+.4f}; '
-                f'novel higher at {100 * novel_higher:.0f} % of onsets',
+                f'novel higher at {100 * novel_higher:.0f} % of onsets; reward without a sound '
+                f'{scale["mean"]:.4f}, sd {scale["std"]:.4f} per step, {scale["window_std"]:.4f} '
+                'over 1 s',
             )
         )
     means = {
@@ -224,8 +247,13 @@ def main() -> None:
         per_seed[s]['mean']['novel']['all'] > per_seed[s]['mean']['familiar']['all']
         for s in args.seeds
     )
+    differences = [per_seed[s]['mean']['novel']['all'] - per_seed[s]['mean']['familiar']['all']
+                   for s in args.seeds]  # fmt: skip
+    low, high = seed_bootstrap(differences)
     rows += [
         ('mean over seeds: familiar / novel (fused)', f'{means["familiar"]:+.4f} / {means["novel"]:+.4f}'),
+        ('novel minus familiar (fused), seeds resampled: mean [95 % CI]',
+         f'{np.mean(differences):+.5f} [{low:+.5f}, {high:+.5f}]'),
         ('seeds where the novel onset raises the reward more', f'{seeds_novel_higher} of {len(args.seeds)}'),
         ('settings', f'{args.scenario}, {args.train_steps} training steps, {args.epochs:g} epochs, '
                      f'{args.onsets} onsets on {args.eval_steps} new steps'),
@@ -236,6 +264,7 @@ def main() -> None:
         'seeds': per_seed,
         'mean_onset_rise': means,
         'seeds_novel_higher': seeds_novel_higher,
+        'novel_minus_familiar': {'mean': float(np.mean(differences)), 'ci95': [low, high]},
     }
     benchlib.report(args.name, rows, data)
 
