@@ -150,6 +150,7 @@ def main() -> None:
         # keeps is cyclic, so measuring without the collector measures the graph alone.
         gc.collect()
         gc.disable()
+        collections.pauses.clear()  # that collection came before measuring
         joins: list[float] = []
         stop_churn = threading.Event()
         if args.churn_period > 0:
