@@ -1,7 +1,11 @@
 """Lockstep throughput: how many simulated steps per wall second the whole graph takes.
 
 Starts `pamiq up world:=doom real_time_factor:=0 actors:=N` for each configuration, lets it warm
-up, then counts the worlds' simulated steps (their diagnostics) over a measured window. Each step
+up, then counts the worlds' simulated steps (their diagnostics) over a measured window. With the
+curiosity agent the window starts once the trainer's encoder is frozen (after `encoder_rounds`
+rounds, the steady state: while the encoder learns a round costs ~2.5 times as much), and the
+steps and seconds it took to get there are reported apart (`--from-round 0`: measure from the
+start). Each step
 is one frame, one action applied through the actuator's OSC, and 0.1 s of simulated time
 (10 steps/s = real time). With the curiosity agent the trainer trains every rollout: an agent acts
 at most 2 rollouts ahead of the newest weights (wait_for_trainer), so the world waits for the
@@ -12,7 +16,7 @@ summed by role (worlds, actuators, agents, trainer); and for the critical path o
 agent's own step time from its diagnostics.
 
     .venv/bin/python bench/lockstep.py [--duration 60] [--warmup 20]
-        [--configs random:1 curiosity:1 curiosity:2 curiosity:4]
+        [--configs random:1 curiosity:1 curiosity:2 curiosity:4] [--from-round N]
 """
 
 from __future__ import annotations
@@ -31,6 +35,7 @@ import benchlib
 benchlib.setup()
 
 from diagnostic_msgs.msg import DiagnosticArray  # noqa: E402
+from pamiq.learning.config import LearnerConfig  # noqa: E402
 import rclpy  # noqa: E402
 from rosgraph import Probe, free_udp_port, wait_until  # noqa: E402
 
@@ -65,7 +70,7 @@ def total(probe: Probe, node: str, key: str, expected: int) -> float | None:
     return sum(values) if len(values) == expected else None
 
 
-def measure(agent: str, actors: int, duration: float, warmup: float) -> dict:
+def measure(agent: str, actors: int, duration: float, warmup: float, from_round: int) -> dict:
     probe = Probe()
     probe.record(DiagnosticArray, '/diagnostics', 1000)
     with tempfile.TemporaryDirectory(prefix='pamiq-lockstep-') as run_dir:
@@ -77,6 +82,16 @@ def measure(agent: str, actors: int, duration: float, warmup: float) -> dict:
         try:
             started = lambda: (total(probe, 'world', 'simulated steps', actors) or 0) > 0
             assert wait_until(started, 120.0), 'the graph did not start stepping'
+            first_steps, first_t = (
+                total(probe, 'world', 'simulated steps', actors),
+                time.monotonic(),
+            )
+            if agent != 'curiosity':
+                from_round = 0
+            trained = lambda: (total(probe, 'trainer', 'rounds', 1) or 0) >= from_round
+            assert wait_until(trained, 1800.0), f'the trainer did not reach round {from_round}'
+            early_steps = total(probe, 'world', 'simulated steps', actors) - first_steps
+            early_s = time.monotonic() - first_t
             time.sleep(warmup)
             log.seek(0)
             pids = {
@@ -110,6 +125,10 @@ def measure(agent: str, actors: int, duration: float, warmup: float) -> dict:
     return {
         'agent': agent,
         'actors': actors,
+        'measured_from_round': from_round,
+        'steps_before_that_round': early_steps,
+        'seconds_before_that_round': early_s,
+        'steps_per_s_before_that_round': early_steps / early_s if early_s > 0 else None,
         'steps': steps,
         'seconds': seconds,
         'steps_per_s': steps / seconds,
@@ -135,6 +154,13 @@ def main() -> int:
         default=['random:1', 'curiosity:1', 'curiosity:2', 'curiosity:4'],
         help='agent:actors pairs',
     )
+    parser.add_argument(
+        '--from-round',
+        type=int,
+        default=LearnerConfig.encoder_rounds,
+        help="curiosity: start measuring at this trainer round (default: the encoder's last "
+        'learning round, i.e. the steady state)',
+    )
     parser.add_argument('--name', default='lockstep')
     args = parser.parse_args()
     rclpy.init()
@@ -142,7 +168,9 @@ def main() -> int:
         results = []
         for config in args.configs:
             agent, actors = config.split(':')
-            results.append(measure(agent, int(actors), args.duration, args.warmup))
+            results.append(
+                measure(agent, int(actors), args.duration, args.warmup, args.from_round)
+            )
             print(results[-1], flush=True)
     finally:
         rclpy.try_shutdown()
@@ -158,7 +186,15 @@ def main() -> int:
                 f'{r["frames_sent_again"]:.0f} frames sent again, '
                 f'{r["stray_markers"]:.0f} stray markers; '
                 f'CPU ms/step: {cpu} (total {r["cpu_ms_per_step_total"]:.1f}); '
-                f'agent step p50 {r["agent_step_p50_ms"]:.1f} ms',
+                f'agent step p50 {r["agent_step_p50_ms"]:.1f} ms'
+                + (
+                    f'; before round {r["measured_from_round"]}: '
+                    f'{r["steps_per_s_before_that_round"]:.0f} steps/s '
+                    f'({r["steps_before_that_round"]:.0f} steps in '
+                    f'{r["seconds_before_that_round"]:.0f} s)'
+                    if r['measured_from_round']
+                    else ''
+                ),
             )
         )
     benchlib.report(args.name, rows, {'duration_s': args.duration, 'results': results})

@@ -67,8 +67,7 @@ def measure(device: str, threads: int, actors: int, rounds: int) -> dict:
         times[phase].append(time.perf_counter() - began)
         learner.reset_sequence()
     steps = actors * config.rollout_length
-    # The first frozen round embeds the whole buffer once; later rounds only what is new.
-    steady = times['frozen'][1:] or times['frozen']
+    steady = times['frozen']
     return {
         'device': str(learner.device),
         'threads': threads,

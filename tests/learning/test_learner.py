@@ -229,11 +229,15 @@ def test_actors_keep_their_own_sequences_and_one_update_holds_both(maze):
     # One actor's rollout alone does not start a round both are expected in.
     assert learner.ready(['actor0', 'actor1'])
     assert not Learner(small_config()).ready(['actor0'])
-    steps_taken = []
-    learner.optimizers['forward_dynamics'].register_step_pre_hook(lambda *_: steps_taken.append(1))
+    sizes = []
+    learner.models['forward_dynamics'].register_forward_pre_hook(
+        lambda _, args: sizes.append(len(args[1]))
+    )
     metrics = learner.train_round()
     assert metrics['update/actors'] == 2 and metrics['update/samples'] == 32
-    assert len(steps_taken) == 2 * learner.config.dynamics_batches  # per rollout
+    # Two actors, a rollout each: as many samples as two rollouts of one actor would have,
+    # in half as many minibatches twice the size.
+    assert sizes == [2 * learner.config.batch_size] * learner.config.dynamics_batches
 
 
 def test_a_round_waits_for_every_active_actor_until_enough_rollouts_wait(maze):
@@ -247,30 +251,48 @@ def test_a_round_waits_for_every_active_actor_until_enough_rollouts_wait(maze):
     for step in steps[17:34]:
         learner.add(step, 'fast')
     assert learner.ready(['fast', 'slow'])  # two rollouts wait: the slow one holds no longer
+    sizes = []
+    learner.models['forward_dynamics'].register_forward_pre_hook(
+        lambda _, args: sizes.append(len(args[1]))
+    )
     assert learner.train_round()['update/actors'] == 1
+    # One actor's two rollouts: twice its per-rollout minibatches, of the usual size.
+    assert sizes == [learner.config.batch_size] * 2 * learner.config.dynamics_batches
 
 
-def test_the_frozen_encoder_embeds_each_transition_once(maze):
+def test_each_frame_is_embedded_once_per_encoder(maze):
     observations, actions = maze
-    learner = Learner(small_config(encoder_rounds=1))
+    learner = Learner(small_config(encoder_rounds=2))
     steps = steps_from(observations, actions)
-    for step in steps[:17]:
-        learner.add(step)
-    learner.train_round()  # the encoder learns in round 1, then is frozen
-    for step in steps[17:34]:
-        learner.add(step)
     encoder = learner.models['encoder']
     calls = []
     embed = encoder.embed
-    encoder.embed = lambda obs: calls.append(len(obs)) or embed(obs)
-    learner.train_round()
-    # The first frozen round embeds the whole buffer (observation and next observation)...
-    assert calls == [33, 33]
-    for step in steps[34:51]:
-        learner.add(step)
-    learner.train_round()
-    # ... and later rounds only the 17 transitions added since: none per minibatch.
-    assert calls == [33, 33, 17, 17]
+
+    def counted(obs):  # embeddings made without a gradient: not the encoder's own training
+        if not torch.is_grad_enabled():
+            calls.append(len(obs))
+        return embed(obs)
+
+    encoder.embed = counted
+
+    def distinct(frames):
+        return len({step.observation.tobytes() for step in frames})
+
+    rounds = [steps[:17], steps[17:34], steps[34:51], steps[51:68]]
+    for added in rounds:
+        for step in added:
+            learner.add(step)
+        learner.train_round()
+    # While the encoder learns (rounds 1 and 2) the forward model's round starts by embedding
+    # the whole buffer with the encoder just trained, each distinct frame once (a step's
+    # observation is the previous transition's next observation); frozen after round 2, later
+    # rounds embed only the transitions added since. Never an embedding per minibatch.
+    assert calls == [
+        distinct(steps[:17]),
+        distinct(steps[:34]),
+        distinct(steps[33:51]),
+        distinct(steps[50:68]),
+    ]
     cached = np.flatnonzero(learner.buffer.embedded[: len(learner.buffer)])
     assert len(cached) == len(learner.buffer)
     with torch.no_grad():
@@ -291,3 +313,18 @@ def test_a_slot_overwritten_while_it_was_embedded_is_not_cached():
     buffer.store_embeddings(index, generations, z, z)
     assert buffer.embedded.sum() == 1
     assert buffer.unembedded()[0].tolist() == [i for i in (0, 1) if not buffer.embedded[i]]
+
+
+def test_distinct_rows_finds_repeats_of_every_part_together():
+    from pamiq.learning.learner import distinct_rows
+
+    images = np.zeros((5, 84, 84, 3), np.uint8)
+    images[1, 0, 0, 0] = images[3, 0, 0, 0] = 7  # rows 1 and 3 look alike, as do 0, 2, 4
+    body = np.zeros((5, 4), np.float32)
+    body[4, 2] = 0.5  # ... but row 4 felt something else
+    first, inverse = distinct_rows(images, {'body': body})
+    assert first.tolist() == [0, 1, 4]
+    assert inverse.tolist() == [0, 1, 0, 1, 2]
+    np.testing.assert_array_equal(images[first][inverse], images)
+    np.testing.assert_array_equal(body[first][inverse], body)
+    assert distinct_rows(images, {})[0].tolist() == [0, 1]

@@ -89,11 +89,19 @@ class LearnerConfig:
         128, "Consecutive steps per PPO rollout (the original's num_steps)", low=8, high=4096
     )
     batch_size: int = setting(
-        32, 'Minibatch size of the encoder and forward-dynamics updates', low=1, high=1024
+        32,
+        'Minibatch size of the encoder and forward-dynamics updates, per actor in the round',
+        low=1,
+        high=1024,
     )
-    encoder_batches: int = setting(32, 'Encoder minibatches per round', low=0, high=10000)
+    encoder_batches: int = setting(
+        32, 'Encoder minibatches per rollout trained (n actors: 1/n as many)', low=0, high=10000
+    )
     dynamics_batches: int = setting(
-        64, 'Forward-dynamics minibatches per round', low=0, high=10000
+        64,
+        'Forward-dynamics minibatches per rollout trained (n actors: 1/n as many)',
+        low=0,
+        high=10000,
     )
     min_buffer_size: int = setting(
         64,
