@@ -70,13 +70,15 @@ def total(probe: Probe, node: str, key: str, expected: int) -> float | None:
     return sum(values) if len(values) == expected else None
 
 
-def measure(agent: str, actors: int, duration: float, warmup: float, from_round: int) -> dict:
+def measure(
+    agent: str, actors: int, duration: float, warmup: float, from_round: int, extra: list[str]
+) -> dict:
     probe = Probe()
     probe.record(DiagnosticArray, '/diagnostics', 1000)
     with tempfile.TemporaryDirectory(prefix='pamiq-lockstep-') as run_dir:
         command = [sys.executable, '-m', 'pamiq.tools.cli', 'up', '--supervise', '--quiet']
         command += ['world:=doom', f'agent:={agent}', 'real_time_factor:=0', f'actors:={actors}']
-        command += [f'osc_port:={free_udp_port() - 2 * actors}', f'run_dir:={run_dir}']
+        command += [f'osc_port:={free_udp_port() - 2 * actors}', f'run_dir:={run_dir}', *extra]
         log = open(os.path.join(run_dir, 'up.log'), 'w+')
         up = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, text=True)
         try:
@@ -161,6 +163,9 @@ def main() -> int:
         help="curiosity: start measuring at this trainer round (default: the encoder's last "
         'learning round, i.e. the steady state)',
     )
+    parser.add_argument(
+        '--up-args', nargs='*', default=[], help='more name:=value arguments for pamiq up'
+    )
     parser.add_argument('--name', default='lockstep')
     args = parser.parse_args()
     rclpy.init()
@@ -169,7 +174,9 @@ def main() -> int:
         for config in args.configs:
             agent, actors = config.split(':')
             results.append(
-                measure(agent, int(actors), args.duration, args.warmup, args.from_round)
+                measure(
+                    agent, int(actors), args.duration, args.warmup, args.from_round, args.up_args
+                )
             )
             print(results[-1], flush=True)
     finally:
@@ -197,7 +204,9 @@ def main() -> int:
                 ),
             )
         )
-    benchlib.report(args.name, rows, {'duration_s': args.duration, 'results': results})
+    benchlib.report(
+        args.name, rows, {'duration_s': args.duration, 'up_args': args.up_args, 'results': results}
+    )
     return 0
 
 

@@ -152,6 +152,9 @@ def test_one_actor_in_lockstep_shares_the_graph_clock_and_waits_for_the_trainer(
     assert 'max_steps_per_version' not in {s.label: s for s in graph(no_wait)}['agent'].parameters
     real_time = {s.label: s for s in graph(BringupArgs.from_strings({}))}
     assert 'max_steps_per_version' not in real_time['agent'].parameters
+    # The lockstep trainer trains on every core; in real time it keeps the params file's one.
+    assert specs['trainer'].parameters['torch_threads'] == os.cpu_count()
+    assert 'torch_threads' not in real_time['trainer'].parameters
 
 
 def test_roles_split_the_graph_between_hosts():

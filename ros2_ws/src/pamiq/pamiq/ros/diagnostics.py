@@ -13,7 +13,7 @@ from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
 from rclpy.clock import Clock, ClockType
 from rclpy.node import Node
 
-from pamiq.ros import topics
+from pamiq.ros import qos, topics
 
 OK, WARN, ERROR = DiagnosticStatus.OK, DiagnosticStatus.WARN, DiagnosticStatus.ERROR
 LEVEL_NAMES = {OK: 'OK', WARN: 'WARN', ERROR: 'ERROR', DiagnosticStatus.STALE: 'STALE'}
@@ -105,7 +105,9 @@ class Diagnostics:
     def __init__(self, node: Node, hardware_id: str, period: float = 1.0) -> None:
         self.node, self.hardware_id = node, hardware_id
         self.checks: list[tuple[str, Check]] = []
-        self.pub = node.create_publisher(DiagnosticArray, topics.DIAGNOSTICS, 10)
+        self.pub = node.create_publisher(
+            DiagnosticArray, topics.DIAGNOSTICS, 10, event_callbacks=qos.PUBLISHER_EVENTS
+        )
         # On the node's clock: under use_sim_time once per simulated second, like the rates
         # inside. (A steady-clock timer beside sim-time ones made lockstep slower, measured.)
         self.timer = node.create_timer(period, self.publish)

@@ -48,7 +48,10 @@ class SenseInputs:
             stream, topic, callback, perceived = wiring[sense]
             self.subs.append(node.create_subscription(stream, topic, callback, qos.SENSE))
             self.pubs[sense] = node.create_publisher(
-                perceived, SENSE_PARTS[sense], qos.OBSERVATION
+                perceived,
+                SENSE_PARTS[sense],
+                qos.OBSERVATION,
+                event_callbacks=qos.PUBLISHER_EVENTS,
             )
 
     def reject(self, sense: str, error: ValueError) -> None:
