@@ -53,3 +53,35 @@ def test_sigterm_ends_a_hanging_cleanup_and_says_where_it_hung():
     finally:
         child.kill()
         child.wait()
+
+
+FREEZING_NODE = textwrap.dedent(
+    """
+    import gc
+    from rclpy.node import Node
+    from pamiq.ros import spin
+
+    class Counting(Node):
+        def __init__(self):
+            super().__init__('counting')
+            self.create_timer(0.05, self.report)
+
+        def report(self):
+            print('frozen', gc.get_freeze_count(), flush=True)
+            raise KeyboardInterrupt  # one report, then a clean stop
+
+        def shutdown(self):
+            pass
+
+    raise SystemExit(spin.run(Counting, []))
+    """
+)
+
+
+def test_a_node_spins_with_its_start_up_objects_out_of_garbage_collection():
+    child = subprocess.run(
+        [sys.executable, '-c', FREEZING_NODE], capture_output=True, text=True, timeout=60
+    )
+    assert child.returncode == 0, child.stderr
+    frozen = int(child.stdout.split('frozen')[1].split()[0])
+    assert frozen > 10_000, child.stdout  # rclpy and the node: all of start-up's objects

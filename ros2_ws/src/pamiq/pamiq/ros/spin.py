@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 import faulthandler
+import gc
 import os
 import signal
 import sys
@@ -58,6 +59,19 @@ def end_stuck_cleanup_on_sigterm() -> None:
     faulthandler.register(signal.SIGTERM, file=sys.stderr, all_threads=True, chain=True)
 
 
+def freeze_startup_objects() -> None:
+    """Leave what exists once a node is built out of every later garbage collection.
+
+    Python's full collection walks every tracked object: with torch loaded a node holds ~185,000
+    of them, and one full collection took ~95 ms, a late action when it came between two frames.
+    Nearly all were made at start-up (modules, models) and live as long as the process, so after
+    one collection of the start-up's garbage they are frozen (gc.freeze) and later collections
+    walk only what was made since: 0.0 ms for the same heap.
+    """
+    gc.collect()
+    gc.freeze()
+
+
 def run(make_node: Callable[[], PamiqNode], args: list[str] | None = None) -> int:
     """Construct a node, spin it until Ctrl-C / SIGTERM, clean up, return the exit code.
 
@@ -76,6 +90,7 @@ def run(make_node: Callable[[], PamiqNode], args: list[str] | None = None) -> in
     node = None
     try:
         node = make_node()
+        freeze_startup_objects()
         rclpy.spin(node)
     except (KeyboardInterrupt, ExternalShutdownException):
         pass
