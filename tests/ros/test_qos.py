@@ -22,7 +22,7 @@ def test_a_publisher_made_with_them_adds_nothing_for_the_executor_to_poll():
     try:
         node = rclpy.create_node('qos_probe', context=context)
         before = len(list(node.waitables))
-        node.create_publisher(Float32, 'quiet', 10, event_callbacks=qos.PUBLISHER_EVENTS)
+        qos.publisher(node, Float32, 'quiet', 10)
         Diagnostics(node, 'probe')
         assert len(list(node.waitables)) == before
         node.create_publisher(Float32, 'loud', 10)  # rclpy's defaults: QoS and type handlers
@@ -32,9 +32,11 @@ def test_a_publisher_made_with_them_adds_nothing_for_the_executor_to_poll():
         rclpy.try_shutdown(context=context)
 
 
-def test_every_publisher_of_the_package_goes_without_them():
-    missing = []
+def test_every_publisher_of_the_package_is_made_by_qos_publisher():
+    direct = []
     for path in glob.glob(os.path.join(PACKAGE, '**', '*.py'), recursive=True):
+        if path.endswith(os.path.join('ros', 'qos.py')):
+            continue
         with open(path) as source:
             tree = ast.parse(source.read())
         for call in ast.walk(tree):
@@ -42,7 +44,6 @@ def test_every_publisher_of_the_package_goes_without_them():
                 isinstance(call, ast.Call)
                 and isinstance(call.func, ast.Attribute)
                 and call.func.attr == 'create_publisher'
-                and 'event_callbacks' not in {k.arg for k in call.keywords}
             ):
-                missing.append(f'{os.path.relpath(path, PACKAGE)}:{call.lineno}')
-    assert not missing, missing
+                direct.append(f'{os.path.relpath(path, PACKAGE)}:{call.lineno}')
+    assert not direct, direct

@@ -138,18 +138,10 @@ class Agent(Node):
         self.trainer_wait_seconds = 0.0
         self.gave_up_waiting = False
 
-        self.observation_pub = self.create_publisher(
-            Image, topics.OBSERVATION, qos.OBSERVATION, event_callbacks=qos.PUBLISHER_EVENTS
-        )
-        self.action_pub = self.create_publisher(
-            JointState, topics.ACTION, qos.ACTION_PUBLISHER, event_callbacks=qos.PUBLISHER_EVENTS
-        )
-        self.step_pub = self.create_publisher(
-            JointState, topics.STEP, qos.STEP, event_callbacks=qos.PUBLISHER_EVENTS
-        )
-        self.reward_pub = self.create_publisher(
-            Float32, topics.REWARD, qos.DEFAULT, event_callbacks=qos.PUBLISHER_EVENTS
-        )
+        self.observation_pub = qos.publisher(self, Image, topics.OBSERVATION, qos.OBSERVATION)
+        self.action_pub = qos.publisher(self, JointState, topics.ACTION, qos.ACTION_PUBLISHER)
+        self.step_pub = qos.publisher(self, JointState, topics.STEP, qos.STEP)
+        self.reward_pub = qos.publisher(self, Float32, topics.REWARD, qos.DEFAULT)
         # Validating a blob takes longer than a step: a worker thread does it, so the executor
         # only hands the bytes over and acting never waits for it.
         self.weights_queue: queue.Queue[object | None] = queue.Queue(maxsize=1)

@@ -79,12 +79,8 @@ class Body(Node):
             from pamiq.oscquery import OscQueryAdvertiser
 
             self.advertiser = OscQueryAdvertiser('pamiq', config.osc_host, config.osc_port)
-        self.state_pub = self.create_publisher(
-            JointState, topics.BODY_STATE, qos.SENSE, event_callbacks=qos.PUBLISHER_EVENTS
-        )
-        self.twist_pub = self.create_publisher(
-            TwistStamped, topics.BODY_TWIST, qos.DEFAULT, event_callbacks=qos.PUBLISHER_EVENTS
-        )
+        self.state_pub = qos.publisher(self, JointState, topics.BODY_STATE, qos.SENSE)
+        self.twist_pub = qos.publisher(self, TwistStamped, topics.BODY_TWIST, qos.DEFAULT)
         self.timer = self.create_timer(1.0 / config.publish_rate, self.timer_callback)
         self.meter = RateMeter(self.get_clock())
         self.diagnostics = Diagnostics(self, f'osc udp://{config.osc_host}:{config.osc_port}')

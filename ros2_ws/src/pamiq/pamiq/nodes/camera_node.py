@@ -70,9 +70,7 @@ class Camera(Node):
         self.bad_frames = 0
         self.failures = 0
 
-        self.image_pub = self.create_publisher(
-            Image, topics.IMAGE, qos.IMAGE_PUBLISHER, event_callbacks=qos.PUBLISHER_EVENTS
-        )
+        self.image_pub = qos.publisher(self, Image, topics.IMAGE, qos.IMAGE_PUBLISHER)
         self.timer = self.create_timer(1.0 / config.publish_rate, self.timer_callback)
         self.meter = RateMeter(self.get_clock())
         self.diagnostics = Diagnostics(self, f'camera {config.camera}')

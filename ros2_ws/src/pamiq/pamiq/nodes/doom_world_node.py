@@ -156,15 +156,9 @@ class DoomWorld(Node):
         self.steps = 0  # simulated steps taken
         self.resent = 0  # lockstep frames sent again for want of an action
 
-        self.image_pub = self.create_publisher(
-            Image, topics.IMAGE, qos.IMAGE_PUBLISHER, event_callbacks=qos.PUBLISHER_EVENTS
-        )
-        self.pose_pub = self.create_publisher(
-            PoseStamped, topics.POSE, qos.DEFAULT, event_callbacks=qos.PUBLISHER_EVENTS
-        )
-        self.clock_pub = self.create_publisher(
-            Clock, topics.CLOCK, qos.CLOCK, event_callbacks=qos.PUBLISHER_EVENTS
-        )
+        self.image_pub = qos.publisher(self, Image, topics.IMAGE, qos.IMAGE_PUBLISHER)
+        self.pose_pub = qos.publisher(self, PoseStamped, topics.POSE, qos.DEFAULT)
+        self.clock_pub = qos.publisher(self, Clock, topics.CLOCK, qos.CLOCK)
         # The world's time of tic 0: the clock at start in real time, 0 in simulated time.
         self.epoch_ns = 0 if self.simulated else self.get_clock().now().nanoseconds
         self.hearing = DoomHearing() if config.audio else None

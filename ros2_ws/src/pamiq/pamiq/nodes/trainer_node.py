@@ -106,9 +106,7 @@ class Trainer(Node):
         self.stopping = threading.Event()
         self.lock = threading.Lock()
 
-        self.weights_pub = self.create_publisher(
-            UInt8MultiArray, topics.WEIGHTS, qos.WEIGHTS, event_callbacks=qos.PUBLISHER_EVENTS
-        )
+        self.weights_pub = qos.publisher(self, UInt8MultiArray, topics.WEIGHTS, qos.WEIGHTS)
         self.weights: UInt8MultiArray | None = None  # the newest packed
         self.weights_due = False  # the newest is not out yet: a reader still receives the last
         self.weights_withheld = 0  # versions replaced before they could go out
@@ -117,12 +115,7 @@ class Trainer(Node):
         # Every metric's publisher exists from the start, so a plot opened before the first
         # round is already connected when the values come.
         self.metric_pubs = {
-            name: self.create_publisher(
-                Float32,
-                topics.trainer_metric(name),
-                qos.DEFAULT,
-                event_callbacks=qos.PUBLISHER_EVENTS,
-            )
+            name: qos.publisher(self, Float32, topics.trainer_metric(name), qos.DEFAULT)
             for name in self.learner.metrics()
         }
         # The namespace's own actor (the default graph's) is heard from the start; actors in

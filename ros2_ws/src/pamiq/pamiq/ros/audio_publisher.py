@@ -14,15 +14,9 @@ from pamiq.ros.sense_messages import audio_message, format_message
 
 class AudioPublisher:
     def __init__(self, node: Node, source: str) -> None:
-        self.pcm_pub = node.create_publisher(
-            Int16MultiArray, topics.AUDIO_PCM, qos.SENSE, event_callbacks=qos.PUBLISHER_EVENTS
-        )
-        self.level_pub = node.create_publisher(
-            Float32, topics.AUDIO_LEVEL, qos.DEFAULT, event_callbacks=qos.PUBLISHER_EVENTS
-        )
-        self.format_pub = node.create_publisher(
-            String, topics.AUDIO_FORMAT, qos.LATCHED, event_callbacks=qos.PUBLISHER_EVENTS
-        )
+        self.pcm_pub = qos.publisher(node, Int16MultiArray, topics.AUDIO_PCM, qos.SENSE)
+        self.level_pub = qos.publisher(node, Float32, topics.AUDIO_LEVEL, qos.DEFAULT)
+        self.format_pub = qos.publisher(node, String, topics.AUDIO_FORMAT, qos.LATCHED)
         self.meter = RateMeter(node.get_clock())
         self.chunks = 0
         self.level = SILENCE_DBFS

@@ -105,9 +105,7 @@ class Diagnostics:
     def __init__(self, node: Node, hardware_id: str, period: float = 1.0) -> None:
         self.node, self.hardware_id = node, hardware_id
         self.checks: list[tuple[str, Check]] = []
-        self.pub = node.create_publisher(
-            DiagnosticArray, topics.DIAGNOSTICS, 10, event_callbacks=qos.PUBLISHER_EVENTS
-        )
+        self.pub = qos.publisher(node, DiagnosticArray, topics.DIAGNOSTICS, 10)
         # On the node's clock: under use_sim_time once per simulated second, like the rates
         # inside. (A steady-clock timer beside sim-time ones made lockstep slower, measured.)
         self.timer = node.create_timer(period, self.publish)

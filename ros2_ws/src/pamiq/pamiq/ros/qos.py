@@ -1,6 +1,8 @@
 """QoS profiles of pamiq's topic contract (docs/architecture.md), and its publishers' events."""
 
 from rclpy.event_handler import PublisherEventCallbacks
+from rclpy.node import Node
+from rclpy.publisher import Publisher
 from rclpy.qos import (
     DurabilityPolicy,
     HistoryPolicy,
@@ -45,3 +47,8 @@ DEFAULT = 10
 # Nothing goes unreported: the subscriber's side of an incompatible pair, ours or rqt's or
 # `ros2 topic`'s, keeps its handlers and logs it.
 PUBLISHER_EVENTS = PublisherEventCallbacks(use_default_callbacks=False)
+
+
+def publisher(node: Node, msg_type, topic: str, profile: QoSProfile | int) -> Publisher:
+    """`node.create_publisher` with PUBLISHER_EVENTS: how every pamiq publisher is made."""
+    return node.create_publisher(msg_type, topic, profile, event_callbacks=PUBLISHER_EVENTS)

@@ -47,12 +47,7 @@ class SenseInputs:
         for sense in self.extras:
             stream, topic, callback, perceived = wiring[sense]
             self.subs.append(node.create_subscription(stream, topic, callback, qos.SENSE))
-            self.pubs[sense] = node.create_publisher(
-                perceived,
-                SENSE_PARTS[sense],
-                qos.OBSERVATION,
-                event_callbacks=qos.PUBLISHER_EVENTS,
-            )
+            self.pubs[sense] = qos.publisher(node, perceived, SENSE_PARTS[sense], qos.OBSERVATION)
 
     def reject(self, sense: str, error: ValueError) -> None:
         self.rejected += 1

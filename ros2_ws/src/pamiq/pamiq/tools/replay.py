@@ -38,17 +38,11 @@ class Replayer(Node):
     def __init__(self, publish_clock: bool) -> None:
         super().__init__('replay')
         self.pubs: dict[str, object] = {}
-        self.clock_pub = (
-            self.create_publisher(Clock, '/clock', 10, event_callbacks=qos.PUBLISHER_EVENTS)
-            if publish_clock
-            else None
-        )
+        self.clock_pub = qos.publisher(self, Clock, '/clock', 10) if publish_clock else None
 
     def advertise(self, topic: str, msgtype: str) -> None:
         profile = qos.IMAGE_PUBLISHER if topics.matches(topic, topics.IMAGE) else qos.OBSERVATION
-        self.pubs[topic] = self.create_publisher(
-            message_class(msgtype), topic, profile, event_callbacks=qos.PUBLISHER_EVENTS
-        )
+        self.pubs[topic] = qos.publisher(self, message_class(msgtype), topic, profile)
 
     def publish(self, topic: str, stamp_ns: int, data: bytes) -> None:
         if self.clock_pub is not None:
