@@ -8,6 +8,7 @@ import gc
 import os
 import signal
 import sys
+import time
 from typing import Protocol
 
 import rclpy
@@ -19,6 +20,8 @@ from pamiq.ros.parameters import ParameterError
 LOG_FILE_FLAG = '--log-file-name'
 # The exit code of a clean-up that SIGTERM cut short (as a shell reports death by SIGTERM).
 STUCK_CLEANUP_EXIT = 128 + signal.SIGTERM
+# Seconds a failed take may come before the context it failed in says it is shut down.
+SHUTDOWN_GRACE = 1.0
 
 
 class PamiqNode(Protocol):
@@ -72,6 +75,16 @@ def freeze_startup_objects() -> None:
     gc.freeze()
 
 
+def context_shuts_down(within: float) -> bool:
+    """Whether the default context is, or within `within` seconds becomes, shut down."""
+    deadline = time.monotonic() + within
+    while rclpy.ok():
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.01)
+    return True
+
+
 def run(make_node: Callable[[], PamiqNode], args: list[str] | None = None) -> int:
     """Construct a node, spin it until Ctrl-C / SIGTERM, clean up, return the exit code.
 
@@ -97,7 +110,9 @@ def run(make_node: Callable[[], PamiqNode], args: list[str] | None = None) -> in
     except RuntimeError:
         # Ctrl-C shuts the context down while the executor may be taking a message; rclpy
         # then fails the take ("Unable to convert call argument"). That is a stop, not a fault.
-        if rclpy.ok():
+        # The take can fail a moment before the context says it is shut down (seen once in
+        # a fresh-clone run), so the context gets a second to say so.
+        if not context_shuts_down(SHUTDOWN_GRACE):
             raise
     except ParameterError as error:
         print(f'[FATAL] {error}', file=sys.stderr)
