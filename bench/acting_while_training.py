@@ -159,12 +159,14 @@ def main() -> None:
                 args=(args.churn_period, args.churn_life, stop_churn, joins),
                 daemon=True,
             ).start()
+        stolen = benchlib.StolenTime()
         started = time.monotonic()
         while time.monotonic() - started < args.duration:
             time.sleep(1.0)
             if up.poll() is not None:
                 raise RuntimeError(f'pamiq up exited with {up.returncode}; see {log.name}')
         stop_churn.set()
+        stolen.stop()
         elapsed = time.monotonic() - started
         with probe.lock:
             actions = [t for t, _ in probe.received['action']]
@@ -232,6 +234,7 @@ def main() -> None:
         'max_interval_within_a_participant_life_ms': max(near_joins, default=None),
         'gaps_over_150ms': int(np.sum(intervals > 0.15)),
         'bench_longest_gc_ms': collections.longest_ms(),
+        'steal_percent': stolen.total_percent(),
         'exit_code': code,
         'action_rate_hz': (len(actions) - 1) / (actions[-1] - actions[0]),
         'action_interval': interval,
@@ -259,6 +262,8 @@ def main() -> None:
                 'late_ms': float(1e3 * (actions[i + 1] + clock_offset - stamps[i + 1])),
                 'pose_wait_ms': witness_ms(actions[i], actions[i + 1]),
                 'bench_gc_ms': collections.within_ms(actions[i], actions[i + 1]),
+                # the most time the hypervisor took from any one CPU meanwhile
+                'steal_ms': stolen.within_ms(actions[i], actions[i + 1]),
                 # since the newest participant was started (its process; it joins the DDS graph
                 # once Python and rclpy are loaded, about 0.5-1 s later)
                 'since_join_s': min(
@@ -280,6 +285,7 @@ def main() -> None:
         ('gaps > 250 ms', str(data['gaps_over_250ms'])),
         ('gaps > 150 ms', str(data['gaps_over_150ms'])),
         ("this process's longest garbage collection (ms)", f'{data["bench_longest_gc_ms"]:.1f}'),
+        ('CPU time stolen by the hypervisor (%)', f'{data["steal_percent"]:.2f}'),
         (
             'participants joined; max interval while one lived (ms)',
             f'{len(joins)}; {data["max_interval_within_a_participant_life_ms"]}',

@@ -6,6 +6,7 @@ import json
 import os
 import platform
 import sys
+import threading
 import time
 
 import numpy as np
@@ -75,3 +76,47 @@ def graph_command(run_dir: str, osc_port: int, record: bool, *extra: str) -> lis
     ]
     command += ['agent:=curiosity', f'osc_port:={osc_port}', f'run_dir:={run_dir}', *extra]
     return command + (['record:=true'] if record else [])
+
+
+class StolenTime:
+    """CPU time the hypervisor gave to others (steal in /proc/stat), sampled every `period` s
+    in a thread: on a virtual machine a vCPU taken away for a while stalls whatever runs on it,
+    and no process of the graph can say so itself."""
+
+    def __init__(self, period: float = 0.02) -> None:
+        self.samples: list[tuple[float, list[int]]] = []  # (monotonic, steal ticks per CPU)
+        self.tick_ms = 1e3 / os.sysconf('SC_CLK_TCK')
+        self.stopping = threading.Event()
+        self.thread = threading.Thread(target=self.sample, args=(period,), daemon=True)
+        self.thread.start()
+
+    @staticmethod
+    def read() -> list[int]:
+        """Steal ticks of each CPU (the 8th value of its cpuN line; 0 where there is none)."""
+        with open('/proc/stat') as stream:
+            lines = [line.split() for line in stream if line.startswith('cpu')]
+        return [int(fields[8]) if len(fields) > 8 else 0 for fields in lines[1:]]
+
+    def sample(self, period: float) -> None:
+        while not self.stopping.wait(period):
+            self.samples.append((time.monotonic(), self.read()))
+
+    def stop(self) -> None:
+        self.stopping.set()
+        self.thread.join()
+
+    def within_ms(self, start: float, end: float) -> float:
+        """The most steal of any one CPU between the samples around start and end (ms)."""
+        before = [s for t, s in self.samples if t <= start]
+        after = [s for t, s in self.samples if t >= end]
+        if not before or not after:
+            return float('nan')
+        return self.tick_ms * max(b - a for a, b in zip(before[-1], after[0]))
+
+    def total_percent(self) -> float:
+        """Steal over the sampled time, as a share of all CPUs' time."""
+        if len(self.samples) < 2:
+            return float('nan')
+        (t0, first), (t1, last) = self.samples[0], self.samples[-1]
+        stolen_s = self.tick_ms / 1e3 * (sum(last) - sum(first))
+        return 100.0 * stolen_s / ((t1 - t0) * len(first))

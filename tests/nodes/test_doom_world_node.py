@@ -8,12 +8,13 @@ import os
 import signal
 import time
 
+from diagnostic_msgs.msg import DiagnosticArray
 from geometry_msgs.msg import PoseStamped
 from pamiq.doom import WALK_FORWARD, doom_command
 from pamiq.osc import frame_marker
 from pamiq.ros import qos
 from pythonosc.udp_client import SimpleUDPClient
-from rosgraph import NodeProcess, free_udp_port, wait_until
+from rosgraph import NAMESPACE, NodeProcess, diagnostic_value, free_udp_port, wait_until
 from sensor_msgs.msg import Image
 from std_srvs.srv import Trigger
 
@@ -124,3 +125,30 @@ def test_a_lockstep_world_whose_engine_dies_exits_with_an_error_not_frozen(probe
         assert 'lockstep failed, the world stops' in world.output()
     finally:
         world.stop()
+
+
+def test_a_tick_held_up_by_the_engine_is_reported_with_where_its_time_went(probe):
+    world = NodeProcess(
+        'doom_world_node', 'world', {'osc_port': free_udp_port(), 'resolution': '160x120'}
+    )
+    try:
+        probe.record(DiagnosticArray, '/diagnostics', 100)
+        assert wait_until(lambda: 'OSC input on' in world.output(), 20.0), world.output()
+        assert wait_until(lambda: world_value(probe, 'slow ticks (> 50 ms)') == '0', 10.0)
+        # The engine process stands still for 0.3 s, as when the machine does not run it: the
+        # tick that needs it waits.
+        [engine] = engine_pids(world.process.pid)
+        os.kill(engine, signal.SIGSTOP)
+        time.sleep(0.3)
+        os.kill(engine, signal.SIGCONT)
+        assert wait_until(lambda: 'a tick took' in world.output(), 5.0), world.output()
+        report = world.output().split('a tick took ')[1].splitlines()[0]
+        took, engine_ms = (int(part.split(' ms')[0]) for part in report.split(': the engine '))
+        assert took >= 150 and engine_ms >= 150, report
+        assert wait_until(lambda: int(world_value(probe, 'slow ticks (> 50 ms)') or 0) >= 1, 5.0)
+    finally:
+        world.stop()
+
+
+def world_value(probe, key: str) -> str | None:
+    return diagnostic_value(probe, f'{NAMESPACE}/world', key)

@@ -109,6 +109,9 @@ PARAMETERS = (WorldConfig,)
 
 # Seconds a failed lockstep step is given to turn out to be a Ctrl-C before it counts as a crash.
 STOP_GRACE = 3.0
+# A real-time tick's own work (the engine's tics, publishing) takes a few ms; one over this
+# makes a late frame, logged with where the time went.
+SLOW_TICK = 0.05
 
 
 class DoomWorld(Node):
@@ -142,6 +145,8 @@ class DoomWorld(Node):
         self.start_time = time.monotonic()
         self.tics = 0
         self.last_tick = 0.0
+        self.slow_ticks = 0  # real-time ticks whose own work took longer than SLOW_TICK
+        self.new_episode_seconds = 0.0  # the last new episode's engine time
         self.travelled = 0.0
         self.last_xy: tuple[float, float] | None = None
 
@@ -265,10 +270,21 @@ class DoomWorld(Node):
         # Advance as many tics as wall time demands, so the world runs in real time even if a
         # callback is late; cap the catch-up so a long stall does not fast-forward the game.
         due = int((time.monotonic() - self.start_time) * TICRATE)
+        self.new_episode_seconds = 0.0
         with self.game_lock:
             self.advance(min(due - self.tics, TICRATE // 2))
+        advanced = time.monotonic()
         self.tics = due
         self.publish_state(self.get_clock().now())
+        took = time.monotonic() - now
+        if took > SLOW_TICK:
+            self.slow_ticks += 1
+            self.get_logger().warning(
+                f'a tick took {1e3 * took:.0f} ms: the engine {1e3 * (advanced - now):.0f} ms '
+                f'(a new episode {1e3 * self.new_episode_seconds:.0f} ms), publishing '
+                f'{1e3 * (time.monotonic() - advanced):.0f} ms ({self.slow_ticks} so far)',
+                throttle_duration_sec=5.0,
+            )
 
     def advance(self, tics: int) -> None:
         """`tics` tics with the held inputs (callers hold game_lock)."""
@@ -354,6 +370,7 @@ class DoomWorld(Node):
             'real time factor': self.config.real_time_factor,
             'simulated steps': self.steps,
             'lockstep frames sent again': self.resent,
+            'slow ticks (> 50 ms)': self.slow_ticks,
             'stray frame markers': self.inputs.stray_markers,
             'episode': self.episode,
             'position': f'({x:.0f}, {y:.0f})',
@@ -381,7 +398,9 @@ class DoomWorld(Node):
         self.travelled = 0.0
 
     def new_episode(self, why: str) -> None:
+        started = time.monotonic()
         self.game.new_episode()
+        self.new_episode_seconds = time.monotonic() - started
         self.announce_avatar()
         self.last_xy = None  # a new spawn point is not travel
         self.episode += 1
