@@ -103,6 +103,42 @@ def test_a_round_trains_every_model_and_advances_the_version(maze):
     assert not learner.ready()  # the rollout was consumed
 
 
+def test_concurrent_updates_train_exactly_what_one_update_at_a_time_does(maze):
+    """PPO beside the encoder and forward model: the same weights, round after round (the
+    encoder learns in the first, is frozen in the second)."""
+    observations, actions = maze
+    steps = steps_from(observations, actions)
+    learners = [
+        Learner(small_config(encoder_rounds=1, concurrent_updates=concurrent))
+        for concurrent in (False, True)
+    ]
+    for learner in learners:
+        for begin in (0, 17):
+            for step in steps[begin : begin + 17]:
+                learner.add(step)
+            learner.train_round()
+    one_at_a_time, concurrent = learners
+    assert concurrent.version == 2
+    for name, model in one_at_a_time.models.items():
+        for a, b in zip(model.parameters(), concurrent.models[name].parameters()):
+            torch.testing.assert_close(a, b, rtol=0, atol=0, msg=f'{name} differs')
+
+
+def test_an_error_in_the_concurrent_update_reaches_the_round(maze, monkeypatch):
+    observations, actions = maze
+    learner = Learner(small_config(concurrent_updates=True))
+    for step in steps_from(observations, actions)[:17]:
+        learner.add(step)
+
+    def broken(*args):
+        raise FloatingPointError('forward model diverged')
+
+    monkeypatch.setattr(learner, 'train_dynamics', broken)
+    with pytest.raises(FloatingPointError, match='diverged'):
+        learner.train_round()
+    assert learner.version == 0  # no round counted, no weights published
+
+
 def test_the_encoder_is_frozen_after_its_rounds_and_the_rest_keeps_learning(maze):
     observations, actions = maze
     learner = Learner(small_config(encoder_rounds=1))

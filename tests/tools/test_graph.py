@@ -152,9 +152,13 @@ def test_one_actor_in_lockstep_shares_the_graph_clock_and_waits_for_the_trainer(
     assert 'max_steps_per_version' not in {s.label: s for s in graph(no_wait)}['agent'].parameters
     real_time = {s.label: s for s in graph(BringupArgs.from_strings({}))}
     assert 'max_steps_per_version' not in real_time['agent'].parameters
-    # The lockstep trainer trains on every core; in real time it keeps the params file's one.
-    assert specs['trainer'].parameters['torch_threads'] == os.cpu_count()
-    assert 'torch_threads' not in real_time['trainer'].parameters
+    # The lockstep trainer trains on every core, two updates at once on half the cores each;
+    # in real time it keeps the params file's one update on one thread.
+    trainer = specs['trainer'].parameters
+    assert trainer['concurrent_updates'] is (os.cpu_count() > 1)
+    assert trainer['torch_threads'] == max(1, os.cpu_count() // 2)
+    assert trainer['torch_threads'] * (1 + trainer['concurrent_updates']) <= os.cpu_count()
+    assert not {'torch_threads', 'concurrent_updates'} & set(real_time['trainer'].parameters)
 
 
 def test_roles_split_the_graph_between_hosts():

@@ -27,6 +27,7 @@ from __future__ import annotations
 
 from collections import deque
 from collections.abc import Callable, Collection, Mapping
+from concurrent.futures import ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 import math
 import threading
@@ -292,6 +293,10 @@ class Learner:
         self.gaps = 0
         self.stale = 0
         self.skipped = 0  # whole rollouts never trained on: the trainer fell behind
+        # Started by the first round, from the training thread: it inherits that one's niceness.
+        self.workers = (
+            ThreadPoolExecutor(1, 'embedding-models') if config.concurrent_updates else None
+        )
 
     # --- data in (ROS thread) ----------------------------------------------------------------
     def add(self, step: Step, actor: str = '') -> None:
@@ -357,20 +362,50 @@ class Learner:
             return all(name in waiting for name in actors) or sum(waiting.values()) >= len(actors)
 
     def train_round(self, should_stop=lambda: False) -> dict[str, float]:
-        """One round on every waiting rollout: encoder, forward dynamics, PPO; returns the
-        losses and what the update held."""
+        """One round on every waiting rollout: encoder, forward dynamics, PPO (with
+        `concurrent_updates` PPO alongside the other two); returns the losses and what the
+        update held."""
         with self.lock:
             rollouts = [
                 (name, steps) for name, stream in self.streams.items() for steps in stream.pending
             ]
             for stream in self.streams.values():
                 stream.pending.clear()
-        losses: dict[str, float] = {}
-        encoder_name = self.config.encoder
         actors = len({name for name, _ in rollouts})
-        minibatch = self.config.batch_size * actors  # see the module doc: how a round scales
+        if self.config.concurrent_updates:
+            # PPO reads only the rollouts and the policy, the embedding models only the buffer:
+            # the same updates at once, each torch op on `torch_threads` threads.
+            models = self.workers.submit(
+                self.train_embedding_models, rollouts, actors, should_stop
+            )
+            try:
+                policy = self.train_policy(rollouts, should_stop)
+            finally:
+                wait([models])  # never a round of the models still running after this one
+            losses = {**models.result(), **policy}
+        else:
+            losses = self.train_embedding_models(rollouts, actors, should_stop)
+            losses.update(self.train_policy(rollouts, should_stop))
+        following = [s for _, steps in rollouts for s in steps[1:]]
+        losses['reward/mean'] = float(np.mean([s.reward for s in following]))
+        for sense in self.sense_metrics():
+            shares = [s.sense_rewards.get(sense, 0.0) for s in following]
+            losses[f'reward/{sense}'] = float(np.mean(shares))
+        losses['update/actors'] = float(actors)
+        losses['update/samples'] = float(sum(len(steps) - 1 for _, steps in rollouts))
+        self.version += 1
+        self.rounds += 1
+        return losses
+
+    def train_embedding_models(
+        self, rollouts: list[tuple[str, list[Step]]], actors: int, should_stop
+    ) -> dict[str, float]:
+        """The encoder (while it learns) and the forward model, on the round's share of
+        minibatches (see the module doc: how a round scales)."""
+        losses: dict[str, float] = {}
+        minibatch = self.config.batch_size * actors
         if self.encoder_learning():
-            losses[f'{encoder_name}/loss'] = self.train_model(
+            losses[f'{self.config.encoder}/loss'] = self.train_model(
                 'encoder',
                 math.ceil(self.config.encoder_batches * len(rollouts) / actors),
                 self.encoder_loss,
@@ -383,28 +418,26 @@ class Learner:
             should_stop,
             minibatch,
         )
-        if not should_stop():
-            stats = ppo_update(
-                self.models['policy'],
-                self.optimizers['policy'],
-                [self.rollout_tensors(steps, name) for name, steps in rollouts],
-                self.config.ppo,
-                self.generator,
-                should_stop,
-            )
-            losses.update({f'ppo/{key}': float(value) for key, value in stats.items()})
-            losses['ppo/policy_lag'] = float(
-                np.mean([self.version - s.version for _, steps in rollouts for s in steps[:-1]])
-            )
-        following = [s for _, steps in rollouts for s in steps[1:]]
-        losses['reward/mean'] = float(np.mean([s.reward for s in following]))
-        for sense in self.sense_metrics():
-            shares = [s.sense_rewards.get(sense, 0.0) for s in following]
-            losses[f'reward/{sense}'] = float(np.mean(shares))
-        losses['update/actors'] = float(len({name for name, _ in rollouts}))
-        losses['update/samples'] = float(sum(len(steps) - 1 for _, steps in rollouts))
-        self.version += 1
-        self.rounds += 1
+        return losses
+
+    def train_policy(
+        self, rollouts: list[tuple[str, list[Step]]], should_stop
+    ) -> dict[str, float]:
+        """PPO on every rollout of the round."""
+        if should_stop():
+            return {}
+        stats = ppo_update(
+            self.models['policy'],
+            self.optimizers['policy'],
+            [self.rollout_tensors(steps, name) for name, steps in rollouts],
+            self.config.ppo,
+            self.generator,
+            should_stop,
+        )
+        losses = {f'ppo/{key}': float(value) for key, value in stats.items()}
+        losses['ppo/policy_lag'] = float(
+            np.mean([self.version - s.version for _, steps in rollouts for s in steps[:-1]])
+        )
         return losses
 
     def encoder_learning(self) -> bool:

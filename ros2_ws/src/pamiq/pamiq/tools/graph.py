@@ -344,9 +344,11 @@ def graph(args: BringupArgs) -> list[NodeSpec]:
         if args.simulated:  # actors act in bursts: every action of one must wait its turn
             trainer['action_queue_depth'] = qos.STEP.depth
             # Lockstep actors wait for the trainer's rounds, so it trains on every core, still at
-            # its lower priority (acting wins the CPU whenever it has work): two actors took 85
-            # instead of 75 steps/s on 2 cores (bench/lockstep.py).
-            trainer['torch_threads'] = os.cpu_count() or 1
+            # its lower priority (acting wins the CPU whenever it has work): PPO beside the
+            # forward model, each on half the cores (LearnerConfig.concurrent_updates says why).
+            cores = os.cpu_count() or 1
+            trainer['concurrent_updates'] = cores > 1
+            trainer['torch_threads'] = max(1, cores // 2)
         nodes.append(NodeSpec('trainer_node', 'trainer', trainer, respawn=True, stop_timeout=20.0))
     if args.record == 'true':
         # It writes what is still queued for the disk and closes the bag before it exits.
