@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import signal
 import time
 
@@ -138,6 +139,10 @@ def test_curiosity_graph_learns_is_all_ok_saves_pauses_and_survives_a_trainer_ki
         assert wait_until(status_shows_pause, 40.0, 1.0)
         # The live status line of `pamiq up`.
         assert wait_until(lambda: '[status] acting' in up.output(), 20.0), up.output()
+        # The mean reward comes from the agents' diagnostics, not from a topic per step.
+        assert wait_until(
+            lambda: re.search(r'\[status\] acting.* \| reward \d', up.output()), 20.0
+        )
 
         # The trainer dies: acting goes on, the supervisor respawns it (learning again: a new
         # process starts active) and it resumes from its checkpoint.

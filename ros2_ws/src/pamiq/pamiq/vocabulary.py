@@ -89,3 +89,9 @@ def round_metrics(encoder: str) -> tuple[str, ...]:
         'update/actors',
         'update/samples',
     )
+
+
+# The agent's diagnostics carry its mean reward: `pamiq up`'s status line reads it there rather
+# than take agent/reward, a message per step, for one number every few seconds.
+REWARD_WINDOW = 50
+REWARD_KEY = f'reward, mean of the last {REWARD_WINDOW} steps'

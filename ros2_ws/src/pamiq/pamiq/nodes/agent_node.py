@@ -46,7 +46,7 @@ from pamiq.ros.priority import lower_thread_priority
 from pamiq.ros.sense_inputs import SenseInputs
 from pamiq.settings import setting
 from pamiq.storage.errors import WeightsError
-from pamiq.vocabulary import POLICIES
+from pamiq.vocabulary import POLICIES, REWARD_KEY, REWARD_WINDOW
 
 # Above this share of camera frames lost in transit (over 5 s) the agent's diagnostics warn.
 LOSS_WARNING = 0.05
@@ -130,6 +130,7 @@ class Agent(Node):
         self.acted = RateMeter(self.get_clock())
         self.transit = TransitLoss()
         self.latencies: deque[float] = deque(maxlen=100)  # ms of the last 100 steps
+        self.rewards: deque[float] = deque(maxlen=REWARD_WINDOW)
         self.steps_with_version = 0  # since the newest weights arrived
         self.same_version_again = False  # the last weights to arrive: the version already in use
         self.held: Image | None = None  # the frame whose action waits for new weights
@@ -280,6 +281,7 @@ class Agent(Node):
         self.acted.tick()
         step_ms = (time.perf_counter() - started) * 1e3
         self.latencies.append(step_ms)
+        self.rewards.append(result.reward)
         if step_ms > 50.0:
             self.get_logger().warning(f'slow step: {step_ms:.0f} ms')
 
@@ -323,6 +325,7 @@ class Agent(Node):
             'frames lost in transit, last 5 s (%)': 100.0 * lost,
             'rejected weights': self.rejected_weights,
             'weights version': self.policy.version,
+            REWARD_KEY: sum(self.rewards) / len(self.rewards) if self.rewards else 0.0,
             'waits for the trainer': self.trainer_waits,
             'waiting for the trainer (s)': self.trainer_wait_seconds,
         }

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections import deque
 from collections.abc import Callable
 import threading
 import time
@@ -17,10 +16,9 @@ from rclpy.signals import SignalHandlerOptions
 from std_msgs.msg import Float32
 
 from pamiq.ros import topics
-from pamiq.ros.actors import ActorDiscovery
 from pamiq.ros.diagnostics import LEVEL_NAMES, DiagnosticsCollector
 from pamiq.run_dir import disk_use
-from pamiq.vocabulary import MODEL_LOSSES
+from pamiq.vocabulary import MODEL_LOSSES, REWARD_KEY
 
 # How the status line names each model's loss.
 SHORT = dict(zip(MODEL_LOSSES, ('id', 'vae', 'fd', 'ppo')))
@@ -47,12 +45,8 @@ class StatusLine:
             parameter_overrides=[Parameter('use_sim_time', value=sim_time)],
         )
         self.diagnostics = DiagnosticsCollector(self.node)
-        self.rewards: deque[float] = deque(maxlen=50)
         self.last_steps: tuple[float, float] | None = None  # (wall time, worlds' steps)
         self.losses: dict[str, float] = {}
-        # Every actor's reward, however many there are and whenever they join.
-        self.reward_subs: dict[str, object] = {}
-        self.actors = ActorDiscovery(self.node, self.actor_joined, lambda actor: None)
         for loss, short in SHORT.items():
             self.node.create_subscription(
                 Float32,
@@ -66,12 +60,6 @@ class StatusLine:
         self.thread = threading.Thread(target=self.executor.spin, name='status', daemon=True)
         self.thread.start()
 
-    def actor_joined(self, actor: str) -> None:
-        if actor not in self.reward_subs:
-            self.reward_subs[actor] = self.node.create_subscription(
-                Float32, f'{actor}/{topics.REWARD}', lambda m: self.rewards.append(m.data), 10
-            )
-
     def line(self) -> str:
         parts = []
         rates = [float(r) for r in self.diagnostics.values('agent', 'action rate (Hz)').values()]
@@ -83,8 +71,10 @@ class StatusLine:
         throughput = self.simulated_steps_per_second()
         if throughput is not None:
             parts.append(f'{throughput:.0f} steps/s ({throughput / 10:.1f}x real time)')
-        if self.rewards:
-            parts.append(f'reward {sum(self.rewards) / len(self.rewards):.3f}')
+        # Each agent's mean of its last steps (REWARD_KEY), averaged over the actors.
+        rewards = [float(r) for r in self.diagnostics.values('agent', REWARD_KEY).values()]
+        if rewards:
+            parts.append(f'reward {sum(rewards) / len(rewards):.3f}')
         versions = sorted(
             {int(v) for v in self.diagnostics.values('agent', 'weights version').values()}
         )
