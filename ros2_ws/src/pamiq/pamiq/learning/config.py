@@ -112,7 +112,7 @@ class LearnerConfig:
     concurrent_updates: bool = setting(
         False,
         'Train the encoder and forward model on a thread of their own while PPO trains (the '
-        'same updates; on CPU two calls of torch_threads threads each)',
+        'same updates; torch_threads threads each, both shares for the one left running)',
     )
     """Off in real time, where a round has seconds and a second core is the actors'. Under
     simulated time `pamiq up` and the launch file turn it on with half the cores each: on 2

@@ -43,6 +43,7 @@ from pamiq.learning.models import LEARNING_RATES, action_features, build_models
 from pamiq.learning.ppo import Rollout, ppo_update
 from pamiq.learning.sense_arrays import EXTRA_SENSES, extra_senses, is_multimodal
 from pamiq.learning.senses import model_inputs
+from pamiq.learning.shared_cores import SharedCores
 from pamiq.storage.checkpoint import load_latest_checkpoint, save_checkpoint
 from pamiq.vocabulary import (
     CONTINUOUS_ACTION_DIM,
@@ -374,12 +375,15 @@ class Learner:
         actors = len({name for name, _ in rollouts})
         if self.config.concurrent_updates:
             # PPO reads only the rollouts and the policy, the embedding models only the buffer:
-            # the same updates at once, each torch op on `torch_threads` threads.
+            # the same updates at once, on `torch_threads` threads each until one is done.
+            cores = SharedCores(torch.get_num_threads())
             models = self.workers.submit(
-                self.train_embedding_models, rollouts, actors, should_stop
+                cores.run,
+                lambda check: self.train_embedding_models(rollouts, actors, check),
+                should_stop,
             )
             try:
-                policy = self.train_policy(rollouts, should_stop)
+                policy = cores.run(lambda check: self.train_policy(rollouts, check), should_stop)
             finally:
                 wait([models])  # never a round of the models still running after this one
             losses = {**models.result(), **policy}
