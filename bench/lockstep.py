@@ -14,6 +14,8 @@ trainer, and the trainer's 'rollouts skipped' must stay 0.
 Where the time goes: the CPU seconds each process used in the window (from /proc), per step,
 summed by role (worlds, actuators, agents, trainer); and for the critical path of one step, the
 agent's own step time from its diagnostics.
+The bench reads the nodes' diagnostics at the window's two ends only: taking them throughout
+would cost the graph it measures a few % of its CPU.
 
     .venv/bin/python bench/lockstep.py [--duration 60] [--warmup 20]
         [--configs random:1 curiosity:1 curiosity:2 curiosity:4] [--from-round N]
@@ -70,6 +72,27 @@ def total(probe: Probe, node: str, key: str, expected: int) -> float | None:
     return sum(values) if len(values) == expected else None
 
 
+def stop_listening(probe: Probe) -> None:
+    for subscription in list(probe.subscriptions):
+        if subscription.topic_name == '/diagnostics':
+            probe.destroy_subscription(subscription)
+    probe.clear('/diagnostics')
+
+
+def listen_until_every_node_reported(probe: Probe, agent: str, actors: int) -> None:
+    """Take /diagnostics again until each world, agent and the trainer has reported once."""
+    probe.record(DiagnosticArray, '/diagnostics', 1000)
+    reported = lambda: all(
+        total(probe, node, key, count) is not None
+        for node, key, count in (
+            ('world', 'simulated steps', actors),
+            ('agent', 'step p50 (ms)', actors),
+            *((('trainer', 'rounds', 1),) if agent == 'curiosity' else ()),
+        )
+    )
+    assert wait_until(reported, 30.0), 'not every node reported its diagnostics again'
+
+
 def measure(
     agent: str, actors: int, duration: float, warmup: float, from_round: int, extra: list[str]
 ) -> dict:
@@ -103,7 +126,11 @@ def measure(
             cpu0 = {label: cpu_seconds(pid) for label, pid in pids.items()}
             steps0, t0 = total(probe, 'world', 'simulated steps', actors), time.monotonic()
             rounds0 = total(probe, 'trainer', 'rounds', 1) if agent == 'curiosity' else 0
+            # Not listening while the window runs: taking every node's diagnostics (about 80
+            # messages a second) would cost the graph a few % of the CPU it is measured on.
+            stop_listening(probe)
             time.sleep(duration)
+            listen_until_every_node_reported(probe, agent, actors)
             steps1, t1 = total(probe, 'world', 'simulated steps', actors), time.monotonic()
             cpu1 = {label: cpu_seconds(pid) for label, pid in pids.items()}
             rounds1 = total(probe, 'trainer', 'rounds', 1) if agent == 'curiosity' else 0
