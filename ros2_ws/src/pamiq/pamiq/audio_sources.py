@@ -254,10 +254,14 @@ class PulseAudioSource:
     def close(self) -> None:
         self.stopped.set()
         recorder, self.recorder = self.recorder, None
+        stuck = False
         if self.thread is not None:
             self.thread.join(timeout=2.0)
+            # Still in record() on a server that went away: closing the stream would wait on
+            # the soundcard lock that call holds, and the node would never exit.
+            stuck = self.thread.is_alive()
             self.thread = None
-        if recorder is not None:
+        if recorder is not None and not stuck:
             try:
                 recorder.__exit__(None, None, None)
             except Exception:  # a dead server: the stream is gone with it

@@ -12,11 +12,15 @@ from collections.abc import Callable
 import time
 
 import rclpy
+from rclpy.duration import Duration
 from rclpy.node import Node
 from rosgraph_msgs.msg import Clock
 
 from pamiq.ros import qos, topics
 from pamiq.ros.bags import BagMessage, message_class, read_messages
+
+# Seconds a replay waits, after its last message, for reliable subscribers to have them all.
+DELIVERY_LIMIT = 5.0
 
 
 def selected(topic: str, names: list[str]) -> bool:
@@ -50,6 +54,17 @@ class Replayer(Node):
             clock.clock.sec, clock.clock.nanosec = divmod(stamp_ns, 1_000_000_000)
             self.clock_pub.publish(clock)
         self.pubs[topic].publish(data)
+
+    def deliver(self, limit: float) -> bool:
+        """Wait up to `limit` seconds for every reliable subscriber to acknowledge what was
+        published: a publisher destroyed at once takes its last unacknowledged messages with it
+        (seen as a replay's last messages missing on a loaded machine)."""
+        deadline = time.monotonic() + limit
+        for publisher in self.pubs.values():
+            left = max(0.0, deadline - time.monotonic())
+            if not publisher.wait_for_all_acked(Duration(seconds=left)):
+                return False
+        return True
 
 
 def wait_for_discovery(node: Replayer, minimum: float, limit: float = 5.0) -> None:
@@ -124,6 +139,8 @@ def replay(
                     )
             if not loop:
                 break
+        if not node.deliver(DELIVERY_LIMIT):
+            say(f'some subscriber did not acknowledge the last messages within {DELIVERY_LIMIT} s')
         say(f'replayed {published} messages')
         return published
     except KeyboardInterrupt:
