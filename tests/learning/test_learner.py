@@ -105,7 +105,9 @@ def test_a_round_trains_every_model_and_advances_the_version(maze):
 
 def test_concurrent_updates_train_exactly_what_one_update_at_a_time_does(maze):
     """PPO beside the encoder and forward model: the same weights, round after round (the
-    encoder learns in the first, is frozen in the second)."""
+    encoder learns in the first, is frozen in the second). Not bit for bit: the update left
+    running takes more threads, which rounds sums differently (up to 4.3e-6 seen); any update
+    that read another's model would be off by its Adam steps, ~1e-4 (the learning rate) each."""
     observations, actions = maze
     steps = steps_from(observations, actions)
     learners = [
@@ -121,7 +123,7 @@ def test_concurrent_updates_train_exactly_what_one_update_at_a_time_does(maze):
     assert concurrent.version == 2
     for name, model in one_at_a_time.models.items():
         for a, b in zip(model.parameters(), concurrent.models[name].parameters()):
-            torch.testing.assert_close(a, b, rtol=0, atol=0, msg=f'{name} differs')
+            torch.testing.assert_close(a, b, rtol=0, atol=3e-5, msg=f'{name} differs')
 
 
 def test_an_error_in_the_concurrent_update_reaches_the_round(maze, monkeypatch):
