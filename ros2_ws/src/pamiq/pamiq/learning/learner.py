@@ -5,7 +5,8 @@ node feeds it paired steps and publishes what `train_round` returns. Each actor'
 sequence of their own (no transition or rollout ever joins two actors). A round waits for a
 fresh rollout of `rollout_length` consecutive steps from every active actor, then trains the
 encoder (inverse dynamics or VAE), the forward dynamics model and PPO, in that order, like the
-original, on all of them.
+original, on all of them (with `concurrent_updates`, PPO on a second thread beside the other two:
+neither reads what the other trains).
 
 [How a round scales with the data] With k rollouts of T steps (one per actor, or more when the
 trainer fell behind): PPO updates on all k·T steps with `num_minibatches` minibatches of k·T /
