@@ -110,6 +110,19 @@ def test_doom_hears_its_monsters_and_the_grunt_of_the_use_key():
     assert quiet < 100 and grunt > 5000
 
 
+def test_the_silence_of_a_loading_world_continues_the_stream_where_its_sound_stopped():
+    hearing = DoomHearing()
+    loud = np.full((TICRATE * 630, 2), 8000, np.int16)
+    heard = hearing.take(loud, 7, 0)  # 0.2 s of sound: two chunks
+    tic_ns = 10**9 // TICRATE
+    silent = hearing.silence(14, 7 * tic_ns) + hearing.silence(0, 21 * tic_ns)
+    stamps = [c.stamp_ns for c in heard + silent]  # 0.6 s less the resampler's delay
+    assert len(stamps) >= 5 and stamps == [i * 100_000_000 for i in range(len(stamps))]
+    assert hearing.assembler.discontinuities == 0
+    assert all(level_dbfs(c.pcm) > -20.0 for c in heard)
+    assert level_dbfs(silent[-1].pcm) < -80.0  # the resampler's tail of the sound has passed
+
+
 @pytest.fixture
 def sound_server():
     server = SoundServer(('speakers', 'vrchat_out'))

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import glob
+import itertools
 import math
 import os
 import signal
@@ -12,6 +12,7 @@ from diagnostic_msgs.msg import DiagnosticArray
 from geometry_msgs.msg import PoseStamped
 from pamiq.doom import WALK_FORWARD, doom_command
 from pamiq.osc import frame_marker
+from pamiq.process_usage import children_named
 from pamiq.ros import qos
 from pythonosc.udp_client import SimpleUDPClient
 from rosgraph import NAMESPACE, NodeProcess, diagnostic_value, free_udp_port, wait_until
@@ -96,16 +97,7 @@ def test_port_in_use_is_a_clear_error():
 
 def engine_pids(parent: int) -> list[int]:
     """The ViZDoom engine processes a world process started (its children)."""
-    children = []
-    for task in glob.glob(f'/proc/{parent}/task/*/children'):  # any of its threads may fork
-        with open(task) as stream:
-            children += [int(pid) for pid in stream.read().split()]
-    pids = []
-    for pid in children:
-        with open(f'/proc/{pid}/cmdline', 'rb') as stream:
-            if b'vizdoom' in stream.read():
-                pids.append(pid)
-    return pids
+    return children_named(parent, b'vizdoom')
 
 
 def test_a_lockstep_world_whose_engine_dies_exits_with_an_error_not_frozen(probe):
@@ -148,6 +140,51 @@ def test_a_tick_held_up_by_the_engine_is_reported_with_where_its_time_went(probe
         assert wait_until(lambda: int(world_value(probe, 'slow ticks (> 50 ms)') or 0) >= 1, 5.0)
     finally:
         world.stop()
+
+
+def test_while_an_episode_starts_slowly_the_world_shows_its_last_frame_at_its_rate(probe):
+    world = NodeProcess(
+        'doom_world_node', 'world', {'osc_port': free_udp_port(), 'resolution': '160x120'}
+    )
+    try:
+        probe.record(Image, 'camera/image_raw', qos.IMAGE)
+        probe.record(DiagnosticArray, '/diagnostics', 100)
+        assert wait_until(lambda: len(probe.messages('camera/image_raw')) >= 5, 20.0)
+        client = probe.create_client(Trigger, 'world/reset')
+        assert client.wait_for_service(timeout_sec=10.0)
+        # The engine stands still, as it has for up to 0.8 s in a busy graph; an episode
+        # start then waits for it.
+        [engine] = engine_pids(world.process.pid)
+        os.kill(engine, signal.SIGSTOP)
+        try:
+            future = client.call_async(Trigger.Request())
+            assert wait_until(future.done, 5.0), world.output()
+            assert future.result().message == 'episode 1 starting'
+            seen = len(probe.messages('camera/image_raw'))
+            time.sleep(1.5)
+            while_starting = probe.messages('camera/image_raw')[seen:]
+            arrivals = probe.arrivals('camera/image_raw')[seen:]
+        finally:
+            os.kill(engine, signal.SIGCONT)
+        assert len(while_starting) >= 12, len(while_starting)  # 10 Hz through it
+        assert max(b - a for a, b in itertools.pairwise(arrivals)) < 0.2
+        assert all(frame.data == while_starting[0].data for frame in while_starting)
+        stamps = [(f.header.stamp.sec, f.header.stamp.nanosec) for f in while_starting]
+        assert all(b > a for a, b in itertools.pairwise(stamps))  # time goes on
+        assert wait_until(lambda: 'reset requested: episode 1 started' in world.output(), 5.0)
+        assert 'to start an episode (it used' in world.output()
+        assert wait_until(
+            lambda: int(world_value(probe, 'frames shown while an episode starts') or 0) >= 12,
+            5.0,
+        )
+        assert wait_until(lambda: world_value(probe, 'slow episode starts (> 50 ms)') == '1', 5.0)
+        assert world_value(probe, 'slow ticks (> 50 ms)') == '0'
+        # Then the new episode plays.
+        count = len(probe.messages('camera/image_raw'))
+        assert wait_until(lambda: len(probe.messages('camera/image_raw')) >= count + 5, 5.0)
+        assert probe.messages('camera/image_raw')[-1].data != while_starting[0].data
+    finally:
+        assert world.stop() == 0, world.output()
 
 
 def world_value(probe, key: str) -> str | None:

@@ -143,6 +143,13 @@ class DoomHearing:
         heard = self.resampler.process(buffer[-tics * AUDIO_PER_TIC :] / 32768.0)
         return self.assembler.push(heard, start_ns)
 
+    def silence(self, tics: int, start_ns: int) -> list[Chunk]:
+        """Chunks completed by `tics` tics of silence (the engine loading), from `start_ns`."""
+        if tics <= 0:
+            return []
+        heard = self.resampler.process(np.zeros((tics * AUDIO_PER_TIC, 2)))
+        return self.assembler.push(heard, start_ns)
+
 
 def avatar_parameters(
     velocity: tuple[float, float, float], angle: float, turn_rate: float, on_ground: bool

@@ -18,10 +18,17 @@ With `audio` it also publishes what the player hears (ViZDoom's audio buffer, re
 pamiq.audio's format) on `audio/pcm`, stamped in the world's time, before each frame. Like
 VRChat it sends the avatar's body parameters (velocity in the avatar's frame, AngularY from the
 yaw, Grounded from the game) as OSC to `body_osc_port`, each when it changes.
+
+In real time an episode starts on a thread of its own. ViZDoom usually starts one in a few ms,
+but inside a busy graph it has taken 0.2-0.8 s; the world then does what VRChat does while a
+world loads: time goes on, the last frame is shown again (stamped now, with silence), actions
+do nothing, and the count `frames shown while an episode starts` says so. Simulated time and
+lockstep wait for the engine instead: there the next frame is simply later.
 """
 
 from __future__ import annotations
 
+from concurrent import futures
 from dataclasses import dataclass
 import math
 import os
@@ -38,7 +45,7 @@ from rosgraph_msgs.msg import Clock
 from sensor_msgs.msg import Image
 from std_srvs.srv import Trigger
 
-from pamiq import avatar, vrchat
+from pamiq import avatar, process_usage, vrchat
 from pamiq.doom import (
     RESOLUTIONS,
     TICRATE,
@@ -112,6 +119,10 @@ STOP_GRACE = 3.0
 # A real-time tick's own work (the engine's tics, publishing) takes a few ms; one over this
 # makes a late frame, logged with where the time went.
 SLOW_TICK = 0.05
+# How long the real-time tick that starts an episode waits for it before it shows the last
+# frame again: an episode usually starts in 2-22 ms, and a frame later than this by a
+# whole tick period would be a gap of more than 125 ms.
+EPISODE_START_WAIT = 0.025
 
 
 class DoomWorld(Node):
@@ -147,6 +158,15 @@ class DoomWorld(Node):
         self.last_tick = 0.0
         self.slow_ticks = 0  # real-time ticks whose own work took longer than SLOW_TICK
         self.new_episode_seconds = 0.0  # the last new episode's engine time
+        self.frames_while_starting = 0  # real time: frames shown again while an episode started
+        self.slow_episode_starts = 0
+        # The engine is a child process; what it used tells a slow episode start's cause.
+        self.engine_pid = next(iter(process_usage.children_named(os.getpid(), b'vizdoom')), None)
+        self.starter = futures.ThreadPoolExecutor(1, thread_name_prefix='episode-start')
+        self.starting: futures.Future | None = None  # real time: an episode start under way
+        self.starting_why = ''
+        self.last_frame: Image | None = None
+        self.last_pose: PoseStamped | None = None
         self.travelled = 0.0
         self.last_xy: tuple[float, float] | None = None
 
@@ -217,8 +237,12 @@ class DoomWorld(Node):
         self.steps += 1
         target = round(self.steps * TICRATE / self.config.publish_rate)
         with self.game_lock:
+            if self.game.is_episode_finished():
+                self.new_episode('episode finished')
             self.advance(target - self.tics)
             self.tics = target
+            if self.game.is_episode_finished():
+                self.new_episode('episode finished')
 
     def simulated_tick_callback(self) -> None:
         self.step()
@@ -270,36 +294,85 @@ class DoomWorld(Node):
         # Advance as many tics as wall time demands, so the world runs in real time even if a
         # callback is late; cap the catch-up so a long stall does not fast-forward the game.
         due = int((time.monotonic() - self.start_time) * TICRATE)
-        self.new_episode_seconds = 0.0
+        if not self.episode_ready(wait=0.0):
+            self.show_last_frame(due)
+            return
         with self.game_lock:
-            self.advance(min(due - self.tics, TICRATE // 2))
+            if self.game.is_episode_finished():
+                self.start_episode('episode finished')
+            else:
+                self.advance(min(due - self.tics, TICRATE // 2))
+                if self.game.is_episode_finished():
+                    self.start_episode('episode finished')
         advanced = time.monotonic()
+        if not self.episode_ready(wait=EPISODE_START_WAIT):
+            self.show_last_frame(due)
+            return
         self.tics = due
         self.publish_state(self.get_clock().now())
         took = time.monotonic() - now
         if took > SLOW_TICK:
             self.slow_ticks += 1
             self.get_logger().warning(
-                f'a tick took {1e3 * took:.0f} ms: the engine {1e3 * (advanced - now):.0f} ms '
-                f'(a new episode {1e3 * self.new_episode_seconds:.0f} ms), publishing '
-                f'{1e3 * (time.monotonic() - advanced):.0f} ms ({self.slow_ticks} so far)',
+                f'a tick took {1e3 * took:.0f} ms: the engine {1e3 * (advanced - now):.0f} ms, '
+                f'publishing {1e3 * (time.monotonic() - advanced):.0f} ms '
+                f'({self.slow_ticks} so far)',
                 throttle_duration_sec=5.0,
             )
+
+    def start_episode(self, why: str) -> None:
+        """Real time: start an episode on the episode-start thread (callers hold game_lock)."""
+        if self.starting is None:
+            self.starting_why = why
+            self.starting = self.starter.submit(self.start_engine_episode)
+
+    def start_engine_episode(self) -> None:
+        with self.game_lock:
+            self.engine_new_episode()
+
+    def episode_ready(self, wait: float) -> bool:
+        """Whether no episode start is under way, after waiting up to `wait` s for one."""
+        if self.starting is None:
+            return True
+        try:
+            self.starting.result(timeout=wait)
+        except futures.TimeoutError:
+            return False
+        self.starting = None
+        self.episode_started(self.starting_why)
+        return True
+
+    def show_last_frame(self, due: int) -> None:
+        """While an episode starts: the last frame and pose again, stamped now, and silence
+        for the time it covers; the world's time goes on without the game."""
+        stamp = self.get_clock().now().to_msg()
+        # The last tics' sound went with the engine's episode; silence stands for them too.
+        (first, count), self.heard_tics = self.heard_tics, (0, 0)
+        silent_from = first if count else self.tics
+        if self.hearing is not None:
+            start = self.epoch_ns + round(silent_from * 1e9 / TICRATE)
+            for chunk in self.hearing.silence(due - silent_from, start):
+                self.audio.publish(chunk)
+        self.tics = due
+        if self.last_frame is None:
+            return
+        self.frames_while_starting += 1
+        self.last_frame.header.stamp = stamp
+        self.image_pub.publish(self.last_frame)
+        self.meter.tick()
+        self.last_pose.header.stamp = stamp
+        self.pose_pub.publish(self.last_pose)
 
     def advance(self, tics: int) -> None:
         """`tics` tics with the held inputs (callers hold game_lock)."""
         if tics <= 0:
             return
-        if self.game.is_episode_finished():
-            self.new_episode('episode finished')
         # One call for all tics: the same command each tic, the screen rendered once at the end
         # (ViZDoom stops early if the episode ends within them).
         self.game.set_action(doom_command(self.inputs.snapshot(), self.config.turn_rate / TICRATE))
         self.game.advance_action(tics)
         first, count = self.heard_tics
         self.heard_tics = (first if count else self.tics, count + tics)
-        if self.game.is_episode_finished():
-            self.new_episode('episode finished')
 
     def publish_state(self, time_now: Time) -> None:
         """The frame and the pose at `time_now`; in simulated time /clock first, so every
@@ -318,7 +391,8 @@ class DoomWorld(Node):
             start = self.epoch_ns + round(first * 1e9 / TICRATE)
             for chunk in self.hearing.take(state.audio_buffer, count, start):
                 self.audio.publish(chunk)
-        self.image_pub.publish(numpy_to_image(state.screen_buffer, 'rgb8', stamp, 'doom_camera'))
+        self.last_frame = numpy_to_image(state.screen_buffer, 'rgb8', stamp, 'doom_camera')
+        self.image_pub.publish(self.last_frame)
         self.meter.tick()
         x, y, angle = (float(v) for v in state.game_variables[:3])
         self.send_body(state.game_variables)
@@ -332,6 +406,7 @@ class DoomWorld(Node):
         yaw = math.radians(angle)
         pose.pose.orientation.z, pose.pose.orientation.w = math.sin(yaw / 2), math.cos(yaw / 2)
         self.pose_pub.publish(pose)
+        self.last_pose = pose
 
     def send_body(self, variables) -> None:
         """The avatar parameters VRChat would send now: those that changed since last sent."""
@@ -371,6 +446,8 @@ class DoomWorld(Node):
             'simulated steps': self.steps,
             'lockstep frames sent again': self.resent,
             'slow ticks (> 50 ms)': self.slow_ticks,
+            'slow episode starts (> 50 ms)': self.slow_episode_starts,
+            'frames shown while an episode starts': self.frames_while_starting,
             'stray frame markers': self.inputs.stray_markers,
             'episode': self.episode,
             'position': f'({x:.0f}, {y:.0f})',
@@ -398,9 +475,30 @@ class DoomWorld(Node):
         self.travelled = 0.0
 
     def new_episode(self, why: str) -> None:
+        """Start an episode and wait for it (callers hold game_lock)."""
+        self.engine_new_episode()
+        self.episode_started(why)
+
+    def engine_new_episode(self) -> None:
+        """The engine's part of an episode start, timed; a slow one is logged with what the
+        engine did meanwhile (callers hold game_lock)."""
+        before = self.engine_usage()
         started = time.monotonic()
         self.game.new_episode()
         self.new_episode_seconds = time.monotonic() - started
+        if self.new_episode_seconds > SLOW_TICK:
+            self.slow_episode_starts += 1
+            after = self.engine_usage()
+            used = after.since(before).describe() if before and after else 'no usage known'
+            self.get_logger().warning(
+                f'the engine took {1e3 * self.new_episode_seconds:.0f} ms to start an episode '
+                f'(it used {used}; {self.slow_episode_starts} slow starts so far)'
+            )
+
+    def engine_usage(self) -> process_usage.Usage | None:
+        return None if self.engine_pid is None else process_usage.usage(self.engine_pid)
+
+    def episode_started(self, why: str) -> None:
         self.announce_avatar()
         self.last_xy = None  # a new spawn point is not travel
         self.episode += 1
@@ -409,9 +507,16 @@ class DoomWorld(Node):
     def reset_callback(
         self, request: Trigger.Request, response: Trigger.Response
     ) -> Trigger.Response:
-        with self.game_lock:
-            self.new_episode('reset requested')
         response.success = True
+        if self.simulated:
+            with self.game_lock:
+                self.new_episode('reset requested')
+        else:  # the ticks go on meanwhile
+            with self.game_lock:
+                self.start_episode('reset requested')
+            if not self.episode_ready(wait=EPISODE_START_WAIT):
+                response.message = f'episode {self.episode + 1} starting'
+                return response
         response.message = f'episode {self.episode} started'
         return response
 
@@ -419,6 +524,7 @@ class DoomWorld(Node):
         self.stopping.set()
         if self.lockstep_thread is not None:
             self.lockstep_thread.join(timeout=5.0)
+        self.starter.shutdown(wait=True)
         self.server.close()
         self.game.close()
         self.engine_dir.cleanup()
