@@ -10,7 +10,9 @@ from geometry_msgs.msg import Twist
 from pamiq import vrchat
 from pamiq.ros import qos
 import pytest
+from rclpy.time import Time
 from rosgraph import NodeProcess, OscRecorder, wait_until
+from rosgraph_msgs.msg import Clock
 from sensor_msgs.msg import JointState
 
 
@@ -153,6 +155,41 @@ def test_watchdog_sends_neutral_inputs_after_timeout(probe, osc):
         ]
         delay = neutral[0][0] - sent_at
         assert 0.45 <= delay <= 0.5 + 0.3, delay
+    finally:
+        node.stop()
+
+
+def test_under_simulated_time_the_watchdog_and_re_presses_follow_the_clock(probe, osc):
+    node = start_actuator(osc, timeout=0.5, use_sim_time=True)
+    try:
+        clock_pub = probe.create_publisher(Clock, '/clock', qos.CLOCK)
+        pub = probe.create_publisher(JointState, 'action', qos.ACTION)
+        probe.wait_for_subscribers(pub)
+        probe.wait_for_subscribers(clock_pub)
+
+        def tick(step: int) -> None:  # one lockstep world step: 4 tics of simulated time
+            clock_pub.publish(Clock(clock=Time(nanoseconds=step * 4 * 10**9 // 35).to_msg()))
+            time.sleep(0.05)
+
+        for _ in range(5):  # the first may go out before the node's reader has matched
+            tick(1)
+        pub.publish(action(['Jump'], [1]))
+        assert wait_until(lambda: len(osc.snapshot()) >= 1, 3.0)
+        pub.publish(action(['Jump'], [1]))  # a repeated tap: released now, pressed a step later
+        assert wait_until(lambda: len(osc.snapshot()) >= 2, 3.0)
+        time.sleep(1.0)  # wall time alone re-presses nothing and releases nothing
+        assert osc.take() == [('/input/Jump', 1), ('/input/Jump', 0)]
+        tick(2)
+        assert wait_until(lambda: len(osc.snapshot()) >= 1, 3.0)
+        assert osc.take() == [('/input/Jump', 1)]
+        # No action for 0.5 s of simulated time: inputs back to neutral, once.
+        for step in range(3, 6):
+            tick(step)
+        assert osc.take() == []  # 0.34 s since the last command
+        for step in range(6, 12):
+            tick(step)
+        assert wait_until(lambda: len(osc.snapshot()) >= len(vrchat.NEUTRAL_VALUES), 3.0)
+        assert osc.take() == [(vrchat.address(n), v) for n, v in vrchat.NEUTRAL_VALUES.items()]
     finally:
         node.stop()
 

@@ -86,6 +86,9 @@ class ActuatorConfig:
 
 PARAMETERS = (ActuatorConfig,)
 
+WATCHDOG_PERIOD = 0.05  # s: 20 Hz in real time
+SIMULATED_WATCHDOG_PERIOD = 0.1  # s of simulated time: one world step at 10 Hz
+
 
 class OscActuator(Node):
     def __init__(self, sender: OscSender | None = None) -> None:
@@ -106,9 +109,13 @@ class OscActuator(Node):
         self.cmd_vel_sub = self.create_subscription(
             Twist, topics.CMD_VEL, self.cmd_vel_callback, qos.DEFAULT
         )
-        # 20 Hz of the node's clock (simulated under use_sim_time): the watchdog and delayed
+        # On the node's clock (simulated under use_sim_time): the watchdog and delayed
         # re-presses are checked well inside one 10 Hz period of the time the world keeps.
-        self.watchdog_timer = self.create_timer(0.05, self.watchdog_callback)
+        # Simulated time jumps a whole world step at once, and a timer fires for each period
+        # the jump covers: there once per step is as often as anything can change.
+        simulated = self.get_parameter('use_sim_time').value
+        period = SIMULATED_WATCHDOG_PERIOD if simulated else WATCHDOG_PERIOD
+        self.watchdog_timer = self.create_timer(period, self.watchdog_callback)
         self.diagnostics = Diagnostics(self, 'osc')
         self.diagnostics.add('osc output', self.osc_check)
         host, port = self.sender.destination
