@@ -14,8 +14,8 @@ CLOCK_TICKS = os.sysconf('SC_CLK_TCK') if hasattr(os, 'sysconf') else 100
 @dataclass(frozen=True)
 class Usage:
     cpu_seconds: float
-    voluntary_switches: int  # it waited for something (a lock, a message, a disk)
-    involuntary_switches: int  # it was made to give its core to another
+    voluntary_switches: int  # its main thread waited for something (a lock, a message, a disk)
+    involuntary_switches: int  # its main thread was made to give its core to another
 
     def since(self, before: Usage) -> Usage:
         return Usage(
@@ -32,8 +32,8 @@ class Usage:
 
 
 def usage(pid: int) -> Usage | None:
-    """The process's CPU time and context switches so far, summed over its threads; None off
-    Linux or once it has gone."""
+    """The process's CPU time so far (all its threads) and its main thread's context switches
+    (Linux counts those per thread); None off Linux or once it has gone."""
     try:
         with open(f'/proc/{pid}/stat') as stream:
             # Fields after the command (which may hold spaces) start at the last ')'.

@@ -157,7 +157,6 @@ class DoomWorld(Node):
         self.tics = 0
         self.last_tick = 0.0
         self.slow_ticks = 0  # real-time ticks whose own work took longer than SLOW_TICK
-        self.new_episode_seconds = 0.0  # the last new episode's engine time
         self.frames_while_starting = 0  # real time: frames shown again while an episode started
         self.slow_episode_starts = 0
         # The engine is a child process; what it used tells a slow episode start's cause.
@@ -485,13 +484,13 @@ class DoomWorld(Node):
         before = self.engine_usage()
         started = time.monotonic()
         self.game.new_episode()
-        self.new_episode_seconds = time.monotonic() - started
-        if self.new_episode_seconds > SLOW_TICK:
+        took = time.monotonic() - started
+        if took > SLOW_TICK:
             self.slow_episode_starts += 1
             after = self.engine_usage()
             used = after.since(before).describe() if before and after else 'no usage known'
             self.get_logger().warning(
-                f'the engine took {1e3 * self.new_episode_seconds:.0f} ms to start an episode '
+                f'the engine took {1e3 * took:.0f} ms to start an episode '
                 f'(it used {used}; {self.slow_episode_starts} slow starts so far)'
             )
 
