@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import glob
 import itertools
 import math
 import os
@@ -10,7 +11,14 @@ import time
 
 from diagnostic_msgs.msg import DiagnosticArray
 from geometry_msgs.msg import PoseStamped
-from pamiq.doom import WALK_FORWARD, doom_command
+from pamiq.doom import (
+    ENGINE_FILES,
+    INSTANCE_ID_ARGUMENT,
+    SHM_DIR,
+    WALK_FORWARD,
+    doom_command,
+    make_game,
+)
 from pamiq.osc import frame_marker
 from pamiq.process_usage import children_named
 from pamiq.ros import qos
@@ -98,6 +106,65 @@ def test_port_in_use_is_a_clear_error():
 def engine_pids(parent: int) -> list[int]:
     """The ViZDoom engine processes a world process started (its children)."""
     return children_named(parent, b'vizdoom')
+
+
+def running(pid: int) -> bool:
+    """Whether `pid` is a live process (an orphan's zombie waiting for init does not count)."""
+    try:
+        with open(f'/proc/{pid}/stat') as stream:
+            return stream.read().rsplit(')', 1)[1].split()[0] not in 'ZX'
+    except OSError:
+        return False
+
+
+def engine_files(engine: int) -> list[str]:
+    """The /dev/shm files ViZDoom made for the engine `engine` (named after its instance)."""
+    with open(f'/proc/{engine}/cmdline', 'rb') as stream:
+        arguments = stream.read().split(b'\0')
+    instance = arguments[arguments.index(INSTANCE_ID_ARGUMENT) + 1].decode()
+    return sorted(glob.glob(os.path.join(SHM_DIR, f'ViZDoom*{instance}')))
+
+
+def test_a_world_killed_outright_takes_its_engine_and_its_files_with_it(probe):
+    """SIGKILL gives the world no chance to close its game. Its engine (a process ViZDoom
+    forks) holds none of the world's descriptors (its DDS sockets and shared-memory locks, which
+    a respawned world needs), and it neither idles on as an orphan nor leaves its files."""
+    world = NodeProcess(
+        'doom_world_node', 'world', {'osc_port': free_udp_port(), 'resolution': '160x120'}
+    )
+    try:
+        probe.record(Image, 'camera/image_raw', qos.IMAGE)
+        assert wait_until(lambda: probe.messages('camera/image_raw'), 20.0), world.output()
+        [engine] = engine_pids(world.process.pid)
+        held = [  # its standard streams are the world's own, as they should be
+            os.readlink(f'/proc/{engine}/fd/{fd}')
+            for fd in os.listdir(f'/proc/{engine}/fd')
+            if int(fd) > 2
+        ]
+        world_holds = {
+            os.readlink(f'/proc/{world.process.pid}/fd/{fd}')
+            for fd in os.listdir(f'/proc/{world.process.pid}/fd')
+        }
+        inherited = [h for h in held if h.startswith('socket:') and h in world_holds]
+        assert not inherited and not [h for h in held if 'fastrtps' in h], held
+        files = engine_files(engine)
+        assert len(files) == len(ENGINE_FILES), files
+        world.process.kill()
+        world.process.wait()
+        assert wait_until(lambda: not running(engine), 5.0), 'the engine outlived its world'
+        assert wait_until(lambda: not any(map(os.path.exists, files)), 5.0), files
+    finally:
+        world.stop()
+
+
+def test_a_closed_game_leaves_neither_engine_nor_guard(tmp_path):
+    game = make_game('my_way_home', '160x120', 0, str(tmp_path))
+    [engine] = engine_pids(os.getpid())
+    guard = game.guard.process
+    game.close()
+    assert guard.poll() is not None
+    assert wait_until(lambda: not running(engine), 5.0)
+    assert not engine_pids(os.getpid())
 
 
 def test_a_lockstep_world_whose_engine_dies_exits_with_an_error_not_frozen(probe):

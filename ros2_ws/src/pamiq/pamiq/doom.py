@@ -14,6 +14,8 @@ import numpy as np
 import vizdoom as vzd
 
 from pamiq.audio import SAMPLE_RATE, Chunk, ChunkAssembler, Resampler
+from pamiq.engine_guard import EngineGuard, hide_descriptors
+from pamiq.process_usage import children_named
 
 TICRATE = 35  # Doom's fixed simulation rate
 AUDIO_RATE = 22050  # ViZDoom's audio buffer, resampled to pamiq.audio's format
@@ -34,6 +36,48 @@ GAME_VARIABLES = (
 # Doom's own per-tic command magnitudes (forwardmove/sidemove/angleturn of a walking player).
 WALK_FORWARD, WALK_SIDE = 25.0, 24.0
 RESOLUTIONS = ('160x120', '320x240', '640x480')
+ENGINE = b'vizdoom'
+# ViZDoom 1.x names its engine's shared memory and message queues after the instance id it
+# passes on the engine's command line; they are files in /dev/shm.
+INSTANCE_ID_ARGUMENT = b'+viz_instance_id'
+ENGINE_FILES = ('ViZDoomSM', 'ViZDoomMQCtr', 'ViZDoomMQDoom')
+SHM_DIR = '/dev/shm'
+
+
+class DoomGame(vzd.DoomGame):
+    """ViZDoom's game, whose engine gets none of this process's descriptors and does not
+    outlive it (pamiq.engine_guard)."""
+
+    guard: EngineGuard | None = None
+
+    def init(self) -> bool:
+        before = set(children_named(os.getpid(), ENGINE))
+        hide_descriptors()
+        started = super().init()
+        engines = [pid for pid in children_named(os.getpid(), ENGINE) if pid not in before]
+        if engines:
+            self.guard = guard_engine(engines[0])
+        return started
+
+    def close(self) -> None:
+        super().close()
+        if self.guard is not None:
+            self.guard.release()
+            self.guard = None
+
+
+def guard_engine(pid: int) -> EngineGuard | None:
+    """A guard for the engine `pid` (None if it is gone or names no instance id)."""
+    try:
+        with open(f'/proc/{pid}/cmdline', 'rb') as stream:
+            arguments = stream.read().split(b'\0')
+    except OSError:
+        return None
+    if INSTANCE_ID_ARGUMENT not in arguments[:-1]:
+        return None
+    instance = arguments[arguments.index(INSTANCE_ID_ARGUMENT) + 1].decode()
+    files = [os.path.join(SHM_DIR, prefix + instance) for prefix in ENGINE_FILES]
+    return EngineGuard(pid, instance, files)
 
 
 def doom_command(inputs: dict[str, float], turn_per_tic: float) -> list[float]:
@@ -68,7 +112,7 @@ def make_game(
     timeout: int | None = None,
     audio: bool = False,
     map_info: bool = False,
-) -> vzd.DoomGame:
+) -> DoomGame:
     """A headless ViZDoom game with VRChat-like continuous controls and GAME_VARIABLES.
 
     ViZDoom writes its engine config and a _vizdoom/ folder into the working directory, so
@@ -88,7 +132,7 @@ def make_game(
     )
     if not os.path.isfile(path):
         raise ValueError(f'no ViZDoom scenario at {path}')
-    game = vzd.DoomGame()
+    game = DoomGame()
     game.load_config(path)
     game.set_doom_config_path(os.path.join(engine_dir, '_vizdoom.ini'))
     game.set_window_visible(False)
