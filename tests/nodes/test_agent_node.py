@@ -95,3 +95,19 @@ def test_bad_frames_are_refused_and_the_agent_keeps_acting(probe):
         assert agent.process.poll() is None
     finally:
         agent.stop()
+
+
+def test_without_frames_the_agent_says_whether_discovery_or_delivery_failed(probe):
+    agent = NodeProcess('agent_node', 'agent', {'report_period': 1.0})
+    topic = '/pamiq/camera/image_raw'
+    try:
+        # Nothing publishes frames: no publisher is even known.
+        expected = f'0 publisher(s) of {topic} discovered, 0 matched'
+        assert wait_until(lambda: expected in agent.output(), 15.0), agent.output()
+        # One is known and matched, but sends nothing: what fails is delivery or the source.
+        probe.create_publisher(Image, 'camera/image_raw', qos.IMAGE)
+        expected = f'1 publisher(s) of {topic} discovered, 1 matched'
+        assert wait_until(lambda: expected in agent.output(), 10.0), agent.output()
+        assert 'acting at 0.0 Hz' in agent.output()
+    finally:
+        agent.stop()

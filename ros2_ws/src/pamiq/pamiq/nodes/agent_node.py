@@ -343,7 +343,8 @@ class Agent(Node):
         if self.frames.age() > 2.0:
             return (
                 ERROR,
-                f'no camera frame for {self.frames.age():.1f} s: no action for 2 s',
+                f'no camera frame for {self.frames.age():.1f} s: no action for 2 s '
+                f'({self.frame_sources()})',
                 values,
             )
         if lost > LOSS_WARNING:
@@ -357,6 +358,15 @@ class Agent(Node):
         level = rate_level(self.acted, target)
         message = f'acting at {rate:.1f} Hz' + ('' if level == OK else f' (target {target:g} Hz)')
         return level, message, values
+
+    def frame_sources(self) -> str:
+        """Where the missing frames are lost: no publisher discovered (discovery), one
+        discovered but not matched (QoS or type), or matched and silent (transport, source)."""
+        topic = self.image_sub.topic_name
+        return (
+            f'{self.count_publishers(topic)} publisher(s) of {topic} discovered, '
+            f'{self.image_sub.get_publisher_count()} matched'
+        )
 
     def weights_callback(self, msg: UInt8MultiArray) -> None:
         try:
@@ -392,11 +402,14 @@ class Agent(Node):
         self.reported_steps = self.steps
         latency = sorted(self.latencies)
         median = latency[len(latency) // 2] if latency else 0.0
-        self.get_logger().info(
+        report = (
             f'acting at {count / self.config.report_period:.1f} Hz ({self.steps} actions so far, '
             f'step median {median:.1f} ms, {self.rejected_frames} frames rejected, '
             f'weights version {self.policy.version})'
         )
+        if self.frames.age() > self.config.report_period:
+            report += f'; no camera frame for {self.frames.age():.0f} s: {self.frame_sources()}'
+        self.get_logger().info(report)
 
     def shutdown(self) -> None:
         """Stop the weights worker (a blob being validated is finished first)."""
