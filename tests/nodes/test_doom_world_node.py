@@ -134,7 +134,10 @@ def test_a_world_killed_outright_takes_its_engine_and_its_files_with_it(probe):
     )
     try:
         probe.record(Image, 'camera/image_raw', qos.IMAGE)
+        probe.record(DiagnosticArray, '/diagnostics', 100)
         assert wait_until(lambda: probe.messages('camera/image_raw'), 20.0), world.output()
+        # (The world tells whether anything takes its frames: here the probe does.)
+        assert wait_until(lambda: world_value(probe, 'frame subscribers') == '1', 10.0)
         [engine] = engine_pids(world.process.pid)
         held = [  # its standard streams are the world's own, as they should be
             os.readlink(f'/proc/{engine}/fd/{fd}')

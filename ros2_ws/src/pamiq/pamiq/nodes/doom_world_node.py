@@ -451,6 +451,7 @@ class DoomWorld(Node):
             'episode': self.episode,
             'position': f'({x:.0f}, {y:.0f})',
             'OSC packets received': self.inputs.packets,
+            'frame subscribers': self.image_pub.get_subscription_count(),
             'OSC input': self.input_url,
             'OSC malformed datagrams': self.server.malformed,
             'OSC rejected values': self.server.rejected,
@@ -469,7 +470,8 @@ class DoomWorld(Node):
         self.get_logger().info(
             f'episode {self.episode}: avatar at ({x:.0f}, {y:.0f}), '
             f'travelled {self.travelled:.0f} '
-            f'map units since the last report, {self.inputs.packets} OSC packets received'
+            f'map units since the last report, {self.inputs.packets} OSC packets received, '
+            f'frames to {self.image_pub.get_subscription_count()} subscriber(s)'
         )
         self.travelled = 0.0
 
