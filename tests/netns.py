@@ -173,11 +173,22 @@ class Lab:
 
     def udp_sockets(self, name: str) -> list[str]:
         """The UDP sockets open in `name`'s namespace, one `ss` line each."""
+        return self.sockets(name, '-uanpH')
+
+    def sockets(self, name: str, options: str = '-tuanpH') -> list[str]:
+        """`ss <options>` in `name`'s namespace (by default every TCP and UDP socket)."""
         result = subprocess.run(
-            ['ip', 'netns', 'exec', self.hosts[name].namespace, 'ss', '-uanpH'],
+            ['ip', 'netns', 'exec', self.hosts[name].namespace, 'ss', options],
             capture_output=True, text=True, check=True,
         )  # fmt: skip
         return result.stdout.splitlines()
+
+    def picture(self, name: str) -> str:
+        """What a failed test shows of a host: its sockets and its /dev/shm."""
+        return (
+            f'\n--- {name}: sockets\n' + '\n'.join(self.sockets(name))
+            + f'\n--- {name}: /dev/shm\n' + ' '.join(sorted(os.listdir(self.hosts[name].shm)))
+        )  # fmt: skip
 
     def close(self) -> None:
         for host in self.hosts.values():

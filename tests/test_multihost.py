@@ -196,6 +196,7 @@ def test_pamiq_up_trainer_and_actor_on_two_hosts_over_tls(tmp_path):
             + other.log('actor-up')[:4000]
             + other.log('actor-up')[-3000:]
             + watcher.log()
+            + lab.picture('actor')
         )
         log = hub.log('trainer-up')
         assert f'discovery server here, port {TLS_SERVER_PORT}' in log
