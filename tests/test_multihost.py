@@ -196,7 +196,9 @@ def test_pamiq_up_trainer_and_actor_on_two_hosts_over_tls(tmp_path):
             + other.log('actor-up')[:4000]
             + other.log('actor-up')[-3000:]
             + watcher.log()
+            + f"\nnodes the trainer's host discovered: {watcher.report().get('nodes_discovered')}"
             + lab.picture('actor')
+            + lab.picture('trainer')
         )
         log = hub.log('trainer-up')
         assert f'discovery server here, port {TLS_SERVER_PORT}' in log

@@ -124,7 +124,12 @@ def main() -> None:
         threading.Thread(target=publish_blob, daemon=True).start()
 
     def write_report() -> None:
+        # What this participant has discovered: a failed test shows who saw whom.
+        nodes = sorted(
+            f'{ns.rstrip("/")}/{name}' for name, ns in node.get_node_names_and_namespaces()
+        )
         with lock:
+            report['nodes_discovered'] = nodes
             text = json.dumps(report)
         partial = options.report + '.part'
         with open(partial, 'w') as stream:
