@@ -211,11 +211,16 @@ def skip_without_namespaces() -> None:
 
 
 def remove_leftovers() -> None:
-    """Namespaces of labs whose process is gone (a killed run never closed them)."""
+    """Namespaces of labs whose process is gone (a killed run never closed them), and what
+    still runs in them."""
     listing = ip('netns', 'list', check=False).stdout.split()
     for name in listing:
         if not name.startswith(PREFIX):
             continue
         pid = name[len(PREFIX) :].split('-', 1)[0]
         if pid.isdigit() and not os.path.exists(f'/proc/{pid}'):
+            # Its processes too: a killed run never stopped them, and they keep the CPU busy.
+            for process in ip('netns', 'pids', name, check=False).stdout.split():
+                with contextlib.suppress(ProcessLookupError, ValueError):
+                    os.kill(int(process), signal.SIGKILL)
             ip('netns', 'del', name, check=False)
