@@ -13,10 +13,10 @@ from diagnostic_msgs.msg import DiagnosticArray
 from geometry_msgs.msg import PoseStamped
 from pamiq.doom import (
     ENGINE_FILES,
-    INSTANCE_ID_ARGUMENT,
     SHM_DIR,
     WALK_FORWARD,
     doom_command,
+    engine_instance,
     make_game,
 )
 from pamiq.osc import frame_marker
@@ -119,16 +119,13 @@ def running(pid: int) -> bool:
 
 def engine_files(engine: int) -> list[str]:
     """The /dev/shm files ViZDoom made for the engine `engine` (named after its instance)."""
-    with open(f'/proc/{engine}/cmdline', 'rb') as stream:
-        arguments = stream.read().split(b'\0')
-    instance = arguments[arguments.index(INSTANCE_ID_ARGUMENT) + 1].decode()
-    return sorted(glob.glob(os.path.join(SHM_DIR, f'ViZDoom*{instance}')))
+    return sorted(glob.glob(os.path.join(SHM_DIR, f'ViZDoom*{engine_instance(engine)}')))
 
 
 def test_a_world_killed_outright_takes_its_engine_and_its_files_with_it(probe):
     """SIGKILL gives the world no chance to close its game. Its engine (a process ViZDoom
-    forks) holds none of the world's descriptors (its DDS sockets and shared-memory locks, which
-    a respawned world needs), and it neither idles on as an orphan nor leaves its files."""
+    forks) holds none of the world's descriptors (its DDS sockets and shared-memory locks), and it
+    neither idles on as an orphan nor leaves its files."""
     world = NodeProcess(
         'doom_world_node', 'world', {'osc_port': free_udp_port(), 'resolution': '160x120'}
     )

@@ -66,8 +66,8 @@ class DoomGame(vzd.DoomGame):
             self.guard = None
 
 
-def guard_engine(pid: int) -> EngineGuard | None:
-    """A guard for the engine `pid` (None if it is gone or names no instance id)."""
+def engine_instance(pid: int) -> str | None:
+    """The instance id on the engine `pid`'s command line (None if it is gone or has none)."""
     try:
         with open(f'/proc/{pid}/cmdline', 'rb') as stream:
             arguments = stream.read().split(b'\0')
@@ -75,7 +75,14 @@ def guard_engine(pid: int) -> EngineGuard | None:
         return None
     if INSTANCE_ID_ARGUMENT not in arguments[:-1]:
         return None
-    instance = arguments[arguments.index(INSTANCE_ID_ARGUMENT) + 1].decode()
+    return arguments[arguments.index(INSTANCE_ID_ARGUMENT) + 1].decode()
+
+
+def guard_engine(pid: int) -> EngineGuard | None:
+    """A guard for the engine `pid` (None if it is gone or names no instance id)."""
+    instance = engine_instance(pid)
+    if instance is None:
+        return None
     files = [os.path.join(SHM_DIR, prefix + instance) for prefix in ENGINE_FILES]
     return EngineGuard(pid, instance, files)
 

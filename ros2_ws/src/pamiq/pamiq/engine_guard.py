@@ -4,9 +4,9 @@ holding on to its parent process.
 Two things go wrong with a plain fork from inside a library:
 
 - The child inherits every descriptor not marked close-on-exec. rcl and Fast DDS mark none, so
-  the engine held the node's DDS sockets and the locks of its shared-memory ports: a world
-  killed with SIGKILL left them open in its orphaned engine, and its respawn found its ports
-  taken. `hide_descriptors` marks them all before the fork.
+  the engine held the node's DDS sockets, the locks of its shared-memory ports and its log file,
+  and a world killed with SIGKILL left them open in its orphaned engine. `hide_descriptors` marks
+  them all before the fork.
 - A parent killed with SIGKILL cannot stop its child, and an orphaned engine idles forever
   with its ~10 MB of /dev/shm. `EngineGuard` is a tiny `sh` that waits for the parent's end
   (the end of a pipe only the parent holds) and then kills the engine and removes its files.
@@ -34,7 +34,11 @@ rm -f -- "$@"
 def hide_descriptors() -> None:
     """Mark every open descriptor above stderr close-on-exec: a child this process execs next
     gets none of them. (This process itself keeps using them as before.)"""
-    for name in os.listdir('/proc/self/fd'):
+    try:
+        names = os.listdir('/proc/self/fd')
+    except OSError:  # no /proc (not Linux): nothing to do it with
+        return
+    for name in names:
         fd = int(name)
         if fd > 2:
             with contextlib.suppress(OSError):  # the listing's own descriptor, closed by now
