@@ -10,6 +10,7 @@ import xml.etree.ElementTree as ET
 from pamiq.certs import make_certs
 from pamiq.ros.fastdds_profiles import FLOW_CONTROLLER, SERVER_PREFIX
 from pamiq.ros.transport import (
+    HUB_PORTS,
     PAMIQ_PROCESS,
     PROFILE_VARIABLES,
     TLS_SERVER_PORT,
@@ -192,6 +193,31 @@ def test_secure_hub_processes_listen_below_the_servers_port_and_others_only_conn
     assert other.profiles['actor0/world'] == other.profiles['actor0/agent']
     assert not texts(other.profiles['actor0/agent'], 'listening_ports')  # connects only
     assert texts(other.profiles['actor0/agent'], 'physical_port') == [str(TLS_SERVER_PORT)]
+
+
+def test_a_restarted_process_on_a_secure_hub_listens_on_a_port_nobody_used(tmp_path):
+    (trainer,) = make_certs(str(tmp_path / 'certs'), ['trainer'])
+    secure = transport(discovery='server', secure='true', certs=trainer)
+    hub = NetworkPlan(secure, str(tmp_path / 'hub'), ['trainer', 'recorder'], 'pamiq')
+
+    def port(env: dict) -> int:
+        return int(texts(env['FASTRTPS_DEFAULT_PROFILES_FILE'], 'port')[0])
+
+    first = {name: port(hub.environment(name)) for name in hub.names}
+    restarts = [port(hub.restart_environment('trainer')) for _ in range(HUB_PORTS)]
+    spares = HUB_PORTS - len(hub.names)
+    # Each restart a port that no process and no earlier restart has used, in the hub's range,
+    # until the spares are used up; then they come round again.
+    assert len(set(restarts[:spares])) == spares
+    assert not set(restarts) & set(first.values())
+    assert all(TLS_SERVER_PORT - HUB_PORTS <= p < TLS_SERVER_PORT for p in restarts)
+    assert restarts[spares] == restarts[0]
+    env = hub.restart_environment('recorder')
+    assert env['OPENSSL_CONF'] == hub.environment('recorder')['OPENSSL_CONF']
+    assert env['FASTDDS_DEFAULT_PROFILES_FILE'] == env['FASTRTPS_DEFAULT_PROFILES_FILE']
+    # Without listening ports (a client host), a restart is started as before.
+    client = NetworkPlan(transport(discovery='10.0.0.7'), str(tmp_path / 'c'), ['agent'], 'pamiq')
+    assert client.restart_environment('agent') == client.environment('agent')
 
 
 def test_too_many_processes_on_a_secure_hub_are_refused(tmp_path):

@@ -238,6 +238,7 @@ class NetworkPlan:
                 f'{HUB_PORTS} have listening ports below {transport.server.port}'
             )
         os.makedirs(self.directory, exist_ok=True)
+        self.restarts = 0
         namespace = namespace.strip('/')
         self.weights_topic = (
             f'/{namespace}/{topics.WEIGHTS}' if namespace else f'/{topics.WEIGHTS}'
@@ -283,6 +284,33 @@ class NetworkPlan:
                 self.write(file, xml)
             paths[name] = path
         return paths
+
+    def restart_environment(self, name: str) -> dict[str, str | None]:
+        """The environment of process `name` started again after it died.
+
+        On the secure server's host a restarted process listens on a port no process of this
+        run has used yet (the spare ports of HUB_PORTS, in turn). Fast DDS 2.14 keys each TCP
+        connection by the peer's announced port: the server and the other hosts kept the dead
+        process's connection under its port and refused the new one's, so a trainer respawned
+        on its old port never heard from an actor again (120 s, secure two-host run).
+        """
+        spares = HUB_PORTS - len(self.names)
+        if not self.listens or spares <= 0:
+            return self.environment(name)
+        port = self.transport.server.port - 1 - len(self.names) - self.restarts % spares
+        self.restarts += 1
+        xml = node_profile(
+            server=self.transport.server,
+            tls=self.transport.tls,
+            listening_port=port,
+            weights_topic=self.weights_topic,
+            weights_mbit=self.transport.weights_mbit,
+        )
+        path = self.write(f'{name.replace("/", "_")}.{port}.xml', xml)
+        return {
+            **self.shared_environment(),
+            **{variable: path for variable in PROFILE_VARIABLES},
+        }
 
     def environment(self, name: str) -> dict[str, str | None]:
         """The variables to set (None: to remove) for process `name` of this host."""

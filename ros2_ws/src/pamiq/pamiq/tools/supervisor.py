@@ -133,7 +133,7 @@ class Supervisor:
         out: IO[str] = sys.stdout,
         plan: NetworkPlan | None = None,
     ) -> None:
-        self.args, self.out = args, out
+        self.args, self.out, self.plan = args, out, plan
         logs = os.path.join(args.run_dir, layout.LOGS)
         params = os.path.join(args.run_dir, layout.PARAMS)
         os.makedirs(logs, exist_ok=True)
@@ -202,6 +202,8 @@ class Supervisor:
                         f'respawning in {RESPAWN_DELAY:.0f} s'
                     )
                     time.sleep(RESPAWN_DELAY)
+                    if self.plan is not None and child.spec.label != SERVER_PROCESS:
+                        child.env = self.plan.restart_environment(child.spec.label)
                     child.start()
                     continue
                 if code == 0:  # it was asked to stop (a signal that reached it, not us)
