@@ -8,6 +8,7 @@ time: what the actors may produce per second if every rollout is to be trained. 
 trainer's torch threads, and on CUDA too when torch sees a GPU (the trainer uses it then).
 
     .venv/bin/python bench/trainer_throughput.py [--rounds 4] [--actors 1 2 4] [--threads 1 2]
+        [--devices cpu cuda]
 """
 
 from __future__ import annotations
@@ -86,9 +87,16 @@ def main() -> int:
     parser.add_argument('--rounds', type=int, default=4, help='timed rounds after the encoder')
     parser.add_argument('--actors', type=int, nargs='+', default=[1, 2, 4])
     parser.add_argument('--threads', type=int, nargs='+', default=[1, 2])
+    parser.add_argument(
+        '--devices',
+        nargs='+',
+        choices=['cpu', 'cuda'],
+        default=['cpu'] + (['cuda'] if torch.cuda.is_available() else []),
+        help='where the learner runs (default: the CPU, and CUDA when torch sees a GPU)',
+    )
     parser.add_argument('--name', default='trainer_throughput')
     args = parser.parse_args()
-    devices = ['cpu'] + (['cuda'] if torch.cuda.is_available() else [])
+    devices = args.devices
     results = []
     for device in devices:
         for threads in args.threads if device == 'cpu' else [1]:
