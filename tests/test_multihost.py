@@ -14,11 +14,13 @@ import itertools
 import os
 import re
 import signal
+import subprocess
 import sys
 import xml.etree.ElementTree as ET
 
 from netns import Lab
 from pamiq.certs import make_certs
+from pamiq.ros.tool_ports import read_environment_script, tool_environment
 from pamiq.ros.transport import SERVER_PROCESS, TLS_SERVER_PORT
 from pamiq.tools.graph import default_params_file
 from peers import BLOB_MB, Peer, crossed, host_plan, outputs
@@ -133,18 +135,14 @@ def test_secure_hosts_talk_and_keep_out_peers_without_the_runs_certificate(tmp_p
         assert not lab.udp_sockets('trainer')
 
 
-def sourced(script: str) -> dict[str, str | None]:
-    """The environment changes of a `ros2_tools.env` file (export NAME=value / unset NAME)."""
-    changes: dict[str, str | None] = {}
-    with open(script) as stream:
-        for line in stream:
-            words = line.split()
-            if words[:1] == ['export']:
-                name, _, value = words[1].partition('=')
-                changes[name] = value
-            elif words[:1] == ['unset']:
-                changes[words[1]] = None
-    return changes
+def stop(peer: Peer) -> None:
+    """Ctrl-C, as a user ends a tool; killed if it has not ended within 10 s."""
+    os.killpg(peer.process.pid, signal.SIGINT)
+    try:
+        peer.process.wait(10)
+    except subprocess.TimeoutExpired:
+        os.killpg(peer.process.pid, signal.SIGKILL)
+        peer.process.wait(10)
 
 
 def quick_rounds(tmp_path) -> str:
@@ -163,7 +161,8 @@ def test_pamiq_up_trainer_and_actor_on_two_hosts_over_tls(tmp_path):
     """role:=trainer on a host that runs the discovery server, role:=actor on another that
     only connects out, over TCP + TLS with multicast off: the actor's agent acts with the
     trainer's weights (which needs its steps to reach the trainer and the weights to come
-    back), ROS tools on the trainer's host see the actor's topics, and a trainer killed
+    back), ROS tools on the trainer's host see the actor's topics (the first, and a later one
+    on a port of its own), and a trainer killed
     outright is respawned and joins again."""
     certs = dict(
         zip(('trainer', 'actor'), make_certs(str(tmp_path / 'certs'), ['trainer', 'actor']))
@@ -182,25 +181,23 @@ def test_pamiq_up_trainer_and_actor_on_two_hosts_over_tls(tmp_path):
             'trainer-up': hub.run([*up, *trainer], {}, 'trainer-up'),
             'actor-up': other.run([*up, *actor], {}, 'actor-up'),
         }
-        tools = tmp_path / 'trainer' / 'dds' / 'ros2_tools.env'
-        assert wait_until(tools.exists, 60.0), hub.log('trainer-up')
-        watcher = Peer(hub, 'watcher', sourced(tools), tmp_path, '--namespace', 'pamiq/actor0')
+        dds = tmp_path / 'trainer' / 'dds'
+        assert wait_until((dds / 'ros2_tools.env').exists, 60.0), hub.log('trainer-up')
+        tools = read_environment_script(str(dds / 'ros2_tools.env'))
+        watcher = Peer(hub, 'watcher', tools, tmp_path, '--namespace', 'pamiq/actor0')
 
-        def versions() -> set[int]:
-            steps = watcher.report()['steps_received']
-            return {int(s['values']['policy_version']) for s in steps}
+        def versions(peer: Peer = watcher) -> set[int]:
+            return {int(s['values']['policy_version']) for s in peer.report()['steps_received']}
+
+        def another_tool(label: str) -> Peer:
+            """A later tool on this host, as `pamiq tool` starts it: on a port of its own."""
+            return Peer(hub, 'watcher', tool_environment(str(dds)), tmp_path,
+                        '--namespace', 'pamiq/actor0', label=label)  # fmt: skip
 
         def second_look() -> str:
-            """Whether a new tool process (a new connection) sees what this one did not. It
-            takes the first one's place: the trainer's host has one listening port for tools."""
-            os.killpg(watcher.process.pid, signal.SIGKILL)  # its port, now
-            watcher.process.wait(10)
-            again = Peer(hub, 'watcher', sourced(tools), tmp_path, '--namespace', 'pamiq/actor0',
-                         label='again')  # fmt: skip
-            trained = lambda: any(
-                int(s['values']['policy_version']) >= 1 for s in again.report()['steps_received']
-            )
-            seen = wait_until(trained, 30.0, 0.5)
+            """Whether a new tool process (new connections) sees what this one did not."""
+            again = another_tool('again')
+            seen = wait_until(lambda: max(versions(again), default=0) >= 1, 30.0, 0.5)
             return (
                 f'\na second tool: trained versions {"" if seen else "not "}received in 30 s; '
                 f'it discovered {again.report().get("nodes_discovered")}'
@@ -218,6 +215,16 @@ def test_pamiq_up_trainer_and_actor_on_two_hosts_over_tls(tmp_path):
             + lab.picture('trainer')
             + second_look()
         )
+        # A tool that starts after the first has ended sees the actor too (on the first one's
+        # port it heard nothing from the actor's host: Fast DDS 2.14 kept the dead one's
+        # connections under that port).
+        stop(watcher)
+        later = another_tool('later')
+        assert wait_until(lambda: max(versions(later), default=0) >= 1, 60.0, 0.5), (
+            later.log() + f"\nit discovered: {later.report().get('nodes_discovered')}"
+            + lab.picture('actor') + lab.picture('trainer')
+        )  # fmt: skip
+        stop(later)
         log = hub.log('trainer-up')
         assert f'discovery server here, port {TLS_SERVER_PORT}' in log
         assert 'started discovery_server' in log
@@ -271,7 +278,8 @@ def test_pamiq_up_weights_cross_a_20_mbit_link_while_the_actor_keeps_10_hz(tmp_p
         }
         tools = tmp_path / 'trainer' / 'dds' / 'ros2_tools.env'
         assert wait_until(tools.exists, 60.0), hub.log('trainer-up')
-        watcher = Peer(hub, 'watcher', sourced(tools), tmp_path, '--namespace', 'pamiq/actor0')
+        watcher = Peer(hub, 'watcher', read_environment_script(str(tools)), tmp_path,
+                       '--namespace', 'pamiq/actor0')  # fmt: skip
 
         def versions_in_use() -> list[int]:
             return [

@@ -4,16 +4,23 @@ links: tests/test_multihost.py."""
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
 import os
+import subprocess
+import sys
 import xml.etree.ElementTree as ET
 
 from pamiq.certs import make_certs
 from pamiq.ros.fastdds_profiles import FLOW_CONTROLLER, SERVER_PREFIX
+from pamiq.ros.tool_ports import read_environment_script, tool_environment
 from pamiq.ros.transport import (
+    EPHEMERAL_PORTS_END,
     HUB_PORTS,
     PAMIQ_PROCESS,
     PROFILE_VARIABLES,
     TLS_SERVER_PORT,
+    TOOL_PORTS,
+    TOOLS_DIRECTORY_VARIABLE,
     TOOLS_PROCESS,
     UDP_SERVER_PORT,
     NetworkPlan,
@@ -60,7 +67,7 @@ def test_transport_arguments_that_cannot_work_are_refused_with_the_reason(argume
 
 def test_a_secure_port_among_the_ephemeral_ones_is_refused_and_certs_are_checked(tmp_path):
     (trainer,) = make_certs(str(tmp_path / 'certs'), ['trainer'])
-    with pytest.raises(TransportError, match='the port must be above 61031'):
+    with pytest.raises(TransportError, match='the port must be above 61287'):
         transport(discovery='server:11811', secure='true', certs=trainer)
     os.chmod(os.path.join(trainer, 'host.key'), 0o640)
     with pytest.raises(TransportError, match='readable by others'):
@@ -229,10 +236,96 @@ def test_too_many_processes_on_a_secure_hub_are_refused(tmp_path):
 
 
 def test_the_ros_tools_file_sets_and_unsets_what_the_nodes_get(tmp_path):
-    plan = NetworkPlan(transport(discovery='server'), str(tmp_path), ['trainer'], 'pamiq')
-    lines = open(plan.tools_env).read().splitlines()
-    for name, value in plan.environment(TOOLS_PROCESS).items():
-        assert (f'unset {name}' if value is None else f'export {name}={value}') in lines
+    directory = str(tmp_path / 'a run dir' / 'dds')  # a space: the values are quoted
+    plan = NetworkPlan(transport(discovery='server'), directory, ['trainer'], 'pamiq')
+    assert read_environment_script(plan.tools_env) == {
+        **plan.environment(TOOLS_PROCESS),
+        TOOLS_DIRECTORY_VARIABLE: directory,
+        'ROS_DOMAIN_ID': os.environ['ROS_DOMAIN_ID'],
+    }
+    sourced = subprocess.run(
+        ['sh', '-c', f'. "{plan.tools_env}" && echo "${TOOLS_DIRECTORY_VARIABLE}"'],
+        capture_output=True, text=True, check=True,
+    )  # fmt: skip
+    assert sourced.stdout.strip() == directory
+
+
+def profile_port(env: dict) -> int:
+    return int(texts(env['FASTRTPS_DEFAULT_PROFILES_FILE'], 'port')[0])
+
+
+def test_each_tool_on_a_secure_hub_listens_on_a_port_no_earlier_tool_had(tmp_path):
+    trainer, actor = make_certs(str(tmp_path / 'certs'), ['trainer', 'actor'])
+    secure = transport(discovery='server', secure='true', certs=trainer)
+    hub = NetworkPlan(secure, str(tmp_path / 'hub'), ['trainer', 'recorder'], 'pamiq')
+    nodes = {profile_port(hub.environment(name)) for name in hub.names}
+    # Tools starting at once (threads: each opens the counter on its own, as processes do).
+    with ThreadPoolExecutor(8) as pool:
+        taken = [profile_port(env) for env in pool.map(tool_environment, [hub.directory] * 32)]
+    taken += [profile_port(tool_environment(hub.directory)) for _ in range(TOOL_PORTS - 32)]
+    assert len(set(taken)) == TOOL_PORTS
+    assert not set(taken) & nodes
+    assert all(EPHEMERAL_PORTS_END < p < TLS_SERVER_PORT - HUB_PORTS for p in taken)
+    # Then they come round again, with a warning.
+    said = []
+    env = tool_environment(hub.directory, say=said.append)
+    assert profile_port(env) == max(taken) and 'have all been used' in said[0]
+    # Each tool: the tools' environment and profile but for the port.
+    tools = read_environment_script(hub.tools_env)
+    assert {k: v for k, v in env.items() if k not in PROFILE_VARIABLES} == {
+        k: v for k, v in tools.items() if k not in PROFILE_VARIABLES
+    }
+    first = profile_port(hub.environment(TOOLS_PROCESS))
+    with open(hub.profiles[TOOLS_PROCESS]) as stream:
+        expected = stream.read().replace(f'<port>{first}</port>', f'<port>{max(taken)}</port>')
+    with open(env['FASTRTPS_DEFAULT_PROFILES_FILE']) as stream:
+        assert stream.read() == expected
+    # A host that only connects out has no port to take: its tools file as written.
+    other = NetworkPlan(
+        transport(discovery=f'10.0.0.1:{TLS_SERVER_PORT}', secure='true', certs=actor),
+        str(tmp_path / 'other'),
+        ['actor0/agent'],
+        'pamiq',
+    )
+    assert tool_environment(other.directory) == read_environment_script(other.tools_env)
+    with pytest.raises(TransportError, match=r'ros2_tools\.env not found'):
+        tool_environment(str(tmp_path / 'nowhere'))
+
+
+def test_pamiq_tool_runs_a_command_with_its_own_port_and_pamiq_ctl_takes_one(tmp_path):
+    (trainer,) = make_certs(str(tmp_path / 'certs'), ['trainer'])
+    secure = transport(discovery='server', secure='true', certs=trainer)
+    hub = NetworkPlan(secure, str(tmp_path / 'hub'), ['trainer'], 'pamiq')
+    show = 'import os; print(os.environ["FASTRTPS_DEFAULT_PROFILES_FILE"])'
+    pamiq = [sys.executable, '-m', 'pamiq.tools.cli']
+
+    def run(*arguments: str, **env: str) -> subprocess.CompletedProcess:
+        return subprocess.run(
+            [*pamiq, *arguments], capture_output=True, text=True, env={**os.environ, **env}
+        )
+
+    first = run('tool', '--dds', hub.directory, '--', sys.executable, '-c', show)
+    second = run('tool', '--', sys.executable, '-c', show, PAMIQ_TOOLS_DIR=hub.directory)
+    assert first.returncode == 0 and second.returncode == 0, first.stderr + second.stderr
+    ports = [
+        profile_port({'FASTRTPS_DEFAULT_PROFILES_FILE': p.stdout.strip()}) for p in (first, second)
+    ]
+    assert ports == [TLS_SERVER_PORT - HUB_PORTS - 1, TLS_SERVER_PORT - HUB_PORTS - 2]
+    # pamiq's own tools take the next one themselves.
+    take = 'from pamiq.tools.cli import take_tool_port; take_tool_port(); ' + show
+    ctl = subprocess.run(
+        [sys.executable, '-c', take], capture_output=True, text=True,
+        env={**os.environ, TOOLS_DIRECTORY_VARIABLE: hub.directory},
+    )  # fmt: skip
+    assert profile_port({'FASTRTPS_DEFAULT_PROFILES_FILE': ctl.stdout.strip()}) == ports[1] - 1
+    # What cannot work says why.
+    no_command = run('tool', '--dds', hub.directory)
+    assert no_command.returncode == 2 and 'name the command to run' in no_command.stderr
+    environment = {k: v for k, v in os.environ.items() if k != TOOLS_DIRECTORY_VARIABLE}
+    no_folder = subprocess.run(
+        [*pamiq, 'tool', '--', 'true'], capture_output=True, text=True, env=environment
+    )
+    assert no_folder.returncode == 2 and 'no dds folder' in no_folder.stderr
 
 
 def test_apply_environment_sets_and_removes():

@@ -25,9 +25,11 @@ makes rmw_fastrtps use them as written:
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 import ipaddress
+import json
 import os
+import shlex
 import shutil
 import socket
 import sys
@@ -57,6 +59,15 @@ UDP_SERVER_PORT = 11811  # ROS 2's and fast-discovery-server's default
 TLS_SERVER_PORT = 61811
 EPHEMERAL_PORTS_END = 60999
 HUB_PORTS = 32
+# Below the hub's ports, one port per ROS tool process started through `pamiq tool` (and
+# `pamiq ctl`/`record`/`replay`) on the server's host, in turn (pamiq.ros.tool_ports): Fast DDS
+# 2.14 keeps a dead participant's connections under the port it announced and refuses the next
+# one announcing it, so a second tool on the first one's port heard nothing from other hosts.
+TOOL_PORTS = 256
+TOOLS_ENV = 'ros2_tools.env'
+TOOL_PORTS_FILE = 'tool_ports.json'
+# ros2_tools.env names its folder, so that `pamiq tool` finds the run's tool ports.
+TOOLS_DIRECTORY_VARIABLE = 'PAMIQ_TOOLS_DIR'
 # The process names whose profiles do not come from the graph's node list.
 PAMIQ_PROCESS = 'pamiq'  # `pamiq up` itself: its status line is a participant too
 TOOLS_PROCESS = 'tools'  # ROS 2 command line tools on this host (ros2_tools.env)
@@ -164,12 +175,13 @@ def parse_discovery(value: str, tls: bool) -> tuple[Endpoint | None, bool]:
         if not (port_text.isdigit() and 0 < int(port_text) < 65536):
             raise TransportError(f'discovery:={value}: {port_text!r} is not a port number')
         port = int(port_text)
-    if tls and port <= EPHEMERAL_PORTS_END + HUB_PORTS:
+    if tls and port <= EPHEMERAL_PORTS_END + HUB_PORTS + TOOL_PORTS:
         raise TransportError(
             f'discovery:={value}: with secure:=true the port must be above '
-            f"{EPHEMERAL_PORTS_END + HUB_PORTS} (the server listens there and its host's "
-            f'processes on the {HUB_PORTS} ports below it, all above the ephemeral ports '
-            f'that Fast DDS mistakes for listening ones); the default is {TLS_SERVER_PORT}'
+            f'{EPHEMERAL_PORTS_END + HUB_PORTS + TOOL_PORTS} (the server listens there, its '
+            f"host's processes on the {HUB_PORTS} ports below it and its ROS tools on the "
+            f'{TOOL_PORTS} below those, all above the ephemeral ports that Fast DDS mistakes '
+            f'for listening ones); the default is {TLS_SERVER_PORT}'
         )
     if host == 'server':
         return Endpoint('127.0.0.1', port), True
@@ -249,7 +261,9 @@ class NetworkPlan:
         if transport.serves:
             xml = server_profile(transport.server.port, transport.tls)
             self.server_xml = self.write('discovery_server.xml', xml)
-        self.tools_env = self.write('ros2_tools.env', self.tools_script())
+        self.tools_env = self.write(TOOLS_ENV, self.tools_script())
+        if self.listens:
+            self.write(TOOL_PORTS_FILE, self.tool_ports())
 
     def write(self, name: str, text: str) -> str:
         path = os.path.join(self.directory, name)
@@ -366,15 +380,42 @@ class NetworkPlan:
     def tools_script(self) -> str:
         lines = [
             '# ROS 2 command line tools on this host, seeing the whole pamiq graph:',
-            f'#   . {os.path.join(self.directory, "ros2_tools.env")} && ros2 daemon stop && '
+            f'#   . {os.path.join(self.directory, TOOLS_ENV)} && ros2 daemon stop && '
             'ros2 topic list',
         ]
-        for name, value in sorted(self.environment(TOOLS_PROCESS).items()):
-            lines.append(f'unset {name}' if value is None else f'export {name}={value}')
+        if self.listens:
+            lines += [
+                "# On the secure server's host this file's port serves one tool process a run:",
+                '# start each further one with `pamiq tool -- ros2 ... --no-daemon` (a port of',
+                '# its own).',
+            ]
+        changes = {
+            **self.environment(TOOLS_PROCESS),
+            TOOLS_DIRECTORY_VARIABLE: self.directory,
+        }
         domain = os.environ.get('ROS_DOMAIN_ID')
         if domain:
-            lines.append(f'export ROS_DOMAIN_ID={domain}')
+            changes['ROS_DOMAIN_ID'] = domain
+        for name, value in sorted(changes.items()):
+            quoted = None if value is None else shlex.quote(value)
+            lines.append(f'unset {name}' if quoted is None else f'export {name}={quoted}')
         return '\n'.join(lines) + '\n'
+
+    def tool_ports(self) -> str:
+        """What a tool process on the secure server's host needs to write its own profile
+        (pamiq.ros.tool_ports): the ports it may take and this host's node profile's settings."""
+        assert self.transport.server is not None and self.transport.tls is not None
+        return json.dumps(
+            {
+                'highest': self.transport.server.port - HUB_PORTS - 1,
+                'count': TOOL_PORTS,
+                'server': asdict(self.transport.server),
+                'tls': asdict(self.transport.tls),
+                'weights_topic': self.weights_topic,
+                'weights_mbit': self.transport.weights_mbit,
+            },
+            indent=1,
+        )
 
 
 def discovery_server_executable() -> str:

@@ -16,8 +16,10 @@ from pamiq import __version__
 from pamiq.certs import DEFAULT_DAYS
 from pamiq.learning.bootstrap import RESAMPLES as EVAL_RESAMPLES
 from pamiq.learning.config import LearnerConfig
+from pamiq.ros.tool_ports import tool_environment
 from pamiq.ros.transport import (
     PAMIQ_PROCESS,
+    TOOLS_DIRECTORY_VARIABLE,
     NetworkPlan,
     TransportError,
     apply_environment,
@@ -161,6 +163,31 @@ def use_transport(plan: NetworkPlan | None) -> None:
         f'ROS 2 tools on this host: . {plan.tools_env}',
         flush=True,
     )
+
+
+def take_tool_port() -> None:
+    """pamiq's own tools (ctl, record, replay) after `. ros2_tools.env`: on the secure
+    server's host each takes a port of its own, as `pamiq tool` gives other tools."""
+    directory = os.environ.get(TOOLS_DIRECTORY_VARIABLE)
+    if directory:
+        environment = apply_environment(os.environ, tool_environment(directory))
+        os.environ.clear()
+        os.environ.update(environment)
+
+
+def tool_command(args: argparse.Namespace) -> int:
+    """Run a ROS 2 tool with this host's environment for the networked graph (replaces this
+    process)."""
+    command = args.tool_command[1:] if args.tool_command[:1] == ['--'] else args.tool_command
+    if not command:
+        raise ValueError('pamiq tool: name the command to run, e.g. pamiq tool -- ros2 node list')
+    if not args.dds:
+        raise ValueError(
+            f'pamiq tool: no dds folder: pass --dds <run_dir>/dds, or source its ros2_tools.env '
+            f'(it sets {TOOLS_DIRECTORY_VARIABLE})'
+        )
+    environment = apply_environment(os.environ, tool_environment(os.path.abspath(args.dds)))
+    os.execvpe(command[0], command, environment)
 
 
 def certs_command(args: argparse.Namespace) -> int:
@@ -375,6 +402,22 @@ def build_parser() -> argparse.ArgumentParser:
         '--days', type=int, default=DEFAULT_DAYS, help='how long the certificates last'
     )
 
+    tool = commands.add_parser(
+        'tool',
+        help="run a ROS 2 tool with this host's environment for a networked graph",
+        description="Runs COMMAND with the run's ros2_tools.env applied; on the secure (TLS) "
+        "server's host also with a listening port no earlier tool of the run had (Fast DDS "
+        "2.14 keeps a dead participant's port: a second tool on it hears nothing from other "
+        'hosts). E.g. pamiq tool -- ros2 topic hz /pamiq/actor0/action --no-daemon',
+    )
+    tool.add_argument(
+        '--dds',
+        default=os.environ.get(TOOLS_DIRECTORY_VARIABLE, ''),
+        help=f"the run's dds folder (<run_dir>/dds; default ${TOOLS_DIRECTORY_VARIABLE}, "
+        'which ros2_tools.env sets)',
+    )
+    tool.add_argument('tool_command', nargs=argparse.REMAINDER, metavar='-- COMMAND ...')
+
     ctl = commands.add_parser('ctl', help='pause, resume, save or check a running graph')
     ctl.add_argument('verb', choices=('pause', 'resume', 'save', 'status'))
     ctl.add_argument('--namespace', default='pamiq')
@@ -461,11 +504,14 @@ def main(argv: list[str] | None = None) -> int:
         'train': lambda: train_command(args),
         'bag': lambda: bag_command(args),
         'ctl': lambda: ctl_command(args),
+        'tool': lambda: tool_command(args),
         'report': lambda: report_command(args),
         'eval': lambda: eval_command(args),
         'certs': lambda: certs_command(args),
     }
     try:
+        if args.command in ('ctl', 'record', 'replay'):
+            take_tool_port()
         return commands[args.command]()
     except (BringupError, TransportError, ValueError, FileNotFoundError) as error:
         print(f'pamiq: {error}', file=sys.stderr)
