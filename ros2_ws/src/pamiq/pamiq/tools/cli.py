@@ -180,10 +180,10 @@ def tool_command(args: argparse.Namespace) -> int:
     process)."""
     command = args.tool_command[1:] if args.tool_command[:1] == ['--'] else args.tool_command
     if not command:
-        raise ValueError('pamiq tool: name the command to run, e.g. pamiq tool -- ros2 node list')
+        raise ValueError('tool: name the command to run, e.g. pamiq tool -- ros2 node list')
     if not args.dds:
         raise ValueError(
-            f'pamiq tool: no dds folder: pass --dds <run_dir>/dds, or source its ros2_tools.env '
+            f'tool: no dds folder: pass --dds <run_dir>/dds, or source its ros2_tools.env '
             f'(it sets {TOOLS_DIRECTORY_VARIABLE})'
         )
     environment = apply_environment(os.environ, tool_environment(os.path.abspath(args.dds)))
