@@ -69,4 +69,7 @@ def crossed(trainer: Peer, actor: Peer, steps: int = 20) -> bool:
 
 
 def outputs(*peers: Peer) -> str:
-    return '\n'.join(f'--- {p.name}\n{p.log()}' for p in peers)
+    """Each peer's log and the ROS nodes it discovered (which side a failed discovery left out)."""
+    return '\n'.join(
+        f'--- {p.name}, discovered {p.report().get("nodes_discovered")}\n{p.log()}' for p in peers
+    )
