@@ -21,10 +21,11 @@ IMAGE_PUBLISHER = QoSProfile(depth=5, reliability=ReliabilityPolicy.RELIABLE)
 OBSERVATION = QoSProfile(depth=64, reliability=ReliabilityPolicy.RELIABLE)
 STEP = QoSProfile(depth=64, reliability=ReliabilityPolicy.RELIABLE)
 ACTION = QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE)
-# ...but the agent keeps its actions as deep as its steps: a KEEP_LAST writer drops its oldest
-# sample when full, acknowledged or not, so a busy, niced trainer 10 actions behind lost one
-# whose observation and step it still got (one frame in ~10 two-actor lockstep runs).
-ACTION_PUBLISHER = QoSProfile(depth=STEP.depth, reliability=ReliabilityPolicy.RELIABLE)
+# ...but the agent keeps a second of lockstep actions (~1,100/s): a KEEP_LAST writer drops its
+# oldest sample when full, acknowledged or not. At 10 a busy, niced trainer lost one whose
+# observation and step it still got (one frame in ~10 two-actor lockstep runs); at 64 a reader
+# in a loaded 2-core test process lost 3 of 5,368 (a recorder or rqt would lose them alike).
+ACTION_PUBLISHER = QoSProfile(depth=1024, reliability=ReliabilityPolicy.RELIABLE)
 # The newest weights wait for a late-joining (or restarted) agent.
 WEIGHTS = QoSProfile(
     depth=1,
