@@ -181,7 +181,7 @@ class DoomWorld(Node):
         self.resent = 0  # lockstep frames sent again for want of an action
 
         self.image_pub = qos.publisher(self, Image, topics.IMAGE, qos.IMAGE_PUBLISHER)
-        self.pose_pub = qos.publisher(self, PoseStamped, topics.POSE, qos.DEFAULT)
+        self.pose_pub = qos.publisher(self, PoseStamped, topics.POSE, qos.POSE_PUBLISHER)
         self.clock_pub = qos.publisher(self, Clock, topics.CLOCK, qos.CLOCK)
         # The world's time of tic 0: the clock at start in real time, 0 in simulated time.
         self.epoch_ns = 0 if self.simulated else self.get_clock().now().nanoseconds

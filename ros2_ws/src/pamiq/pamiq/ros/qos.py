@@ -26,6 +26,9 @@ ACTION = QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE)
 # observation and step it still got (one frame in ~10 two-actor lockstep runs); at 64 a reader
 # in a loaded 2-core test process lost 3 of 5,368 (a recorder or rqt would lose them alike).
 ACTION_PUBLISHER = QoSProfile(depth=1024, reliability=ReliabilityPolicy.RELIABLE)
+# The world's poses too: the record of where the agent went (bags, report's trajectories); at 10
+# a loaded test reader in lockstep missed 15 in a row.
+POSE_PUBLISHER = ACTION_PUBLISHER
 # The newest weights wait for a late-joining (or restarted) agent.
 WEIGHTS = QoSProfile(
     depth=1,
