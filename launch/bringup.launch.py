@@ -19,6 +19,7 @@ from launch.actions import (
 from launch.event_handlers import OnProcessExit
 from launch.substitutions import LaunchConfiguration
 from launch_ros.actions import Node
+from pamiq.ros.isolation import WATCH_VARIABLE
 from pamiq.ros.transport import DISCOVERY_SERVER, SERVER_PROCESS, transport_settings
 from pamiq.tools.graph import (
     LAUNCH_ARGUMENTS,
@@ -33,8 +34,9 @@ from pamiq.tools.supervisor import RESPAWN_DELAY
 from launch import LaunchDescription
 
 
-def node_action(spec, args, env):
-    """One node (with `env` added to its environment: its DDS profile across hosts)."""
+def node_action(spec, args, env, restart_env=None):
+    """One node (with `env` added to its environment: its DDS profile across hosts; once it has
+    exited, `restart_env()`'s, when given: on the secure server's host a new listening port)."""
     node = Node(
         package='pamiq',
         executable=spec.executable,
@@ -48,17 +50,20 @@ def node_action(spec, args, env):
         # escalates to SIGTERM.
         sigterm_timeout=str(spec.stop_timeout),
     )
-    return respawning(spec, node, lambda: node_action(spec, args, env))
+    return respawning(
+        spec,
+        node,
+        lambda: node_action(spec, args, restart_env() if restart_env else env, restart_env),
+    )
 
 
 def respawning(spec, process, again):
-    """`process`, and for a respawning one the handler that starts `again()` after it exits.
+    """`process`, and the handler that starts `again()` after it exits, where it respawns.
 
     launch's own `respawn=True` restarts a node after any exit, a clean one too; pamiq restarts
-    only after an abnormal exit (pamiq.tools.graph.respawns), in launch as in `pamiq up`.
+    only after an abnormal exit of a respawning node, or any node's that discovery left out
+    (pamiq.tools.graph.respawns), in launch as in `pamiq up`.
     """
-    if not spec.respawn:
-        return [process]
 
     def exited(event, context):
         if context.is_shutdown or not respawns(spec, event.returncode):
@@ -77,6 +82,14 @@ def server_action(command, env):
 
 def launch_nodes(context):
     values = {name: LaunchConfiguration(name).perform(context) for name in LAUNCH_ARGUMENTS}
+    # As `pamiq up`, only what the user named: discovery:= and secure:= then choose the network
+    # themselves, while a network:=loopback named with them is refused.
+    named = {argument.split(':=', 1)[0] for argument in context.argv}
+    values = {
+        name: value
+        for name, value in values.items()
+        if name in named or value != LAUNCH_ARGUMENTS[name][0]
+    }
     args = BringupArgs.from_strings(values)
     os.makedirs(args.run_dir, exist_ok=True)
     specs = graph(args)
@@ -87,9 +100,14 @@ def launch_nodes(context):
             for name, value in transport_settings(os.environ).items()
         ]
         return actions + [a for spec in specs for a in node_action(spec, args, {})]
+    shared = plan.shared_environment()
+    if len(specs) < 2:
+        # A node alone on its host (a trainer whose actors start later) finds nobody for a
+        # while by design; `pamiq up` keeps it company with its own participant, launch cannot.
+        shared.pop(WATCH_VARIABLE, None)
     actions = [
         UnsetEnvironmentVariable(name) if value is None else SetEnvironmentVariable(name, value)
-        for name, value in plan.shared_environment().items()
+        for name, value in shared.items()
     ]
     server = plan.server_command()
     if server:
@@ -97,7 +115,12 @@ def launch_nodes(context):
     return actions + [
         action
         for spec in specs
-        for action in node_action(spec, args, plan.profile_environment(spec.label))
+        for action in node_action(
+            spec,
+            args,
+            plan.profile_environment(spec.label),
+            lambda label=spec.label: plan.restart_profile_environment(label),
+        )
     ]
 
 

@@ -20,6 +20,7 @@ import xml.etree.ElementTree as ET
 
 from netns import Lab
 from pamiq.certs import make_certs
+from pamiq.ros.isolation import ISOLATED_AFTER, ISOLATED_EXIT, WATCH_VARIABLE, watch_value
 from pamiq.ros.tool_ports import read_environment_script, tool_environment
 from pamiq.ros.transport import SERVER_PROCESS, TLS_SERVER_PORT
 from pamiq.tools.graph import default_params_file
@@ -194,27 +195,27 @@ def test_pamiq_up_trainer_and_actor_on_two_hosts_over_tls(tmp_path):
             return Peer(hub, 'watcher', tool_environment(str(dds)), tmp_path,
                         '--namespace', 'pamiq/actor0', label=label)  # fmt: skip
 
-        def second_look() -> str:
-            """Whether a new tool process (new connections) sees what this one did not."""
-            again = another_tool('again')
-            seen = wait_until(lambda: max(versions(again), default=0) >= 1, 30.0, 0.5)
-            return (
-                f'\na second tool: trained versions {"" if seen else "not "}received in 30 s; '
-                f'it discovered {again.report().get("nodes_discovered")}'
+        # Fast DDS's discovery over TCP + TLS sometimes leaves one participant out (README): a
+        # node then starts again by itself (pamiq.ros.isolation); a tool is the user's to start
+        # again, as this one is if it hears nothing in 100 s.
+        if not wait_until(lambda: max(versions(), default=0) >= 1, 100.0, 0.5):
+            failed = (
+                watcher.log()
+                + f'\nthe first tool discovered: {watcher.report().get("nodes_discovered")}'
             )
-
-        # The actor's start as well as its end, both hosts' sockets and what tools discovered:
-        # Fast DDS's discovery over TCP + TLS sometimes leaves one participant out (README).
-        assert wait_until(lambda: max(versions(), default=0) >= 1, 150.0, 0.5), (
-            hub.log('trainer-up')[-3000:]
-            + other.log('actor-up')[:4000]
-            + other.log('actor-up')[-3000:]
-            + watcher.log()
-            + f"\nnodes the trainer's host discovered: {watcher.report().get('nodes_discovered')}"
-            + lab.picture('actor')
-            + lab.picture('trainer')
-            + second_look()
-        )
+            stop(watcher)
+            watcher = another_tool('again')
+            # The actor's start as well as its end, both hosts' sockets and what tools found.
+            assert wait_until(lambda: max(versions(watcher), default=0) >= 1, 60.0, 0.5), (
+                hub.log('trainer-up')[-3000:]
+                + other.log('actor-up')[:4000]
+                + other.log('actor-up')[-3000:]
+                + failed
+                + watcher.log()
+                + f'\nthe second tool discovered: {watcher.report().get("nodes_discovered")}'
+                + lab.picture('actor')
+                + lab.picture('trainer')
+            )
         # A tool that starts after the first has ended sees the actor too (on the first one's
         # port it heard nothing from the actor's host: Fast DDS 2.14 kept the dead one's
         # connections under that port).
@@ -233,7 +234,7 @@ def test_pamiq_up_trainer_and_actor_on_two_hosts_over_tls(tmp_path):
         # new one (a round) and its weights come back. (On its old port it never was: Fast DDS
         # kept the dead one's connections under that port and refused the new one's.)
         used = lambda: len(re.findall(r'weights version \d+ in use', other.log('actor-up')))
-        trainer_pid = int(re.search(r'started trainer \(pid (\d+)\)', log).group(1))
+        trainer_pid = int(re.findall(r'started trainer \(pid (\d+)\)', log)[-1])
         os.kill(trainer_pid, signal.SIGKILL)
         assert wait_until(lambda: 'trainer died' in hub.log('trainer-up'), 10.0)
         before = used()
@@ -247,6 +248,39 @@ def test_pamiq_up_trainer_and_actor_on_two_hosts_over_tls(tmp_path):
             host = hub if name == 'trainer-up' else other
             assert process.wait(60) == 0, host.log(name)[-3000:]
             assert 'exited with code' not in host.log(name), host.log(name)[-3000:]
+
+
+def test_over_tls_a_node_that_finds_nobody_ends_and_a_trainer_alone_in_pamiq_up_does_not(
+    tmp_path,
+):
+    """A node connected to the real discovery server over TLS that discovers nobody ends with
+    ISOLATED_EXIT (what Fast DDS 2.14 now and then does to one participant, here made sure by
+    starting it alone), to be started again; a trainer whose actors have not started yet is not
+    alone: `pamiq up`'s own participant keeps it company, and it runs on unrestarted."""
+    (certs,) = make_certs(str(tmp_path / 'certs'), ['trainer'])
+    with Lab.open(tmp_path, ['trainer']) as lab:
+        lab.block_multicast()
+        hub = lab.hosts['trainer']
+        plan = host_plan(hub, tmp_path, ['lonely'], 'server', certs=certs, secure='true')
+        server = hub.run(plan.server_command(), plan.server_environment(), SERVER_PROCESS)
+        env = {**plan.environment('lonely'), WATCH_VARIABLE: watch_value(TLS_SERVER_PORT, 3)}
+        lonely = hub.run([sys.executable, '-m', 'pamiq.nodes.osc_actuator_node'], env, 'lonely')
+        assert lonely.wait(60) == ISOLATED_EXIT, hub.log('lonely')
+        assert 'yet no other ROS node discovered' in hub.log('lonely')
+        os.killpg(server.pid, signal.SIGINT)
+        server.wait(10)
+
+        up = [sys.executable, '-m', 'pamiq.tools.cli', 'up', '--supervise', '--quiet',
+              f'params_file:={quick_rounds(tmp_path)}', 'secure:=true', 'role:=trainer',
+              'discovery:=server', f'run_dir:={tmp_path / "trainer"}',
+              f'certs:={certs}']  # fmt: skip
+        graph = hub.run(up, {}, 'trainer-up')
+        assert wait_until(lambda: 'started trainer' in hub.log('trainer-up'), 30.0)
+        assert not wait_until(lambda: graph.poll() is not None, ISOLATED_AFTER + 10.0)
+        log = hub.log('trainer-up')
+        assert 'left out of discovery' not in log and log.count('started trainer') == 1, log
+        os.killpg(graph.pid, signal.SIGINT)
+        assert graph.wait(60) == 0, hub.log('trainer-up')[-3000:]
 
 
 def test_pamiq_up_weights_cross_a_20_mbit_link_while_the_actor_keeps_10_hz(tmp_path):

@@ -15,6 +15,7 @@ import rclpy
 from rclpy.executors import ExternalShutdownException
 
 from pamiq.executables import EXECUTABLES, executable_of
+from pamiq.ros.isolation import ISOLATED_EXIT, Isolated, watch_isolation
 from pamiq.ros.parameters import ParameterError
 
 LOG_FILE_FLAG = '--log-file-name'
@@ -90,7 +91,8 @@ def run(make_node: Callable[[], PamiqNode], args: list[str] | None = None) -> in
 
     The node's `shutdown()` runs after spinning stops and the node is destroyed, also when the
     context is gone. A bad parameter ends the process with code 1 and the parameter's name on
-    stderr.
+    stderr; a node that discovery left out of a secure graph ends with ISOLATED_EXIT, to be
+    started again (pamiq.ros.isolation).
     """
     args = sys.argv if args is None else args
     module = make_node.__module__
@@ -101,8 +103,10 @@ def run(make_node: Callable[[], PamiqNode], args: list[str] | None = None) -> in
         args = with_log_file_name(args, executable_of(module))
     rclpy.init(args=args)
     node = None
+    code = 0
     try:
         node = make_node()
+        watch_isolation(node)
         freeze_startup_objects()
         rclpy.spin(node)
     except (KeyboardInterrupt, ExternalShutdownException):
@@ -117,6 +121,9 @@ def run(make_node: Callable[[], PamiqNode], args: list[str] | None = None) -> in
     except ParameterError as error:
         print(f'[FATAL] {error}', file=sys.stderr)
         return 1
+    except Isolated as error:
+        print(f'[ERROR] {error}', file=sys.stderr, flush=True)
+        code = ISOLATED_EXIT
     finally:
         # A terminal's Ctrl-C reaches every process of its group and `ros2 launch` then sends
         # SIGINT again: a second one must not cut the clean-up short (the actuator's reset
@@ -129,4 +136,4 @@ def run(make_node: Callable[[], PamiqNode], args: list[str] | None = None) -> in
             # destroyed node logs to stderr only instead of failing to reach /rosout.
             node.shutdown()
         rclpy.try_shutdown()
-    return 0
+    return code

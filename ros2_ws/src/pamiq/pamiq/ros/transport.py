@@ -43,6 +43,7 @@ from pamiq.ros.fastdds_profiles import (
     openssl_config,
     server_profile,
 )
+from pamiq.ros.isolation import WATCH_VARIABLE, watch_value
 from pamiq.ros.share import config_file
 
 # Fast DDS 2.x (Jazzy) reads FASTRTPS_..., 3.x (Kilted and later) FASTDDS_...: set both.
@@ -300,7 +301,12 @@ class NetworkPlan:
         return paths
 
     def restart_environment(self, name: str) -> dict[str, str | None]:
-        """The environment of process `name` started again after it died.
+        """The environment of process `name` started again after it died (see
+        `restart_profile_environment`)."""
+        return {**self.shared_environment(), **self.restart_profile_environment(name)}
+
+    def restart_profile_environment(self, name: str) -> dict[str, str]:
+        """The profile of process `name` started again after it died.
 
         On the secure server's host a restarted process listens on a port no process of this
         run has used yet (the spare ports of HUB_PORTS, in turn). Fast DDS 2.14 keys each TCP
@@ -310,7 +316,7 @@ class NetworkPlan:
         """
         spares = HUB_PORTS - len(self.names)
         if not self.listens or spares <= 0:
-            return self.environment(name)
+            return self.profile_environment(name)
         port = self.transport.server.port - 1 - len(self.names) - self.restarts % spares
         self.restarts += 1
         xml = node_profile(
@@ -321,10 +327,7 @@ class NetworkPlan:
             weights_mbit=self.transport.weights_mbit,
         )
         path = self.write(f'{name.replace("/", "_")}.{port}.xml', xml)
-        return {
-            **self.shared_environment(),
-            **{variable: path for variable in PROFILE_VARIABLES},
-        }
+        return {variable: path for variable in PROFILE_VARIABLES}
 
     def environment(self, name: str) -> dict[str, str | None]:
         """The variables to set (None: to remove) for process `name` of this host."""
@@ -358,6 +361,8 @@ class NetworkPlan:
             changes['ROS_STATIC_PEERS'] = None  # unicast peers without the server's say
         if self.openssl:
             changes['OPENSSL_CONF'] = self.openssl
+        if self.transport.tls:  # a node discovery left out ends, to be started again
+            changes[WATCH_VARIABLE] = watch_value(self.transport.server.port)
         return changes
 
     def server_command(self) -> list[str] | None:

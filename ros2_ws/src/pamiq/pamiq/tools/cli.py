@@ -134,6 +134,10 @@ def up(launch_args: list[str], supervise: bool, quiet: bool = False) -> int:
             lambda line: print(line, flush=True),
             sim_time=args.shared_clock,
         )
+    elif plan is not None and plan.transport.tls:
+        from pamiq.tools.status import HostAnchor
+
+        status = HostAnchor(args.namespace)
     try:
         return Supervisor(args, specs, plan=plan).run()
     finally:

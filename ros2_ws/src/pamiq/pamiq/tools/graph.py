@@ -19,6 +19,7 @@ from pamiq.avatar import OUTPUT_PORT
 from pamiq.executables import EXECUTABLES
 from pamiq.learning.config import LearnerConfig
 from pamiq.ros import qos, topics
+from pamiq.ros.isolation import ISOLATED_EXIT
 from pamiq.ros.share import config_file
 from pamiq.ros.transport import (
     NETWORKS,
@@ -321,9 +322,10 @@ def respawns(spec: NodeSpec, returncode: int) -> bool:
 
     Only after an abnormal exit: a crash, a kill (negative: the signal) or an error code. A
     node that stops cleanly (0: Ctrl-C or SIGTERM reached it) was asked to stop, and starting it
-    again would leave it running alone once the rest of the graph has stopped.
+    again would leave it running alone once the rest of the graph has stopped. Any node that
+    discovery left out of a secure graph (ISOLATED_EXIT) starts again, with a new connection.
     """
-    return spec.respawn and returncode != 0
+    return returncode == ISOLATED_EXIT or (spec.respawn and returncode != 0)
 
 
 def graph(args: BringupArgs) -> list[NodeSpec]:

@@ -114,3 +114,24 @@ class StatusLine:
         self.thread.join(timeout=5.0)
         self.node.destroy_node()
         rclpy.try_shutdown(context=self.context)
+
+
+class HostAnchor:
+    """A bare participant in `pamiq up`'s own process, where no status line has one: with
+    secure:=true every node of the host then has at least one other to find
+    (pamiq.ros.isolation)."""
+
+    def __init__(self, namespace: str) -> None:
+        self.context = Context()
+        rclpy.init(args=[], context=self.context, signal_handler_options=SignalHandlerOptions.NO)
+        self.node = Node('pamiq_up', namespace=namespace, context=self.context)
+        self.executor = SingleThreadedExecutor(context=self.context)
+        self.executor.add_node(self.node)
+        self.thread = threading.Thread(target=self.executor.spin, name='anchor', daemon=True)
+        self.thread.start()
+
+    def stop(self) -> None:
+        self.executor.shutdown()
+        self.thread.join(timeout=5.0)
+        self.node.destroy_node()
+        rclpy.try_shutdown(context=self.context)

@@ -19,6 +19,7 @@ import time
 from typing import IO
 
 from pamiq import run_dir as layout
+from pamiq.ros.isolation import ISOLATED_EXIT
 from pamiq.ros.transport import DISCOVERY_SERVER, SERVER_PROCESS, NetworkPlan, apply_environment
 from pamiq.tools.graph import BringupArgs, NodeSpec, node_command, respawns, write_parameters
 
@@ -197,14 +198,16 @@ class Supervisor:
                 if code is None:
                     continue
                 if respawns(child.spec, code):
+                    why = 'was left out of discovery' if code == ISOLATED_EXIT else 'died'
                     self.say(
-                        f'{child.spec.label} died (exit code {code}); '
+                        f'{child.spec.label} {why} (exit code {code}); '
                         f'respawning in {RESPAWN_DELAY:.0f} s'
                     )
                     time.sleep(RESPAWN_DELAY)
                     if self.plan is not None and child.spec.label != SERVER_PROCESS:
                         child.env = self.plan.restart_environment(child.spec.label)
                     child.start()
+                    self.say(f'started {child.spec.label} (pid {child.process.pid})')
                     continue
                 if code == 0:  # it was asked to stop (a signal that reached it, not us)
                     self.say(f'{child.spec.label} stopped (exit code 0); stopping the graph')

@@ -1,0 +1,154 @@
+"""pamiq.ros.isolation: a node of a secure graph that discovery left out ends, and is started
+again. The real discovery server over TLS: tests/test_multihost.py."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import textwrap
+
+from pamiq.certs import make_certs
+from pamiq.ros.isolation import (
+    ISOLATED_EXIT,
+    WATCH_VARIABLE,
+    connected_to,
+    watch_setting,
+    watch_value,
+)
+from pamiq.ros.transport import NetworkPlan, parse_transport
+from pamiq.tools.graph import NodeSpec, respawns
+import rclpy
+from rclpy.context import Context
+from rclpy.node import Node
+from rosgraph import wait_until
+
+# A node process that holds a TCP connection to a port the test listens on: what its
+# connection to the discovery server is to a pamiq node.
+CONNECTED_NODE = textwrap.dedent(
+    """
+    import socket, sys
+    from rclpy.node import Node
+    from pamiq.ros import spin
+
+    class Lonely(Node):
+        def __init__(self):
+            super().__init__(sys.argv[2])
+            if sys.argv[1] == 'connect':
+                self.server = socket.create_connection(('127.0.0.1', int(sys.argv[3])))
+            print('started', flush=True)
+
+        def shutdown(self):
+            print('cleaned up', flush=True)
+
+    raise SystemExit(spin.run(Lonely, []))
+    """
+)
+
+
+def listener() -> socket.socket:
+    server = socket.create_server(('127.0.0.1', 0))
+    server.listen()
+    return server
+
+
+def test_connected_to_counts_only_this_processes_established_connections():
+    server = listener()
+    port = server.getsockname()[1]
+    assert not connected_to(port)  # listening is not connected
+    elsewhere = subprocess.Popen(
+        [sys.executable, '-c', f'import socket,time; s=socket.create_connection(("127.0.0.1",'
+         f' {port})); print("in", flush=True); time.sleep(30)'],
+        stdout=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    try:
+        assert elsewhere.stdout.readline() == 'in\n'
+        accepted, _ = server.accept()
+        assert not connected_to(port)  # another process's, and the accepted end's
+        client = socket.create_connection(('127.0.0.1', port))
+        assert connected_to(port)
+        client.close()
+        assert not connected_to(port)
+        accepted.close()
+    finally:
+        elsewhere.kill()
+        elsewhere.wait()
+        server.close()
+
+
+def test_only_a_secure_graph_watches_for_isolation(tmp_path):
+    (trainer,) = make_certs(str(tmp_path / 'certs'), ['trainer'])
+    secure = parse_transport('lan', 'server', 'true', trainer, '')
+    plan = NetworkPlan(secure, str(tmp_path / 'hub'), ['trainer'], 'pamiq')
+    port = secure.server.port
+    # Every process of the host: nodes, restarted ones, and the ROS tools' file alike.
+    assert plan.environment('trainer')[WATCH_VARIABLE] == watch_value(port)
+    assert plan.restart_environment('trainer')[WATCH_VARIABLE] == watch_value(port)
+    assert f'export {WATCH_VARIABLE}=' in open(plan.tools_env).read()
+    assert watch_setting({WATCH_VARIABLE: watch_value(port, 3)}) == (port, 3.0)
+    assert watch_setting({}) is None and watch_setting({WATCH_VARIABLE: 'x'}) is None
+    udp = parse_transport('lan', 'server', 'false', '', '')
+    plan = NetworkPlan(udp, str(tmp_path / 'udp'), ['trainer'], 'pamiq')
+    assert WATCH_VARIABLE not in plan.environment('trainer')
+
+
+def test_any_node_left_out_starts_again_and_other_exits_keep_their_rule():
+    world = NodeSpec('doom_world_node', 'world')
+    trainer = NodeSpec('trainer_node', 'trainer', respawn=True)
+    assert respawns(world, ISOLATED_EXIT) and respawns(trainer, ISOLATED_EXIT)
+    assert not respawns(world, 1) and respawns(trainer, 1)
+    assert not respawns(world, 0) and not respawns(trainer, 0)
+
+
+def lonely_node(port: int, name: str, seconds: float, connect: bool = True) -> subprocess.Popen:
+    env = {**os.environ, WATCH_VARIABLE: watch_value(port, seconds)}
+    how = 'connect' if connect else 'stay'
+    return subprocess.Popen(
+        [sys.executable, '-c', CONNECTED_NODE, how, name, str(port)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        env=env,
+    )
+
+
+def test_a_connected_node_that_finds_nobody_ends_isolated_after_cleaning_up():
+    server = listener()
+    node = lonely_node(server.getsockname()[1], 'lonely', 2.0)
+    try:
+        output = node.communicate(timeout=30)[0]
+    finally:
+        node.kill()
+        server.close()
+    assert node.returncode == ISOLATED_EXIT, output
+    assert 'yet no other ROS node discovered' in output
+    assert output.index('started') < output.index('cleaned up')
+
+
+def test_a_node_that_found_another_is_not_isolated_and_one_without_its_server_waits():
+    server = listener()
+    port = server.getsockname()[1]
+    context = Context()
+    rclpy.init(context=context)
+    company = Node('company', context=context)
+    found = lonely_node(port, 'found', 2.0)
+    # Not connected to the server it was told of: the server is not up yet.
+    waiting = lonely_node(port, 'waiting', 2.0, connect=False)
+    try:
+        assert found.stdout.readline() == 'started\n'
+        assert waiting.stdout.readline() == 'started\n'
+        assert not wait_until(lambda: found.poll() is not None, 6.0)
+        # Having found a node it stops watching: that node leaving is not isolation.
+        company.destroy_node()
+        assert not wait_until(lambda: found.poll() is not None, 5.0)
+        assert waiting.poll() is None
+    finally:
+        for process in (found, waiting):
+            if process.poll() is None:
+                process.send_signal(signal.SIGINT)
+        codes = found.wait(10), waiting.wait(10)
+        rclpy.try_shutdown(context=context)
+        server.close()
+    assert codes == (0, 0)
