@@ -218,9 +218,12 @@ def test_vrchat_with_a_video_a_wav_and_avatar_osc_runs_the_multimodal_agent(prob
 
         assert wait_until(lambda: felt()['VelocityZ'] == pytest.approx(2.5), 10.0), felt()
         assert felt()['AngularY'] == pytest.approx(-45.0)
-        heard = hearing_input(probe.messages(topics.AGENT_HEARING)[-1])
-        # Silent once in a fresh-clone run (2026-12-04) and never alone: the graph's log says why.
-        assert heard.max() > FLOOR_DB + 60, up.output()[-4000:]
+        # The tone in what the agent heard lately: the newest input alone was silent once in a
+        # fresh-clone run (2026-12-04, never alone). On a loaded machine a second without audio
+        # chunks rightly makes hearing "missing" for a moment, its input silence (README).
+        recent = probe.messages(topics.AGENT_HEARING)[-50:]
+        loudest = max(hearing_input(m).max() for m in recent)
+        assert loudest > FLOOR_DB + 60, up.output()[-4000:]
         # (Live training on paired senses: the README topic-table test's multimodal graph.)
         step = probe.messages(topics.STEP)[-1]
         assert {'reward_vision', 'reward_hearing', 'reward_body'} <= set(step.name)
