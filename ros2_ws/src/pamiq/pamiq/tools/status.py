@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+import os
 import threading
 import time
 
@@ -124,7 +125,8 @@ class HostAnchor:
     def __init__(self, namespace: str) -> None:
         self.context = Context()
         rclpy.init(args=[], context=self.context, signal_handler_options=SignalHandlerOptions.NO)
-        self.node = Node('pamiq_up', namespace=namespace, context=self.context)
+        # Named after the process: one runs on every host of the graph.
+        self.node = Node(f'pamiq_up_{os.getpid()}', namespace=namespace, context=self.context)
         self.executor = SingleThreadedExecutor(context=self.context)
         self.executor.add_node(self.node)
         self.thread = threading.Thread(target=self.executor.spin, name='anchor', daemon=True)
