@@ -102,53 +102,72 @@ def test_any_node_left_out_starts_again_and_other_exits_keep_their_rule():
     assert not respawns(world, 0) and not respawns(trainer, 0)
 
 
-def lonely_node(port: int, name: str, seconds: float, connect: bool = True) -> subprocess.Popen:
-    env = {**os.environ, WATCH_VARIABLE: watch_value(port, seconds)}
-    how = 'connect' if connect else 'stay'
-    return subprocess.Popen(
-        [sys.executable, '-c', CONNECTED_NODE, how, name, str(port)],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-        env=env,
-    )
+class LonelyNode:
+    """A CONNECTED_NODE process, its output in a file: a pipe nobody reads could fill with
+    Fast DDS's warnings and block the node where it writes them."""
+
+    def __init__(self, directory, port: int, name: str, seconds: float, connect: bool = True):
+        self.path = directory / f'{name}.log'
+        env = {**os.environ, WATCH_VARIABLE: watch_value(port, seconds)}
+        how = 'connect' if connect else 'stay'
+        with open(self.path, 'w') as log:
+            self.process = subprocess.Popen(
+                [sys.executable, '-c', CONNECTED_NODE, how, name, str(port)],
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                env=env,
+            )
+
+    def output(self) -> str:
+        return self.path.read_text()
+
+    def started(self) -> bool:
+        return wait_until(lambda: 'started' in self.output(), 30.0)
+
+    def stop(self) -> int | None:
+        """Ctrl-C; a clean-up stuck for 20 s is ended by SIGTERM, which writes its stacks."""
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGINT)
+        try:
+            return self.process.wait(20)
+        except subprocess.TimeoutExpired:
+            self.process.terminate()
+            self.process.wait(10)
+            return None
 
 
-def test_a_connected_node_that_finds_nobody_ends_isolated_after_cleaning_up():
+def test_a_connected_node_that_finds_nobody_ends_isolated_after_cleaning_up(tmp_path):
     server = listener()
-    node = lonely_node(server.getsockname()[1], 'lonely', 2.0)
+    node = LonelyNode(tmp_path, server.getsockname()[1], 'lonely', 2.0)
     try:
-        output = node.communicate(timeout=30)[0]
+        node.process.wait(30)
     finally:
-        node.kill()
+        node.process.kill()
         server.close()
-    assert node.returncode == ISOLATED_EXIT, output
+    output = node.output()
+    assert node.process.returncode == ISOLATED_EXIT, output
     assert 'yet no other ROS node discovered' in output
     assert output.index('started') < output.index('cleaned up')
 
 
-def test_a_node_that_found_another_is_not_isolated_and_one_without_its_server_waits():
+def test_a_node_that_found_another_is_not_isolated_and_one_without_its_server_waits(tmp_path):
     server = listener()
     port = server.getsockname()[1]
     context = Context()
     rclpy.init(context=context)
     company = Node('company', context=context)
-    found = lonely_node(port, 'found', 2.0)
+    found = LonelyNode(tmp_path, port, 'found', 2.0)
     # Not connected to the server it was told of: the server is not up yet.
-    waiting = lonely_node(port, 'waiting', 2.0, connect=False)
+    waiting = LonelyNode(tmp_path, port, 'waiting', 2.0, connect=False)
     try:
-        assert found.stdout.readline() == 'started\n'
-        assert waiting.stdout.readline() == 'started\n'
-        assert not wait_until(lambda: found.poll() is not None, 6.0)
+        assert found.started() and waiting.started()
+        assert not wait_until(lambda: found.process.poll() is not None, 6.0), found.output()
         # Having found a node it stops watching: that node leaving is not isolation.
         company.destroy_node()
-        assert not wait_until(lambda: found.poll() is not None, 5.0)
-        assert waiting.poll() is None
+        assert not wait_until(lambda: found.process.poll() is not None, 5.0), found.output()
+        assert waiting.process.poll() is None, waiting.output()
     finally:
-        for process in (found, waiting):
-            if process.poll() is None:
-                process.send_signal(signal.SIGINT)
-        codes = found.wait(10), waiting.wait(10)
+        codes = found.stop(), waiting.stop()
         rclpy.try_shutdown(context=context)
         server.close()
-    assert codes == (0, 0)
+    assert codes == (0, 0), found.output() + waiting.output()
