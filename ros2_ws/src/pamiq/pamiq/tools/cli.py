@@ -135,9 +135,9 @@ def up(launch_args: list[str], supervise: bool, quiet: bool = False) -> int:
             sim_time=args.shared_clock,
         )
     elif plan is not None and plan.transport.tls:
-        from pamiq.tools.status import HostAnchor
+        from pamiq.tools.status import host_anchor
 
-        status = HostAnchor(args.namespace)
+        status = host_anchor(args.namespace)
     try:
         return Supervisor(args, specs, plan=plan).run()
     finally:

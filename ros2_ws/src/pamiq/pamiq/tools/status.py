@@ -25,6 +25,36 @@ from pamiq.vocabulary import MODEL_LOSSES, REWARD_KEY
 SHORT = dict(zip(MODEL_LOSSES, ('id', 'vae', 'fd', 'ppo')))
 
 
+class OwnNode:
+    """A node of `pamiq up`'s own process, in a context of its own, spun by a thread once its
+    callbacks exist (`start`)."""
+
+    def __init__(self, name: str, namespace: str, sim_time: bool = False) -> None:
+        self.context = Context()
+        # Ctrl-C belongs to the supervisor: rclpy must not install its own signal handlers.
+        rclpy.init(args=[], context=self.context, signal_handler_options=SignalHandlerOptions.NO)
+        self.node = Node(
+            name,
+            namespace=namespace,
+            context=self.context,
+            parameter_overrides=[Parameter('use_sim_time', value=sim_time)],
+        )
+        self.executor = SingleThreadedExecutor(context=self.context)
+        self.executor.add_node(self.node)
+        self.thread: threading.Thread | None = None
+
+    def start(self, thread_name: str) -> None:
+        self.thread = threading.Thread(target=self.executor.spin, name=thread_name, daemon=True)
+        self.thread.start()
+
+    def stop(self) -> None:
+        self.executor.shutdown()
+        if self.thread is not None:
+            self.thread.join(timeout=5.0)
+        self.node.destroy_node()
+        rclpy.try_shutdown(context=self.context)
+
+
 class StatusLine:
     def __init__(
         self,
@@ -35,16 +65,9 @@ class StatusLine:
         sim_time: bool = False,
     ) -> None:
         self.run_dir, self.say = run_dir, say
-        self.context = Context()
-        # Ctrl-C belongs to the supervisor: rclpy must not install its own signal handlers.
-        rclpy.init(args=[], context=self.context, signal_handler_options=SignalHandlerOptions.NO)
         # Under simulated time the line comes every `period` simulated seconds, like the nodes'.
-        self.node = Node(
-            'pamiq_status',
-            namespace=namespace,
-            context=self.context,
-            parameter_overrides=[Parameter('use_sim_time', value=sim_time)],
-        )
+        self.own = OwnNode('pamiq_status', namespace, sim_time)
+        self.node = self.own.node
         self.diagnostics = DiagnosticsCollector(self.node)
         self.last_steps: tuple[float, float] | None = None  # (wall time, worlds' steps)
         self.losses: dict[str, float] = {}
@@ -56,10 +79,7 @@ class StatusLine:
                 10,
             )
         self.node.create_timer(period, self.print_line)
-        self.executor = SingleThreadedExecutor(context=self.context)
-        self.executor.add_node(self.node)
-        self.thread = threading.Thread(target=self.executor.spin, name='status', daemon=True)
-        self.thread.start()
+        self.own.start('status')
 
     def line(self) -> str:
         parts = []
@@ -111,29 +131,13 @@ class StatusLine:
         self.say(f'[status] {self.line()}')
 
     def stop(self) -> None:
-        self.executor.shutdown()
-        self.thread.join(timeout=5.0)
-        self.node.destroy_node()
-        rclpy.try_shutdown(context=self.context)
+        self.own.stop()
 
 
-class HostAnchor:
+def host_anchor(namespace: str) -> OwnNode:
     """A bare participant in `pamiq up`'s own process, where no status line has one: with
     secure:=true every node of the host then has at least one other to find
-    (pamiq.ros.isolation)."""
-
-    def __init__(self, namespace: str) -> None:
-        self.context = Context()
-        rclpy.init(args=[], context=self.context, signal_handler_options=SignalHandlerOptions.NO)
-        # Named after the process: one runs on every host of the graph.
-        self.node = Node(f'pamiq_up_{os.getpid()}', namespace=namespace, context=self.context)
-        self.executor = SingleThreadedExecutor(context=self.context)
-        self.executor.add_node(self.node)
-        self.thread = threading.Thread(target=self.executor.spin, name='anchor', daemon=True)
-        self.thread.start()
-
-    def stop(self) -> None:
-        self.executor.shutdown()
-        self.thread.join(timeout=5.0)
-        self.node.destroy_node()
-        rclpy.try_shutdown(context=self.context)
+    (pamiq.ros.isolation). Named after the process: one runs on every host of the graph."""
+    anchor = OwnNode(f'pamiq_up_{os.getpid()}', namespace)
+    anchor.start('anchor')
+    return anchor
