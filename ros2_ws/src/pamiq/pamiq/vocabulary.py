@@ -22,6 +22,19 @@ ACTION_SPACES = ('continuous', 'discrete')
 # 'vision' alone is the default until the evaluation says otherwise.
 SENSES = ('vision', 'hearing', 'body')
 DEFAULT_SENSES = ('vision',)
+# The vision model (`model:=`): the original's 84x84 RGB CNN, or the exploration literature's
+# compact 42x42 grayscale, 4-frame trunk (pamiq.learning.presets). First = default.
+MODEL_PRESETS = ('original', 'compact')
+# The intrinsic rewards (`reward:=`), each a plug-in of pamiq.learning.rewards. First = default.
+REWARDS = (
+    'prediction_error',
+    'rnd',
+    'e3b',
+    'e3b_rnd',
+    'zero',
+    'oracle_count',
+    'oracle_lifelong_count',
+)
 # Where the trainer's tensors live ('auto': CUDA when available). First = default.
 DEVICES = ('auto', 'cpu', 'cuda')
 

@@ -285,7 +285,10 @@ class ForwardDynamics(nn.Module):
 
 def layer_init(layer: nn.Module, std: float = math.sqrt(2), bias_const: float = 0.0) -> nn.Module:
     """CleanRL's `layer_init`: orthogonal weights with gain `std`, constant bias."""
-    nn.init.orthogonal_(layer.weight, std)
+    weight = torch.empty(layer.weight.shape)  # orthogonal_ needs a contiguous layout
+    nn.init.orthogonal_(weight, std)
+    with torch.no_grad():
+        layer.weight.copy_(weight)
     if layer.bias is not None:
         nn.init.constant_(layer.bias, bias_const)
     return layer
@@ -297,6 +300,8 @@ class PolicyValue(nn.Module):
     Continuous: a = tanh(u), u ~ N(mean, std), 3 axes in (−1, 1). The original used torchrl's
     TanhNormal with tanh_loc=True, i.e. u ~ N(tanh(mean), std) (a double tanh); here
     the base Normal's loc is the mean itself. Discrete: one Categorical per (3, 3, 3, 2, 2) button.
+    `hidden`: the width of the two layers after the trunk (512 as the original; the compact
+    preset's 288 features get 256).
     """
 
     def __init__(
@@ -304,25 +309,26 @@ class PolicyValue(nn.Module):
         action_space: str,
         orthogonal_init: bool = True,
         features: nn.Module | None = None,
+        hidden: int = 512,
     ) -> None:
         super().__init__()
         action_feature_dim(action_space)  # validates the name
         self.action_space = action_space
         self.trunk = nn.Sequential(  # as large-scale-curiosity's policy trunk
             SmallConvNet(512) if features is None else features,
-            nn.Linear(512 if features is None else features.dim, 512),
+            nn.Linear(512 if features is None else features.dim, hidden),
             nn.ReLU(),
-            nn.Linear(512, 512),
+            nn.Linear(hidden, hidden),
             nn.ReLU(),
         )
-        self.critic = nn.Linear(512, 1)
+        self.critic = nn.Linear(hidden, 1)
         if action_space == 'continuous':
-            self.actor_mean = nn.Linear(512, CONTINUOUS_ACTION_DIM)
-            self.actor_std = nn.Linear(512, CONTINUOUS_ACTION_DIM)  # σ = softplus(·) + 1e-7
+            self.actor_mean = nn.Linear(hidden, CONTINUOUS_ACTION_DIM)
+            self.actor_std = nn.Linear(hidden, CONTINUOUS_ACTION_DIM)  # σ = softplus(·) + 1e-7
             heads = [self.actor_mean, self.actor_std]
         else:
             self.actor_logits = nn.ModuleList(
-                nn.Linear(512, n, bias=False) for n in DISCRETE_ACTION_CHOICES
+                nn.Linear(hidden, n, bias=False) for n in DISCRETE_ACTION_CHOICES
             )
             heads = list(self.actor_logits)
         if orthogonal_init:

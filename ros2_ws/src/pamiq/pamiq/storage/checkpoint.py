@@ -194,10 +194,25 @@ def load_latest_checkpoint(
             module.load_state_dict(model_states[name], strict=True)
         for name, optimizer in (optimizers or {}).items():
             optimizer.load_state_dict(optim_states[name])
+            match_parameter_layouts(optimizer)
         return {'version': version, 'counters': counters, 'path': path}
     if paths:
         log(f'no usable checkpoint in {os.path.join(run_dir, SUBDIR)}; starting from scratch')
     return None
+
+
+def match_parameter_layouts(optimizer: torch.optim.Optimizer) -> None:
+    """Give each loaded state tensor its parameter's memory layout (the files store them
+    contiguous): fused Adam walks a parameter and its moments as one flat buffer, so a
+    channels-last weight with contiguous moments would update the wrong elements."""
+    for group in optimizer.param_groups:
+        for param in group['params']:
+            state = optimizer.state.get(param, {})
+            for key, value in state.items():
+                if isinstance(value, torch.Tensor) and value.shape == param.shape:
+                    strided = torch.empty_like(param, dtype=value.dtype)
+                    strided.copy_(value)
+                    state[key] = strided
 
 
 def read_checkpoint_models(

@@ -34,6 +34,7 @@ from pamiq.tools.graph import (
     node_command,
     write_parameters,
 )
+from pamiq.tools.train_world import add_arguments as add_world_training_arguments
 from pamiq.vocabulary import ACTION_SPACES, DEVICES, ENCODERS, EVAL_BASELINES, parse_senses
 
 
@@ -241,7 +242,12 @@ def parse_remap(item: str) -> tuple[str, str]:
 
 
 def train_command(args: argparse.Namespace) -> int:
+    if args.world:
+        from pamiq.tools.train_world import train_world
 
+        return train_world(args)
+    if not args.from_bag or not args.run_dir:
+        raise ValueError('give --world doom --out DIR, or --from-bag BAG... --run-dir DIR')
     from pamiq.tools.offline import train_from_bags
 
     config = LearnerConfig(
@@ -374,9 +380,13 @@ def build_parser() -> argparse.ArgumentParser:
         '--delay', type=float, default=1.0, help='seconds for subscribers to connect first'
     )
 
-    train = commands.add_parser('train', help='learn encoder + forward model from bags, offline')
-    train.add_argument('--from-bag', nargs='+', required=True, metavar='BAG')
-    train.add_argument('--run-dir', required=True, help='checkpoint goes (and resumes from) here')
+    train = commands.add_parser(
+        'train',
+        help='train in a built-in world, batched (--world doom), or learn encoder + forward '
+        'model from bags offline (--from-bag)',
+    )
+    train.add_argument('--from-bag', nargs='+', metavar='BAG')
+    train.add_argument('--run-dir', help='offline: the checkpoint goes (and resumes from) here')
     train.add_argument(
         '--epochs', type=float, default=3.0, help='passes over the data (the original: 3)'
     )
@@ -390,6 +400,7 @@ def build_parser() -> argparse.ArgumentParser:
         help='as the live agent: e.g. vision,hearing,body',
     )
     train.add_argument('--seed', type=int, default=0)
+    add_world_training_arguments(train)
 
     certs = commands.add_parser(
         'certs',

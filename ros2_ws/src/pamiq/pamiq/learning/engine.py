@@ -1,0 +1,489 @@
+"""`pamiq train --world doom`: curiosity-PPO on many Doom worlds at once, batched, resumable.
+
+[Why] One world with batch-1 inference trained ~19 steps/s here; the simulator runs ~3,500
+steps/s and small networks are cheap per sample in batches. So each step acts in every world
+with one batched forward pass (policy, then the reward), and each update trains on all of the
+worlds' rollouts (CleanRL's vectorised PPO).
+
+[One update] `rollout_length` steps in each of `envs` worlds, then (a) the reward's own models
+train on the update's transitions (pamiq.learning.rewards), and (b) PPO trains the policy on the
+rollouts, every reward divided by the running std of its discounted sum
+(pamiq.learning.curiosity.RewardNormalizer, one stream per world) and GAE run per world
+(ppo_update). The rule for PPO's batches: minibatches of `MINIBATCH` samples (the size at which
+the CPU's per-sample cost levels off), `update_epochs` passes; so 16 worlds x 128 steps give 8
+minibatches per epoch.
+
+[What the agent is told] The frame, and when the world starts a new episode: its frame stack
+and its reward's within-episode memory then start afresh, and the transition into the first
+frame earns no reward (the world put it there). Returns are not cut at episodes: curiosity is a
+continuing stream, as in the live graph, which has no episodes.
+
+[Resumable] A checkpoint every `checkpoint_every` updates and at each milestone: models and
+optimisers in the trainer's checkpoint format (so `pamiq eval --checkpoint` reads it), plus
+<run>/state/state-<update>.safetensors with the rest (reward memory, normaliser, random
+generators, and each world's episode seed and actions, which replay rebuilds it from). A run
+started again with the same command continues from its newest complete checkpoint and gives
+the same result as one that was never interrupted.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Callable
+from contextlib import contextmanager
+from dataclasses import asdict
+import json
+import math
+import os
+import tempfile
+import time
+
+import numpy as np
+import torch
+
+from pamiq.learning.config import PPOConfig
+from pamiq.learning.curiosity import RewardNormalizer
+from pamiq.learning.device import choose_device
+from pamiq.learning.doom_envs import DoomWorlds, EpisodeRecord
+from pamiq.learning.frame_stack import FrameStacks
+from pamiq.learning.models import PolicyValue
+from pamiq.learning.presets import model_preset
+from pamiq.learning.rewards import Transitions, build_reward
+from pamiq.learning.train_config import TrainConfig
+from pamiq.storage.checkpoint import list_checkpoints, load_latest_checkpoint, save_checkpoint
+from pamiq.storage.run_state import load_run_state, save_run_state
+from pamiq.vocabulary import CONTINUOUS_ACTION_DIM, DISCRETE_ACTION_CHOICES
+
+MINIBATCH = 256
+POLICY_LEARNING_RATE = 2.5e-4  # CleanRL's Atari PPO (the live trainer's 1e-4 trains 1 actor)
+SUMMARY = 'summary.json'
+EPISODES = 'episodes.jsonl'
+
+
+class PhaseTimer:
+    """Wall seconds spent in each named phase (the bench's breakdown)."""
+
+    def __init__(self) -> None:
+        self.seconds: defaultdict[str, float] = defaultdict(float)
+
+    @contextmanager
+    def __call__(self, name: str):
+        started = time.perf_counter()
+        try:
+            yield
+        finally:
+            self.seconds[name] += time.perf_counter() - started
+
+
+class Rollouts:
+    """One update's steps, (T, N, ...) per field, kept as the network inputs (uint8)."""
+
+    def __init__(self, length: int, envs: int, input_shape, action_space: str) -> None:
+        self.inputs = torch.zeros((length, envs, *input_shape), dtype=torch.uint8)
+        self.next_inputs = torch.zeros_like(self.inputs)
+        continuous = action_space == 'continuous'
+        action_shape = (CONTINUOUS_ACTION_DIM if continuous else len(DISCRETE_ACTION_CHOICES),)
+        dtype = torch.float32 if continuous else torch.long
+        self.actions = torch.zeros((length, envs, *action_shape), dtype=dtype)
+        self.previous_actions = torch.zeros_like(self.actions)
+        self.logprobs = torch.zeros((length, envs))
+        self.values = torch.zeros((length, envs))
+        self.rewards = torch.zeros((length, envs))
+        self.starts = torch.zeros((length, envs), dtype=torch.bool)
+        self.positions = torch.zeros((length, envs, 2), dtype=torch.float64)
+
+    def transitions(self) -> Transitions:
+        """Every step's transition, flattened (T*N) in step order; those into an episode's
+        first frame are left out (their o_t and o_{t+1} are from two episodes)."""
+        keep = ~self.starts.reshape(-1)
+
+        def flat(x: torch.Tensor) -> torch.Tensor:
+            return x.reshape(-1, *x.shape[2:])[keep]
+
+        return Transitions(
+            flat(self.inputs),
+            flat(self.actions),
+            flat(self.next_inputs),
+            flat(self.previous_actions),
+            flat(self.positions),
+        )
+
+
+class Trainer:
+    """A `TrainConfig` run in `run_dir`: `run()` trains to `config.steps`, resuming if it can."""
+
+    def __init__(
+        self,
+        config: TrainConfig,
+        run_dir: str,
+        log: Callable[[str], None] = print,
+        progress_every: float = 10.0,
+    ) -> None:
+        config.check()
+        self.config, self.run_dir, self.log = config, run_dir, log
+        self.progress_every = progress_every
+        self.device = choose_device(config.device)
+        self.preset = model_preset(config.model)
+        torch.manual_seed(config.seed)
+        self.policy = PolicyValue(
+            config.action_space, features=self.preset.trunk(), hidden=self.preset.hidden
+        ).to(self.device)
+        self.policy.eval()
+        self.policy_optimizer = torch.optim.Adam(
+            self.policy.parameters(), lr=POLICY_LEARNING_RATE, eps=config.ppo.adam_eps, fused=True
+        )
+        self.reward = build_reward(
+            config.reward, self.preset, config.action_space, config.horizon
+        ).to(self.device)
+        for model in self.reward.models.values():
+            model.eval()
+        self.normalizer = RewardNormalizer(config.ppo.gamma)
+        self.generator = torch.Generator().manual_seed(config.seed)
+        self.timer = PhaseTimer()
+        self.updates = self.steps = 0
+        self.episodes: list[EpisodeRecord] = []
+        self.last_losses: dict[str, float] = {}
+        self.writer = None
+
+    # --- the run ---------------------------------------------------------------------------
+    def run(self) -> dict:
+        """Train to `config.steps` (resuming from the newest checkpoint), write the summary
+        and return it."""
+        config = self.config
+        os.makedirs(self.run_dir, exist_ok=True)
+        self.write_config()
+        with tempfile.TemporaryDirectory(prefix='pamiq-train-') as engine_dir:
+            worlds = DoomWorlds(
+                config.envs, config.seed, config.action_space, engine_dir, config.episode_tics
+            )
+            try:
+                stacks = FrameStacks(config.envs, self.preset.frames, self.preset.view_shape)
+                previous_actions = self.resume(worlds, stacks)
+                if self.steps == 0:
+                    observations, _ = worlds.observe()
+                    stacks.reset(self.preset.view(observations))
+                self.train(worlds, stacks, previous_actions)
+            finally:
+                worlds.close()
+                if self.writer is not None:
+                    self.writer.close()
+        return self.write_summary()
+
+    def train(
+        self, worlds: DoomWorlds, stacks: FrameStacks, previous_actions: torch.Tensor
+    ) -> None:
+        config = self.config
+        rollouts = Rollouts(
+            config.rollout_length, config.envs, self.preset.input_shape, config.action_space
+        )
+        streams = torch.arange(config.envs)
+        started, steps_at_start = time.monotonic(), self.steps
+        last_report = started
+        while self.steps < config.steps:
+            for t in range(config.rollout_length):
+                inputs = stacks.stacks.clone()
+                with self.timer('acting'), torch.inference_mode():
+                    action, logprob, _, value = self.policy.get_action_and_value(
+                        self.preset.inputs(inputs, self.device)
+                    )
+                    action = action.cpu()
+                with self.timer('simulator'):
+                    starts, ended = worlds.step(action.numpy(), self.steps + config.envs)
+                    observations, positions = worlds.observe()
+                with self.timer('preprocessing'):
+                    starts = torch.from_numpy(starts)
+                    next_inputs = stacks.push(self.preset.view(observations), starts)
+                positions = torch.from_numpy(positions)
+                with self.timer('reward'):
+                    rewards = self.reward.act(
+                        Transitions(inputs, action, next_inputs, previous_actions, positions),
+                        streams,
+                        starts,
+                    )
+                rollouts.inputs[t], rollouts.next_inputs[t] = inputs, next_inputs
+                rollouts.actions[t], rollouts.previous_actions[t] = action, previous_actions
+                rollouts.logprobs[t], rollouts.values[t] = logprob.cpu(), value.cpu()
+                rollouts.rewards[t], rollouts.starts[t] = rewards, starts
+                rollouts.positions[t] = positions
+                # A new episode's first step has no a_{t-1}, like a sequence's first step live.
+                previous_actions = torch.where(
+                    starts.view(-1, *([1] * (action.ndim - 1))), torch.zeros_like(action), action
+                )
+                self.steps += config.envs
+                self.episodes.extend(ended)
+                self.log_episodes(ended)
+            with torch.inference_mode(), self.timer('acting'):
+                next_value = self.policy.get_value(
+                    self.preset.inputs(stacks.stacks, self.device)
+                ).cpu()
+            self.update(rollouts, next_value)
+            now = time.monotonic()
+            if self.due_checkpoint() or self.steps >= config.steps:
+                with self.timer('checkpoint'):
+                    self.save(worlds, previous_actions)
+            if now - last_report >= self.progress_every or self.steps >= config.steps:
+                last_report = now
+                self.report(self.steps - steps_at_start, now - started)
+
+    def update(self, rollouts: Rollouts, next_value: torch.Tensor) -> None:
+        from pamiq.learning.ppo import Rollout, ppo_update
+
+        config = self.config
+        losses: dict[str, float] = {}
+        with self.timer('reward update'):
+            losses.update(self.reward.train(rollouts.transitions(), self.generator))
+        raw = rollouts.rewards
+        normalized = torch.stack(
+            [self.normalizer.normalize(raw[:, i], str(i)) for i in range(config.envs)], 1
+        )
+        per_world = [
+            Rollout(
+                obs=self.preset.inputs(rollouts.inputs[:, i], self.device),
+                actions=rollouts.actions[:, i].to(self.device),
+                logprobs=rollouts.logprobs[:, i].to(self.device),
+                values=rollouts.values[:, i].to(self.device),
+                rewards=normalized[:, i].to(self.device),
+                next_value=next_value[i].to(self.device),
+            )
+            for i in range(config.envs)
+        ]
+        ppo = config.ppo
+        minibatches = max(1, config.steps_per_update // MINIBATCH)
+        with self.timer('policy update'):
+            self.policy.train()
+            stats = ppo_update(
+                self.policy,
+                self.policy_optimizer,
+                per_world,
+                PPOConfig(**{**asdict(ppo), 'num_minibatches': minibatches}),
+                self.generator,
+            )
+            self.policy.eval()
+        losses.update({f'ppo/{key}': value for key, value in stats.items()})
+        losses['reward/raw_mean'] = float(raw.mean())
+        losses['reward/normalized_mean'] = float(normalized.mean())
+        self.updates += 1
+        self.last_losses = losses
+        self.write_scalars(losses)
+
+    # --- checkpoints -----------------------------------------------------------------------
+    def models(self) -> dict[str, torch.nn.Module]:
+        return {'policy': self.policy, **self.reward.models}
+
+    def optimizers(self) -> dict[str, torch.optim.Optimizer]:
+        return {'policy': self.policy_optimizer, **self.reward.optimizers}
+
+    def due_checkpoint(self) -> bool:
+        if self.updates % self.config.checkpoint_every == 0:
+            return True
+        before = self.steps - self.config.steps_per_update
+        return any(before < m <= self.steps for m in self.config.milestones)
+
+    def identity(self) -> dict[str, str]:
+        """What a checkpoint says it is: the agent needs all of these to use its weights."""
+        c = self.config
+        return {'model': c.model, 'reward': c.reward, 'action_space': c.action_space}
+
+    def save(self, worlds: DoomWorlds, previous_actions: torch.Tensor) -> None:
+        tensors, values = self.reward.state_dict()
+        snapshot = worlds.snapshot()
+        world_actions = {
+            f'world/{i}/actions': torch.as_tensor(w.pop('actions')).reshape(
+                len(worlds.states[i].actions), -1
+            )
+            for i, w in enumerate(snapshot['worlds'])
+        }
+        state = {
+            'reward': values,
+            'normalizer': self.normalizer.state_dict(),
+            'worlds': snapshot,
+            'steps': self.steps,
+            'updates': self.updates,
+            'episodes': len(self.episodes),
+            'config': self.config_dict(),
+        }
+        save_run_state(
+            self.run_dir,
+            self.updates,
+            {
+                **{f'reward/{k}': v for k, v in tensors.items()},
+                **world_actions,
+                'previous_actions': previous_actions,
+                'rng/torch': torch.get_rng_state(),
+                'rng/generator': self.generator.get_state(),
+            },
+            state,
+        )
+        # The models last: a checkpoint whose run state is missing is never the resume point.
+        save_checkpoint(
+            self.run_dir,
+            self.updates,
+            self.models(),
+            self.optimizers(),
+            {**self.identity(), 'steps': self.steps, 'seed': self.config.seed},
+            keep=10**6,  # milestones are kept for the evaluation; state files are small
+        )
+
+    def resume(self, worlds: DoomWorlds, stacks: FrameStacks) -> torch.Tensor:
+        """Continue from the newest checkpoint with its run state; returns a_{t-1} per world
+        (zeros for a fresh run)."""
+        zeros = Rollouts(1, self.config.envs, (1,), self.config.action_space).actions[0]
+        if not list_checkpoints(self.run_dir):
+            return zeros
+        resumed = load_latest_checkpoint(self.run_dir, self.models(), self.optimizers(), self.log)
+        if resumed is None:
+            return zeros
+        loaded = load_run_state(self.run_dir, resumed['version'])
+        if loaded is None:
+            raise ValueError(
+                f'{resumed["path"]} has no run state beside it: cannot resume; give another --out'
+            )
+        tensors, state = loaded
+        if comparable(state['config']) != comparable(self.config_dict()):
+            raise ValueError(
+                f'{self.run_dir} holds a run with other settings ({state["config"]}); '
+                'resume it with the same options or give another --out'
+            )
+        self.reward.load_state_dict(
+            {k.removeprefix('reward/'): v for k, v in tensors.items() if k.startswith('reward/')},
+            state['reward'],
+        )
+        self.normalizer.load_state_dict(state['normalizer'])
+        snapshot = state['worlds']
+        for i, world in enumerate(snapshot['worlds']):
+            world['actions'] = tensors[f'world/{i}/actions'].numpy()
+            if self.config.action_space == 'discrete':
+                world['actions'] = world['actions'].astype(np.int64)
+
+        def on_frame(world: int, observation: np.ndarray) -> None:
+            view = self.preset.view(observation[None])
+            if world not in seen:
+                seen.add(world)
+                stacks.reset(view, torch.tensor([world]))
+            else:
+                stacks.push_one(world, view[0])
+
+        seen: set[int] = set()
+        worlds.restore(snapshot, on_frame)
+        self.steps, self.updates = int(state['steps']), int(state['updates'])
+        self.episodes = self.read_episodes()[: int(state['episodes'])]
+        self.rewrite_episodes()
+        torch.set_rng_state(tensors['rng/torch'])
+        self.generator.set_state(tensors['rng/generator'])
+        self.log(f'resumed {self.run_dir} at {self.steps} steps (update {self.updates})')
+        return tensors['previous_actions']
+
+    # --- records ---------------------------------------------------------------------------
+    def config_dict(self) -> dict:
+        return json.loads(json.dumps(asdict(self.config)))
+
+    def write_config(self) -> None:
+        path = os.path.join(self.run_dir, 'config.json')
+        with open(path, 'w') as stream:
+            json.dump({**self.config_dict(), 'device': str(self.device)}, stream, indent=1)
+
+    def log_episodes(self, ended: list[EpisodeRecord]) -> None:
+        if not ended:
+            return
+        with open(os.path.join(self.run_dir, EPISODES), 'a') as stream:
+            for record in ended:
+                stream.write(json.dumps(asdict(record)) + '\n')
+        for record in ended:
+            self.scalar('episode/cells', record.cells, record.ended_at)
+            self.scalar('episode/goal', float(record.goal), record.ended_at)
+
+    def read_episodes(self) -> list[EpisodeRecord]:
+        path = os.path.join(self.run_dir, EPISODES)
+        if not os.path.exists(path):
+            return []
+        with open(path) as stream:
+            return [EpisodeRecord(**json.loads(line)) for line in stream if line.strip()]
+
+    def rewrite_episodes(self) -> None:
+        """Keep only the episodes the checkpoint knew: the replayed run records the rest."""
+        path = os.path.join(self.run_dir, EPISODES)
+        with open(path + '.tmp', 'w') as stream:
+            for record in self.episodes:
+                stream.write(json.dumps(asdict(record)) + '\n')
+        os.replace(path + '.tmp', path)
+
+    def scalar(self, name: str, value: float, step: int) -> None:
+        if self.writer is None:
+            from torch.utils.tensorboard import SummaryWriter
+
+            self.writer = SummaryWriter(os.path.join(self.run_dir, 'tensorboard'))
+        self.writer.add_scalar(name, value, step)
+
+    def write_scalars(self, losses: dict[str, float]) -> None:
+        for name, value in losses.items():
+            if math.isfinite(value):
+                self.scalar(name, value, self.steps)
+
+    def recent_cells(self, count: int = 100) -> float:
+        cells = [e.cells for e in self.episodes[-count:]]
+        return float(np.mean(cells)) if cells else float('nan')
+
+    def report(self, steps: int, seconds: float) -> None:
+        rate = steps / seconds if seconds > 0 else float('nan')
+        self.scalar('speed/steps_per_second', rate, self.steps)
+        left = max(0, self.config.steps - self.steps) / rate if rate > 0 else float('nan')
+        done = min(1.0, self.steps / self.config.steps)
+        bar = '#' * round(20 * done) + '.' * (20 - round(20 * done))
+        self.log(
+            f'[{bar}] {self.steps}/{self.config.steps} steps | {rate:.0f} steps/s | '
+            f'{len(self.episodes)} episodes | {self.recent_cells():.1f} cells/episode '
+            f'(last 100) | ETA {duration(left)}'
+        )
+
+    def write_summary(self) -> dict:
+        seconds = dict(self.timer.seconds)
+        summary = {
+            **self.config_dict(),
+            'steps_done': self.steps,
+            'updates': self.updates,
+            'episodes': len(self.episodes),
+            'mean_cells_last_100': self.recent_cells(),
+            'checkpoints': {str(m): path for m, path in self.milestone_checkpoints().items()},
+            'phase_seconds_this_session': seconds,
+            'last_losses': self.last_losses,
+            'threads': torch.get_num_threads(),
+            'device': str(self.device),
+        }
+        with open(os.path.join(self.run_dir, SUMMARY), 'w') as stream:
+            json.dump(summary, stream, indent=1)
+        return summary
+
+    def milestone_checkpoints(self) -> dict[int, str]:
+        """Each milestone reached -> the first checkpoint at or after it."""
+        found = {}
+        by_steps = sorted(
+            (
+                int(os.path.basename(p).split('-')[1].split('.')[0])
+                * self.config.steps_per_update,
+                p,
+            )
+            for p in list_checkpoints(self.run_dir)
+        )
+        for milestone in (*self.config.milestones, self.config.steps):
+            later = [p for steps, p in by_steps if steps >= milestone]
+            if later and milestone <= self.steps:
+                found[milestone] = later[0]
+        return found
+
+
+def duration(seconds: float) -> str:
+    """'1 h 02 min' or '42 s': progress lines for runs of seconds to days."""
+    if not math.isfinite(seconds):
+        return '?'
+    if seconds < 60:
+        return f'{seconds:.0f} s'
+    minutes = round(seconds / 60)
+    return f'{minutes // 60} h {minutes % 60:02d} min' if minutes >= 60 else f'{minutes} min'
+
+
+def comparable(config: dict) -> dict:
+    """The settings a resumed run must share with the run it continues (it may go on to more
+    steps, and checkpoint at other points)."""
+    return {
+        k: v for k, v in config.items() if k not in ('steps', 'milestones', 'checkpoint_every')
+    }

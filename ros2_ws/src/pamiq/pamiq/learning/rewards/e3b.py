@@ -1,0 +1,147 @@
+"""`e3b`: exploration via elliptical episodic bonuses (Henaff et al. 2022).
+
+An encoder phi is trained by inverse dynamics (predict a_t from phi(o_t), phi(o_{t+1})), so its
+features keep what the agent's actions change and drop what they cannot (noise, a TV). Within
+an episode each stream keeps C = lambda I + sum_k phi_k phi_k^T over the frames it has seen, and
+r_{t+1} = phi(o_{t+1})^T C^{-1} phi(o_{t+1}): large for a frame unlike the episode's so far,
+small for one its span already covers. C^{-1} is updated in place by Sherman-Morrison.
+
+Episodes without episodes: VRChat has none. The memory is cleared where the world says an
+episode starts (the Doom world does), and also every `horizon` steps of a stream when
+`horizon` > 0 (the live graph's stand-in for an episode: a memory over a time window).
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+import torch.nn.functional as F
+
+from pamiq.learning.models import action_features
+from pamiq.learning.presets import ModelPreset
+from pamiq.learning.rewards.base import (
+    IntrinsicReward,
+    Transitions,
+    adam,
+    minibatches,
+    train_steps,
+)
+from pamiq.vocabulary import DISCRETE_ACTION_CHOICES
+
+LEARNING_RATE = 1e-4
+FEATURES = 256
+RIDGE = 0.1  # lambda: the paper's
+MINIBATCH = 256
+EPOCHS = 1.0
+
+
+class InverseDynamicsEncoder(nn.Module):
+    """phi (trunk, then a linear map to FEATURES) and the inverse model that trains it."""
+
+    def __init__(self, preset: ModelPreset, action_space: str) -> None:
+        super().__init__()
+        self.action_space = action_space
+        trunk = preset.trunk()
+        self.encoder = nn.Sequential(trunk, nn.Linear(trunk.dim, FEATURES))
+        outputs = sum(DISCRETE_ACTION_CHOICES) if action_space == 'discrete' else 3
+        self.inverse = nn.Sequential(
+            nn.Linear(2 * FEATURES, 256), nn.ReLU(), nn.Linear(256, outputs)
+        )
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.encoder(x)
+
+    def loss(self, obs: torch.Tensor, action: torch.Tensor, next_obs: torch.Tensor):
+        """Cross-entropy per button (discrete) or MSE of the axes (continuous)."""
+        z, next_z = self.encoder(torch.cat([obs, next_obs])).chunk(2)
+        predicted = self.inverse(torch.cat([z, next_z], -1))
+        if self.action_space == 'continuous':
+            return F.mse_loss(predicted, action_features(action, 'continuous'))
+        logits = predicted.split(DISCRETE_ACTION_CHOICES, -1)
+        return sum(F.cross_entropy(lg, action[:, k].long()) for k, lg in enumerate(logits))
+
+
+class EllipticalMemory:
+    """C^{-1} per stream, (streams, d, d), grown on demand."""
+
+    def __init__(self, dim: int, ridge: float = RIDGE) -> None:
+        self.dim, self.ridge = dim, ridge
+        self.inverse = torch.zeros(0, dim, dim)
+        self.steps = torch.zeros(0, dtype=torch.long)  # frames in each stream's memory
+
+    def ensure(self, streams: int, device) -> None:
+        if len(self.inverse) < streams:
+            grow = streams - len(self.inverse)
+            eye = torch.eye(self.dim, device=device) / self.ridge
+            self.inverse = torch.cat([self.inverse.to(device), eye.expand(grow, -1, -1)])
+            self.steps = torch.cat([self.steps, torch.zeros(grow, dtype=torch.long)])
+
+    def clear(self, streams: torch.Tensor) -> None:
+        if len(streams):
+            self.inverse[streams] = torch.eye(self.dim, device=self.inverse.device) / self.ridge
+            self.steps[streams] = 0
+
+    def bonus_and_add(self, features: torch.Tensor, streams: torch.Tensor) -> torch.Tensor:
+        """b = u^T C^{-1} u for each stream's u, then C += u u^T (Sherman-Morrison)."""
+        self.ensure(int(streams.max()) + 1, features.device)
+        every = len(streams) == len(self.inverse) and bool(
+            (streams == torch.arange(len(streams), device=streams.device)).all()
+        )
+        # All streams in order (pamiq train's every step): update C^{-1} in place, no copies.
+        inverse = self.inverse if every else self.inverse[streams]  # (B, d, d)
+        cu = torch.bmm(inverse, features.unsqueeze(-1))  # C^{-1} u, (B, d, 1)
+        bonus = (features * cu.squeeze(-1)).sum(-1)
+        scaled = cu / (1.0 + bonus).sqrt().view(-1, 1, 1)
+        inverse.baddbmm_(scaled, scaled.transpose(1, 2), alpha=-1.0)
+        if not every:
+            self.inverse[streams] = inverse
+        self.steps[streams.cpu()] += 1
+        return bonus
+
+
+class EllipticalEpisodicBonus(IntrinsicReward):
+    name = 'e3b'
+
+    def __init__(self, preset: ModelPreset, action_space: str, horizon: int = 0) -> None:
+        super().__init__()
+        self.preset, self.horizon = preset, horizon
+        self.models = {'e3b': InverseDynamicsEncoder(preset, action_space)}
+        self.optimizers = {'e3b': adam(self.models['e3b'], LEARNING_RATE)}
+        self.memory = EllipticalMemory(FEATURES)
+
+    def device(self):
+        return next(self.models['e3b'].parameters()).device
+
+    def compute(self, transitions: Transitions, streams: torch.Tensor) -> torch.Tensor:
+        if self.horizon > 0 and len(self.memory.steps):
+            known = streams[streams < len(self.memory.steps)]
+            self.forget(known[self.memory.steps[known] >= self.horizon])
+        features = self.models['e3b'](self.preset.inputs(transitions.next_inputs, self.device()))
+        return self.memory.bonus_and_add(features, streams.to(features.device)).cpu()
+
+    def forget(self, streams: torch.Tensor) -> None:
+        self.memory.clear(streams[streams < len(self.memory.inverse)])
+
+    def train(self, transitions: Transitions, generator: torch.Generator) -> dict[str, float]:
+        model, device = self.models['e3b'], self.device()
+
+        def loss(index):
+            t = transitions.select(index)
+            return model.loss(
+                self.preset.inputs(t.inputs, device),
+                t.actions.to(device),
+                self.preset.inputs(t.next_inputs, device),
+            )
+
+        batches = minibatches(len(transitions), MINIBATCH, EPOCHS, generator)
+        return {'e3b/loss': train_steps(model, self.optimizers['e3b'], (loss(i) for i in batches))}
+
+    def state_dict(self) -> tuple[dict[str, torch.Tensor], dict]:
+        return {
+            'memory_inverse': self.memory.inverse.cpu(),
+            'memory_steps': self.memory.steps,
+        }, {}
+
+    def load_state_dict(self, tensors: dict[str, torch.Tensor], values: dict) -> None:
+        self.memory.inverse = tensors['memory_inverse'].to(self.device())
+        self.memory.steps = tensors['memory_steps'].clone()

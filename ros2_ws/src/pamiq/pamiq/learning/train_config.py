@@ -1,0 +1,60 @@
+"""The settings of one `pamiq train --world doom` run (pamiq.learning.engine). No torch here,
+so the `pamiq` command reads the defaults without loading it."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from pamiq.learning.config import PPOConfig
+from pamiq.vocabulary import ACTION_SPACES, MODEL_PRESETS, REWARDS
+
+MILESTONES = (100_000, 250_000, 500_000)  # the evaluation's checkpoints, in agent steps
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """One `pamiq train --world doom` run; every field is a command-line option."""
+
+    steps: int = 500_000
+    """agent steps in all (over every world); a run stops at the first update boundary past it"""
+    envs: int = 16
+    """Doom worlds stepped together"""
+    seed: int = 0
+    """training seed: initial weights, sampling, and the block of episode spawns"""
+    reward: str = 'e3b'
+    model: str = 'compact'
+    action_space: str = 'discrete'
+    rollout_length: int = 128
+    """steps per world between two updates"""
+    device: str = 'auto'
+    checkpoint_every: int = 20
+    """updates between two checkpoints (besides the milestones)"""
+    milestones: tuple[int, ...] = MILESTONES
+    episode_tics: int | None = None
+    """shorter episodes than the scenario's 2,100 tics (tests)"""
+    horizon: int = 0
+    """within-episode memory window in steps where there are no episodes (0: episodes only)"""
+    ppo: PPOConfig = field(
+        default_factory=lambda: PPOConfig(ent_coef=0.01, clip_coef=0.1, update_epochs=3)
+    )
+
+    @property
+    def steps_per_update(self) -> int:
+        return self.envs * self.rollout_length
+
+    def check(self) -> None:
+        """Raises ValueError naming the first bad field."""
+        if self.steps < 1:
+            raise ValueError(f'--steps must be at least 1, got {self.steps}')
+        if not 1 <= self.envs <= 256:
+            raise ValueError(f'--envs must be 1..256, got {self.envs}')
+        if self.rollout_length < 2:
+            raise ValueError(f'--rollout-length must be at least 2, got {self.rollout_length}')
+        if self.action_space not in ACTION_SPACES:
+            raise ValueError(f'--action-space must be one of {ACTION_SPACES}')
+        if self.checkpoint_every < 1:
+            raise ValueError(f'--checkpoint-every must be at least 1, got {self.checkpoint_every}')
+        if self.model not in MODEL_PRESETS:
+            raise ValueError(f'--model must be one of {MODEL_PRESETS}')
+        if self.reward not in REWARDS:
+            raise ValueError(f'--reward must be one of {REWARDS}')
