@@ -1,0 +1,155 @@
+"""The exploration sweep of issue 23: every reward on the batched engine, resumable, in order.
+
+Each run is `pamiq train --world doom` in its own process (OUT/<name>/); a run that finished is
+skipped, one that was interrupted resumes from its newest checkpoint (the engine's own resume,
+which gives the same result as an uninterrupted run). When a run ends its summary and episode
+log are copied to bench/results/sweep/<name>/ to be committed. Pause the whole sweep with
+SIGSTOP to its process group (e.g. while a fresh-clone test run needs the cores), SIGCONT to go
+on.
+
+    nice -n 19 .venv/bin/python bench/sweep.py --stage screen --out runs/sweep
+
+Stages: `screen` runs every reward and the original's configuration on training seeds 0 and 1
+to 2.5e5 steps (choices are made on these); `final` runs the chosen ones on seeds 2.. to 5e5
+(the reported figures).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+RESULTS = os.path.join(HERE, 'results', 'sweep')
+REWARDS = (
+    'e3b',
+    'zero',
+    'rnd',
+    'prediction_error',
+    'e3b_rnd',
+    'oracle_count',
+    'oracle_lifelong_count',
+)
+
+
+def plan(stage: str, finalists: list[str]) -> list[dict]:
+    """The runs of a stage, in the order they run."""
+    runs = []
+    if stage == 'screen':
+        for seed in (0, 1):
+            for reward in REWARDS:
+                runs.append(
+                    dict(
+                        reward=reward, seed=seed, steps=250_000, model='compact', space='discrete'
+                    )
+                )
+        for seed in (0, 1):  # the original's configuration: its model, its reward, its axes
+            runs.append(
+                dict(
+                    reward='prediction_error',
+                    seed=seed,
+                    steps=250_000,
+                    model='original',
+                    space='continuous',
+                )
+            )
+    elif stage == 'final':
+        for seed in range(2, 7):
+            for reward in finalists:
+                runs.append(
+                    dict(
+                        reward=reward, seed=seed, steps=500_000, model='compact', space='discrete'
+                    )
+                )
+    else:
+        raise ValueError(f'unknown stage {stage!r}')
+    return runs
+
+
+def name_of(run: dict) -> str:
+    return f'{run["reward"]}_{run["model"]}_{run["space"]}_s{run["seed"]}'
+
+
+def command_of(run: dict, directory: str) -> list[str]:
+    return [
+        'pamiq', 'train', '--world', 'doom', '--out', directory, '--envs', '16',
+        '--steps', str(run['steps']), '--reward', run['reward'], '--seed', str(run['seed']),
+        '--model', run['model'], '--world-action-space', run['space'],
+    ]  # fmt: skip
+
+
+def finished(directory: str, steps: int) -> bool:
+    try:
+        with open(os.path.join(directory, 'summary.json')) as stream:
+            return json.load(stream)['steps_done'] >= steps
+    except (OSError, ValueError, KeyError):
+        return False
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument('--stage', choices=('screen', 'final'), default='screen')
+    parser.add_argument('--finalists', nargs='*', default=['e3b', 'zero'])
+    parser.add_argument('--out', default='runs/sweep')
+    parser.add_argument('--threads', type=int, default=2)
+    parser.add_argument('--only', nargs='*', default=[], help='run only these names')
+    parser.add_argument('--results', default=RESULTS, help='where finished runs are copied')
+    args = parser.parse_args()
+    pamiq = os.path.join(os.path.dirname(sys.executable), 'pamiq')
+    for run in plan(args.stage, args.finalists):
+        name = name_of(run)
+        if args.only and name not in args.only:
+            continue
+        directory = os.path.join(args.out, name)
+        if finished(directory, run['steps']):
+            print(f'{name}: done', flush=True)
+        else:
+            command = [pamiq, *command_of(run, directory)[1:], '--threads', str(args.threads)]
+            print(f'{name}: {" ".join(command)}', flush=True)
+            started = time.monotonic()
+            with open(os.path.join(args.out, f'{name}.log'), 'a') as log:
+                code = subprocess.call(command, stdout=log, stderr=subprocess.STDOUT)
+            if code != 0:
+                print(f'{name}: exited {code}; see {args.out}/{name}.log', flush=True)
+                continue
+            print(f'{name}: finished in {time.monotonic() - started:.0f} s', flush=True)
+        target = os.path.join(args.results, name)
+        os.makedirs(target, exist_ok=True)
+        for file in ('summary.json', 'episodes.jsonl', 'config.json'):
+            shutil.copy(os.path.join(directory, file), target)
+        with open(os.path.join(target, 'command.txt'), 'w') as stream:
+            stream.write(
+                ' '.join(
+                    [
+                        'pamiq',
+                        'train',
+                        '--world',
+                        'doom',
+                        '--out',
+                        directory,
+                        '--envs',
+                        '16',
+                        '--steps',
+                        str(run['steps']),
+                        '--reward',
+                        run['reward'],
+                        '--seed',
+                        str(run['seed']),
+                        '--model',
+                        run['model'],
+                        '--world-action-space',
+                        run['space'],
+                    ]
+                )
+                + '\n'
+            )
+    return 0
+
+
+if __name__ == '__main__':
+    raise SystemExit(main())
