@@ -151,6 +151,7 @@ class Trainer:
         and return it."""
         config = self.config
         os.makedirs(self.run_dir, exist_ok=True)
+        self.refuse_other_settings()
         self.write_config()
         with tempfile.TemporaryDirectory(prefix='pamiq-train-') as engine_dir:
             worlds = DoomWorlds(
@@ -332,18 +333,15 @@ class Trainer:
             return zeros
         resumed = load_latest_checkpoint(self.run_dir, self.models(), self.optimizers(), self.log)
         if resumed is None:
-            return zeros
+            raise ValueError(
+                f'{self.run_dir} holds checkpoints but none is usable: give another --out'
+            )
         loaded = load_run_state(self.run_dir, resumed['version'])
         if loaded is None:
             raise ValueError(
                 f'{resumed["path"]} has no run state beside it: cannot resume; give another --out'
             )
         tensors, state = loaded
-        if comparable(state['config']) != comparable(self.config_dict()):
-            raise ValueError(
-                f'{self.run_dir} holds a run with other settings ({state["config"]}); '
-                'resume it with the same options or give another --out'
-            )
         self.reward.load_state_dict(
             {k.removeprefix('reward/'): v for k, v in tensors.items() if k.startswith('reward/')},
             state['reward'],
@@ -373,6 +371,23 @@ class Trainer:
         self.log(f'resumed {self.run_dir} at {self.steps} steps (update {self.updates})')
         return tensors['previous_actions']
 
+    def refuse_other_settings(self) -> None:
+        """A run directory holds one run: resuming it with other settings would mix two."""
+        path = os.path.join(self.run_dir, 'config.json')
+        if not os.path.exists(path):
+            return
+        with open(path) as stream:
+            saved = json.load(stream)
+        saved.pop('device_used', None)
+        if comparable(saved) != comparable(self.config_dict()):
+            changed = sorted(
+                k for k, v in comparable(self.config_dict()).items() if saved.get(k) != v
+            )
+            raise ValueError(
+                f'{self.run_dir} holds a run with other settings ({", ".join(changed)} '
+                'differ); resume it with the same options or give another --out'
+            )
+
     # --- records ---------------------------------------------------------------------------
     def config_dict(self) -> dict:
         return json.loads(json.dumps(asdict(self.config)))
@@ -380,7 +395,7 @@ class Trainer:
     def write_config(self) -> None:
         path = os.path.join(self.run_dir, 'config.json')
         with open(path, 'w') as stream:
-            json.dump({**self.config_dict(), 'device': str(self.device)}, stream, indent=1)
+            json.dump({**self.config_dict(), 'device_used': str(self.device)}, stream, indent=1)
 
     def log_episodes(self, ended: list[EpisodeRecord]) -> None:
         if not ended:

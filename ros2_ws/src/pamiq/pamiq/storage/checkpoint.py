@@ -201,6 +201,22 @@ def load_latest_checkpoint(
     return None
 
 
+def read_checkpoint_counters(path: str) -> dict:
+    """The counters a checkpoint file was saved with (what a trained run says it is).
+
+    Raises:
+        UnusableCheckpoint: The file cannot be read as a pamiq checkpoint.
+    """
+    try:
+        with safetensors.safe_open(path, 'pt') as handle:
+            metadata = handle.metadata() or {}
+        if metadata.get('format') != FORMAT:
+            raise ValueError(f'format {metadata.get("format")!r}, not {FORMAT!r}')
+        return dict(json.loads(metadata['manifest'])['counters'])
+    except (OSError, ValueError, KeyError, safetensors.SafetensorError) as error:
+        raise UnusableCheckpoint(f'checkpoint {path} is unusable ({error})') from None
+
+
 def match_parameter_layouts(optimizer: torch.optim.Optimizer) -> None:
     """Give each loaded state tensor its parameter's memory layout (the files store them
     contiguous): fused Adam walks a parameter and its moments as one flat buffer, so a

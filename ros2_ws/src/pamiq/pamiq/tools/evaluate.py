@@ -87,6 +87,25 @@ def checkpoint_method(path: str, encoder: str, action_space: str, log: Callable)
     import torch  # the curiosity models are built only when a checkpoint is evaluated
 
     from pamiq.learning.curiosity_policy import CuriosityPolicy
+    from pamiq.learning.trained_policy import TrainedPolicy, is_trained_run
+
+    if os.path.exists(path) and is_trained_run(path):
+        torch.set_num_threads(1)
+        trained = TrainedPolicy(path)
+        if trained.action_space != action_space:
+            raise ValueError(
+                f'{path} acts with {trained.action_space} actions: give --action-space '
+                f'{trained.action_space}'
+            )
+
+        def seeded_trained(seed: int) -> Policy:
+            torch.manual_seed(seed)
+            return trained
+
+        name = f'{trained.reward_name} {trained.preset.name} {trained.steps_trained} steps'
+        return Method(
+            name, f'pamiq train run, sampling its actions: {trained.path}', seeded_trained
+        )
     from pamiq.storage.checkpoint import read_checkpoint_models
 
     if not os.path.exists(path):

@@ -138,10 +138,10 @@ class EllipticalEpisodicBonus(IntrinsicReward):
 
     def state_dict(self) -> tuple[dict[str, torch.Tensor], dict]:
         return {
-            'memory_inverse': self.memory.inverse.cpu(),
-            'memory_steps': self.memory.steps,
+            'memory_inverse': self.memory.inverse.detach().cpu().clone(),
+            'memory_steps': self.memory.steps.clone(),
         }, {}
 
     def load_state_dict(self, tensors: dict[str, torch.Tensor], values: dict) -> None:
-        self.memory.inverse = tensors['memory_inverse'].to(self.device())
+        self.memory.inverse = tensors['memory_inverse'].to(self.device()).clone()
         self.memory.steps = tensors['memory_steps'].clone()

@@ -50,7 +50,7 @@ class EpisodicLifelongBonus(IntrinsicReward):
         tensors, values = self.episodic.state_dict()
         tensors = dict(tensors)
         for key, value in self.error_rms.state_dict().items():
-            tensors[f'error_rms/{key}'] = value
+            tensors[f'error_rms/{key}'] = value.clone()
         return tensors, values
 
     def load_state_dict(self, tensors: dict[str, torch.Tensor], values: dict) -> None:

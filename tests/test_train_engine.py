@@ -1,0 +1,89 @@
+"""`pamiq train --world doom` as a user runs it: a smoke run on 2 worlds, interrupted and
+resumed to the very result of an uninterrupted run, then `pamiq eval` of what it trained."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+from conftest import REPO
+import pytest
+import safetensors.torch
+
+PAMIQ = [sys.executable, '-m', 'pamiq.tools.cli']
+SMALL = ['--world', 'doom', '--envs', '2', '--rollout-length', '32', '--episode-tics', '120']
+SMALL += ['--checkpoint-every', '1', '--threads', '1', '--seed', '5']
+
+
+def train(out: str, steps: int, reward: str = 'e3b', *extra: str) -> subprocess.CompletedProcess:
+    command = [*PAMIQ, 'train', *SMALL, '--steps', str(steps), '--reward', reward, '--out', out]
+    return subprocess.run(
+        [*command, *extra], capture_output=True, text=True, timeout=240, cwd=REPO
+    )
+
+
+def newest_weights(run: str) -> dict:
+    directory = os.path.join(run, 'checkpoints')
+    newest = sorted(os.listdir(directory))[-1]
+    return safetensors.torch.load_file(os.path.join(directory, newest))
+
+
+def episodes(run: str) -> list[dict]:
+    with open(os.path.join(run, 'episodes.jsonl')) as stream:
+        return [json.loads(line) for line in stream]
+
+
+def test_a_resumed_run_ends_exactly_where_an_uninterrupted_one_does(tmp_path):
+    whole, halves = str(tmp_path / 'whole'), str(tmp_path / 'halves')
+    done = train(whole, 256)
+    assert done.returncode == 0, done.stderr
+    assert 'steps/s' in done.stdout and 'cells/episode' in done.stdout and 'ETA' in done.stdout
+    first = train(halves, 128)
+    assert first.returncode == 0, first.stderr
+    second = train(halves, 256)
+    assert second.returncode == 0, second.stderr
+    assert 'resumed' in second.stdout and 'at 128 steps' in second.stdout
+    a, b = newest_weights(whole), newest_weights(halves)
+    assert a.keys() == b.keys()
+    different = [key for key in a if not bool((a[key] == b[key]).all())]
+    assert not different, different[:5]
+    assert episodes(whole) == episodes(halves) and len(episodes(whole)) >= 4
+    summary = json.load(open(os.path.join(halves, 'summary.json')))
+    assert summary['steps_done'] == 256 and summary['reward'] == 'e3b'
+    assert os.listdir(os.path.join(halves, 'tensorboard'))
+
+    evaluation = subprocess.run(
+        [*PAMIQ, 'eval', '--checkpoint', halves, '--policies', 'random', '--episodes', '2',
+         '--max-steps', '40', '--action-space', 'discrete', '--resamples', '100',
+         '--out', str(tmp_path / 'eval')],
+        capture_output=True, text=True, timeout=240, cwd=REPO,
+    )  # fmt: skip
+    assert evaluation.returncode == 0, evaluation.stderr
+    results = json.load(open(tmp_path / 'eval' / 'eval.json'))
+    trained = [m for m in results['methods'] if m.startswith('e3b compact 256 steps')]
+    assert trained and results['methods'][trained[0]]['summary']['episodes'] == 2
+
+
+def test_a_run_refuses_to_resume_with_other_settings(tmp_path):
+    out = str(tmp_path / 'run')
+    assert train(out, 64).returncode == 0
+    other = train(out, 128, 'rnd')
+    assert other.returncode == 2
+    assert 'other settings' in other.stderr and 'another --out' in other.stderr
+
+
+@pytest.mark.parametrize(
+    'args, message',
+    [
+        (['--world', 'doom'], '--world needs --out'),
+        (['--world', 'doom', '--out', 'x', '--envs', '0'], '--envs must be 1..256'),
+        ([], 'give --world doom --out DIR'),
+    ],
+)
+def test_bad_training_options_get_clear_errors(args, message, tmp_path):
+    result = subprocess.run(
+        [*PAMIQ, 'train', *args], capture_output=True, text=True, timeout=60, cwd=tmp_path
+    )
+    assert result.returncode == 2 and message in result.stderr
