@@ -1,0 +1,133 @@
+"""How fast `pamiq train --world doom` trains on this machine, and where each step's time goes.
+
+For each configuration: a run of the real engine (every rollout trained), its agent steps per
+second after the first update (warm-up excluded), and per agent step the milliseconds of each
+phase: the simulator (ViZDoom stepping and the 84x84 preprocessing), the preset's view and frame
+stack, acting (the policy's batched forward pass), the reward at act time, the reward models'
+update and PPO's. Also the simulator alone (the same worlds, random actions, no networks), and
+each configuration's ratio to it. Prints a table and writes bench/results/train_engine.json.
+
+    .venv/bin/python bench/train_engine.py            # (pause other work: it is a benchmark)
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import tempfile
+import time
+
+import numpy as np
+from pamiq.learning.doom_envs import DoomWorlds
+from pamiq.learning.engine import Trainer
+from pamiq.learning.random_policy import RandomPolicy
+from pamiq.learning.train_config import TrainConfig
+import torch
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+CONFIGS = (
+    ('compact', 'zero', 'discrete'),
+    ('compact', 'e3b', 'discrete'),
+    ('compact', 'rnd', 'discrete'),
+    ('compact', 'prediction_error', 'discrete'),
+    ('compact', 'e3b_rnd', 'discrete'),
+    ('original', 'prediction_error', 'continuous'),
+)
+PHASES = ('simulator', 'preprocessing', 'acting', 'reward', 'reward update', 'policy update')
+
+
+def simulator_alone(envs: int, steps: int) -> float:
+    """Agent steps per second of the worlds with random actions and nothing else."""
+    policy = RandomPolicy('discrete', 0)
+    with tempfile.TemporaryDirectory() as engine_dir:
+        worlds = DoomWorlds(envs, 0, 'discrete', engine_dir)
+        try:
+            started = time.perf_counter()
+            for step in range(steps // envs):
+                actions = np.stack([policy.sample()[0] for _ in range(envs)])
+                worlds.step(actions, step * envs)
+                worlds.observe()
+            return steps / (time.perf_counter() - started)
+        finally:
+            worlds.close()
+
+
+def measure(model: str, reward: str, space: str, envs: int, steps: int) -> dict:
+    config = TrainConfig(
+        steps=steps, envs=envs, reward=reward, model=model, action_space=space,
+        checkpoint_every=10**6, milestones=(),
+    )  # fmt: skip
+    marks = []
+    with tempfile.TemporaryDirectory() as run_dir:
+        trainer = Trainer(config, run_dir, log=lambda line: None, progress_every=10**9)
+        original_update = trainer.update
+
+        def update(rollouts, next_value):
+            original_update(rollouts, next_value)
+            marks.append((time.perf_counter(), dict(trainer.timer.seconds)))
+
+        trainer.update = update
+        trainer.run()
+    (t0, first), (t1, last) = marks[0], marks[-1]
+    measured = (len(marks) - 1) * config.steps_per_update
+    per_step = {
+        phase: 1000 * (last.get(phase, 0.0) - first.get(phase, 0.0)) / measured for phase in PHASES
+    }
+    return {
+        'model': model,
+        'reward': reward,
+        'action_space': space,
+        'envs': envs,
+        'steps_measured': measured,
+        'steps_per_second': measured / (t1 - t0),
+        'ms_per_step': per_step,
+    }
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument('--envs', type=int, default=16)
+    parser.add_argument('--steps', type=int, default=6 * 2048 + 1, help='per configuration')
+    parser.add_argument('--threads', type=int, default=2)
+    parser.add_argument('--out', default=os.path.join(HERE, 'results', 'train_engine.json'))
+    parser.add_argument('--only', nargs='*', default=[], help='model:reward names to run')
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+    alone = simulator_alone(args.envs, 8000)
+    rows = []
+    for model, reward, space in CONFIGS:
+        if args.only and f'{model}:{reward}' not in args.only:
+            continue
+        row = measure(model, reward, space, args.envs, args.steps)
+        row['ratio_to_simulator_alone'] = row['steps_per_second'] / alone
+        rows.append(row)
+        print(
+            f'{model:9s} {reward:17s} {space:10s} {row["steps_per_second"]:6.0f} steps/s  '
+            + '  '.join(f'{p} {row["ms_per_step"][p]:.3f}' for p in PHASES)
+            + f'  ({row["ratio_to_simulator_alone"]:.2f} x the simulator alone)',
+            flush=True,
+        )
+    print(f'simulator alone: {alone:.0f} steps/s ({args.envs} worlds, random actions)')
+    result = {
+        'command': 'bench/train_engine.py '
+        + ' '.join(f'--{k} {v}' for k, v in vars(args).items() if k != 'out'),
+        'machine': {
+            'cpus': os.cpu_count(),
+            'processor': platform.processor(),
+            'torch': torch.__version__,
+        },
+        'threads': args.threads,
+        'simulator_alone_steps_per_second': alone,
+        'configurations': rows,
+    }
+    os.makedirs(os.path.dirname(args.out), exist_ok=True)
+    with open(args.out, 'w') as stream:
+        json.dump(result, stream, indent=1)
+    print(f'wrote {args.out}')
+    return 0
+
+
+if __name__ == '__main__':
+    raise SystemExit(main())
