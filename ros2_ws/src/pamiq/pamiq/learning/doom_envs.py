@@ -26,6 +26,7 @@ from pamiq.learning.episodes import (
     step_tics,
 )
 from pamiq.learning.preprocessing import preprocess
+from pamiq.vocabulary import FRAME_SHAPE
 
 SCENARIO = 'my_way_home'
 TRAINING_SEEDS_FROM = 1_000_000  # above every evaluation seed (pamiq eval: 1000, 1001, ...)
@@ -91,6 +92,8 @@ class DoomWorlds:
             self.close()
             raise
         self.next_episode = 0
+        self.frames = np.zeros((count, *FRAME_SHAPE), np.uint8)
+        self.positions = np.zeros((count, 2), np.float64)
         self.states = [self.begin(i) for i in range(count)]
 
     def __len__(self) -> int:
@@ -102,14 +105,20 @@ class DoomWorlds:
         game = self.games[world]
         game.set_seed(episode_seed(self.seed, state.episode))
         game.new_episode()
-        state.cells.add(cell_of(*pose(game)[:2]))
+        self.look(world, state)
         return state
+
+    def look(self, world: int, state: WorldState) -> None:
+        """Keep world `world`'s frame and position now (one get_state() for both: the pose is
+        the first of the game's variables) and count its cell."""
+        now = self.games[world].get_state()
+        self.frames[world] = preprocess(now.screen_buffer)
+        self.positions[world] = now.game_variables[:2]
+        state.cells.add(cell_of(*self.positions[world]))
 
     def observe(self) -> tuple[np.ndarray, np.ndarray]:
         """(observations (N, 84, 84, 3) uint8, positions (N, 2) float64) now."""
-        frames = [preprocess(game.get_state().screen_buffer) for game in self.games]
-        positions = [pose(game)[:2] for game in self.games]
-        return np.stack(frames), np.array(positions, np.float64)
+        return self.frames.copy(), self.positions.copy()
 
     def step(
         self, actions: np.ndarray, total_steps: int
@@ -126,8 +135,9 @@ class DoomWorlds:
                 doom_command(action_inputs(action, self.action_space), TURN_RATE / TICRATE)
             )
             game.advance_action(step_tics(state.steps))
-            state.cells.add(cell_of(*pose(game)[:2]))
             if game.is_episode_finished():
+                # The pose where it ended counts (ViZDoom still reports it); no frame remains.
+                state.cells.add(cell_of(*pose(game)[:2]))
                 ended.append(
                     EpisodeRecord(
                         state.episode,
@@ -141,6 +151,8 @@ class DoomWorlds:
                 )
                 self.states[world] = self.begin(world, state.steps)
                 starts[world] = True
+            else:
+                self.look(world, state)
         return starts, ended
 
     def snapshot(self) -> dict:
@@ -166,9 +178,9 @@ class DoomWorlds:
             state = WorldState(int(saved['episode']), int(saved['steps']) - len(actions))
             game.set_seed(episode_seed(self.seed, state.episode))
             game.new_episode()
-            state.cells.add(cell_of(*pose(game)[:2]))
+            self.look(world, state)
             if on_frame is not None:
-                on_frame(world, preprocess(game.get_state().screen_buffer))
+                on_frame(world, self.frames[world])
             for action in actions:
                 state.steps += 1
                 state.actions.append(np.array(action))
@@ -177,11 +189,11 @@ class DoomWorlds:
                 )
                 game.set_action(command)
                 game.advance_action(step_tics(state.steps))
-                state.cells.add(cell_of(*pose(game)[:2]))
                 if game.is_episode_finished():
                     raise ValueError(f'world {world} ended its episode while replaying it')
+                self.look(world, state)
                 if on_frame is not None:
-                    on_frame(world, preprocess(game.get_state().screen_buffer))
+                    on_frame(world, self.frames[world])
             self.states[world] = state
         self.next_episode = int(snapshot['next_episode'])
 

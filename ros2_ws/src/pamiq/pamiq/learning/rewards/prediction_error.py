@@ -69,6 +69,7 @@ class PredictionError(IntrinsicReward):
         self.models = {'encoder': encoder, 'forward_dynamics': dynamics}
         self.optimizers = {name: adam(m, LEARNING_RATE) for name, m in self.models.items()}
         self.updates = 0
+        self.last_embedded: tuple[torch.Tensor, torch.Tensor] | None = None  # (o_{t+1}, z_{t+1})
 
     def features(self, actions: torch.Tensor) -> torch.Tensor:
         return action_features(actions, self.action_space)
@@ -78,7 +79,15 @@ class PredictionError(IntrinsicReward):
         return self.models['encoder'].embed(self.preset.inputs(stacked, device))
 
     def compute(self, transitions: Transitions, streams: torch.Tensor) -> torch.Tensor:
-        z, next_z = self.embed(torch.cat([transitions.inputs, transitions.next_inputs])).chunk(2)
+        last = self.last_embedded
+        if last is not None and torch.equal(last[0], transitions.inputs):
+            # o_t is the o_{t+1} of the previous call (each step of a stream): embedded already
+            z, next_z = last[1], self.embed(transitions.next_inputs)
+        else:
+            z, next_z = self.embed(torch.cat([transitions.inputs, transitions.next_inputs])).chunk(
+                2
+            )
+        self.last_embedded = (transitions.next_inputs, next_z)
         predicted = self.models['forward_dynamics'](
             self.features(transitions.previous_actions.to(z.device)),
             z,
@@ -102,6 +111,7 @@ class PredictionError(IntrinsicReward):
             )
 
         if self.updates < ENCODER_UPDATES:
+            self.last_embedded = None  # embedded by the encoder before this update
             losses['encoder/loss'] = train_steps(
                 encoder,
                 self.optimizers['encoder'],
