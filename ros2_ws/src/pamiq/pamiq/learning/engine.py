@@ -141,6 +141,7 @@ class Trainer:
         self.generator = torch.Generator().manual_seed(config.seed)
         self.timer = PhaseTimer()
         self.updates = self.steps = 0
+        self.wall_seconds = 0.0  # training time over every session of the run
         self.episodes: list[EpisodeRecord] = []
         self.last_losses: dict[str, float] = {}
         self.writer = None
@@ -179,7 +180,7 @@ class Trainer:
         )
         streams = torch.arange(config.envs)
         started, steps_at_start = time.monotonic(), self.steps
-        last_report = started
+        last_report = last_update = started
         while self.steps < config.steps:
             for t in range(config.rollout_length):
                 inputs = stacks.stacks.clone()
@@ -219,6 +220,8 @@ class Trainer:
                 ).cpu()
             self.update(rollouts, next_value)
             now = time.monotonic()
+            self.wall_seconds += now - last_update
+            last_update = now
             if self.due_checkpoint() or self.steps >= config.steps:
                 with self.timer('checkpoint'):
                     self.save(worlds, previous_actions)
@@ -301,6 +304,7 @@ class Trainer:
             'steps': self.steps,
             'updates': self.updates,
             'episodes': len(self.episodes),
+            'wall_seconds': self.wall_seconds,
             'config': self.config_dict(),
         }
         save_run_state(
@@ -364,6 +368,7 @@ class Trainer:
         seen: set[int] = set()
         worlds.restore(snapshot, on_frame)
         self.steps, self.updates = int(state['steps']), int(state['updates'])
+        self.wall_seconds = float(state.get('wall_seconds', 0.0))
         self.episodes = self.read_episodes()[: int(state['episodes'])]
         self.rewrite_episodes()
         torch.set_rng_state(tensors['rng/torch'])
@@ -456,6 +461,8 @@ class Trainer:
             **self.config_dict(),
             'steps_done': self.steps,
             'updates': self.updates,
+            'wall_seconds': self.wall_seconds,
+            'steps_per_second': self.steps / self.wall_seconds if self.wall_seconds else None,
             'episodes': len(self.episodes),
             'mean_cells_last_100': self.recent_cells(),
             'checkpoints': {str(m): path for m, path in self.milestone_checkpoints().items()},

@@ -1,0 +1,196 @@
+"""Evaluate the sweep's checkpoints and draw its results: learning curves and the results table.
+
+    .venv/bin/python bench/sweep_report.py --evaluate --runs runs/sweep   # pamiq eval per milestone
+    .venv/bin/python bench/sweep_report.py                                 # curves and table only
+
+--evaluate: every finished run of bench/results/sweep/ gets `pamiq eval` at each milestone it
+reached (1e5, 2.5e5, 5e5 steps): 100 held-out paired episodes (seeds 1000..1099, the same for
+every method), with `random` on the same spawns for the paired ratio. Each evaluation's summary
+and per-episode cells go to bench/results/sweep/<run>/eval_<steps>.json (resumable: done ones
+are skipped).
+
+Then: docs/evaluation/learning_curves.png (training episodes' cells vs steps, per method, the
+mean over its seeds with a bootstrap 95 % band) and docs/evaluation/sweep_table.md (every method
+at each milestone: evaluation cells with their interval and ratio to random, training speed,
+wall time, the command).
+"""
+
+from __future__ import annotations
+
+import argparse
+from collections import defaultdict
+import glob
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+RESULTS = os.path.join(HERE, 'results', 'sweep')
+DOCS = os.path.join(HERE, '..', 'docs', 'evaluation')
+MILESTONES = (100_000, 250_000, 500_000)
+EVAL_EPISODES, FIRST_SEED = 100, 1000
+BIN = 12_500  # steps per point of a learning curve
+
+
+def runs() -> dict[str, dict]:
+    """Finished runs: name -> summary (with its config)."""
+    found = {}
+    for path in sorted(glob.glob(os.path.join(RESULTS, '*', 'summary.json'))):
+        with open(path) as stream:
+            found[os.path.basename(os.path.dirname(path))] = json.load(stream)
+    return found
+
+
+def method_of(summary: dict) -> str:
+    return f'{summary["reward"]} ({summary["model"]}, {summary["action_space"]})'
+
+
+def evaluate(names: dict[str, dict], run_root: str) -> None:
+    pamiq = os.path.join(os.path.dirname(sys.executable), 'pamiq')
+    for name, summary in names.items():
+        for steps, checkpoint in sorted(summary['checkpoints'].items(), key=lambda i: int(i[0])):
+            if int(steps) not in MILESTONES:
+                continue
+            target = os.path.join(RESULTS, name, f'eval_{steps}.json')
+            if os.path.exists(target):
+                continue
+            # the checkpoint as the run wrote it, or where the sweep's runs are now
+            path = checkpoint
+            if not os.path.exists(path):
+                path = os.path.join(run_root, name, 'checkpoints', os.path.basename(checkpoint))
+            out = os.path.join(run_root, name, f'eval_{steps}')
+            command = [
+                pamiq, 'eval', '--checkpoint', path, '--policies', 'random',
+                '--episodes', str(EVAL_EPISODES), '--first-seed', str(FIRST_SEED),
+                '--action-space', summary['action_space'], '--out', out,
+            ]  # fmt: skip
+            print(f'{name} at {steps}: {" ".join(command)}', flush=True)
+            subprocess.run(command, check=True, stdout=subprocess.DEVNULL)
+            with open(os.path.join(out, 'eval.json')) as stream:
+                result = json.load(stream)
+            brief = {
+                'command': result['command'],
+                'checkpoint': path,
+                'methods': {
+                    method: {
+                        'summary': body['summary'],
+                        'cells': [e['cells'] for e in body['episodes']],
+                        'goals': [e['goal'] for e in body['episodes']],
+                    }
+                    for method, body in result['methods'].items()
+                },
+            }
+            with open(target, 'w') as stream:
+                json.dump(brief, stream, indent=1)
+
+
+def bootstrap(values: np.ndarray, resamples: int = 2000, seed: int = 0) -> tuple[float, float]:
+    rng = np.random.default_rng(seed)
+    means = values[rng.integers(0, len(values), (resamples, len(values)))].mean(1)
+    return float(np.percentile(means, 2.5)), float(np.percentile(means, 97.5))
+
+
+def training_episodes(name: str) -> list[dict]:
+    with open(os.path.join(RESULTS, name, 'episodes.jsonl')) as stream:
+        return [json.loads(line) for line in stream if line.strip()]
+
+
+def plot_curves(names: dict[str, dict], path: str) -> None:
+    import matplotlib
+
+    matplotlib.use('Agg')
+    import matplotlib.pyplot as plt
+
+    groups: defaultdict[str, list[str]] = defaultdict(list)
+    for name, summary in names.items():
+        groups[method_of(summary)].append(name)
+    figure, axis = plt.subplots(figsize=(10, 6))
+    for method, members in sorted(groups.items()):
+        by_bin: defaultdict[int, list[int]] = defaultdict(list)
+        for name in members:
+            for episode in training_episodes(name):
+                by_bin[episode['ended_at'] // BIN].append(episode['cells'])
+        bins = sorted(b for b, v in by_bin.items() if len(v) >= 5)
+        if not bins:
+            continue
+        x = [(b + 0.5) * BIN for b in bins]
+        mean = [np.mean(by_bin[b]) for b in bins]
+        bands = [bootstrap(np.asarray(by_bin[b])) for b in bins]
+        line = axis.plot(x, mean, label=f'{method}, {len(members)} seed(s)')[0]
+        axis.fill_between(
+            x, [lo for lo, _ in bands], [hi for _, hi in bands], alpha=0.2, color=line.get_color()
+        )
+    axis.set_xlabel('agent steps (all worlds)')
+    axis.set_ylabel('distinct 64x64 cells per training episode')
+    axis.set_title('my_way_home: coverage while training (mean over seeds, bootstrap 95 % band)')
+    axis.grid(alpha=0.3)
+    axis.legend(fontsize=8)
+    figure.tight_layout()
+    figure.savefig(path, dpi=110)
+    plt.close(figure)
+
+
+def table(names: dict[str, dict]) -> str:
+    groups: defaultdict[str, list[str]] = defaultdict(list)
+    for name, summary in names.items():
+        groups[method_of(summary)].append(name)
+    lines = [
+        '| method | seeds | '
+        + ' | '.join(f'cells at {m:.0e} [95 % CI] (x random)' for m in MILESTONES)
+        + ' | steps/s | wall time per run | command (seed 0) |',
+        '|---' * (len(MILESTONES) + 5) + '|',
+    ]
+    for method, members in sorted(groups.items()):
+        cells = []
+        for milestone in MILESTONES:
+            trained, random = [], []
+            for name in members:
+                path = os.path.join(RESULTS, name, f'eval_{milestone}.json')
+                if not os.path.exists(path):
+                    continue
+                with open(path) as stream:
+                    result = json.load(stream)
+                for label, body in result['methods'].items():
+                    (random if label == 'random' else trained).append(body['cells'])
+            if not trained:
+                cells.append('–')
+                continue
+            # each seed's 100 episodes, paired with random on the same spawns
+            t, r = np.concatenate(trained).astype(float), np.concatenate(random).astype(float)
+            low, high = bootstrap(t)
+            cells.append(f'{t.mean():.1f} [{low:.1f}, {high:.1f}] ({t.mean() / r.mean():.2f}x)')
+        rates = [names[n].get('steps_per_second') or 0 for n in members]
+        walls = [names[n].get('wall_seconds') for n in members]
+        command = open(os.path.join(RESULTS, sorted(members)[0], 'command.txt')).read().strip()
+        rate = f'{np.median(rates):.0f}' if all(walls) else '–'
+        wall = f'{np.median(walls) / 60:.0f} min' if all(walls) else '–'
+        lines.append(
+            f'| {method} | {len(members)} | '
+            + ' | '.join(cells)
+            + f' | {rate} | {wall} | `{command}` |'
+        )
+    return '\n'.join(lines) + '\n'
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument('--evaluate', action='store_true', help='run pamiq eval where missing')
+    parser.add_argument('--runs', default='runs/sweep', help="where the sweep's runs are")
+    args = parser.parse_args()
+    names = runs()
+    if args.evaluate:
+        evaluate(names, args.runs)
+    os.makedirs(DOCS, exist_ok=True)
+    plot_curves(names, os.path.join(DOCS, 'learning_curves.png'))
+    text = table(names)
+    with open(os.path.join(DOCS, 'sweep_table.md'), 'w') as stream:
+        stream.write(text)
+    print(text)
+    return 0
+
+
+if __name__ == '__main__':
+    raise SystemExit(main())
