@@ -73,6 +73,12 @@ class PPOConfig:
     the policy's entry in pamiq.learning.models.LEARNING_RATES, where every model's is."""
 
 
+# The PPO settings of batched training (`pamiq train --world`, the plug-in rewards): CleanRL's
+# Atari entropy bonus (LearnerConfig's 0.001 is for one actor's 128 steps), the original's clip,
+# epochs, gamma and lambda.
+BATCHED_PPO = PPOConfig(ent_coef=0.01, clip_coef=0.1, update_epochs=3)
+
+
 @dataclass(frozen=True)
 class LearnerConfig:
     encoder: str = encoder_setting()

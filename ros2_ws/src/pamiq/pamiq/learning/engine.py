@@ -5,13 +5,10 @@ steps/s and small networks are cheap per sample in batches. So each step acts in
 with one batched forward pass (policy, then the reward), and each update trains on all of the
 worlds' rollouts (CleanRL's vectorised PPO).
 
-[One update] `rollout_length` steps in each of `envs` worlds, then (a) the reward's own models
-train on the update's transitions (pamiq.learning.rewards), and (b) PPO trains the policy on the
-rollouts, every reward divided by the running std of its discounted sum
-(pamiq.learning.curiosity.RewardNormalizer, one stream per world) and GAE run per world
-(ppo_update). The rule for PPO's batches: minibatches of `MINIBATCH` samples (the size at which
-the CPU's per-sample cost levels off), `update_epochs` passes; so 16 worlds x 128 steps give 8
-minibatches per epoch.
+[One update] `rollout_length` steps in each of `envs` worlds, then the update the live trainer
+makes too (pamiq.learning.update): the reward's own models train on the update's transitions,
+and PPO trains the policy on every world's rollout, 256-sample minibatches (16 worlds x 128
+steps: 8 per epoch).
 
 [What the agent is told] The frame, and when the world starts a new episode: its frame stack
 and its reward's within-episode memory then start afresh, and the transition into the first
@@ -41,21 +38,17 @@ import time
 import numpy as np
 import torch
 
-from pamiq.learning.config import PPOConfig
-from pamiq.learning.curiosity import RewardNormalizer
 from pamiq.learning.device import choose_device
 from pamiq.learning.doom_envs import DoomWorlds, EpisodeRecord
 from pamiq.learning.frame_stack import FrameStacks
-from pamiq.learning.models import PolicyValue
 from pamiq.learning.presets import model_preset
-from pamiq.learning.rewards import Transitions, build_reward
+from pamiq.learning.rewards import Transitions
 from pamiq.learning.train_config import TrainConfig
+from pamiq.learning.update import PolicyLearner, StreamRollouts
 from pamiq.storage.checkpoint import list_checkpoints, load_latest_checkpoint, save_checkpoint
 from pamiq.storage.run_state import load_run_state, save_run_state
 from pamiq.vocabulary import CONTINUOUS_ACTION_DIM, DISCRETE_ACTION_CHOICES
 
-MINIBATCH = 256
-POLICY_LEARNING_RATE = 2.5e-4  # CleanRL's Atari PPO (the live trainer's 1e-4 trains 1 actor)
 SUMMARY = 'summary.json'
 EPISODES = 'episodes.jsonl'
 
@@ -92,22 +85,6 @@ class Rollouts:
         self.starts = torch.zeros((length, envs), dtype=torch.bool)
         self.positions = torch.zeros((length, envs, 2), dtype=torch.float64)
 
-    def transitions(self) -> Transitions:
-        """Every step's transition, flattened (T*N) in step order; those into an episode's
-        first frame are left out (their o_t and o_{t+1} are from two episodes)."""
-        keep = ~self.starts.reshape(-1)
-
-        def flat(x: torch.Tensor) -> torch.Tensor:
-            return x.reshape(-1, *x.shape[2:])[keep]
-
-        return Transitions(
-            flat(self.inputs),
-            flat(self.actions),
-            flat(self.next_inputs),
-            flat(self.previous_actions),
-            flat(self.positions),
-        )
-
 
 class Trainer:
     """A `TrainConfig` run in `run_dir`: `run()` trains to `config.steps`, resuming if it can."""
@@ -124,21 +101,12 @@ class Trainer:
         self.progress_every = progress_every
         self.device = choose_device(config.device)
         self.preset = model_preset(config.model)
-        torch.manual_seed(config.seed)
-        self.policy = PolicyValue(
-            config.action_space, features=self.preset.trunk(), hidden=self.preset.hidden
-        ).to(self.device)
-        self.policy.eval()
-        self.policy_optimizer = torch.optim.Adam(
-            self.policy.parameters(), lr=POLICY_LEARNING_RATE, eps=config.ppo.adam_eps, fused=True
-        )
-        self.reward = build_reward(
-            config.reward, self.preset, config.action_space, config.horizon
-        ).to(self.device)
-        for model in self.reward.models.values():
-            model.eval()
-        self.normalizer = RewardNormalizer(config.ppo.gamma)
-        self.generator = torch.Generator().manual_seed(config.seed)
+        self.learning = PolicyLearner(
+            self.preset, config.action_space, config.reward, config.horizon, config.seed,
+            self.device, config.ppo,
+        )  # fmt: skip
+        self.policy, self.reward = self.learning.policy, self.learning.reward
+        self.normalizer, self.generator = self.learning.normalizer, self.learning.generator
         self.timer = PhaseTimer()
         self.updates = self.steps = 0
         self.wall_seconds = 0.0  # training time over every session of the run
@@ -230,52 +198,23 @@ class Trainer:
                 self.report(self.steps - steps_at_start, now - started)
 
     def update(self, rollouts: Rollouts, next_value: torch.Tensor) -> None:
-        from pamiq.learning.ppo import Rollout, ppo_update
-
-        config = self.config
-        losses: dict[str, float] = {}
-        with self.timer('reward update'):
-            losses.update(self.reward.train(rollouts.transitions(), self.generator))
-        raw = rollouts.rewards
-        normalized = torch.stack(
-            [self.normalizer.normalize(raw[:, i], str(i)) for i in range(config.envs)], 1
-        )
-        per_world = [
-            Rollout(
-                obs=self.preset.inputs(rollouts.inputs[:, i], self.device),
-                actions=rollouts.actions[:, i].to(self.device),
-                logprobs=rollouts.logprobs[:, i].to(self.device),
-                values=rollouts.values[:, i].to(self.device),
-                rewards=normalized[:, i].to(self.device),
-                next_value=next_value[i].to(self.device),
-            )
-            for i in range(config.envs)
-        ]
-        ppo = config.ppo
-        minibatches = max(1, config.steps_per_update // MINIBATCH)
-        with self.timer('policy update'):
-            self.policy.train()
-            stats = ppo_update(
-                self.policy,
-                self.policy_optimizer,
-                per_world,
-                PPOConfig(**{**asdict(ppo), 'num_minibatches': minibatches}),
-                self.generator,
-            )
-            self.policy.eval()
-        losses.update({f'ppo/{key}': value for key, value in stats.items()})
-        losses['reward/raw_mean'] = float(raw.mean())
-        losses['reward/normalized_mean'] = float(normalized.mean())
+        streams = StreamRollouts(
+            [str(i) for i in range(self.config.envs)],
+            rollouts.inputs, rollouts.next_inputs, rollouts.actions, rollouts.previous_actions,
+            rollouts.logprobs, rollouts.values, rollouts.rewards, rollouts.starts, next_value,
+            rollouts.positions,
+        )  # fmt: skip
+        losses = self.learning.update(streams, self.timer)
         self.updates += 1
         self.last_losses = losses
         self.write_scalars(losses)
 
     # --- checkpoints -----------------------------------------------------------------------
     def models(self) -> dict[str, torch.nn.Module]:
-        return {'policy': self.policy, **self.reward.models}
+        return self.learning.models()
 
     def optimizers(self) -> dict[str, torch.optim.Optimizer]:
-        return {'policy': self.policy_optimizer, **self.reward.optimizers}
+        return self.learning.optimizers()
 
     def due_checkpoint(self) -> bool:
         if self.updates % self.config.checkpoint_every == 0:

@@ -3,9 +3,9 @@ so the `pamiq` command reads the defaults without loading it."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
-from pamiq.learning.config import PPOConfig
+from pamiq.learning.config import BATCHED_PPO, PPOConfig
 from pamiq.vocabulary import ACTION_SPACES, MODEL_PRESETS, REWARDS
 
 MILESTONES = (100_000, 250_000, 500_000)  # the evaluation's checkpoints, in agent steps
@@ -34,9 +34,7 @@ class TrainConfig:
     """shorter episodes than the scenario's 2,100 tics (tests)"""
     horizon: int = 0
     """within-episode memory window in steps where there are no episodes (0: episodes only)"""
-    ppo: PPOConfig = field(
-        default_factory=lambda: PPOConfig(ent_coef=0.01, clip_coef=0.1, update_epochs=3)
-    )
+    ppo: PPOConfig = BATCHED_PPO
 
     @property
     def steps_per_update(self) -> int:

@@ -1,0 +1,146 @@
+"""One learning update of a policy and its intrinsic reward: the same for `pamiq train` (many
+worlds) and the live trainer (its actors), so the harness trains what the graph trains.
+
+An update takes S streams' T consecutive steps each (`StreamRollouts`), then:
+(a) the reward's own models train on every transition (pamiq.learning.rewards);
+(b) each stream's rewards are divided by the running std of their discounted sum (one
+    RewardNormalizer stream per name: a world, an actor);
+(c) PPO trains the policy on all S rollouts, GAE per stream, in minibatches of MINIBATCH
+    samples (the size at which the CPU's per-sample cost levels off): S*T / MINIBATCH of them per
+    epoch, `update_epochs` epochs.
+"""
+
+from __future__ import annotations
+
+from contextlib import nullcontext
+from dataclasses import asdict, dataclass
+
+import torch
+
+from pamiq.learning.config import BATCHED_PPO, PPOConfig
+from pamiq.learning.curiosity import RewardNormalizer
+from pamiq.learning.models import PolicyValue
+from pamiq.learning.ppo import Rollout, ppo_update
+from pamiq.learning.presets import ModelPreset
+from pamiq.learning.rewards import IntrinsicReward, Transitions, build_reward
+
+MINIBATCH = 256
+POLICY_LEARNING_RATE = 2.5e-4  # CleanRL's Atari PPO (the live Learner's 1e-4 trains 1 actor)
+
+
+def build_policy_and_reward(
+    preset: ModelPreset, action_space: str, reward: str, horizon: int, seed: int
+) -> tuple[PolicyValue, IntrinsicReward]:
+    """The policy and the reward's models, initialised from `seed`: the agent and the trainer
+    build the same initial weights this way."""
+    torch.manual_seed(seed)
+    policy = PolicyValue(action_space, features=preset.trunk(), hidden=preset.hidden)
+    policy.eval()
+    built = build_reward(reward, preset, action_space, horizon)
+    for model in built.models.values():
+        model.eval()
+    return policy, built
+
+
+@dataclass
+class StreamRollouts:
+    """(T, S, ...) tensors: S streams, T consecutive steps each, as the policy acted them."""
+
+    names: list[str]  # each stream's name (the reward normaliser keeps one sum per name)
+    inputs: torch.Tensor  # o_t, stacked views, uint8
+    next_inputs: torch.Tensor  # o_{t+1}
+    actions: torch.Tensor  # a_t
+    previous_actions: torch.Tensor  # a_{t-1}
+    logprobs: torch.Tensor  # log pi_old(a_t | o_t)
+    values: torch.Tensor  # V_old(o_t)
+    rewards: torch.Tensor  # r_{t+1}, as the reward gave it at act time
+    starts: torch.Tensor  # o_{t+1} begins an episode (bool)
+    next_values: torch.Tensor  # V(o_T) of each stream, (S,)
+    positions: torch.Tensor | None = None  # (T, S, 2) true x, y at o_{t+1} (the oracles)
+
+    def transitions(self) -> Transitions:
+        """Every transition flattened step-major (T*S); those into an episode's first frame
+        are left out (their o_t and o_{t+1} are from two episodes)."""
+        keep = ~self.starts.reshape(-1)
+
+        def flat(x: torch.Tensor) -> torch.Tensor:
+            return x.reshape(-1, *x.shape[2:])[keep]
+
+        positions = None if self.positions is None else flat(self.positions)
+        return Transitions(
+            flat(self.inputs),
+            flat(self.actions),
+            flat(self.next_inputs),
+            flat(self.previous_actions),
+            positions,
+        )
+
+
+class PolicyLearner:
+    """The policy, its optimiser, the reward, the normaliser and the update's random numbers."""
+
+    def __init__(
+        self,
+        preset: ModelPreset,
+        action_space: str,
+        reward: str,
+        horizon: int,
+        seed: int,
+        device: torch.device,
+        ppo: PPOConfig = BATCHED_PPO,
+    ) -> None:
+        self.preset, self.device, self.ppo = preset, device, ppo
+        self.policy, self.reward = build_policy_and_reward(
+            preset, action_space, reward, horizon, seed
+        )
+        self.policy.to(device)
+        self.reward.to(device)
+        self.optimizer = torch.optim.Adam(
+            self.policy.parameters(), lr=POLICY_LEARNING_RATE, eps=ppo.adam_eps, fused=True
+        )
+        self.normalizer = RewardNormalizer(ppo.gamma)
+        self.generator = torch.Generator().manual_seed(seed)
+
+    def models(self) -> dict[str, torch.nn.Module]:
+        return {'policy': self.policy, **self.reward.models}
+
+    def optimizers(self) -> dict[str, torch.optim.Optimizer]:
+        return {'policy': self.optimizer, **self.reward.optimizers}
+
+    def update(self, rollouts: StreamRollouts, timer=None) -> dict[str, float]:
+        """Train the reward's models, then PPO; returns their losses and the rewards' means."""
+        phase = timer or (lambda name: nullcontext())
+        losses: dict[str, float] = {}
+        with phase('reward update'):
+            losses.update(self.reward.train(rollouts.transitions(), self.generator))
+        raw = rollouts.rewards
+        normalized = torch.stack(
+            [self.normalizer.normalize(raw[:, i], name) for i, name in enumerate(rollouts.names)],
+            1,
+        )
+        per_stream = [
+            Rollout(
+                obs=self.preset.inputs(rollouts.inputs[:, i], self.device),
+                actions=rollouts.actions[:, i].to(self.device),
+                logprobs=rollouts.logprobs[:, i].to(self.device),
+                values=rollouts.values[:, i].to(self.device),
+                rewards=normalized[:, i].to(self.device),
+                next_value=rollouts.next_values[i].to(self.device),
+            )
+            for i in range(len(rollouts.names))
+        ]
+        minibatches = max(1, raw.numel() // MINIBATCH)
+        with phase('policy update'):
+            self.policy.train()
+            stats = ppo_update(
+                self.policy,
+                self.optimizer,
+                per_stream,
+                PPOConfig(**{**asdict(self.ppo), 'num_minibatches': minibatches}),
+                self.generator,
+            )
+            self.policy.eval()
+        losses.update({f'ppo/{key}': value for key, value in stats.items()})
+        losses['reward/raw_mean'] = float(raw.mean())
+        losses['reward/normalized_mean'] = float(normalized.mean())
+        return losses
