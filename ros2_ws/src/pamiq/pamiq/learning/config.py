@@ -9,7 +9,14 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from pamiq.settings import setting
-from pamiq.vocabulary import ACTION_SPACES, DEFAULT_SENSES, DEVICES, ENCODERS
+from pamiq.vocabulary import (
+    ACTION_SPACES,
+    DEFAULT_SENSES,
+    DEVICES,
+    ENCODERS,
+    MODEL_PRESETS,
+    REWARDS,
+)
 
 
 def encoder_setting():
@@ -27,6 +34,44 @@ def action_space_setting():
         '(agent and trainer must agree)',
         choices=ACTION_SPACES,
     )
+
+
+def model_setting():
+    """The `model` parameter (the vision preset), shared by the agent and the trainer."""
+    return setting(
+        MODEL_PRESETS[0],
+        "'original': 84x84 RGB, the original's CNN; 'compact': 42x42 gray, 4 frames "
+        '(agent and trainer must agree)',
+        choices=MODEL_PRESETS,
+    )
+
+
+def reward_setting():
+    """The `reward` parameter (the intrinsic reward plug-in), shared by agent and trainer."""
+    return setting(
+        REWARDS[0],
+        'The intrinsic reward (pamiq.learning.rewards; the oracles need the true pose and are '
+        'for pamiq train only; agent and trainer must agree)',
+        choices=REWARDS,
+    )
+
+
+def memory_horizon_setting():
+    """The `memory_horizon` parameter: the live graph's stand-in for an episode."""
+    return setting(
+        500,
+        'Steps a within-episode reward (e3b) remembers before it starts afresh: the live graph '
+        'has no episodes (0: never forget)',
+        low=0,
+        high=2**31 - 1,
+    )
+
+
+def uses_plugins(model: str, reward: str) -> bool:
+    """Whether a (model, reward) pair runs on the plug-in path (pamiq.learning.update) rather
+    than the original's Learner and CuriosityPolicy, which stay for ('original',
+    'prediction_error')."""
+    return (model, reward) != ('original', 'prediction_error')
 
 
 def senses_setting():
@@ -81,6 +126,9 @@ BATCHED_PPO = PPOConfig(ent_coef=0.01, clip_coef=0.1, update_epochs=3)
 
 @dataclass(frozen=True)
 class LearnerConfig:
+    model: str = model_setting()
+    reward: str = reward_setting()
+    memory_horizon: int = memory_horizon_setting()
     encoder: str = encoder_setting()
     action_space: str = action_space_setting()
     senses: str = senses_setting()

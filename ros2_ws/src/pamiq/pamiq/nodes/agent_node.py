@@ -33,7 +33,15 @@ from std_srvs.srv import SetBool
 
 from pamiq import vrchat
 from pamiq.heap import reserve_heap
-from pamiq.learning.config import action_space_setting, encoder_setting, senses_setting
+from pamiq.learning.config import (
+    action_space_setting,
+    encoder_setting,
+    memory_horizon_setting,
+    model_setting,
+    reward_setting,
+    senses_setting,
+    uses_plugins,
+)
 from pamiq.learning.policy import Policy
 from pamiq.learning.preprocessing import preprocess
 from pamiq.learning.random_policy import RandomPolicy
@@ -41,7 +49,7 @@ from pamiq.learning.sense_arrays import is_multimodal
 from pamiq.ros import messages, qos, spin, topics
 from pamiq.ros.diagnostics import ERROR, OK, WARN, Diagnostics, RateMeter, TransitLoss, rate_level
 from pamiq.ros.image_conversion import ImageConversionError, image_to_numpy, numpy_to_image
-from pamiq.ros.parameters import check_senses, declare_settings
+from pamiq.ros.parameters import ParameterError, check_senses, declare_settings
 from pamiq.ros.priority import lower_thread_priority
 from pamiq.ros.sense_inputs import SenseInputs
 from pamiq.settings import setting
@@ -56,6 +64,9 @@ LOSS_WARNING = 0.05
 class AgentConfig:
     policy: str = setting(POLICIES[0], 'How actions are chosen', choices=POLICIES)
     action_space: str = action_space_setting()
+    model: str = model_setting()
+    reward: str = reward_setting()
+    memory_horizon: int = memory_horizon_setting()
     encoder: str = encoder_setting()
     senses: str = senses_setting()
     run_dir: str = setting('', 'Start from the newest checkpoint here, if any')
@@ -102,6 +113,22 @@ def make_policy(config: AgentConfig) -> Policy:
 
     torch.set_num_threads(config.torch_threads)
     senses = check_senses(config.senses, config.encoder)
+    if uses_plugins(config.model, config.reward):
+        from pamiq.learning.plugin_policy import PluginPolicy
+
+        if senses != ('vision',):
+            raise ParameterError(
+                f"parameter 'senses' is {config.senses!r}: model {config.model!r} with reward "
+                f'{config.reward!r} sees vision only (more senses: model original, reward '
+                'prediction_error)'
+            )
+        try:
+            return PluginPolicy(
+                config.model, config.reward, config.action_space, max(config.seed, 0),
+                config.memory_horizon,
+            )  # fmt: skip
+        except ValueError as error:
+            raise ParameterError(f"parameter 'reward': {error}") from error
     return CuriosityPolicy(config.encoder, config.action_space, max(config.seed, 0), senses)
 
 

@@ -27,6 +27,7 @@ from std_srvs.srv import SetBool, Trigger
 import torch
 
 from pamiq import run_dir as layout
+from pamiq.learning.config import uses_plugins
 from pamiq.learning.learner import Learner, LearnerConfig, Step
 from pamiq.learning.pairing import StampPairer
 from pamiq.learning.sense_arrays import extra_senses
@@ -91,9 +92,9 @@ class Trainer(Node):
         torch.set_num_threads(self.config.torch_threads)
         self.extras = extra_senses(check_senses(learning.senses, learning.encoder))
         try:
-            self.learner = Learner(learning, self.config.seed)
-        except ValueError as error:  # the device
-            raise ParameterError(f"parameter 'device': {error}") from error
+            self.learner = make_learner(learning, self.config.seed)
+        except ValueError as error:  # the device, or a reward the live graph cannot give
+            raise ParameterError(str(error)) from error
         resumed = self.learner.load_checkpoint(self.run_dir, self.get_logger().warning)
         if resumed is not None:
             self.get_logger().info(f'resumed from {resumed} at version {self.learner.version}')
@@ -146,8 +147,7 @@ class Trainer(Node):
         self.thread = threading.Thread(target=self.training_loop, name='training', daemon=True)
         self.thread.start()
         self.get_logger().info(
-            f'training {learning.encoder} + forward dynamics + PPO on {device}; '
-            f'checkpoints in {self.run_dir}'
+            f'training {describe(learning)} on {device}; checkpoints in {self.run_dir}'
         )
 
     def reconfigure(self, config: TrainerConfig) -> None:
@@ -372,6 +372,21 @@ class Trainer(Node):
             self.save()
         if self.tensorboard is not None:
             self.tensorboard.close()
+
+
+def make_learner(config: LearnerConfig, seed: int):
+    """The original's Learner for its own configuration, else the plug-in path's."""
+    if uses_plugins(config.model, config.reward):
+        from pamiq.learning.plugin_learner import PluginLearner
+
+        return PluginLearner(config, seed)
+    return Learner(config, seed)
+
+
+def describe(config: LearnerConfig) -> str:
+    if uses_plugins(config.model, config.reward):
+        return f'the {config.model} model, reward {config.reward} and PPO'
+    return f'{config.encoder} + forward dynamics + PPO'
 
 
 def open_tensorboard(directory: str, logger):

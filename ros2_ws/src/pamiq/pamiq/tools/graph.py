@@ -29,7 +29,18 @@ from pamiq.ros.transport import (
     parse_transport,
 )
 from pamiq.run_dir import default_run_dir
-from pamiq.vocabulary import DEFAULT_SENSES, POLICIES, ROLES, WORLDS, parse_senses
+from pamiq.vocabulary import (
+    DEFAULT_SENSES,
+    MODEL_PRESETS,
+    POLICIES,
+    REWARDS,
+    ROLES,
+    WORLDS,
+    parse_senses,
+)
+
+# The oracles read the world's true pose, which the live agent does not see (pamiq train only).
+LIVE_REWARDS = tuple(r for r in REWARDS if not r.startswith('oracle'))
 
 # Rollouts an agent may act with one weights version in lockstep before it waits for newer
 # ones (wait_for_trainer): one rollout is trained while the next is acted, as asynchronous PPO
@@ -47,6 +58,16 @@ LAUNCH_ARGUMENTS: dict[str, tuple[str, str]] = {
         "'doom': the built-in ViZDoom world; 'vrchat': a camera on VRChat's screen",
     ),
     'agent': (POLICIES[0], "'curiosity' (the curiosity-PPO agent and its trainer) or 'random'"),
+    'model': (
+        '',
+        "The vision model of agent and trainer: 'original' (84x84 RGB) or 'compact' (42x42 "
+        "gray, 4 frames); empty: the params file's",
+    ),
+    'reward': (
+        '',
+        'The intrinsic reward of agent and trainer (prediction_error, rnd, e3b, e3b_rnd, zero); '
+        "empty: the params file's",
+    ),
     'camera': (
         '',
         "world:=vrchat only: video device index, file or URL; empty: the params file's",
@@ -152,6 +173,8 @@ class BringupArgs:
 
     world: str
     agent: str
+    model: str
+    reward: str
     camera: str
     senses: str
     audio: str
@@ -191,6 +214,9 @@ class BringupArgs:
         for port in ('osc_port', 'body_port'):
             if merged[port] and not (merged[port].isdigit() and 0 < int(merged[port]) < 65536):
                 raise BringupError(f'{port}:={merged[port]} is not a UDP port number')
+        for name, known in (('model', MODEL_PRESETS), ('reward', LIVE_REWARDS)):
+            if merged[name] and merged[name] not in known:
+                raise BringupError(f'{name}:={merged[name]} is not one of {", ".join(known)}')
         if merged['camera'] and merged['world'] != 'vrchat':
             raise BringupError(
                 'camera:=... is only used with world:=vrchat '
@@ -265,6 +291,10 @@ class BringupArgs:
             )  # fmt: skip
         except TransportError as error:
             raise BringupError(str(error)) from None
+
+    def learning(self) -> dict[str, str]:
+        """The model and reward named at launch (agent and trainer must agree)."""
+        return {name: getattr(self, name) for name in ('model', 'reward') if getattr(self, name)}
 
     def has(self, sense: str) -> bool:
         return sense in self.senses.split(',')
@@ -342,7 +372,7 @@ def graph(args: BringupArgs) -> list[NodeSpec]:
         # Acting goes on without the trainer, and a restarted trainer resumes from its newest
         # checkpoint: respawn it rather than stopping the graph.
         # It finishes the minibatch in progress and writes a checkpoint before it exits.
-        trainer = {**shared, 'senses': args.senses}
+        trainer = {**shared, 'senses': args.senses, **args.learning()}
         if args.simulated:  # actors act in bursts: every action of one must wait its turn
             trainer['action_queue_depth'] = qos.STEP.depth
             # Lockstep actors wait for the trainer's rounds, so it trains on every core, still at
@@ -411,6 +441,7 @@ def actor_nodes(args: BringupArgs, actor: str, number: int, index: int) -> list[
         'policy': args.agent,
         'run_dir': args.run_dir,
         'senses': args.senses,
+        **args.learning(),
     }
     seed = int(node_parameter(params, 'agent', 'seed', 0))
     if number and seed >= 0:

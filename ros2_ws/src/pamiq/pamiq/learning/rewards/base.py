@@ -113,6 +113,8 @@ class IntrinsicReward:
     what they have (see the module docstring for the contract)."""
 
     name = ''
+    # The losses `train` reports (the live trainer publishes each on trainer/<name>).
+    metrics: tuple[str, ...] = ()
     # Whether `act` reads Transitions.positions (the oracles do: they see the map).
     uses_positions = False
 
@@ -148,6 +150,9 @@ class IntrinsicReward:
 
     def forget(self, streams: torch.Tensor) -> None:
         """Clear the within-episode memory of these streams (nothing to clear by default)."""
+
+    def on_new_weights(self) -> None:
+        """The models were just loaded from elsewhere: drop what was computed with the old."""
 
     def train(self, transitions: Transitions, generator: torch.Generator) -> dict[str, float]:
         return {}

@@ -101,6 +101,7 @@ class EllipticalMemory:
 
 class EllipticalEpisodicBonus(IntrinsicReward):
     name = 'e3b'
+    metrics = ('e3b/loss',)
 
     def __init__(self, preset: ModelPreset, action_space: str, horizon: int = 0) -> None:
         super().__init__()
@@ -143,5 +144,6 @@ class EllipticalEpisodicBonus(IntrinsicReward):
         }, {}
 
     def load_state_dict(self, tensors: dict[str, torch.Tensor], values: dict) -> None:
-        self.memory.inverse = tensors['memory_inverse'].to(self.device()).clone()
-        self.memory.steps = tensors['memory_steps'].clone()
+        if 'memory_inverse' in tensors:  # a trainer, which never acts, keeps no memory
+            self.memory.inverse = tensors['memory_inverse'].to(self.device()).clone()
+            self.memory.steps = tensors['memory_steps'].clone()

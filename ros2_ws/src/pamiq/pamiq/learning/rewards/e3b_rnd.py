@@ -21,6 +21,7 @@ MAX_MODULATION = 5.0  # NGU's L
 
 class EpisodicLifelongBonus(IntrinsicReward):
     name = 'e3b_rnd'
+    metrics = ('e3b/loss', 'rnd/loss')
 
     def __init__(self, preset: ModelPreset, action_space: str, horizon: int = 0) -> None:
         super().__init__()
@@ -55,10 +56,10 @@ class EpisodicLifelongBonus(IntrinsicReward):
 
     def load_state_dict(self, tensors: dict[str, torch.Tensor], values: dict) -> None:
         self.episodic.load_state_dict(tensors, values)
-        self.error_rms.load_state_dict(
-            {
-                k.removeprefix('error_rms/'): v
-                for k, v in tensors.items()
-                if k.startswith('error_rms/')
-            }
-        )
+        saved = {
+            k.removeprefix('error_rms/'): v
+            for k, v in tensors.items()
+            if k.startswith('error_rms/')
+        }
+        if saved:  # a trainer, which never acts, keeps no statistics of act-time errors
+            self.error_rms.load_state_dict(saved)

@@ -56,6 +56,7 @@ class Embedding(nn.Module):
 
 class PredictionError(IntrinsicReward):
     name = 'prediction_error'
+    metrics = ('encoder/loss', 'forward_dynamics/loss')
 
     def __init__(self, preset: ModelPreset, action_space: str) -> None:
         super().__init__()
@@ -70,6 +71,9 @@ class PredictionError(IntrinsicReward):
         self.optimizers = {name: adam(m, LEARNING_RATE) for name, m in self.models.items()}
         self.updates = 0
         self.last_embedded: tuple[torch.Tensor, torch.Tensor] | None = None  # (o_{t+1}, z_{t+1})
+
+    def on_new_weights(self) -> None:
+        self.last_embedded = None
 
     def features(self, actions: torch.Tensor) -> torch.Tensor:
         return action_features(actions, self.action_space)

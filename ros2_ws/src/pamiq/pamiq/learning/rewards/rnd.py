@@ -75,6 +75,7 @@ class Distillation(nn.Module):
 
 class RandomNetworkDistillation(IntrinsicReward):
     name = 'rnd'
+    metrics = ('rnd/loss',)
 
     def __init__(self, preset: ModelPreset, action_space: str) -> None:
         super().__init__()
