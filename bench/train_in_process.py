@@ -57,6 +57,8 @@ from pamiq.doom import TICRATE, doom_command, make_game
 from pamiq.doom_map import Cell, cell_of
 from pamiq.learning.config import LearnerConfig
 from pamiq.learning.curiosity_policy import CuriosityPolicy
+from pamiq.learning.doom_envs import episode_seed
+from pamiq.learning.engine import duration
 from pamiq.learning.episodes import (
     RESOLUTION,
     TURN_RATE,
@@ -74,26 +76,10 @@ import torch
 SCENARIO = 'my_way_home'
 REWARDS = ('prediction_error', 'zero', 'oracle_count')
 MILESTONES = (100_000, 250_000, 500_000)  # issue 12's evaluation points, in training steps
-TRAINING_SEEDS_FROM = 1_000_000  # above every evaluation seed (pamiq eval: 1000, 1001, ...)
-EPISODES_PER_SEED = 100_000  # a training seed's block of episode seeds
-MAX_TRAINING_SEED = 9_999  # keeps every episode seed below 2**31
 PROGRESS_EVERY = 30.0  # seconds between progress lines
 
 # r_t from what the policy returned at o_t and the player's true (x, y) at o_t.
 RewardFunction = Callable[[StepResult, tuple[float, float]], float]
-
-
-def episode_seed(seed: int, episode: int) -> int:
-    """The ViZDoom seed of training episode `episode` (0, 1, ...) of training seed `seed`.
-
-    Raises:
-        ValueError: The seed or the episode is outside its block (the blocks would overlap).
-    """
-    if not 0 <= seed <= MAX_TRAINING_SEED:
-        raise ValueError(f'training seeds are 0..{MAX_TRAINING_SEED}, got {seed}')
-    if not 0 <= episode < EPISODES_PER_SEED:
-        raise ValueError(f'a training seed has {EPISODES_PER_SEED} episode seeds, asked {episode}')
-    return TRAINING_SEEDS_FROM + seed * EPISODES_PER_SEED + episode
 
 
 class OracleCounts:
@@ -129,16 +115,6 @@ def reward_function(name: str) -> RewardFunction:
 
 def run_dir_for(out: str, reward: str, seed: int) -> str:
     return os.path.join(out, f'{reward}_seed{seed}')
-
-
-def duration(seconds: float) -> str:
-    """'1 h 02 min' or '42 s': progress lines for runs of seconds to days."""
-    if not math.isfinite(seconds):
-        return '?'
-    if seconds < 60:
-        return f'{seconds:.0f} s'
-    minutes = round(seconds / 60)
-    return f'{minutes // 60} h {minutes % 60:02d} min' if minutes >= 60 else f'{minutes} min'
 
 
 def train(

@@ -42,6 +42,7 @@ from pamiq.learning.curiosity import RewardNormalizer
 from pamiq.learning.device import choose_device
 from pamiq.learning.models import LEARNING_RATES, action_features, build_models
 from pamiq.learning.ppo import Rollout, ppo_update
+from pamiq.learning.rewards.base import train_steps
 from pamiq.learning.sense_arrays import EXTRA_SENSES, extra_senses, is_multimodal
 from pamiq.learning.senses import model_inputs
 from pamiq.learning.shared_cores import SharedCores
@@ -79,6 +80,33 @@ def distinct_rows(
             first.append(row)
         inverse[row] = position
     return np.asarray(first, np.int64), inverse
+
+
+def extend_rollout(learner, stream, step, following) -> None:
+    """Add `step` to its actor's rollout (a Learner's or a PluginLearner's; anything with a
+    `version`); a full rollout, with the step after it for r_T and V(o_T), goes to `pending`.
+    A step acted by a policy more than `max_policy_lag` versions old drops the rollout."""
+    if learner.version - step.version > learner.config.max_policy_lag:
+        learner.stale += 1
+        stream.current = []
+        return
+    stream.current.append(step)
+    if len(stream.current) == learner.config.rollout_length:
+        if len(stream.pending) == stream.pending.maxlen:
+            learner.skipped += 1  # whole rollouts never trained on: the trainer fell behind
+        stream.pending.append([*stream.current, following])
+        stream.current = []
+
+
+def rollouts_ready(waiting: Mapping[str, int], actors: Collection[str] | None) -> bool:
+    """Whether a round can start with `waiting` rollouts per actor: a fresh one from each of
+    `actors` (the active ones; None: any will do). A slow actor holds a round back only until
+    as many rollouts wait as there are actors."""
+    if not waiting:
+        return False
+    if actors is None:
+        return True
+    return all(name in waiting for name in actors) or sum(waiting.values()) >= len(actors)
 
 
 @dataclass
@@ -336,17 +364,7 @@ class Learner:
             self.streams.clear()
 
     def extend_rollout(self, stream: ActorStream, step: Step, following: Step) -> None:
-        if self.version - step.version > self.config.max_policy_lag:
-            self.stale += 1
-            stream.current = []
-            return
-        stream.current.append(step)
-        if len(stream.current) == self.config.rollout_length:
-            if len(stream.pending) == stream.pending.maxlen:
-                self.skipped += 1
-            # The step after the rollout supplies r_T and the bootstrap value V(o_T).
-            stream.pending.append([*stream.current, following])
-            stream.current = []
+        extend_rollout(self, stream, step, following)
 
     # --- training (its own thread) -----------------------------------------------------------
     def ready(self, actors: Collection[str] | None = None) -> bool:
@@ -357,11 +375,7 @@ class Learner:
             if len(self.buffer) < self.config.min_buffer_size:
                 return False
             waiting = {name: len(s.pending) for name, s in self.streams.items() if s.pending}
-            if not waiting:
-                return False
-            if actors is None:
-                return True
-            return all(name in waiting for name in actors) or sum(waiting.values()) >= len(actors)
+        return rollouts_ready(waiting, actors)
 
     def train_round(self, should_stop=lambda: False) -> dict[str, float]:
         """One round on every waiting rollout: encoder, forward dynamics, PPO (with
@@ -462,23 +476,17 @@ class Learner:
         model, optimizer = self.models[name], self.optimizers[name]
         sample = sample or self.sampled_batch
         minibatch = minibatch or self.config.batch_size
-        model.train()
-        total = 0.0
-        done = 0
-        for _ in range(batches):
-            if should_stop():
-                break
-            batch = sample(minibatch)
-            if batch is None:
-                break
-            loss = loss_fn(*batch)
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
-            total += float(loss.detach())
-            done += 1
-        model.eval()
-        return total / max(done, 1)
+
+        def losses():
+            for _ in range(batches):
+                if should_stop():
+                    return
+                batch = sample(minibatch)
+                if batch is None:
+                    return
+                yield loss_fn(*batch)
+
+        return train_steps(model, optimizer, losses())
 
     def train_dynamics(self, batches: int, should_stop, minibatch: int | None = None) -> float:
         """The forward model's minibatches, on cached embeddings: the encoder does not change

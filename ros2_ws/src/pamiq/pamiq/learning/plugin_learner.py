@@ -22,7 +22,7 @@ import torch
 from pamiq.learning.config import LearnerConfig
 from pamiq.learning.device import choose_device
 from pamiq.learning.frame_stack import FrameStacks
-from pamiq.learning.learner import PENDING_ROLLOUTS, Step
+from pamiq.learning.learner import PENDING_ROLLOUTS, Step, extend_rollout, rollouts_ready
 from pamiq.learning.presets import model_preset
 from pamiq.learning.update import PolicyLearner, StreamRollouts
 from pamiq.storage.checkpoint import load_latest_checkpoint, save_checkpoint
@@ -119,23 +119,10 @@ class PluginLearner:
                 step.log_prob, step.version,
             )  # fmt: skip
             if following:
-                self.extend_rollout(stream, stream.last_record, record)
+                extend_rollout(self, stream, stream.last_record, record)
             stream.last, stream.last_record = step, record
             stream.steps += 1
             self.samples += 1
-
-    def extend_rollout(self, stream: Stream, record: Record, following: Record) -> None:
-        if self.version - record.version > self.config.max_policy_lag:
-            self.stale += 1
-            stream.current = []
-            return
-        stream.current.append(record)
-        if len(stream.current) == self.config.rollout_length:
-            if len(stream.pending) == stream.pending.maxlen:
-                self.skipped += 1
-            # The step after the rollout supplies r_T and the bootstrap value V(o_T).
-            stream.pending.append([*stream.current, following])
-            stream.current = []
 
     def reset_sequence(self) -> None:
         with self.lock:
@@ -147,11 +134,7 @@ class PluginLearner:
         a round back only until as many rollouts wait as there are actors."""
         with self.lock:
             waiting = {name: len(s.pending) for name, s in self.streams.items() if s.pending}
-        if not waiting:
-            return False
-        if actors is None:
-            return True
-        return all(name in waiting for name in actors) or sum(waiting.values()) >= len(actors)
+        return rollouts_ready(waiting, actors)
 
     def train_round(self, should_stop=lambda: False) -> dict[str, float]:
         with self.lock:
