@@ -26,13 +26,14 @@ import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 RESULTS = os.path.join(HERE, 'results', 'sweep')
+# The ceiling right after the control: it says early whether PPO here can learn to explore at all.
 REWARDS = (
     'e3b',
     'zero',
-    'rnd',
-    'prediction_error',
-    'e3b_rnd',
     'oracle_count',
+    'rnd',
+    'e3b_rnd',
+    'prediction_error',
     'oracle_lifelong_count',
 )
 
