@@ -9,6 +9,7 @@ import subprocess
 import sys
 
 from conftest import REPO
+import numpy as np
 import pytest
 import safetensors.torch
 
@@ -87,3 +88,21 @@ def test_bad_training_options_get_clear_errors(args, message, tmp_path):
         [*PAMIQ, 'train', *args], capture_output=True, text=True, timeout=60, cwd=tmp_path
     )
     assert result.returncode == 2 and message in result.stderr
+
+
+def test_a_world_that_just_began_its_episode_is_saved_and_rebuilt(tmp_path):
+    from pamiq.learning.doom_envs import DoomWorlds
+
+    worlds = DoomWorlds(2, 0, 'discrete', str(tmp_path), episode_tics=60)
+    try:
+        worlds.step(np.array([[1, 0, 1, 0, 0], [1, 0, 2, 0, 0]]), 2)
+        snapshot = worlds.snapshot()  # world states right after a step, and none for a new one
+        worlds.states[1] = worlds.begin(1, worlds.states[1].steps)
+        fresh = worlds.snapshot()
+        assert fresh['worlds'][1]['actions'].shape == (0, 5)
+        frames_before = worlds.observe()[0]
+        worlds.restore(fresh)
+        assert np.array_equal(worlds.observe()[0], frames_before)
+        assert snapshot['worlds'][0]['actions'].shape == (1, 5)
+    finally:
+        worlds.close()

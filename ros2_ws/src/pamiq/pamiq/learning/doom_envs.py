@@ -26,7 +26,7 @@ from pamiq.learning.episodes import (
     step_tics,
 )
 from pamiq.learning.preprocessing import preprocess
-from pamiq.vocabulary import FRAME_SHAPE
+from pamiq.vocabulary import CONTINUOUS_ACTION_DIM, DISCRETE_ACTION_CHOICES, FRAME_SHAPE
 
 SCENARIO = 'my_way_home'
 TRAINING_SEEDS_FROM = 1_000_000  # above every evaluation seed (pamiq eval: 1000, 1001, ...)
@@ -160,10 +160,17 @@ class DoomWorlds:
         return {
             'next_episode': self.next_episode,
             'worlds': [
-                {'episode': s.episode, 'steps': s.steps, 'actions': np.array(s.actions)}
+                {'episode': s.episode, 'steps': s.steps, 'actions': self.actions_array(s)}
                 for s in self.states
             ],
         }
+
+    def actions_array(self, state: WorldState) -> np.ndarray:
+        """(steps, width) actions of the world's episode, (0, width) when it just began."""
+        continuous = self.action_space == 'continuous'
+        width = CONTINUOUS_ACTION_DIM if continuous else len(DISCRETE_ACTION_CHOICES)
+        dtype = np.float32 if continuous else np.int64
+        return np.array(state.actions, dtype).reshape(len(state.actions), width)
 
     def restore(self, snapshot: dict, on_frame=None) -> None:
         """Rebuild every world by replaying its episode; `on_frame(world, observation)` sees

@@ -231,9 +231,7 @@ class Trainer:
         tensors, values = self.reward.state_dict()
         snapshot = worlds.snapshot()
         world_actions = {
-            f'world/{i}/actions': torch.as_tensor(w.pop('actions')).reshape(
-                len(worlds.states[i].actions), -1
-            )
+            f'world/{i}/actions': torch.as_tensor(w.pop('actions'))
             for i, w in enumerate(snapshot['worlds'])
         }
         state = {
