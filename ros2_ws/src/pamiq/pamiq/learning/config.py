@@ -122,6 +122,8 @@ class PPOConfig:
 # Atari entropy bonus (LearnerConfig's 0.001 is for one actor's 128 steps), the original's clip,
 # epochs, gamma and lambda.
 BATCHED_PPO = PPOConfig(ent_coef=0.01, clip_coef=0.1, update_epochs=3)
+# The policy's learning rate there: CleanRL's Atari PPO (LearnerConfig's 1e-4 trains 1 actor).
+BATCHED_POLICY_LEARNING_RATE = 2.5e-4
 
 
 @dataclass(frozen=True)

@@ -103,7 +103,7 @@ class Trainer:
         self.preset = model_preset(config.model)
         self.learning = PolicyLearner(
             self.preset, config.action_space, config.reward, config.horizon, config.seed,
-            self.device, config.ppo,
+            self.device, config.ppo, config.learning_rate, config.reward_learning_rate or None,
         )  # fmt: skip
         self.policy, self.reward = self.learning.policy, self.learning.reward
         self.normalizer, self.generator = self.learning.normalizer, self.learning.generator

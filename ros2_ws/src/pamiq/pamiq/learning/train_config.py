@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from pamiq.learning.config import BATCHED_PPO, PPOConfig
+from pamiq.learning.config import BATCHED_POLICY_LEARNING_RATE, BATCHED_PPO, PPOConfig
 from pamiq.vocabulary import ACTION_SPACES, MODEL_PRESETS, REWARDS
 
 MILESTONES = (100_000, 250_000, 500_000)  # the evaluation's checkpoints, in agent steps
@@ -34,6 +34,10 @@ class TrainConfig:
     """shorter episodes than the scenario's 2,100 tics (tests)"""
     horizon: int = 0
     """within-episode memory window in steps where there are no episodes (0: episodes only)"""
+    learning_rate: float = BATCHED_POLICY_LEARNING_RATE
+    """the policy's Adam learning rate"""
+    reward_learning_rate: float = 0.0
+    """the reward models' learning rate (0: each reward's own)"""
     ppo: PPOConfig = BATCHED_PPO
 
     @property

@@ -17,7 +17,7 @@ from dataclasses import asdict, dataclass
 
 import torch
 
-from pamiq.learning.config import BATCHED_PPO, PPOConfig
+from pamiq.learning.config import BATCHED_POLICY_LEARNING_RATE, BATCHED_PPO, PPOConfig
 from pamiq.learning.curiosity import RewardNormalizer
 from pamiq.learning.models import PolicyValue
 from pamiq.learning.ppo import Rollout, ppo_update
@@ -25,18 +25,22 @@ from pamiq.learning.presets import ModelPreset
 from pamiq.learning.rewards import IntrinsicReward, Transitions, build_reward
 
 MINIBATCH = 256
-POLICY_LEARNING_RATE = 2.5e-4  # CleanRL's Atari PPO (the live Learner's 1e-4 trains 1 actor)
 
 
 def build_policy_and_reward(
-    preset: ModelPreset, action_space: str, reward: str, horizon: int, seed: int
+    preset: ModelPreset,
+    action_space: str,
+    reward: str,
+    horizon: int,
+    seed: int,
+    reward_learning_rate: float | None = None,
 ) -> tuple[PolicyValue, IntrinsicReward]:
     """The policy and the reward's models, initialised from `seed`: the agent and the trainer
     build the same initial weights this way."""
     torch.manual_seed(seed)
     policy = PolicyValue(action_space, features=preset.trunk(), hidden=preset.hidden)
     policy.eval()
-    built = build_reward(reward, preset, action_space, horizon)
+    built = build_reward(reward, preset, action_space, horizon, reward_learning_rate)
     for model in built.models.values():
         model.eval()
     return policy, built
@@ -88,15 +92,17 @@ class PolicyLearner:
         seed: int,
         device: torch.device,
         ppo: PPOConfig = BATCHED_PPO,
+        learning_rate: float = BATCHED_POLICY_LEARNING_RATE,
+        reward_learning_rate: float | None = None,
     ) -> None:
         self.preset, self.device, self.ppo = preset, device, ppo
         self.policy, self.reward = build_policy_and_reward(
-            preset, action_space, reward, horizon, seed
+            preset, action_space, reward, horizon, seed, reward_learning_rate
         )
         self.policy.to(device)
         self.reward.to(device)
         self.optimizer = torch.optim.Adam(
-            self.policy.parameters(), lr=POLICY_LEARNING_RATE, eps=ppo.adam_eps, fused=True
+            self.policy.parameters(), lr=learning_rate, eps=ppo.adam_eps, fused=True
         )
         self.normalizer = RewardNormalizer(ppo.gamma)
         self.generator = torch.Generator().manual_seed(seed)

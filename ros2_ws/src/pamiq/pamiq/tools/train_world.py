@@ -10,8 +10,9 @@ OUT/episodes.jsonl, and OUT/summary.json at the end.
 from __future__ import annotations
 
 import argparse
-from dataclasses import fields
+from dataclasses import fields, replace
 
+from pamiq.learning.config import BATCHED_PPO
 from pamiq.learning.train_config import TrainConfig
 from pamiq.vocabulary import ACTION_SPACES, DEVICES, MODEL_PRESETS, REWARDS, WORLDS
 
@@ -44,6 +45,19 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     group.add_argument('--episode-tics', type=int, default=None, help='shorter episodes (tests)')
     group.add_argument(
+        '--lr', type=float, default=defaults['learning_rate'], help="the policy's learning rate"
+    )
+    group.add_argument(
+        '--reward-lr', type=float, default=defaults['reward_learning_rate'],
+        help="the reward models' learning rate (0: each reward's own)",
+    )  # fmt: skip
+    group.add_argument(
+        '--epochs', type=int, default=BATCHED_PPO.update_epochs, help='PPO epochs per update'
+    )
+    group.add_argument(
+        '--ent-coef', type=float, default=BATCHED_PPO.ent_coef, help="PPO's entropy coefficient"
+    )
+    group.add_argument(
         '--threads', type=int, default=0, help="torch's CPU threads (0: torch's choice)"
     )
 
@@ -70,6 +84,9 @@ def train_world(args: argparse.Namespace) -> int:
         device=args.device,
         checkpoint_every=args.checkpoint_every,
         episode_tics=args.episode_tics,
+        learning_rate=args.lr,
+        reward_learning_rate=args.reward_lr,
+        ppo=replace(BATCHED_PPO, update_epochs=args.epochs, ent_coef=args.ent_coef),
     )
     summary = Trainer(config, args.out, lambda line: print(line, flush=True)).run()
     print(

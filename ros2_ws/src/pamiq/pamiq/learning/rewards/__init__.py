@@ -15,22 +15,27 @@ from pamiq.learning.rewards.rnd import RandomNetworkDistillation
 from pamiq.learning.rewards.zero import ZeroReward
 from pamiq.vocabulary import REWARDS
 
-# name -> factory(preset, action_space, horizon); horizon: the within-episode memory's window
-# in steps where the world has no episodes (0: episodes only).
-REGISTRY: dict[str, Callable[[ModelPreset, str, int], IntrinsicReward]] = {
-    'prediction_error': lambda preset, space, horizon: PredictionError(preset, space),
-    'rnd': lambda preset, space, horizon: RandomNetworkDistillation(preset, space),
+# name -> factory(preset, action_space, horizon, learning_rate); horizon: the within-episode
+# memory's window in steps where the world has no episodes (0: episodes only); learning_rate:
+# its models' (None: the reward's own).
+REGISTRY: dict[str, Callable[[ModelPreset, str, int, float | None], IntrinsicReward]] = {
+    'prediction_error': lambda preset, space, horizon, lr: PredictionError(preset, space, lr),
+    'rnd': lambda preset, space, horizon, lr: RandomNetworkDistillation(preset, space, lr),
     'e3b': EllipticalEpisodicBonus,
     'e3b_rnd': EpisodicLifelongBonus,
-    'zero': lambda preset, space, horizon: ZeroReward(),
-    'oracle_count': lambda preset, space, horizon: OracleCount(),
-    'oracle_lifelong_count': lambda preset, space, horizon: OracleLifelongCount(),
+    'zero': lambda preset, space, horizon, lr: ZeroReward(),
+    'oracle_count': lambda preset, space, horizon, lr: OracleCount(),
+    'oracle_lifelong_count': lambda preset, space, horizon, lr: OracleLifelongCount(),
 }
 assert tuple(REGISTRY) == REWARDS
 
 
 def build_reward(
-    name: str, preset: ModelPreset, action_space: str, horizon: int = 0
+    name: str,
+    preset: ModelPreset,
+    action_space: str,
+    horizon: int = 0,
+    learning_rate: float | None = None,
 ) -> IntrinsicReward:
     """A fresh reward `name` (one of pamiq.vocabulary.REWARDS).
 
@@ -39,7 +44,7 @@ def build_reward(
     """
     if name not in REGISTRY:
         raise ValueError(f'reward must be one of {", ".join(REGISTRY)}, got {name!r}')
-    return REGISTRY[name](preset, action_space, horizon)
+    return REGISTRY[name](preset, action_space, horizon, learning_rate)
 
 
 __all__ = ['REGISTRY', 'IntrinsicReward', 'Transitions', 'build_reward']

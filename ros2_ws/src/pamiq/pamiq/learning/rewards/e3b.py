@@ -103,11 +103,17 @@ class EllipticalEpisodicBonus(IntrinsicReward):
     name = 'e3b'
     metrics = ('e3b/loss',)
 
-    def __init__(self, preset: ModelPreset, action_space: str, horizon: int = 0) -> None:
+    def __init__(
+        self,
+        preset: ModelPreset,
+        action_space: str,
+        horizon: int = 0,
+        learning_rate: float | None = None,
+    ) -> None:
         super().__init__()
         self.preset, self.horizon = preset, horizon
         self.models = {'e3b': InverseDynamicsEncoder(preset, action_space)}
-        self.optimizers = {'e3b': adam(self.models['e3b'], LEARNING_RATE)}
+        self.optimizers = {'e3b': adam(self.models['e3b'], learning_rate or LEARNING_RATE)}
         self.memory = EllipticalMemory(FEATURES)
 
     def device(self):

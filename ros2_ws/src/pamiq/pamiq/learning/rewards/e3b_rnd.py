@@ -23,10 +23,16 @@ class EpisodicLifelongBonus(IntrinsicReward):
     name = 'e3b_rnd'
     metrics = ('e3b/loss', 'rnd/loss')
 
-    def __init__(self, preset: ModelPreset, action_space: str, horizon: int = 0) -> None:
+    def __init__(
+        self,
+        preset: ModelPreset,
+        action_space: str,
+        horizon: int = 0,
+        learning_rate: float | None = None,
+    ) -> None:
         super().__init__()
-        self.episodic = EllipticalEpisodicBonus(preset, action_space, horizon)
-        self.lifelong = RandomNetworkDistillation(preset, action_space)
+        self.episodic = EllipticalEpisodicBonus(preset, action_space, horizon, learning_rate)
+        self.lifelong = RandomNetworkDistillation(preset, action_space, learning_rate)
         self.models = {**self.episodic.models, **self.lifelong.models}
         self.optimizers = {**self.episodic.optimizers, **self.lifelong.optimizers}
         self.error_rms = RunningMeanStd()

@@ -58,7 +58,9 @@ class PredictionError(IntrinsicReward):
     name = 'prediction_error'
     metrics = ('encoder/loss', 'forward_dynamics/loss')
 
-    def __init__(self, preset: ModelPreset, action_space: str) -> None:
+    def __init__(
+        self, preset: ModelPreset, action_space: str, learning_rate: float | None = None
+    ) -> None:
         super().__init__()
         self.preset, self.action_space = preset, action_space
         action_dim = action_feature_dim(action_space)
@@ -68,7 +70,9 @@ class PredictionError(IntrinsicReward):
         hidden, depth = (512, 4) if preset.name == 'original' else (256, 2)
         dynamics = ForwardDynamics(action_dim, encoder.dim, hidden, depth)
         self.models = {'encoder': encoder, 'forward_dynamics': dynamics}
-        self.optimizers = {name: adam(m, LEARNING_RATE) for name, m in self.models.items()}
+        self.optimizers = {
+            name: adam(m, learning_rate or LEARNING_RATE) for name, m in self.models.items()
+        }
         self.updates = 0
         self.last_embedded: tuple[torch.Tensor, torch.Tensor] | None = None  # (o_{t+1}, z_{t+1})
 

@@ -77,11 +77,15 @@ class RandomNetworkDistillation(IntrinsicReward):
     name = 'rnd'
     metrics = ('rnd/loss',)
 
-    def __init__(self, preset: ModelPreset, action_space: str) -> None:
+    def __init__(
+        self, preset: ModelPreset, action_space: str, learning_rate: float | None = None
+    ) -> None:
         super().__init__()
         self.preset = preset
         self.models = {'rnd': Distillation(preset)}
-        self.optimizers = {'rnd': adam(self.models['rnd'].predictor, LEARNING_RATE)}
+        self.optimizers = {
+            'rnd': adam(self.models['rnd'].predictor, learning_rate or LEARNING_RATE)
+        }
 
     def frames(self, stacked: torch.Tensor) -> torch.Tensor:
         device = self.models['rnd'].obs_rms.mean.device
