@@ -139,7 +139,7 @@ def table(names: dict[str, dict]) -> str:
         groups[method_of(summary)].append(name)
     lines = [
         '| method | seeds | '
-        + ' | '.join(f'cells at {m:.0e} [95 % CI] (x random)' for m in MILESTONES)
+        + ' | '.join(f'cells at {m / 1e5:g}e5 [95 % CI] (x random)' for m in MILESTONES)
         + ' | steps/s | wall time per run | command (seed 0) |',
         '|---' * (len(MILESTONES) + 5) + '|',
     ]

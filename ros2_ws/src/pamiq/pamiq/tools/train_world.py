@@ -52,7 +52,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="the reward models' learning rate (0: each reward's own)",
     )  # fmt: skip
     group.add_argument(
-        '--epochs', type=int, default=BATCHED_PPO.update_epochs, help='PPO epochs per update'
+        '--ppo-epochs', type=int, default=BATCHED_PPO.update_epochs, help='PPO epochs per update'
     )
     group.add_argument(
         '--ent-coef', type=float, default=BATCHED_PPO.ent_coef, help="PPO's entropy coefficient"
@@ -86,7 +86,7 @@ def train_world(args: argparse.Namespace) -> int:
         episode_tics=args.episode_tics,
         learning_rate=args.lr,
         reward_learning_rate=args.reward_lr,
-        ppo=replace(BATCHED_PPO, update_epochs=args.epochs, ent_coef=args.ent_coef),
+        ppo=replace(BATCHED_PPO, update_epochs=args.ppo_epochs, ent_coef=args.ent_coef),
     )
     summary = Trainer(config, args.out, lambda line: print(line, flush=True)).run()
     print(
