@@ -58,7 +58,6 @@ from pamiq.doom_map import Cell, cell_of
 from pamiq.learning.config import LearnerConfig
 from pamiq.learning.curiosity_policy import CuriosityPolicy
 from pamiq.learning.doom_envs import episode_seed
-from pamiq.learning.engine import duration
 from pamiq.learning.episodes import (
     RESOLUTION,
     TURN_RATE,
@@ -70,6 +69,7 @@ from pamiq.learning.episodes import (
 from pamiq.learning.learner import Learner, Step
 from pamiq.learning.policy import StepResult
 from pamiq.learning.preprocessing import preprocess
+from pamiq.learning.run_log import duration
 from pamiq.storage.checkpoint import list_checkpoints
 import torch
 

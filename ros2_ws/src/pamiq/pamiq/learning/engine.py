@@ -30,7 +30,6 @@ from collections.abc import Callable
 from contextlib import contextmanager
 from dataclasses import asdict
 import json
-import math
 import os
 import tempfile
 import time
@@ -39,10 +38,11 @@ import numpy as np
 import torch
 
 from pamiq.learning.device import choose_device
-from pamiq.learning.doom_envs import DoomWorlds, EpisodeRecord
+from pamiq.learning.doom_envs import DoomWorlds
 from pamiq.learning.frame_stack import FrameStacks
 from pamiq.learning.presets import model_preset
 from pamiq.learning.rewards import Transitions
+from pamiq.learning.run_log import RunLog
 from pamiq.learning.train_config import TrainConfig
 from pamiq.learning.update import PolicyLearner, StreamRollouts
 from pamiq.storage.checkpoint import list_checkpoints, load_latest_checkpoint, save_checkpoint
@@ -50,7 +50,6 @@ from pamiq.storage.run_state import load_run_state, save_run_state
 from pamiq.vocabulary import CONTINUOUS_ACTION_DIM, DISCRETE_ACTION_CHOICES
 
 SUMMARY = 'summary.json'
-EPISODES = 'episodes.jsonl'
 
 
 class PhaseTimer:
@@ -110,9 +109,8 @@ class Trainer:
         self.timer = PhaseTimer()
         self.updates = self.steps = 0
         self.wall_seconds = 0.0  # training time over every session of the run
-        self.episodes: list[EpisodeRecord] = []
+        self.records = RunLog(run_dir, log)
         self.last_losses: dict[str, float] = {}
-        self.writer = None
 
     # --- the run ---------------------------------------------------------------------------
     def run(self) -> dict:
@@ -135,8 +133,7 @@ class Trainer:
                 self.train(worlds, stacks, previous_actions)
             finally:
                 worlds.close()
-                if self.writer is not None:
-                    self.writer.close()
+                self.records.close()
         return self.write_summary()
 
     def train(
@@ -180,8 +177,7 @@ class Trainer:
                     starts.view(-1, *([1] * (action.ndim - 1))), torch.zeros_like(action), action
                 )
                 self.steps += config.envs
-                self.episodes.extend(ended)
-                self.log_episodes(ended)
+                self.records.add_episodes(ended)
             with torch.inference_mode(), self.timer('acting'):
                 next_value = self.policy.get_value(
                     self.preset.inputs(stacks.stacks, self.device)
@@ -195,7 +191,9 @@ class Trainer:
                     self.save(worlds, previous_actions)
             if now - last_report >= self.progress_every or self.steps >= config.steps:
                 last_report = now
-                self.report(self.steps - steps_at_start, now - started)
+                seconds = now - started
+                rate = (self.steps - steps_at_start) / seconds if seconds > 0 else float('nan')
+                self.records.progress(self.steps, config.steps, rate)
 
     def update(self, rollouts: Rollouts, next_value: torch.Tensor) -> None:
         streams = StreamRollouts(
@@ -207,7 +205,7 @@ class Trainer:
         losses = self.learning.update(streams, self.timer)
         self.updates += 1
         self.last_losses = losses
-        self.write_scalars(losses)
+        self.records.scalars(losses, self.steps)
 
     # --- checkpoints -----------------------------------------------------------------------
     def models(self) -> dict[str, torch.nn.Module]:
@@ -240,7 +238,7 @@ class Trainer:
             'worlds': snapshot,
             'steps': self.steps,
             'updates': self.updates,
-            'episodes': len(self.episodes),
+            'episodes': len(self.records.episodes),
             'wall_seconds': self.wall_seconds,
             'config': self.config_dict(),
         }
@@ -306,8 +304,7 @@ class Trainer:
         worlds.restore(snapshot, on_frame)
         self.steps, self.updates = int(state['steps']), int(state['updates'])
         self.wall_seconds = float(state.get('wall_seconds', 0.0))
-        self.episodes = self.read_episodes()[: int(state['episodes'])]
-        self.rewrite_episodes()
+        self.records.resume(int(state['episodes']))
         torch.set_rng_state(tensors['rng/torch'])
         self.generator.set_state(tensors['rng/generator'])
         self.log(f'resumed {self.run_dir} at {self.steps} steps (update {self.updates})')
@@ -339,59 +336,6 @@ class Trainer:
         with open(path, 'w') as stream:
             json.dump({**self.config_dict(), 'device_used': str(self.device)}, stream, indent=1)
 
-    def log_episodes(self, ended: list[EpisodeRecord]) -> None:
-        if not ended:
-            return
-        with open(os.path.join(self.run_dir, EPISODES), 'a') as stream:
-            for record in ended:
-                stream.write(json.dumps(asdict(record)) + '\n')
-        for record in ended:
-            self.scalar('episode/cells', record.cells, record.ended_at)
-            self.scalar('episode/goal', float(record.goal), record.ended_at)
-
-    def read_episodes(self) -> list[EpisodeRecord]:
-        path = os.path.join(self.run_dir, EPISODES)
-        if not os.path.exists(path):
-            return []
-        with open(path) as stream:
-            return [EpisodeRecord(**json.loads(line)) for line in stream if line.strip()]
-
-    def rewrite_episodes(self) -> None:
-        """Keep only the episodes the checkpoint knew: the replayed run records the rest."""
-        path = os.path.join(self.run_dir, EPISODES)
-        with open(path + '.tmp', 'w') as stream:
-            for record in self.episodes:
-                stream.write(json.dumps(asdict(record)) + '\n')
-        os.replace(path + '.tmp', path)
-
-    def scalar(self, name: str, value: float, step: int) -> None:
-        if self.writer is None:
-            from torch.utils.tensorboard import SummaryWriter
-
-            self.writer = SummaryWriter(os.path.join(self.run_dir, 'tensorboard'))
-        self.writer.add_scalar(name, value, step)
-
-    def write_scalars(self, losses: dict[str, float]) -> None:
-        for name, value in losses.items():
-            if math.isfinite(value):
-                self.scalar(name, value, self.steps)
-
-    def recent_cells(self, count: int = 100) -> float:
-        cells = [e.cells for e in self.episodes[-count:]]
-        return float(np.mean(cells)) if cells else float('nan')
-
-    def report(self, steps: int, seconds: float) -> None:
-        rate = steps / seconds if seconds > 0 else float('nan')
-        self.scalar('speed/steps_per_second', rate, self.steps)
-        left = max(0, self.config.steps - self.steps) / rate if rate > 0 else float('nan')
-        done = min(1.0, self.steps / self.config.steps)
-        bar = '#' * round(20 * done) + '.' * (20 - round(20 * done))
-        self.log(
-            f'[{bar}] {self.steps}/{self.config.steps} steps | {rate:.0f} steps/s | '
-            f'{len(self.episodes)} episodes | {self.recent_cells():.1f} cells/episode '
-            f'(last 100) | ETA {duration(left)}'
-        )
-
     def write_summary(self) -> dict:
         seconds = dict(self.timer.seconds)
         summary = {
@@ -400,8 +344,8 @@ class Trainer:
             'updates': self.updates,
             'wall_seconds': self.wall_seconds,
             'steps_per_second': self.steps / self.wall_seconds if self.wall_seconds else None,
-            'episodes': len(self.episodes),
-            'mean_cells_last_100': self.recent_cells(),
+            'episodes': len(self.records.episodes),
+            'mean_cells_last_100': self.records.recent_cells(),
             'checkpoints': {str(m): path for m, path in self.milestone_checkpoints().items()},
             'phase_seconds_this_session': seconds,
             'last_losses': self.last_losses,
@@ -428,16 +372,6 @@ class Trainer:
             if later and milestone <= self.steps:
                 found[milestone] = later[0]
         return found
-
-
-def duration(seconds: float) -> str:
-    """'1 h 02 min' or '42 s': progress lines for runs of seconds to days."""
-    if not math.isfinite(seconds):
-        return '?'
-    if seconds < 60:
-        return f'{seconds:.0f} s'
-    minutes = round(seconds / 60)
-    return f'{minutes // 60} h {minutes % 60:02d} min' if minutes >= 60 else f'{minutes} min'
 
 
 def comparable(config: dict) -> dict:
