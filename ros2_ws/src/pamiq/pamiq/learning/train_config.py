@@ -24,8 +24,11 @@ class TrainConfig:
     reward: str = 'e3b'
     model: str = 'compact'
     action_space: str = 'discrete'
-    rollout_length: int = 128
-    """steps per world between two updates"""
+    rollout_length: int = 32
+    """steps per world between two updates. 32, not the original's 128: tuned on training seed
+    0, the episodic oracle reached 28.7 cells per episode at 75-100k steps with 32 and 24.4
+    with 128 (the same gradient steps per sample; the policy improves every 512 steps instead of
+    every 2,048)"""
     device: str = 'auto'
     checkpoint_every: int = 20
     """updates between two checkpoints (besides the milestones)"""

@@ -49,11 +49,15 @@ class InverseDynamicsEncoder(nn.Module):
         )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.encoder(x)
+        """phi(o), layer-normalised: with random or young features one shared direction holds
+        most of every frame's vector, and the bonus then measures that, not novelty. Tuned on
+        training seed 0: without it the inverse model's loss fell 4.68 -> 4.63 in 1e5 steps and
+        the policy's entropy stayed at 4.63 of 4.68; with it 4.97 -> 4.30 and 4.27."""
+        return F.layer_norm(self.encoder(x), (FEATURES,))
 
     def loss(self, obs: torch.Tensor, action: torch.Tensor, next_obs: torch.Tensor):
         """Cross-entropy per button (discrete) or MSE of the axes (continuous)."""
-        z, next_z = self.encoder(torch.cat([obs, next_obs])).chunk(2)
+        z, next_z = self(torch.cat([obs, next_obs])).chunk(2)
         predicted = self.inverse(torch.cat([z, next_z], -1))
         if self.action_space == 'continuous':
             return F.mse_loss(predicted, action_features(action, 'continuous'))
