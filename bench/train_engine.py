@@ -54,10 +54,12 @@ def simulator_alone(envs: int, steps: int) -> float:
             worlds.close()
 
 
-def measure(model: str, reward: str, space: str, envs: int, steps: int) -> dict:
+def measure(
+    model: str, reward: str, space: str, envs: int, steps: int, rollout_length: int
+) -> dict:
     config = TrainConfig(
         steps=steps, envs=envs, reward=reward, model=model, action_space=space,
-        checkpoint_every=10**6, milestones=(),
+        checkpoint_every=10**6, milestones=(), rollout_length=rollout_length,
     )  # fmt: skip
     marks = []
     with tempfile.TemporaryDirectory() as run_dir:
@@ -80,6 +82,7 @@ def measure(model: str, reward: str, space: str, envs: int, steps: int) -> dict:
         'reward': reward,
         'action_space': space,
         'envs': envs,
+        'rollout_length': rollout_length,
         'steps_measured': measured,
         'steps_per_second': measured / (t1 - t0),
         'ms_per_step': per_step,
@@ -91,6 +94,9 @@ def main() -> int:
     parser.add_argument('--envs', type=int, default=16)
     parser.add_argument('--steps', type=int, default=6 * 2048 + 1, help='per configuration')
     parser.add_argument('--threads', type=int, default=2)
+    parser.add_argument(
+        '--rollout-length', type=int, default=TrainConfig.rollout_length, help='steps per world'
+    )
     parser.add_argument('--out', default=os.path.join(HERE, 'results', 'train_engine.json'))
     parser.add_argument('--only', nargs='*', default=[], help='model:reward names to run')
     args = parser.parse_args()
@@ -100,7 +106,7 @@ def main() -> int:
     for model, reward, space in CONFIGS:
         if args.only and f'{model}:{reward}' not in args.only:
             continue
-        row = measure(model, reward, space, args.envs, args.steps)
+        row = measure(model, reward, space, args.envs, args.steps, args.rollout_length)
         row['ratio_to_simulator_alone'] = row['steps_per_second'] / alone
         rows.append(row)
         print(
