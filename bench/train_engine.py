@@ -2,8 +2,9 @@
 
 For each configuration: a run of the real engine (every rollout trained), its agent steps per
 second after the first update (warm-up excluded), and per agent step the milliseconds of each
-phase: the simulator (ViZDoom stepping and the 84x84 preprocessing), the preset's view and frame
-stack, acting (the policy's batched forward pass), the reward at act time, the reward models'
+phase: the simulator (ViZDoom stepping and the 84x84 preprocessing, in the engine's process or
+in worker processes: each configuration is measured with every --world-processes), the
+preset's view and frame stack, acting (the policy's batched forward pass), the reward at act time, the reward models'
 update and PPO's. Also the simulator alone (the same worlds, random actions, no networks), and
 each configuration's ratio to it. Prints a table and writes bench/results/train_engine.json.
 
@@ -38,11 +39,11 @@ CONFIGS = (
 PHASES = ('simulator', 'preprocessing', 'acting', 'reward', 'reward update', 'policy update')
 
 
-def simulator_alone(envs: int, steps: int) -> float:
+def simulator_alone(envs: int, steps: int, processes: int) -> float:
     """Agent steps per second of the worlds with random actions and nothing else."""
     policy = RandomPolicy('discrete', 0)
     with tempfile.TemporaryDirectory() as engine_dir:
-        worlds = DoomWorlds(envs, 0, 'discrete', engine_dir)
+        worlds = DoomWorlds(envs, 0, 'discrete', engine_dir, processes=processes)
         try:
             started = time.perf_counter()
             for step in range(steps // envs):
@@ -55,11 +56,13 @@ def simulator_alone(envs: int, steps: int) -> float:
 
 
 def measure(
-    model: str, reward: str, space: str, envs: int, steps: int, rollout_length: int
-) -> dict:
+    model: str, reward: str, space: str, envs: int, steps: int, rollout_length: int,
+    processes: int,
+) -> dict:  # fmt: skip
     config = TrainConfig(
         steps=steps, envs=envs, reward=reward, model=model, action_space=space,
         checkpoint_every=10**6, milestones=(), rollout_length=rollout_length,
+        world_processes=processes,
     )  # fmt: skip
     marks = []
     with tempfile.TemporaryDirectory() as run_dir:
@@ -82,6 +85,7 @@ def measure(
         'reward': reward,
         'action_space': space,
         'envs': envs,
+        'world_processes': processes,
         'rollout_length': rollout_length,
         'steps_measured': measured,
         'steps_per_second': measured / (t1 - t0),
@@ -99,23 +103,35 @@ def main() -> int:
     )
     parser.add_argument('--out', default=os.path.join(HERE, 'results', 'train_engine.json'))
     parser.add_argument('--only', nargs='*', default=[], help='model:reward names to run')
+    parser.add_argument(
+        '--world-processes', type=int, nargs='+', default=[0, os.cpu_count()],
+        help="processes the games step in (0: the engine's own), each measured",
+    )  # fmt: skip
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
-    alone = simulator_alone(args.envs, 8000)
+    alone = {n: simulator_alone(args.envs, 8000, n) for n in sorted({0, *args.world_processes})}
     rows = []
     for model, reward, space in CONFIGS:
         if args.only and f'{model}:{reward}' not in args.only:
             continue
-        row = measure(model, reward, space, args.envs, args.steps, args.rollout_length)
-        row['ratio_to_simulator_alone'] = row['steps_per_second'] / alone
-        rows.append(row)
+        for processes in args.world_processes:
+            row = measure(
+                model, reward, space, args.envs, args.steps, args.rollout_length, processes
+            )
+            row['ratio_to_simulator_alone'] = row['steps_per_second'] / alone[0]
+            rows.append(row)
+            print(
+                f'{model:9s} {reward:17s} {space:10s} {processes} processes '
+                f'{row["steps_per_second"]:6.0f} steps/s  '
+                + '  '.join(f'{p} {row["ms_per_step"][p]:.3f}' for p in PHASES)
+                + f'  ({row["ratio_to_simulator_alone"]:.2f} x the simulator alone)',
+                flush=True,
+            )
+    for processes, rate in alone.items():
         print(
-            f'{model:9s} {reward:17s} {space:10s} {row["steps_per_second"]:6.0f} steps/s  '
-            + '  '.join(f'{p} {row["ms_per_step"][p]:.3f}' for p in PHASES)
-            + f'  ({row["ratio_to_simulator_alone"]:.2f} x the simulator alone)',
-            flush=True,
+            f'simulator alone: {rate:.0f} steps/s ({args.envs} worlds, random actions, '
+            f'{processes} processes)'
         )
-    print(f'simulator alone: {alone:.0f} steps/s ({args.envs} worlds, random actions)')
     result = {
         'command': 'bench/train_engine.py '
         + ' '.join(f'--{k} {v}' for k, v in vars(args).items() if k != 'out'),
@@ -125,7 +141,8 @@ def main() -> int:
             'torch': torch.__version__,
         },
         'threads': args.threads,
-        'simulator_alone_steps_per_second': alone,
+        'simulator_alone_steps_per_second': alone[0],
+        'simulator_alone_by_processes': alone,
         'configurations': rows,
     }
     os.makedirs(os.path.dirname(args.out), exist_ok=True)

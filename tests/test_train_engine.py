@@ -37,13 +37,15 @@ def episodes(run: str) -> list[dict]:
 
 
 def test_a_resumed_run_ends_exactly_where_an_uninterrupted_one_does(tmp_path):
+    # The games step in this process for one, in 1 then 2 worker processes for the other: the
+    # number of processes changes nothing and is not a setting a resume must repeat.
     whole, halves = str(tmp_path / 'whole'), str(tmp_path / 'halves')
-    done = train(whole, 256)
+    done = train(whole, 256, 'e3b', '--world-processes', '0')
     assert done.returncode == 0, done.stderr
     assert 'steps/s' in done.stdout and 'cells/episode' in done.stdout and 'ETA' in done.stdout
-    first = train(halves, 128)
+    first = train(halves, 128, 'e3b', '--world-processes', '1')
     assert first.returncode == 0, first.stderr
-    second = train(halves, 256)
+    second = train(halves, 256, 'e3b', '--world-processes', '2')
     assert second.returncode == 0, second.stderr
     assert 'resumed' in second.stdout and 'at 128 steps' in second.stdout
     a, b = newest_weights(whole), newest_weights(halves)
@@ -97,7 +99,7 @@ def test_a_world_that_just_began_its_episode_is_saved_and_rebuilt(tmp_path):
     try:
         worlds.step(np.array([[1, 0, 1, 0, 0], [1, 0, 2, 0, 0]]), 2)
         snapshot = worlds.snapshot()  # world states right after a step, and none for a new one
-        worlds.states[1] = worlds.begin(1, worlds.states[1].steps)
+        worlds.begin([1], [worlds.states[1].steps])
         fresh = worlds.snapshot()
         assert fresh['worlds'][1]['actions'].shape == (0, 5)
         frames_before = worlds.observe()[0]
@@ -106,3 +108,20 @@ def test_a_world_that_just_began_its_episode_is_saved_and_rebuilt(tmp_path):
         assert snapshot['worlds'][0]['actions'].shape == (1, 5)
     finally:
         worlds.close()
+
+
+def test_a_world_process_that_dies_is_named_in_a_clear_error(tmp_path):
+    from pamiq.learning.doom_envs import DoomWorlds
+
+    worlds = DoomWorlds(2, 0, 'discrete', str(tmp_path), processes=2)
+    processes = [w.process for w in worlds.games.workers]
+    try:
+        worlds.step(np.array([[1, 0, 1, 0, 0], [1, 0, 2, 0, 0]]), 2)
+        worker = worlds.games.workers[1]
+        worker.process.kill()
+        worker.process.wait()
+        with pytest.raises(RuntimeError, match=r'worlds 1\.\.1 could not advance: its process '):
+            worlds.step(np.array([[1, 0, 1, 0, 0], [1, 0, 2, 0, 0]]), 4)
+    finally:
+        worlds.close()
+    assert all(p.poll() is not None for p in processes)  # the other one was closed too

@@ -15,18 +15,11 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from pamiq.doom import TICRATE, doom_command, make_game
+from pamiq.doom import TICRATE, doom_command
 from pamiq.doom_map import Cell, cell_of
-from pamiq.learning.episodes import (
-    RESOLUTION,
-    TURN_RATE,
-    action_inputs,
-    pose,
-    reached_goal,
-    step_tics,
-)
-from pamiq.learning.preprocessing import preprocess
-from pamiq.vocabulary import CONTINUOUS_ACTION_DIM, DISCRETE_ACTION_CHOICES, FRAME_SHAPE
+from pamiq.learning.doom_games import make_games
+from pamiq.learning.episodes import TURN_RATE, action_inputs, step_tics
+from pamiq.vocabulary import CONTINUOUS_ACTION_DIM, DISCRETE_ACTION_CHOICES
 
 SCENARIO = 'my_way_home'
 TRAINING_SEEDS_FROM = 1_000_000  # above every evaluation seed (pamiq eval: 1000, 1001, ...)
@@ -69,7 +62,8 @@ class EpisodeRecord:
 
 
 class DoomWorlds:
-    """`count` my_way_home worlds for training seed `seed`."""
+    """`count` my_way_home worlds for training seed `seed`, their games in this process
+    (`processes` 0) or over that many worker processes (pamiq.learning.doom_games)."""
 
     def __init__(
         self,
@@ -79,65 +73,67 @@ class DoomWorlds:
         engine_dir: str,
         episode_tics: int | None = None,
         scenario: str = SCENARIO,
+        processes: int = 0,
     ) -> None:
         if count < 1:
             raise ValueError(f'need at least one world, got {count}')
         episode_seed(seed, 0)  # refuses a bad training seed before any engine starts
         self.seed, self.action_space = seed, action_space
-        self.games = []
-        try:
-            for _ in range(count):
-                self.games.append(make_game(scenario, RESOLUTION, 0, engine_dir, episode_tics))
-        except BaseException:
-            self.close()
-            raise
+        self.games = make_games(count, processes, scenario, engine_dir, episode_tics)
+        self.arrays = self.games.arrays
+        self.count = count
         self.next_episode = 0
-        self.frames = np.zeros((count, *FRAME_SHAPE), np.uint8)
-        self.positions = np.zeros((count, 2), np.float64)
-        self.states = [self.begin(i) for i in range(count)]
+        self.states: list[WorldState] = [WorldState(0) for _ in range(count)]
+        self.begin(range(count), [0] * count)
 
     def __len__(self) -> int:
-        return len(self.games)
+        return self.count
 
-    def begin(self, world: int, steps: int = 0) -> WorldState:
-        state = WorldState(self.next_episode, steps)
-        self.next_episode += 1
-        game = self.games[world]
-        game.set_seed(episode_seed(self.seed, state.episode))
-        game.new_episode()
-        self.look(world, state)
-        return state
-
-    def look(self, world: int, state: WorldState) -> None:
-        """Keep world `world`'s frame and position now (one get_state() for both: the pose is
-        the first of the game's variables) and count its cell."""
-        now = self.games[world].get_state()
-        self.frames[world] = preprocess(now.screen_buffer)
-        self.positions[world] = now.game_variables[:2]
-        state.cells.add(cell_of(*self.positions[world]))
+    def begin(self, worlds, steps: list[int]) -> None:
+        """A new episode in each of `worlds` (in order: they take the next episodes)."""
+        a = self.arrays
+        a.selected[:] = False
+        for world, taken in zip(worlds, steps):
+            state = WorldState(self.next_episode, taken)
+            self.next_episode += 1
+            self.states[world] = state
+            a.selected[world] = True
+            a.seeds[world] = episode_seed(self.seed, state.episode)
+        self.games.start()
+        for world in worlds:
+            self.states[world].cells.add(cell_of(*a.positions[world]))
 
     def observe(self) -> tuple[np.ndarray, np.ndarray]:
         """(observations (N, 84, 84, 3) uint8, positions (N, 2) float64) now."""
-        return self.frames.copy(), self.positions.copy()
+        return self.arrays.frames.copy(), self.arrays.positions.copy()
+
+    def command(self, world: int, action: np.ndarray) -> None:
+        """World `world` takes `action` as its next step (run by the next advance)."""
+        state, a = self.states[world], self.arrays
+        state.steps += 1
+        state.actions.append(np.array(action))
+        a.commands[world] = doom_command(
+            action_inputs(action, self.action_space), TURN_RATE / TICRATE
+        )
+        a.tics[world] = step_tics(state.steps)
+        a.selected[world] = True
 
     def step(
         self, actions: np.ndarray, total_steps: int
     ) -> tuple[np.ndarray, list[EpisodeRecord]]:
         """Act in every world; returns which started a new episode (N,) bool, and the
         episodes that ended. `total_steps` is the run's step count after this step."""
-        starts = np.zeros(len(self.games), bool)
+        a = self.arrays
+        a.selected[:] = False
+        for world, action in enumerate(actions):
+            self.command(world, action)
+        self.games.advance()
+        starts = a.finished.copy()
         ended = []
-        for world, (game, action) in enumerate(zip(self.games, actions)):
+        for world in range(self.count):
             state = self.states[world]
-            state.steps += 1
-            state.actions.append(np.array(action))
-            game.set_action(
-                doom_command(action_inputs(action, self.action_space), TURN_RATE / TICRATE)
-            )
-            game.advance_action(step_tics(state.steps))
-            if game.is_episode_finished():
-                # The pose where it ended counts (ViZDoom still reports it); no frame remains.
-                state.cells.add(cell_of(*pose(game)[:2]))
+            state.cells.add(cell_of(*a.positions[world]))
+            if starts[world]:
                 ended.append(
                     EpisodeRecord(
                         state.episode,
@@ -145,14 +141,13 @@ class DoomWorlds:
                         world,
                         len(state.actions),
                         len(state.cells),
-                        reached_goal(game),
+                        bool(a.goals[world]),
                         total_steps,
                     )
                 )
-                self.states[world] = self.begin(world, state.steps)
-                starts[world] = True
-            else:
-                self.look(world, state)
+        if starts.any():
+            worlds = np.flatnonzero(starts).tolist()
+            self.begin(worlds, [self.states[w].steps for w in worlds])
         return starts, ended
 
     def snapshot(self) -> dict:
@@ -175,35 +170,28 @@ class DoomWorlds:
     def restore(self, snapshot: dict, on_frame=None) -> None:
         """Rebuild every world by replaying its episode; `on_frame(world, observation)` sees
         each frame of the replay from the episode's first on (to rebuild frame stacks)."""
-        if len(snapshot['worlds']) != len(self.games):
+        if len(snapshot['worlds']) != self.count:
             raise ValueError(
-                f'the run had {len(snapshot["worlds"])} worlds; this one has {len(self.games)}'
+                f'the run had {len(snapshot["worlds"])} worlds; this one has {self.count}'
             )
+        a = self.arrays
         for world, saved in enumerate(snapshot['worlds']):
-            game = self.games[world]
             actions = list(saved['actions'])
-            state = WorldState(int(saved['episode']), int(saved['steps']) - len(actions))
-            game.set_seed(episode_seed(self.seed, state.episode))
-            game.new_episode()
-            self.look(world, state)
+            self.next_episode = int(saved['episode'])
+            self.begin([world], [int(saved['steps']) - len(actions)])
             if on_frame is not None:
-                on_frame(world, self.frames[world])
+                on_frame(world, a.frames[world].copy())
             for action in actions:
-                state.steps += 1
-                state.actions.append(np.array(action))
-                command = doom_command(
-                    action_inputs(action, self.action_space), TURN_RATE / TICRATE
-                )
-                game.set_action(command)
-                game.advance_action(step_tics(state.steps))
-                if game.is_episode_finished():
+                a.selected[:] = False
+                self.command(world, action)
+                self.games.advance()
+                if a.finished[world]:
                     raise ValueError(f'world {world} ended its episode while replaying it')
-                self.look(world, state)
+                self.states[world].cells.add(cell_of(*a.positions[world]))
                 if on_frame is not None:
-                    on_frame(world, self.frames[world])
-            self.states[world] = state
+                    on_frame(world, a.frames[world].copy())
         self.next_episode = int(snapshot['next_episode'])
 
     def close(self) -> None:
-        for game in self.games:
-            game.close()
+        self.arrays = None
+        self.games.close()

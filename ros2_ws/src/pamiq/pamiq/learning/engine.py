@@ -122,8 +122,9 @@ class Trainer:
         self.write_config()
         with tempfile.TemporaryDirectory(prefix='pamiq-train-') as engine_dir:
             worlds = DoomWorlds(
-                config.envs, config.seed, config.action_space, engine_dir, config.episode_tics
-            )
+                config.envs, config.seed, config.action_space, engine_dir, config.episode_tics,
+                processes=config.processes,
+            )  # fmt: skip
             try:
                 stacks = FrameStacks(config.envs, self.preset.frames, self.preset.view_shape)
                 previous_actions = self.resume(worlds, stacks)
@@ -378,5 +379,7 @@ def comparable(config: dict) -> dict:
     """The settings a resumed run must share with the run it continues (it may go on to more
     steps, and checkpoint at other points)."""
     return {
-        k: v for k, v in config.items() if k not in ('steps', 'milestones', 'checkpoint_every')
+        k: v
+        for k, v in config.items()
+        if k not in ('steps', 'milestones', 'checkpoint_every', 'world_processes')
     }

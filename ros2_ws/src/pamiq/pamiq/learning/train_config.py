@@ -4,6 +4,7 @@ so the `pamiq` command reads the defaults without loading it."""
 from __future__ import annotations
 
 from dataclasses import dataclass
+import os
 
 from pamiq.learning.config import BATCHED_POLICY_LEARNING_RATE, BATCHED_PPO, PPOConfig
 from pamiq.vocabulary import ACTION_SPACES, MODEL_PRESETS, REWARDS
@@ -42,6 +43,17 @@ class TrainConfig:
     reward_learning_rate: float = 0.0
     """the reward models' learning rate (0: each reward's own)"""
     ppo: PPOConfig = BATCHED_PPO
+    world_processes: int = -1
+    """processes the worlds' games step in (0: this one; -1: one per core, at most one per
+    world). ViZDoom holds the GIL, so only processes step games in parallel; the run is the
+    same with any number"""
+
+    @property
+    def processes(self) -> int:
+        """`world_processes` with -1 resolved for this machine."""
+        if self.world_processes >= 0:
+            return self.world_processes
+        return min(self.envs, os.cpu_count() or 1)
 
     @property
     def steps_per_update(self) -> int:
@@ -61,5 +73,9 @@ class TrainConfig:
             raise ValueError(f'--checkpoint-every must be at least 1, got {self.checkpoint_every}')
         if self.model not in MODEL_PRESETS:
             raise ValueError(f'--model must be one of {MODEL_PRESETS}')
+        if not -1 <= self.world_processes <= self.envs:
+            raise ValueError(
+                f'--world-processes must be -1..{self.envs} (--envs), got {self.world_processes}'
+            )
         if self.reward not in REWARDS:
             raise ValueError(f'--reward must be one of {REWARDS}')

@@ -60,6 +60,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     group.add_argument(
         '--threads', type=int, default=0, help="torch's CPU threads (0: torch's choice)"
     )
+    group.add_argument(
+        '--world-processes', type=int, default=defaults['world_processes'],
+        help='processes the games step in (0: this one; -1: one per core, at most --envs)',
+    )  # fmt: skip
 
 
 def train_world(args: argparse.Namespace) -> int:
@@ -87,6 +91,7 @@ def train_world(args: argparse.Namespace) -> int:
         learning_rate=args.lr,
         reward_learning_rate=args.reward_lr,
         ppo=replace(BATCHED_PPO, update_epochs=args.ppo_epochs, ent_coef=args.ent_coef),
+        world_processes=args.world_processes,
     )
     summary = Trainer(config, args.out, lambda line: print(line, flush=True)).run()
     print(
