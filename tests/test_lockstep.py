@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from collections import Counter
 import threading
+import time
 
 from diagnostic_msgs.msg import DiagnosticArray
 from geometry_msgs.msg import PoseStamped
@@ -67,13 +68,13 @@ def test_lockstep_gives_every_frame_exactly_one_action_over_5000_steps(probe, tm
     probe.record(JointState, topics.ACTION, EVERYTHING)
     probe.record(PoseStamped, topics.POSE, EVERYTHING)
     probe.record(DiagnosticArray, topics.DIAGNOSTICS, 100)
+    started = time.monotonic()
     up = PamiqUp(
         'world:=doom',
         'agent:=random',
         'real_time_factor:=0',
         f'osc_port:={free_udp_port()}',
         f'run_dir:={tmp_path / "run"}',
-        '--quiet',
     )
     try:
         # Counted from the first action heard: the test's subscriptions may match the agent
@@ -94,6 +95,12 @@ def test_lockstep_gives_every_frame_exactly_one_action_over_5000_steps(probe, tm
         stray = world_counter(probe, 'stray frame markers')
     finally:
         assert up.stop(60.0) == 0, up.output()[-3000:]
+    # Progress lines are paced by the wall clock, not the simulated one (45x faster here).
+    wall = time.monotonic() - started
+    for progress in ('[status]', 'acting at', ': avatar at'):
+        lines = [line for line in up.output().splitlines() if progress in line]
+        assert len(lines) <= wall / 2 + 1, (progress, len(lines), wall)
+    assert '[status]' in up.output()  # (the status line comes every 5 s of wall time)
     actions = Counter(stamp_ns(m) for m in action_messages)
     # The first frame goes out again until the rest of the graph is up to answer it.
     frames = [stamp_ns(m) for m in poses]

@@ -87,6 +87,11 @@ def test_move_forward_held_for_a_second_changes_the_pose(probe):
         assert wait_until(future.done, 10.0)
         assert future.result().success
         assert 'episode 1 started' in future.result().message
+
+        # In real time no /clock: advertised, it would suggest simulated time to `ros2 topic
+        # list`. (Its other endpoints were discovered seconds ago, in the same announcement.)
+        assert probe.count_publishers('/pamiq/world/pose') == 1
+        assert probe.count_publishers('/clock') == 0
     finally:
         assert world.stop() == 0, world.output()
 

@@ -47,7 +47,16 @@ from pamiq.learning.preprocessing import preprocess
 from pamiq.learning.random_policy import RandomPolicy
 from pamiq.learning.sense_arrays import is_multimodal
 from pamiq.ros import messages, qos, spin, topics
-from pamiq.ros.diagnostics import ERROR, OK, WARN, Diagnostics, RateMeter, TransitLoss, rate_level
+from pamiq.ros.diagnostics import (
+    ERROR,
+    OK,
+    WARN,
+    Diagnostics,
+    RateMeter,
+    TransitLoss,
+    rate_level,
+    steady_clock,
+)
 from pamiq.ros.image_conversion import ImageConversionError, image_to_numpy, numpy_to_image
 from pamiq.ros.parameters import ParameterError, check_senses, declare_settings
 from pamiq.ros.priority import lower_thread_priority
@@ -80,7 +89,10 @@ class AgentConfig:
         1, 'CPU threads for inference (the trainer keeps a core)', low=1, high=64
     )
     report_period: float = setting(
-        10.0, 'Seconds between progress lines (0: none)', low=0.0, high=3600.0
+        10.0,
+        'Wall-clock seconds between progress lines (0: none; also under simulated time)',
+        low=0.0,
+        high=3600.0,
     )
     max_steps_per_version: int = setting(
         0,
@@ -151,6 +163,7 @@ class Agent(Node):
         self.rejected_frames = 0
         self.rejected_weights = 0
         self.reported_steps = 0
+        self.reported_at = time.monotonic()
         self.last_frame = 0.0
         self.active = True
         self.frames = RateMeter(self.get_clock())
@@ -190,7 +203,10 @@ class Agent(Node):
             SetBool, topics.AGENT_SET_ACTIVE, self.set_active_callback
         )
         if config.report_period > 0:
-            self.report_timer = self.create_timer(config.report_period, self.report_callback)
+            # Wall time: in lockstep 10 simulated seconds pass in about 0.2 s.
+            self.report_timer = self.create_timer(
+                config.report_period, self.report_callback, clock=steady_clock()
+            )
         self.diagnostics = Diagnostics(self, 'agent')
         self.diagnostics.add('acting', self.acting_check)
         # Beyond vision: what is heard and felt at each frame (and which sense is missing).
@@ -427,10 +443,12 @@ class Agent(Node):
     def report_callback(self) -> None:
         count = self.steps - self.reported_steps
         self.reported_steps = self.steps
+        now = time.monotonic()
+        seconds, self.reported_at = now - self.reported_at, now
         latency = sorted(self.latencies)
         median = latency[len(latency) // 2] if latency else 0.0
         report = (
-            f'acting at {count / self.config.report_period:.1f} Hz ({self.steps} actions so far, '
+            f'acting at {count / seconds:.1f} Hz of wall time ({self.steps} actions so far, '
             f'step median {median:.1f} ms, {self.rejected_frames} frames rejected, '
             f'weights version {self.policy.version})'
         )

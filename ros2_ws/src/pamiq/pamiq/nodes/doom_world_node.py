@@ -85,7 +85,11 @@ class WorldConfig:
         120.0, 'Degrees per second at LookHorizontal = 1', low=1.0, high=720.0, dynamic=True
     )
     report_period: float = setting(
-        10.0, 'Seconds between progress lines in the log (0: none)', low=0.0, high=3600.0
+        10.0,
+        'Wall-clock seconds between progress lines in the log (0: none; also under simulated '
+        'time)',
+        low=0.0,
+        high=3600.0,
     )
     seed: int = setting(
         0, 'ViZDoom seed (spawn points of my_way_home are random)', low=0, high=2**31 - 1
@@ -182,7 +186,11 @@ class DoomWorld(Node):
 
         self.image_pub = qos.publisher(self, Image, topics.IMAGE, qos.IMAGE_PUBLISHER)
         self.pose_pub = qos.publisher(self, PoseStamped, topics.POSE, qos.POSE_PUBLISHER)
-        self.clock_pub = qos.publisher(self, Clock, topics.CLOCK, qos.CLOCK)
+        # /clock exists only where the time is simulated: advertised in real time, it would tell
+        # anyone reading `ros2 topic list` that the graph runs on simulated time.
+        self.clock_pub = (
+            qos.publisher(self, Clock, topics.CLOCK, qos.CLOCK) if self.simulated else None
+        )
         # The world's time of tic 0: the clock at start in real time, 0 in simulated time.
         self.epoch_ns = 0 if self.simulated else self.get_clock().now().nanoseconds
         self.hearing = DoomHearing() if config.audio else None
@@ -217,7 +225,10 @@ class DoomWorld(Node):
         self.diagnostics = Diagnostics(self, f'vizdoom {config.scenario}')
         self.diagnostics.add('world', self.world_check)
         if config.report_period > 0:
-            self.report_timer = self.create_timer(config.report_period, self.report_callback)
+            # Wall time: in lockstep 10 simulated seconds pass in about 0.2 s.
+            self.report_timer = self.create_timer(
+                config.report_period, self.report_callback, clock=steady_clock()
+            )
         self.get_logger().info(
             f'Doom world {config.scenario} at {config.resolution}, OSC input on {self.input_url}'
         )
@@ -382,7 +393,7 @@ class DoomWorld(Node):
         if state is None:
             return
         stamp = time_now.to_msg()
-        if self.own_time is not None:
+        if self.clock_pub is not None:
             clock = Clock(clock=stamp)
             self.own_time.clock_callback(clock)
             self.clock_pub.publish(clock)

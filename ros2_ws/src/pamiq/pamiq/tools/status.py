@@ -17,7 +17,7 @@ from rclpy.signals import SignalHandlerOptions
 from std_msgs.msg import Float32
 
 from pamiq.ros import topics
-from pamiq.ros.diagnostics import LEVEL_NAMES, DiagnosticsCollector
+from pamiq.ros.diagnostics import LEVEL_NAMES, DiagnosticsCollector, steady_clock
 from pamiq.run_dir import disk_use
 from pamiq.vocabulary import MODEL_LOSSES, REWARD_KEY
 
@@ -65,7 +65,8 @@ class StatusLine:
         sim_time: bool = False,
     ) -> None:
         self.run_dir, self.say = run_dir, say
-        # Under simulated time the line comes every `period` simulated seconds, like the nodes'.
+        # Every `period` wall seconds also under simulated time: lockstep runs some 45 simulated
+        # seconds per wall second, and a line per simulated period would flood the terminal.
         self.own = OwnNode('pamiq_status', namespace, sim_time)
         self.node = self.own.node
         self.diagnostics = DiagnosticsCollector(self.node)
@@ -78,7 +79,7 @@ class StatusLine:
                 lambda m, s=short: self.losses.__setitem__(s, m.data),
                 10,
             )
-        self.node.create_timer(period, self.print_line)
+        self.node.create_timer(period, self.print_line, clock=steady_clock())
         self.own.start('status')
 
     def line(self) -> str:
