@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import os
 import subprocess
 import sys
@@ -28,13 +29,21 @@ def test_soak_smoke(tmp_path):
     assert {'world', 'osc_actuator', 'agent', 'trainer'} <= set(data['nodes'])
     assert data['action_hz_mean'] > 8.0
     assert data['exit_code'] == 0
-    assert isinstance(data['unbounded'], list)
+    # The nodes that do not train hold their memory flat from their first seconds. The trainer
+    # fills its buffers and torch's pools for the first minutes, in steps of ~100 MB, which 10 s
+    # cannot tell from a leak: the 30-minute soak (bench/results) judges it.
+    assert not set(data['unbounded']) & {'world', 'osc_actuator', 'agent'}, data['nodes']
+    for name in ('world', 'osc_actuator', 'agent'):
+        node = data['nodes'][name]
+        assert abs(node['rss_end_mb'] - node['rss_start_mb']) < 16, (name, node)
 
 
 def test_curiosity_vs_random_smoke(tmp_path):
     data = run_bench('curiosity_vs_random.py', tmp_path, '--steps', '150', '--seeds', '0')
     for agent in ('random', 'curiosity'):
-        assert data['summary'][agent]['cells'][0] > 0
-    assert data['novelty']['familiar'] > 0
+        # 150 steps are 15 s of play: each agent leaves its spawn's cell (64 map units).
+        assert data['summary'][agent]['cells'][0] >= 2, data['summary']
     assert len(data['novelty']['unseen']) == 5
-    assert all(reward > 0 for reward in data['novelty']['unseen'].values())
+    rewards = [data['novelty']['familiar'], *data['novelty']['unseen'].values()]
+    assert all(math.isfinite(reward) and reward > 0 for reward in rewards), rewards
+    assert len({round(reward, 6) for reward in rewards}) > 1, rewards  # it depends on the room

@@ -86,7 +86,9 @@ def without_certificate(profile: str, path: str) -> str:
     return path
 
 
-def test_secure_hosts_talk_and_keep_out_peers_without_the_runs_certificate(tmp_path):
+def test_secure_hosts_talk_and_keep_out_peers_without_the_runs_certificate(
+    tmp_path, discovery_retries
+):
     made = make_certs(str(tmp_path / 'certs'), ['trainer', 'actor'])
     (other_ca,) = make_certs(str(tmp_path / 'other-ca'), ['intruder'])
     with Lab.open(tmp_path, ['trainer', 'actor', 'intruder']) as lab:
@@ -113,7 +115,9 @@ def test_secure_hosts_talk_and_keep_out_peers_without_the_runs_certificate(tmp_p
             Peer(outside, 'intruder', attack, tmp_path, label='other-ca'),
             Peer(outside, 'intruder', bare_attack, tmp_path, label='no-cert'),
         ]
+        waited = discovery_retries.attempt('secure hosts', 'trainer and actor')
         if not wait_until(lambda: crossed(trainer, actor), 40.0, 0.2):
+            waited['retried'] = True
             # Fast DDS 2.14 now and then leaves one participant out over TCP + TLS (README):
             # started again, as pamiq's nodes start themselves (pamiq.ros.isolation), the
             # trainer's stand-in on a port of its own.
@@ -169,7 +173,7 @@ def quick_rounds(tmp_path) -> str:
     return str(path)
 
 
-def test_pamiq_up_trainer_and_actor_on_two_hosts_over_tls(tmp_path):
+def test_pamiq_up_trainer_and_actor_on_two_hosts_over_tls(tmp_path, discovery_retries):
     """role:=trainer on a host that runs the discovery server, role:=actor on another that
     only connects out, over TCP + TLS with multicast off: the actor's agent acts with the
     trainer's weights (which needs its steps to reach the trainer and the weights to come
@@ -225,8 +229,10 @@ def test_pamiq_up_trainer_and_actor_on_two_hosts_over_tls(tmp_path):
             """`tool`, once it hears the agent act with trained weights; if Fast DDS's discovery
             over TCP + TLS left it out (README: whole, or of the agent alone), a tool started
             again, as the README tells users to."""
+            waited = discovery_retries.attempt('pamiq up over tls', tool.name)
             if hears(tool, seconds):
                 return tool
+            waited['retried'] = True
             stop(tool)
             again = another_tool(f'{tool.name.removeprefix("watcher-")}-again')
             # The actor's start as well as its end, both hosts' sockets and what tools found.
