@@ -26,6 +26,7 @@ from rosbags.rosbag2 import Reader
 from rosgraph import NodeProcess, wait_until
 from sensor_msgs.msg import Image, JointState
 from std_msgs.msg import Float32
+import yaml
 
 
 def session_messages(count: int, seed: int = 0):
@@ -60,8 +61,10 @@ def write_session_bag(directory: str, count: int, storage: str = 'mcap', seed: i
 @pytest.mark.parametrize('storage', ['mcap', 'sqlite3'])
 def test_recorder_writes_what_was_published_byte_for_byte(probe, tmp_path, storage):
     session = tmp_path / 'session'
+    # What made the actions is named in each split's metadata (rosbag2's custom_data).
+    made_by = {'model': 'compact', 'reward': 'e3b', 'action_space': 'discrete'}
     recorder = NodeProcess(
-        'recorder_node', 'recorder', {'output': str(session), 'storage': storage}
+        'recorder_node', 'recorder', {'output': str(session), 'storage': storage, **made_by}
     )
     try:
         pubs = {
@@ -83,6 +86,10 @@ def test_recorder_writes_what_was_published_byte_for_byte(probe, tmp_path, stora
         assert recorder.stop() == 0, recorder.output()
     assert '80 messages in 1 splits' in recorder.output()
     [split] = split_paths(str(session))
+    with open(os.path.join(split, 'metadata.yaml')) as stream:
+        information = yaml.safe_load(stream)['rosbag2_bagfile_information']
+    assert information['custom_data'] == {f'pamiq.{k}': v for k, v in made_by.items()}
+    assert 'made by:   model compact, reward e3b, action_space discrete' in bag_info(str(session))
     expected = {f'/pamiq/{topic}' for topic, _ in sent}
     if storage == 'mcap':
         # An independent reader: foxglove's mcap + mcap-ros2-support, not rosbags.

@@ -16,6 +16,7 @@ import threading
 from rclpy.node import Node
 
 from pamiq import run_dir as layout
+from pamiq.learning.config import action_space_setting, model_setting, reward_setting
 from pamiq.ros import spin, topics
 from pamiq.ros.actors import ActorDiscovery
 from pamiq.ros.bags import (
@@ -48,6 +49,10 @@ class RecorderConfig:
     queue_size: int = setting(
         1000, 'Messages waiting for the disk before new ones are dropped', low=10, high=1000000
     )
+    # What made the recorded actions: each split's metadata says it (custom_data, pamiq.*).
+    model: str = model_setting()
+    reward: str = reward_setting()
+    action_space: str = action_space_setting()
 
 
 PARAMETERS = (RecorderConfig,)
@@ -72,6 +77,11 @@ class Recorder(Node):
                 config.storage,
                 int(config.split_size_mb * 1e6),
                 config.split_duration,
+                {
+                    'pamiq.model': config.model,
+                    'pamiq.reward': config.reward,
+                    'pamiq.action_space': config.action_space,
+                },
             )
         except (ValueError, OSError) as error:
             raise ParameterError(f"parameter 'output'/'run_dir': {error}") from error

@@ -97,13 +97,16 @@ class SplitWriter:
         storage: str,
         max_bytes: int,
         max_seconds: float,
+        custom_data: dict[str, str] | None = None,
     ) -> None:
+        """`custom_data` goes into every split's metadata.yaml (rosbag2's custom_data)."""
         if storage not in STORAGES:
             raise ValueError(f'storage {storage!r} is not one of {", ".join(STORAGES)}')
         if os.path.exists(directory) and os.listdir(directory):
             raise ValueError(f'{directory} exists and is not empty')
         os.makedirs(directory, exist_ok=True)
         self.directory, self.topics, self.storage = directory, topics, storage
+        self.custom_data = dict(custom_data or {})
         self.max_bytes, self.max_seconds = max_bytes, max_seconds
         self.writer: Writer | None = None
         self.path = ''
@@ -119,6 +122,8 @@ class SplitWriter:
         self.path = os.path.join(self.directory, f'split_{self.index:04d}')
         self.writer = Writer(self.path, version=9, storage_plugin=STORAGES[self.storage])
         self.writer.open()
+        for key, value in self.custom_data.items():
+            self.writer.set_custom_data(key, value)
         self.connections = {}
         for topic in list(self.topics):
             self.connect(topic)

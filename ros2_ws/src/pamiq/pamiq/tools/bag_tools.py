@@ -9,6 +9,7 @@ import wave
 import cv2
 import numpy as np
 from rosbags.rosbag2 import Reader
+import yaml
 
 from pamiq.audio import CHANNELS, SAMPLE_RATE
 from pamiq.ros import topics
@@ -16,6 +17,21 @@ from pamiq.ros.bags import deserialize, read_messages, split_paths
 from pamiq.ros.image_conversion import image_to_numpy
 from pamiq.ros.messages import stamp_ns
 from pamiq.ros.sense_messages import audio_chunk
+
+
+MADE_BY = ('model', 'reward', 'action_space')  # the recorder's custom_data, pamiq.<name>
+
+
+def recorded_by(split: str) -> dict[str, str]:
+    """The model, reward and action space the recorder wrote into a split's metadata (none
+    for a bag another recorder wrote)."""
+    try:
+        with open(os.path.join(split, 'metadata.yaml')) as stream:
+            information = yaml.safe_load(stream)['rosbag2_bagfile_information']
+    except (OSError, KeyError, TypeError, yaml.YAMLError):
+        return {}
+    custom = information.get('custom_data') or {}
+    return {name: str(custom[f'pamiq.{name}']) for name in MADE_BY if f'pamiq.{name}' in custom}
 
 
 def bag_info(path: str) -> str:
@@ -36,6 +52,11 @@ def bag_info(path: str) -> str:
         f'splits:    {len(splits)} ({size / 1e6:.1f} MB)',
         f'duration:  {duration:.1f} s',
         f'messages:  {sum(counts.values())}',
+    ]
+    made_by = recorded_by(splits[0]) if splits else {}
+    if made_by:
+        lines.append('made by:   ' + ', '.join(f'{k} {v}' for k, v in made_by.items()))
+    lines += [
         '',
         f'{"topic":<40} {"type":<32} {"count":>7} {"rate (Hz)":>10}',
     ]

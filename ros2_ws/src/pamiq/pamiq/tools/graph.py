@@ -384,7 +384,9 @@ def graph(args: BringupArgs) -> list[NodeSpec]:
         nodes.append(NodeSpec('trainer_node', 'trainer', trainer, respawn=True, stop_timeout=20.0))
     if args.record == 'true':
         # It writes what is still queued for the disk and closes the bag before it exits.
-        recorder = NodeSpec('recorder_node', 'recorder', dict(shared), stop_timeout=20.0)
+        recorder = NodeSpec(
+            'recorder_node', 'recorder', {**shared, **args.learning()}, stop_timeout=20.0
+        )
         nodes.append(recorder)
     return nodes
 
