@@ -18,7 +18,6 @@ from pamiq.ros.image_conversion import image_to_numpy
 from pamiq.ros.messages import stamp_ns
 from pamiq.ros.sense_messages import audio_chunk
 
-
 MADE_BY = ('model', 'reward', 'action_space')  # the recorder's custom_data, pamiq.<name>
 
 
