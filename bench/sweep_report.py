@@ -22,6 +22,7 @@ from collections import defaultdict
 import glob
 import json
 import os
+import re
 import subprocess
 import sys
 
@@ -93,6 +94,35 @@ def bootstrap(values: np.ndarray, resamples: int = 2000, seed: int = 0) -> tuple
     return float(np.percentile(means, 2.5)), float(np.percentile(means, 97.5))
 
 
+def paired_ratio(
+    trained: np.ndarray, random: np.ndarray, resamples: int = 2000, seed: int = 0
+) -> tuple[float, float]:
+    """95 % interval of mean(trained) / mean(random), episodes resampled in pairs (the same
+    spawn for both)."""
+    rng = np.random.default_rng(seed)
+    picks = rng.integers(0, len(trained), (resamples, len(trained)))
+    ratios = trained[picks].mean(1) / random[picks].mean(1)
+    return float(np.percentile(ratios, 2.5)), float(np.percentile(ratios, 97.5))
+
+
+def quiet_rates() -> dict[tuple[str, str, str], float]:
+    """(model, reward, action space) -> steps/s measured by bench/train_engine.py on a quiet
+    machine (with the most world processes it measured). The sweep's own runs share the machine
+    with other work and are paused now and then, so their wall clocks say less."""
+    path = os.path.join(HERE, 'results', 'train_engine.json')
+    if not os.path.exists(path):
+        return {}
+    with open(path) as stream:
+        rows = json.load(stream)['configurations']
+    best: dict[tuple[str, str, str], tuple[int, float]] = {}
+    for row in rows:
+        key = (row['model'], row['reward'], row['action_space'])
+        processes = row.get('world_processes', 0)
+        if key not in best or processes > best[key][0]:
+            best[key] = (processes, row['steps_per_second'])
+    return {key: rate for key, (_, rate) in best.items()}
+
+
 def training_episodes(name: str) -> list[dict]:
     with open(os.path.join(RESULTS, name, 'episodes.jsonl')) as stream:
         return [json.loads(line) for line in stream if line.strip()]
@@ -139,10 +169,13 @@ def table(names: dict[str, dict]) -> str:
         groups[method_of(summary)].append(name)
     lines = [
         '| method | seeds | '
-        + ' | '.join(f'cells at {m / 1e5:g}e5 [95 % CI] (x random)' for m in MILESTONES)
-        + ' | steps/s | wall time per run | command (seed 0) |',
+        + ' | '.join(
+            f'cells at {m / 1e5:g}e5 [95 % CI], x random [paired 95 % CI]' for m in MILESTONES
+        )
+        + ' | steps/s (quiet) | wall time per 2.5e5 steps | command (first seed) |',
         '|---' * (len(MILESTONES) + 5) + '|',
     ]
+    rates = quiet_rates()
     for method, members in sorted(groups.items()):
         cells = []
         for milestone in MILESTONES:
@@ -161,16 +194,20 @@ def table(names: dict[str, dict]) -> str:
             # each seed's 100 episodes, paired with random on the same spawns
             t, r = np.concatenate(trained).astype(float), np.concatenate(random).astype(float)
             low, high = bootstrap(t)
-            cells.append(f'{t.mean():.1f} [{low:.1f}, {high:.1f}] ({t.mean() / r.mean():.2f}x)')
-        rates = [names[n].get('steps_per_second') or 0 for n in members]
-        walls = [names[n].get('wall_seconds') for n in members]
+            r_low, r_high = paired_ratio(t, r)
+            cells.append(
+                f'{t.mean():.1f} [{low:.1f}, {high:.1f}], '
+                f'{t.mean() / r.mean():.2f}x [{r_low:.2f}, {r_high:.2f}]'
+            )
+        first = names[sorted(members)[0]]
+        rate = rates.get((first['model'], first['reward'], first['action_space']))
         command = open(os.path.join(RESULTS, sorted(members)[0], 'command.txt')).read().strip()
-        rate = f'{np.median(rates):.0f}' if all(walls) else '–'
-        wall = f'{np.median(walls) / 60:.0f} min' if all(walls) else '–'
+        command = re.sub(r'--out \S*/(\S+)', r'--out runs/sweep/\1', command)
         lines.append(
             f'| {method} | {len(members)} | '
             + ' | '.join(cells)
-            + f' | {rate} | {wall} | `{command}` |'
+            + (f' | {rate:.0f} | {250_000 / rate / 60:.1f} min' if rate else ' | – | –')
+            + f' | `{command}` |'
         )
     return '\n'.join(lines) + '\n'
 
