@@ -7,9 +7,11 @@ loss, published right after it) and when the agent first
 acted with it, the blob size, training rounds and the forward-dynamics loss.
 
 With --churn-period P, a DDS participant joins the graph every P seconds and leaves again, as
-`ros2 topic hz`, rqt or `pamiq ctl` do: a new process that subscribes to world/pose for
---churn-life seconds and exits. The action intervals then say whether a change of the graph's
-membership holds up the world or the agent.
+the ROS 2 command-line tools do: a new process without pamiq's DDS profile that, in turn,
+subscribes to the camera best effort (`ros2 topic hz`) or reliably (`ros2 topic echo`), lists
+the agent's parameters or gets one, lives --churn-life seconds and exits. The action intervals,
+the world's publishing times and the agent's step times (from their diagnostics) then say
+whether a change of the graph's membership holds up the world or the agent.
 
     .venv/bin/python bench/acting_while_training.py [--duration 180] [--churn-period 5]
 """
@@ -30,6 +32,7 @@ import benchlib
 
 benchlib.setup()
 
+from diagnostic_msgs.msg import DiagnosticArray  # noqa: E402
 from geometry_msgs.msg import PoseStamped  # noqa: E402
 import numpy as np  # noqa: E402
 from pamiq.learning.learner import LearnerConfig  # noqa: E402
@@ -39,37 +42,71 @@ from pamiq.storage.weights import pack_weights  # noqa: E402
 from pamiq.vocabulary import parse_senses  # noqa: E402
 import rclpy  # noqa: E402
 from rclpy.time import Time  # noqa: E402
-from rosgraph import Probe, free_udp_port, wait_until  # noqa: E402
+from rosgraph import NAMESPACE, Probe, diagnostic_value, free_udp_port, wait_until  # noqa: E402
 from sensor_msgs.msg import JointState  # noqa: E402
 from std_msgs.msg import Float32  # noqa: E402
 
-# A short-lived participant: its own process, node and subscription, then gone.
+# A short-lived participant like a ROS 2 command-line tool: its own process and node, started
+# with no DDS settings of pamiq's (as from another terminal), does one thing and is gone. The
+# kinds rotate: `ros2 topic hz` on the camera (best effort), `ros2 topic echo --qos-reliability
+# reliable` on it, `ros2 param list` of the agent, and a service call (`ros2 param get`).
 PARTICIPANT = """
 import sys, time, rclpy
-from geometry_msgs.msg import PoseStamped
+from rcl_interfaces.srv import GetParameters, ListParameters
+from rclpy.qos import qos_profile_sensor_data, QoSProfile, ReliabilityPolicy
+from sensor_msgs.msg import Image
+kind, life = sys.argv[1], float(sys.argv[2])
 rclpy.init()
-node = rclpy.create_node('churn_probe', namespace='pamiq')
-node.create_subscription(PoseStamped, 'world/pose', lambda m: None, 10)
-end = time.monotonic() + float(sys.argv[1])
+node = rclpy.create_node('churn_' + kind, namespace='pamiq')
+if kind in ('hz', 'echo'):
+    qos = qos_profile_sensor_data if kind == 'hz' else QoSProfile(
+        depth=10, reliability=ReliabilityPolicy.RELIABLE)
+    node.create_subscription(Image, 'camera/image_raw', lambda m: None, qos)
+else:
+    service, request = ((ListParameters, 'agent/list_parameters') if kind == 'param_list'
+                        else (GetParameters, 'agent/get_parameters'))
+    client = node.create_client(service, request)
+    message = service.Request()
+    if kind == 'param_get':
+        message.names = ['report_period']
+    if client.wait_for_service(timeout_sec=life):
+        future = client.call_async(message)
+        rclpy.spin_until_future_complete(node, future, timeout_sec=life)
+end = time.monotonic() + life
 while time.monotonic() < end:
     rclpy.spin_once(node, timeout_sec=0.1)
 node.destroy_node()
 rclpy.shutdown()
 """
+KINDS = ('hz', 'echo', 'param_list', 'param_get')
+# What a terminal without pamiq's environment lacks: the project's DDS profile.
+PROFILE_VARIABLES = ('FASTRTPS_DEFAULT_PROFILES_FILE', 'FASTDDS_DEFAULT_PROFILES_FILE')
 
 
 def churn(period: float, life: float, stop: threading.Event, joins: list[float]) -> None:
     """Start a participant every `period` s until `stop` (whether or not the last one has
     gone: starting takes a second or two); record when each started."""
     running: list[subprocess.Popen] = []
+    environment = {k: v for k, v in os.environ.items() if k not in PROFILE_VARIABLES}
     next_join = time.monotonic() + period
     while not stop.wait(max(0.0, next_join - time.monotonic())):
         next_join += period
+        kind = KINDS[len(joins) % len(KINDS)]
         joins.append(time.monotonic())
         running = [p for p in running if p.poll() is None]
-        running.append(subprocess.Popen([sys.executable, '-c', PARTICIPANT, str(life)]))
+        running.append(
+            subprocess.Popen([sys.executable, '-c', PARTICIPANT, kind, str(life)], env=environment)
+        )
     for process in running:
         process.wait()
+
+
+HELD = (
+    ('world', 'slow publishes (> 50 ms)'),
+    ('world', 'slowest publish (ms)'),
+    ('agent', 'slow steps (> 50 ms)'),
+    ('agent', 'slowest step (ms)'),
+)
 
 
 class GarbageCollections:
@@ -137,6 +174,7 @@ def main() -> None:
         # The other senses' streams, at their own rates (only their arrival times are kept).
         probe.record(Float32, topics.AUDIO_LEVEL, qos.DEFAULT)
         probe.record(JointState, topics.BODY_STATE, qos.SENSE)
+        probe.record(DiagnosticArray, topics.DIAGNOSTICS, 100)
         # Not trainer/weights itself: taking a 29 MB message in this process would delay the
         # action callbacks it times. The trainer publishes the losses right after the weights,
         # so a round's loss arrival marks the publication of version = round number.
@@ -185,6 +223,11 @@ def main() -> None:
                 topic: len(probe.received[topic]) / elapsed
                 for topic in (topics.AUDIO_LEVEL, topics.BODY_STATE)
             }
+        # What the world and the agent counted themselves (since they started).
+        held = {
+            (node, key): float(diagnostic_value(probe, f'{NAMESPACE}/{node}', key) or 'nan')
+            for node, key in HELD
+        }
     finally:
         up.send_signal(signal.SIGINT)
         code = up.wait(60)
@@ -227,6 +270,10 @@ def main() -> None:
         return float(1e3 * np.max(np.diff(edges)))
 
     data = {
+        'world_slow_publishes': held[('world', 'slow publishes (> 50 ms)')],
+        'world_slowest_publish_ms': held[('world', 'slowest publish (ms)')],
+        'agent_slow_steps': held[('agent', 'slow steps (> 50 ms)')],
+        'agent_slowest_step_ms': held[('agent', 'slowest step (ms)')],
         'senses': list(senses),
         'sense_rates_hz': sense_rates,
         'duration_s': elapsed,
@@ -289,6 +336,14 @@ def main() -> None:
         (
             'participants joined; max interval while one lived (ms)',
             f'{len(joins)}; {data["max_interval_within_a_participant_life_ms"]}',
+        ),
+        (
+            "world's publishes > 50 ms; slowest (ms)",
+            f'{data["world_slow_publishes"]:.0f}; {data["world_slowest_publish_ms"]:.0f}',
+        ),
+        (
+            "agent's steps > 50 ms; slowest (ms)",
+            f'{data["agent_slow_steps"]:.0f}; {data["agent_slowest_step_ms"]:.0f}',
         ),
         ('missed agent steps', str(missed_steps)),
         ('weights versions the agent acted with', str(len(versions_acted))),

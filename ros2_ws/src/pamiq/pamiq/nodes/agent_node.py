@@ -67,6 +67,7 @@ from pamiq.vocabulary import POLICIES, REWARD_KEY, REWARD_WINDOW
 
 # Above this share of camera frames lost in transit (over 5 s) the agent's diagnostics warn.
 LOSS_WARNING = 0.05
+SLOW_STEP_MS = 50.0  # a step (frame in, action out) over this is logged and counted
 
 
 @dataclass(frozen=True)
@@ -164,6 +165,8 @@ class Agent(Node):
         self.rejected_weights = 0
         self.reported_steps = 0
         self.reported_at = time.monotonic()
+        self.slow_steps = 0  # steps over SLOW_STEP_MS since the start
+        self.slowest_step_ms = 0.0
         self.last_frame = 0.0
         self.active = True
         self.frames = RateMeter(self.get_clock())
@@ -325,7 +328,9 @@ class Agent(Node):
         step_ms = (time.perf_counter() - started) * 1e3
         self.latencies.append(step_ms)
         self.rewards.append(result.reward)
-        if step_ms > 50.0:
+        self.slowest_step_ms = max(self.slowest_step_ms, step_ms)
+        if step_ms > SLOW_STEP_MS:
+            self.slow_steps += 1
             self.get_logger().warning(f'slow step: {step_ms:.0f} ms')
 
     def set_active_callback(
@@ -362,6 +367,8 @@ class Agent(Node):
             'action rate (Hz)': rate,
             'step p50 (ms)': latency[len(latency) // 2] if latency else 0.0,
             'step max (ms)': latency[-1] if latency else 0.0,
+            'slow steps (> 50 ms)': self.slow_steps,
+            'slowest step (ms)': self.slowest_step_ms,
             'actions': self.steps,
             'rejected frames': self.rejected_frames,
             'frames lost in transit': self.transit.lost,

@@ -161,6 +161,8 @@ class DoomWorld(Node):
         self.tics = 0
         self.last_tick = 0.0
         self.slow_ticks = 0  # real-time ticks whose own work took longer than SLOW_TICK
+        self.slow_publishes = 0  # frames (any mode) whose publishing took longer than SLOW_TICK
+        self.slowest_publish = 0.0  # seconds
         self.frames_while_starting = 0  # real time: frames shown again while an episode started
         self.slow_episode_starts = 0
         # The engine is a child process; what it used tells a slow episode start's cause.
@@ -392,6 +394,7 @@ class DoomWorld(Node):
             (first, count), self.heard_tics = self.heard_tics, (0, 0)
         if state is None:
             return
+        started = time.monotonic()
         stamp = time_now.to_msg()
         if self.clock_pub is not None:
             clock = Clock(clock=stamp)
@@ -417,6 +420,10 @@ class DoomWorld(Node):
         pose.pose.orientation.z, pose.pose.orientation.w = math.sin(yaw / 2), math.cos(yaw / 2)
         self.pose_pub.publish(pose)
         self.last_pose = pose
+        # Publishing is where another participant's arrival could hold the world (issue 24).
+        took = time.monotonic() - started
+        self.slowest_publish = max(self.slowest_publish, took)
+        self.slow_publishes += took > SLOW_TICK
 
     def send_body(self, variables) -> None:
         """The avatar parameters VRChat would send now: those that changed since last sent."""
@@ -456,6 +463,8 @@ class DoomWorld(Node):
             'simulated steps': self.steps,
             'lockstep frames sent again': self.resent,
             'slow ticks (> 50 ms)': self.slow_ticks,
+            'slow publishes (> 50 ms)': self.slow_publishes,
+            'slowest publish (ms)': 1e3 * self.slowest_publish,
             'slow episode starts (> 50 ms)': self.slow_episode_starts,
             'frames shown while an episode starts': self.frames_while_starting,
             'stray frame markers': self.inputs.stray_markers,
