@@ -144,6 +144,10 @@ def main() -> None:
         '--senses', default='vision', help='senses:= of the graph, e.g. vision,hearing,body'
     )
     parser.add_argument(
+        '--graph-args', nargs='*', default=[],
+        help='more launch arguments, e.g. world:=vrchat camera:=video.mp4 model:=original',
+    )  # fmt: skip
+    parser.add_argument(
         '--churn-period', type=float, default=0.0, help='a participant joins every P s (0: none)'
     )
     parser.add_argument(
@@ -154,7 +158,7 @@ def main() -> None:
 
     run_dir = tempfile.mkdtemp(prefix='pamiq-bench-')
     extra = [f'params_file:={os.path.abspath(args.params_file)}'] if args.params_file else []
-    extra += [f'senses:={",".join(senses)}', f'body_port:={free_udp_port()}']
+    extra += [f'senses:={",".join(senses)}', f'body_port:={free_udp_port()}', *args.graph_args]
     command = benchlib.graph_command(run_dir, free_udp_port(), args.record, *extra)
     log = open(os.path.join(run_dir, 'bench.log'), 'wb')
     up = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT)
@@ -270,6 +274,7 @@ def main() -> None:
         return float(1e3 * np.max(np.diff(edges)))
 
     data = {
+        'graph_args': args.graph_args,
         'world_slow_publishes': held[('world', 'slow publishes (> 50 ms)')],
         'world_slowest_publish_ms': held[('world', 'slowest publish (ms)')],
         'agent_slow_steps': held[('agent', 'slow steps (> 50 ms)')],
