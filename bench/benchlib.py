@@ -24,6 +24,14 @@ def setup() -> None:
     isolate_ros_environment(REPO)
 
 
+def write_json(path: str, result: dict) -> None:
+    """`result` to `path` (its folder made), and say so."""
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    with open(path, 'w') as stream:
+        json.dump(result, stream, indent=1)
+    print(f'wrote {path}')
+
+
 def summary_ms(seconds: list[float] | np.ndarray) -> dict[str, float]:
     values = np.asarray(seconds, dtype=float) * 1e3
     if values.size == 0:

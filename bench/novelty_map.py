@@ -26,6 +26,7 @@ import json
 import os
 import tempfile
 
+import benchlib
 import numpy as np
 from pamiq.doom_map import read_map
 from pamiq.learning.doom_envs import MAX_TRAINING_SEED, DoomWorlds
@@ -195,10 +196,7 @@ def main() -> int:
         'least_visited_higher': higher,
         'runs': rows,
     }
-    os.makedirs(os.path.dirname(args.out), exist_ok=True)
-    with open(args.out, 'w') as stream:
-        json.dump(result, stream, indent=1)
-    print(f'wrote {args.out}')
+    benchlib.write_json(args.out, result)
     return 0
 
 

@@ -14,12 +14,12 @@ each configuration's ratio to it. Prints a table and writes bench/results/train_
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import platform
 import tempfile
 import time
 
+import benchlib
 import numpy as np
 from pamiq.learning.doom_envs import DoomWorlds
 from pamiq.learning.engine import Trainer
@@ -145,10 +145,7 @@ def main() -> int:
         'simulator_alone_by_processes': alone,
         'configurations': rows,
     }
-    os.makedirs(os.path.dirname(args.out), exist_ok=True)
-    with open(args.out, 'w') as stream:
-        json.dump(result, stream, indent=1)
-    print(f'wrote {args.out}')
+    benchlib.write_json(args.out, result)
     return 0
 
 
