@@ -16,7 +16,7 @@ export ROS_DOMAIN_ID ?= 42
 ARGS ?=
 PYTEST_ARGS ?=
 
-.PHONY: run test lint format clean
+.PHONY: run test lint format docs clean
 
 run: $(STAMP)
 	$(VENV)/bin/pamiq up $(ARGS)
@@ -34,9 +34,14 @@ format: $(STAMP)
 	$(VENV)/bin/ruff format .
 	$(VENV)/bin/ruff check --fix .
 
+# The documentation site (MkDocs) into site/; the reference pages are regenerated from the code first.
+docs: $(STAMP)
+	$(VENV)/bin/python tools/docs_reference.py
+	$(VENV)/bin/python -m mkdocs build --strict --site-dir site
+
 $(STAMP): requirements.txt tools/bootstrap.sh $(PACKAGE_FILES)
 	tools/bootstrap.sh
 	touch $@
 
 clean:
-	rm -rf $(VENV) ros2_ws/build ros2_ws/install ros2_ws/log
+	rm -rf $(VENV) site ros2_ws/build ros2_ws/install ros2_ws/log

@@ -127,11 +127,11 @@ def test_launch_argument_descriptions_do_not_restate_a_default():
         assert description and 'default' not in description.lower(), name
 
 
-def readme_topics() -> set[str]:
-    """The topic names of the README's topic table (backticked, outside parentheses)."""
-    with open(os.path.join(REPO, 'README.md')) as stream:
+def documented_topics() -> set[str]:
+    """The topic names of the topic reference's table (backticked, outside parentheses)."""
+    with open(os.path.join(REPO, 'docs', 'reference', 'topics.md')) as stream:
         text = stream.read()
-    section = text.split('### Topics and services', 1)[1].split('| service |', 1)[0]
+    section = text.split('## Topics', 1)[1].split('| service |', 1)[0]
     names = set()
     for row in section.splitlines():
         if row.startswith('| `'):
@@ -140,7 +140,7 @@ def readme_topics() -> set[str]:
     return names
 
 
-def test_the_readme_topic_table_lists_what_the_running_graph_publishes(probe, tmp_path):
+def test_the_topic_reference_lists_what_the_running_graph_publishes(probe, tmp_path):
     # Every sense on, so every topic exists; the trainer's first round pairs them all live.
     up = fast_curiosity_graph(
         tmp_path, 'record:=true', 'senses:=vision,hearing,body', f'body_port:={free_udp_port()}'
@@ -157,10 +157,10 @@ def test_the_readme_topic_table_lists_what_the_running_graph_publishes(probe, tm
                 if name.startswith(prefix) and probe.get_publishers_info_by_topic(name)
             }
 
-        documented = readme_topics() - {topics.CMD_VEL}  # teleop's, not the graph's
+        documented = documented_topics() - {topics.CMD_VEL}  # teleop's, not the graph's
         assert wait_until(lambda: published() == documented, 20.0), (
-            f'published, not in the README: {sorted(published() - documented)}; '
-            f'in the README, not published: {sorted(documented - published())}'
+            f'published, not in docs/reference/topics.md: {sorted(published() - documented)}; '
+            f'in docs/reference/topics.md, not published: {sorted(documented - published())}'
         )
     finally:
         assert up.stop(60.0) == 0, up.output()
