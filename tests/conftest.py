@@ -16,7 +16,7 @@ from rosenv import isolate_ros_environment
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 isolate_ros_environment(REPO)
 # How often the multi-host tests started a peer again after Fast DDS 2.14 left it out of
-# discovery over TCP + TLS (a known issue, README): counted, so that its rate is measured.
+# discovery over TCP + TLS (a known issue, docs/scale.md): counted, so that its rate is measured.
 DISCOVERY_RETRIES = os.path.join(REPO, 'test-results', 'discovery_retries.json')
 
 

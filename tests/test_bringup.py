@@ -111,7 +111,7 @@ def test_vrchat_mode_sends_axes_at_10hz_and_resets_on_ctrl_c(tmp_path):
     try:
         assert wait_until(lambda: len(osc.snapshot()) >= 30, 40.0), up.output()
         # In steady state, once the trainer's first weights are in use: while the trainer starts
-        # the agent can pause past the actuator's 0.5 s timeout (then neutral is right; README).
+        # the agent can pause past the actuator's 0.5 s timeout (then neutral is right).
         assert wait_until(lambda: 'weights version 0 in use' in up.output(), 60.0), up.output()
         time.sleep(2.0)
         osc.take()

@@ -118,7 +118,7 @@ def test_secure_hosts_talk_and_keep_out_peers_without_the_runs_certificate(
         waited = discovery_retries.attempt('secure hosts', 'trainer and actor')
         if not wait_until(lambda: crossed(trainer, actor), 40.0, 0.2):
             waited['retried'] = True
-            # Fast DDS 2.14 now and then leaves one participant out over TCP + TLS (README):
+            # Fast DDS 2.14 now and then leaves one participant out over TCP + TLS (docs/scale.md):
             # started again, as pamiq's nodes start themselves (pamiq.ros.isolation), the
             # trainer's stand-in on a port of its own.
             first = outputs(trainer, actor)
@@ -227,8 +227,8 @@ def test_pamiq_up_trainer_and_actor_on_two_hosts_over_tls(tmp_path, discovery_re
 
         def tool_that_hears_trained_versions(tool: Peer, seconds: float) -> Peer:
             """`tool`, once it hears the agent act with trained weights; if Fast DDS's discovery
-            over TCP + TLS left it out (README: whole, or of the agent alone), a tool started
-            again, as the README tells users to."""
+            over TCP + TLS left it out (docs/scale.md: whole, or of the agent alone), a tool
+            started again, as docs/scale.md tells users to."""
             waited = discovery_retries.attempt('pamiq up over tls', tool.name)
             if hears(tool, seconds):
                 return tool

@@ -220,11 +220,11 @@ def test_vrchat_with_a_video_a_wav_and_avatar_osc_runs_the_multimodal_agent(prob
         assert felt()['AngularY'] == pytest.approx(-45.0)
         # The tone in what the agent heard lately: the newest input alone was silent once in a
         # fresh-clone run (2026-12-04, never alone). On a loaded machine a second without audio
-        # chunks rightly makes hearing "missing" for a moment, its input silence (README).
+        # chunks rightly makes hearing "missing" for a moment, its input silence (docs/senses.md).
         recent = probe.messages(topics.AGENT_HEARING)[-50:]
         loudest = max(hearing_input(m).max() for m in recent)
         assert loudest > FLOOR_DB + 60, up.output()[-4000:]
-        # (Live training on paired senses: the README topic-table test's multimodal graph.)
+        # (Live training on paired senses: the topic-reference test's multimodal graph.)
         step = probe.messages(topics.STEP)[-1]
         assert {'reward_vision', 'reward_hearing', 'reward_body'} <= set(step.name)
         # Three seconds in the bags at least, for the offline steps below.

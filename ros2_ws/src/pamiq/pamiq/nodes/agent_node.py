@@ -401,7 +401,8 @@ class Agent(Node):
             return (
                 WARN,
                 f'{100 * lost:.0f} % of camera frames lost in transit: large frames need the '
-                "project's Fast DDS profile (config/fastdds_loopback.xml), see the README",
+                "project's Fast DDS profile (config/fastdds_loopback.xml), see "
+                'docs/troubleshooting.md',
                 values,
             )
         target = self.config.expected_rate

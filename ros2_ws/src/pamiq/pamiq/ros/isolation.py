@@ -2,8 +2,9 @@
 
 Fast DDS 2.14 (the Jazzy wheels) now and then leaves one participant of a secure graph out: its
 TLS connection to the discovery server is up, but discovery through it never completes, nobody
-finds it and it finds nobody, and nothing in Fast DDS reconnects it (README: "A known flake:
-discovery over TCP + TLS"). A new process makes a new connection, and that has found its peers.
+finds it and it finds nobody, and nothing in Fast DDS reconnects it (docs/scale.md: "The known
+Fast DDS issue: discovery over TCP + TLS"). A new process makes a new connection, and that has
+found its peers.
 
 So with `secure:=true` every pamiq node watches itself: connected to the server, yet no other
 ROS node discovered for `seconds`, it ends with ISOLATED_EXIT, and `pamiq up` and the launch
