@@ -8,9 +8,9 @@ import numpy as np
 from pamiq.ros import qos
 from pamiq.ros.image_conversion import image_to_numpy
 from pamiq.video import is_file, parse_source
-from rosgraph import NodeProcess, wait_until
+from rosgraph import NodeProcess, free_udp_port, wait_until
 from sensor_msgs.msg import Image
-from videos import frame_index, write_video
+from videos import NetworkStream, frame_index, write_video
 
 
 def test_source_parsing():
@@ -46,6 +46,34 @@ def test_video_file_comes_out_at_the_publish_rate_with_stamps_and_encoding(probe
         assert indices[start + 12] == 0
     finally:
         assert camera.stop() == 0, camera.output()
+
+
+def test_a_network_stream_from_another_pc_comes_out_at_the_publish_rate(probe):
+    """VRChat on another PC: OBS streams its screen to this host, camera:=udp://... reads it."""
+    port = free_udp_port()
+    stream = NetworkStream(port)
+    camera = NodeProcess(
+        'camera_node', 'camera', {'camera': f'udp://127.0.0.1:{port}', 'publish_rate': 10.0}
+    )
+    try:
+        probe.record(Image, 'camera/image_raw', qos.IMAGE)
+        assert wait_until(lambda: len(probe.messages('camera/image_raw')) >= 10, 30.0), (
+            camera.output()
+        )
+        probe.clear('camera/image_raw')
+        assert wait_until(lambda: len(probe.messages('camera/image_raw')) >= 40, 10.0), (
+            camera.output()
+        )
+        messages = probe.messages('camera/image_raw')
+        arrivals = np.array(probe.arrivals('camera/image_raw'))
+        assert (len(arrivals) - 1) / (arrivals[-1] - arrivals[0]) >= 8.0  # of 10 Hz
+        assert {(m.width, m.height, m.encoding) for m in messages} == {(320, 240, 'bgr8')}
+        # The stream's own frames, newest first each time: their indices only go up.
+        indices = [frame_index(image_to_numpy(m)) for m in messages]
+        assert all(b >= a for a, b in zip(indices, indices[1:]) if a < 20 and b < 20)
+    finally:
+        assert camera.stop() == 0, camera.output()
+        stream.stop()
 
 
 def test_file_that_ends_is_reopened_with_backoff(probe, tmp_path):

@@ -86,12 +86,18 @@ class VideoSource:
 
     def drain(self) -> None:
         capture = self.capture
-        while not self.stopped.is_set() and capture is self.capture:
-            ok, frame = capture.read()
-            with self.lock:
-                self.latest = (frame, time.time()) if ok else None
-            if not ok:
-                return
+        try:
+            while not self.stopped.is_set() and capture is self.capture:
+                ok, frame = capture.read()
+                with self.lock:
+                    self.latest = (frame, time.time()) if ok else None
+                if not ok:
+                    return
+        finally:
+            # Closed while it read: releasing a capture under its read() crashes FFmpeg (a
+            # network stream), so the reader releases it once its read has returned.
+            if capture is not self.capture:
+                capture.release()
 
     def read(self) -> tuple[np.ndarray | None, float]:
         """Return (frame or None, capture time). None means the source failed or ended."""
@@ -116,8 +122,10 @@ class VideoSource:
 
     def close(self) -> None:
         capture, self.capture = self.capture, None
+        reader, self.thread = self.thread, None
+        if reader is not None and reader.is_alive():
+            reader.join(timeout=1.0)  # a live source's next frame is due within a second
+            if reader.is_alive():
+                return  # still in read(): it releases the capture when that returns
         if capture is not None:
-            capture.release()
-        if self.thread is not None:
-            self.thread.join(timeout=1.0)
-            self.thread = None
+            capture.release()  # (a second release of a capture is harmless)
