@@ -19,12 +19,12 @@ import benchlib
 benchlib.setup()
 
 import numpy as np  # noqa: E402
-from pamiq.audio import CHUNK_FRAMES  # noqa: E402
 from pamiq.avatar import BODY_FIELDS  # noqa: E402
 from pamiq.learning.curiosity_policy import CuriosityPolicy  # noqa: E402
 from pamiq.learning.hearing import LogMelStream  # noqa: E402
-from pamiq.learning.preprocessing import preprocess  # noqa: E402
 from pamiq.learning.senses import absent  # noqa: E402
+from pamiq.media.audio import CHUNK_FRAMES  # noqa: E402
+from pamiq.media.preprocessing import preprocess  # noqa: E402
 from pamiq.nodes.doom_world_node import WorldConfig  # noqa: E402
 from pamiq.ros import messages, qos, topics  # noqa: E402
 from pamiq.ros.image_conversion import image_to_numpy, numpy_to_image  # noqa: E402

@@ -30,8 +30,8 @@ from pamiq.learning.curiosity import curiosity_reward
 from pamiq.learning.curiosity_policy import CuriosityPolicy
 from pamiq.learning.learner import Learner, LearnerConfig, Step
 from pamiq.learning.models import action_features, observations_to_tensor
-from pamiq.learning.preprocessing import preprocess
 from pamiq.learning.random_policy import RandomPolicy
+from pamiq.media.preprocessing import preprocess
 
 CELL = 64.0
 

@@ -31,7 +31,6 @@ import benchlib
 benchlib.setup()
 
 import numpy as np  # noqa: E402
-from pamiq.audio import SAMPLE_RATE, Resampler, level_dbfs, to_int16  # noqa: E402
 from pamiq.doom import (  # noqa: E402
     AUDIO_PER_TIC,
     AUDIO_RATE,
@@ -45,8 +44,9 @@ from pamiq.learning.hearing import LogMelStream  # noqa: E402
 from pamiq.learning.learner import Learner, Step  # noqa: E402
 from pamiq.learning.models import action_features  # noqa: E402
 from pamiq.learning.multimodal import per_sense_rewards  # noqa: E402
-from pamiq.learning.preprocessing import preprocess  # noqa: E402
 from pamiq.learning.senses import model_inputs  # noqa: E402
+from pamiq.media.audio import SAMPLE_RATE, Resampler, level_dbfs, to_int16  # noqa: E402
+from pamiq.media.preprocessing import preprocess  # noqa: E402
 import torch  # noqa: E402
 
 SENSES = ('vision', 'hearing', 'body')

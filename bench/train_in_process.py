@@ -68,8 +68,8 @@ from pamiq.learning.episodes import (
 )
 from pamiq.learning.learner import Learner, Step
 from pamiq.learning.policy import StepResult
-from pamiq.learning.preprocessing import preprocess
 from pamiq.learning.run_log import duration
+from pamiq.media.preprocessing import preprocess
 from pamiq.storage.checkpoint import list_checkpoints
 import torch
 

@@ -6,7 +6,7 @@ import tempfile
 
 import numpy as np
 from pamiq.doom import TICRATE, doom_command, make_game
-from pamiq.learning.preprocessing import preprocess
+from pamiq.media.preprocessing import preprocess
 
 
 def record(

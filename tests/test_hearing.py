@@ -11,9 +11,16 @@ import tempfile
 
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus
 import numpy as np
-from pamiq.audio import CHUNK_FRAMES, CHUNK_NS, SAMPLE_RATE, ChunkAssembler, Resampler, level_dbfs
 from pamiq.doom import TICRATE, DoomHearing, doom_command, make_game
 from pamiq.learning.hearing import FLOOR_DB, LogMelStream, mel_filterbank
+from pamiq.media.audio import (
+    CHUNK_FRAMES,
+    CHUNK_NS,
+    SAMPLE_RATE,
+    ChunkAssembler,
+    Resampler,
+    level_dbfs,
+)
 from pamiq.ros import qos, topics
 from pamiq.ros.sense_messages import audio_chunk, audio_message
 import pytest

@@ -13,7 +13,6 @@ import wave
 
 from diagnostic_msgs.msg import DiagnosticArray
 import numpy as np
-from pamiq.audio import CHUNK_FRAMES
 from pamiq.avatar import BODY_FIELDS
 from pamiq.learning.config import LearnerConfig
 from pamiq.learning.curiosity import curiosity_reward
@@ -23,6 +22,7 @@ from pamiq.learning.learner import Learner, Step
 from pamiq.learning.models import build_models
 from pamiq.learning.multimodal import per_sense_rewards
 from pamiq.learning.senses import absent, dummy_inputs
+from pamiq.media.audio import CHUNK_FRAMES
 from pamiq.osc import OscSender
 from pamiq.ros import qos, topics
 from pamiq.ros.image_conversion import numpy_to_image

@@ -5,10 +5,10 @@ from __future__ import annotations
 
 import time
 
+from pamiq.media.video import find_video_device
 from pamiq.ros import qos, topics
 from pamiq.ros.messages import action_message
 from pamiq.smoothing import AxisLag, ButtonHold
-from pamiq.video import find_video_device
 import pytest
 from rosgraph import NodeProcess, OscRecorder, wait_until
 from sensor_msgs.msg import JointState

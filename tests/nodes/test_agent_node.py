@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 from pamiq import vrchat
-from pamiq.learning.preprocessing import preprocess
+from pamiq.media.preprocessing import preprocess
 from pamiq.ros import qos
 from pamiq.ros.image_conversion import image_to_numpy, numpy_to_image
 import pytest

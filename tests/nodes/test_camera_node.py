@@ -6,9 +6,9 @@ import itertools
 import os
 
 import numpy as np
+from pamiq.media.video import is_file, parse_source
 from pamiq.ros import qos
 from pamiq.ros.image_conversion import image_to_numpy
-from pamiq.video import is_file, parse_source
 from rosgraph import NodeProcess, free_udp_port, wait_until
 from sensor_msgs.msg import Image
 from videos import NetworkStream, frame_index, write_video

@@ -13,12 +13,12 @@ import os
 import numpy as np
 import vizdoom as vzd
 
-from pamiq.audio import SAMPLE_RATE, Chunk, ChunkAssembler, Resampler
 from pamiq.engine_guard import EngineGuard, hide_descriptors
+from pamiq.media.audio import SAMPLE_RATE, Chunk, ChunkAssembler, Resampler
 from pamiq.process_usage import children_named
 
 TICRATE = 35  # Doom's fixed simulation rate
-AUDIO_RATE = 22050  # ViZDoom's audio buffer, resampled to pamiq.audio's format
+AUDIO_RATE = 22050  # ViZDoom's audio buffer, resampled to pamiq.media.audio's format
 AUDIO_PER_TIC = AUDIO_RATE // TICRATE  # 630 stereo frames
 AUDIO_BUFFER_TICS = TICRATE  # the buffer keeps the last second: more than one step advances
 # Doom's player is 56 map units tall; at 32 units per metre that is 1.75 m.
@@ -179,7 +179,7 @@ def make_game(
 
 
 class DoomHearing:
-    """What the player heard over the tics just advanced, as stamped chunks (pamiq.audio)."""
+    """What the player heard over the tics just advanced, as stamped chunks (pamiq.media.audio)."""
 
     def __init__(self) -> None:
         self.resampler = Resampler(AUDIO_RATE, SAMPLE_RATE, 2)

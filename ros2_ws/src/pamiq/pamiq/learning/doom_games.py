@@ -30,7 +30,7 @@ import numpy as np
 
 from pamiq.doom import make_game
 from pamiq.learning.episodes import RESOLUTION, pose, reached_goal
-from pamiq.learning.preprocessing import preprocess
+from pamiq.media.preprocessing import preprocess
 from pamiq.vocabulary import FRAME_SHAPE
 
 COMMAND_WIDTH = 5  # pamiq.doom.doom_command's [forward, strafe, turn, jump, use]

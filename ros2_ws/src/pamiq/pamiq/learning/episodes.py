@@ -24,7 +24,7 @@ import vizdoom as vzd
 from pamiq import vrchat
 from pamiq.doom import TICRATE, doom_command
 from pamiq.learning.policy import Policy
-from pamiq.learning.preprocessing import preprocess
+from pamiq.media.preprocessing import preprocess
 
 # The world's defaults (doom_world_node.WorldConfig), which the live graph plays with.
 PUBLISH_RATE = 10.0  # steps per simulated second

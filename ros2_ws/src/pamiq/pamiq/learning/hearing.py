@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from pamiq.audio import CHANNELS, SAMPLE_RATE
+from pamiq.media.audio import CHANNELS, SAMPLE_RATE
 
 MEL_BANDS = 40
 WINDOW = 400  # 25 ms

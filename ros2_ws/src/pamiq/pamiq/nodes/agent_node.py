@@ -43,9 +43,9 @@ from pamiq.learning.config import (
     uses_plugins,
 )
 from pamiq.learning.policy import Policy
-from pamiq.learning.preprocessing import preprocess
 from pamiq.learning.random_policy import RandomPolicy
 from pamiq.learning.sense_arrays import is_multimodal
+from pamiq.media.preprocessing import preprocess
 from pamiq.ros import messages, qos, spin, topics
 from pamiq.ros.diagnostics import (
     ERROR,

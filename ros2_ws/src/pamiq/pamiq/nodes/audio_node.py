@@ -1,4 +1,4 @@
-"""audio_node: what VRChat plays, as the agent's ears, on `audio/pcm` (pamiq.audio's format).
+"""audio_node: what VRChat plays, as the agent's ears, on `audio/pcm` (pamiq.media.audio's format).
 
 It records the monitor of the output sink VRChat's stream plays to (PulseAudio, or PipeWire's
 PulseAudio service): the sink is found among the sound server's streams by `stream_match`,
@@ -17,8 +17,8 @@ import threading
 
 from rclpy.node import Node
 
-from pamiq.audio import Chunk
-from pamiq.audio_sources import AudioSourceError, FileAudioSource, PulseAudioSource
+from pamiq.media.audio import Chunk
+from pamiq.media.audio_sources import AudioSourceError, FileAudioSource, PulseAudioSource
 from pamiq.ros import spin
 from pamiq.ros.audio_publisher import AudioPublisher
 from pamiq.ros.diagnostics import ERROR, WARN, Diagnostics, rate_level

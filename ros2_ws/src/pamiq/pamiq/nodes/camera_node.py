@@ -1,6 +1,6 @@
 """camera_node: publishes what a video source shows on `camera/image_raw` (the agent's eyes).
 
-The source is an OpenCV VideoCapture (pamiq.video): a device index (the OBS virtual camera
+The source is an OpenCV VideoCapture (pamiq.media.video): a device index (the OBS virtual camera
 that shows VRChat), a video file (looped by default) or a URL. Frames go out as bgr8 at capture
 size, at a fixed rate, stamped with their capture time. When the source fails or ends the node
 reopens it with exponential backoff and never dies on a bad frame.
@@ -17,12 +17,12 @@ from rclpy.node import Node
 from rclpy.time import Time
 from sensor_msgs.msg import Image
 
+from pamiq.media.video import V4L2_SYSFS, VideoSource, find_video_device, is_file, parse_source
 from pamiq.ros import qos, spin, topics
 from pamiq.ros.diagnostics import ERROR, Diagnostics, RateMeter, rate_level
 from pamiq.ros.image_conversion import numpy_to_image
 from pamiq.ros.parameters import ParameterError, declare_settings
 from pamiq.settings import setting
-from pamiq.video import V4L2_SYSFS, VideoSource, find_video_device, is_file, parse_source
 
 
 @dataclass(frozen=True)

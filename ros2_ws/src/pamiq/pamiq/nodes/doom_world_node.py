@@ -15,7 +15,7 @@ node's clock to each step's time rather than hearing its `/clock` back (use_sim_
 false here), which would wake it once more every step in the middle of the next one.
 
 With `audio` it also publishes what the player hears (ViZDoom's audio buffer, resampled to
-pamiq.audio's format) on `audio/pcm`, stamped in the world's time, before each frame. Like
+pamiq.media.audio's format) on `audio/pcm`, stamped in the world's time, before each frame. Like
 VRChat it sends the avatar's body parameters (velocity in the avatar's frame, AngularY from the
 yaw, Grounded from the game) as OSC to `body_osc_port`, each when it changes.
 

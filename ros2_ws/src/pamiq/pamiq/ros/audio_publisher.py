@@ -6,7 +6,7 @@ from __future__ import annotations
 from rclpy.node import Node
 from std_msgs.msg import Float32, Int16MultiArray, String
 
-from pamiq.audio import SILENCE_DBFS, Chunk, format_description, level_dbfs
+from pamiq.media.audio import SILENCE_DBFS, Chunk, format_description, level_dbfs
 from pamiq.ros import qos, topics
 from pamiq.ros.diagnostics import RateMeter
 from pamiq.ros.sense_messages import audio_message, format_message

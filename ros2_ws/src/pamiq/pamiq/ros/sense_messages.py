@@ -5,7 +5,7 @@
   Int16MultiArray has no header, and a stamp in the message itself stays with it through bags,
   replay and remaps (a companion topic would have to be paired by order).
 - `audio/level`: std_msgs/Float32, the chunk's loudness in dBFS; `audio/format`: std_msgs/String,
-  JSON (pamiq.audio.format_description), latched.
+  JSON (pamiq.media.audio.format_description), latched.
 - `body/state`: sensor_msgs/JointState as a named vector: BODY_FIELDS first, then every other
   avatar parameter VRChat sent; `body/twist`: geometry_msgs/TwistStamped (REP 103).
 - `agent/hearing`: sensor_msgs/Image 32FC1, the spectrogram the agent heard at a frame, 80 x 50:
@@ -26,9 +26,9 @@ import numpy as np
 from sensor_msgs.msg import Image, JointState
 from std_msgs.msg import Int16MultiArray, MultiArrayDimension, String
 
-from pamiq.audio import CHANNELS, CHUNK_FRAMES
 from pamiq.avatar import BODY_FIELDS, body_vector
 from pamiq.learning.sense_arrays import EXTRA_SENSES, check_sense
+from pamiq.media.audio import CHANNELS, CHUNK_FRAMES
 from pamiq.ros import topics
 from pamiq.ros.messages import STEP_PARTS, step_part
 

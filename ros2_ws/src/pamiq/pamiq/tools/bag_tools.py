@@ -11,7 +11,7 @@ import numpy as np
 from rosbags.rosbag2 import Reader
 import yaml
 
-from pamiq.audio import CHANNELS, SAMPLE_RATE
+from pamiq.media.audio import CHANNELS, SAMPLE_RATE
 from pamiq.ros import topics
 from pamiq.ros.bags import deserialize, read_messages, split_paths
 from pamiq.ros.image_conversion import image_to_numpy

@@ -14,10 +14,10 @@ import yaml
 
 from pamiq import run_dir as layout
 from pamiq import vrchat
-from pamiq.audio_sources import is_audio_file
 from pamiq.avatar import OUTPUT_PORT
 from pamiq.executables import EXECUTABLES
 from pamiq.learning.config import LearnerConfig
+from pamiq.media.audio_sources import is_audio_file
 from pamiq.ros import qos, topics
 from pamiq.ros.isolation import ISOLATED_EXIT
 from pamiq.ros.share import config_file

@@ -21,8 +21,8 @@ import matplotlib.pyplot as plt
 import numpy as np
 
 from pamiq import run_dir as layout
-from pamiq.audio import SAMPLE_RATE
 from pamiq.avatar import BODY_FIELDS
+from pamiq.media.audio import SAMPLE_RATE
 from pamiq.ros import topics
 from pamiq.ros.bags import deserialize, read_messages
 from pamiq.ros.sense_messages import audio_chunk, body_input

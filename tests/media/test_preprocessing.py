@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
-from pamiq.learning.preprocessing import center_square_crop, preprocess
+from pamiq.media.preprocessing import center_square_crop, preprocess
 
 
 def test_center_square_crop_keeps_the_middle():

@@ -6,8 +6,8 @@ the sink VRChat's stream plays to among the server's sink inputs (`pactl`); with
 default sink's monitor is taken. Capture goes through `soundcard`, imported only when a device
 is opened: it connects to the sound server on import and fails without one.
 
-Both sources give `read()` -> one chunk of the stream format (pamiq.audio) with the time of its
-first frame, at real-time pace, and raise `AudioSourceError` when the source is gone.
+Both sources give `read()` -> one chunk of the stream format (pamiq.media.audio) with the time
+of its first frame, at real-time pace, and raise `AudioSourceError` when the source is gone.
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ import time
 
 import numpy as np
 
-from pamiq.audio import (
+from pamiq.media.audio import (
     CHANNELS,
     CHUNK_FRAMES,
     CHUNK_NS,

@@ -1,0 +1,1 @@
+"""Media capture: video frames and their preprocessing, the one audio format and its sources."""
