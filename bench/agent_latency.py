@@ -19,7 +19,6 @@ import benchlib
 benchlib.setup()
 
 import numpy as np  # noqa: E402
-from pamiq.avatar import BODY_FIELDS  # noqa: E402
 from pamiq.learning.curiosity_policy import CuriosityPolicy  # noqa: E402
 from pamiq.learning.hearing import LogMelStream  # noqa: E402
 from pamiq.learning.senses import absent  # noqa: E402
@@ -30,6 +29,7 @@ from pamiq.ros import messages, qos, topics  # noqa: E402
 from pamiq.ros.image_conversion import image_to_numpy, numpy_to_image  # noqa: E402
 from pamiq.ros.sense_messages import audio_message  # noqa: E402
 from pamiq.vocabulary import parse_senses  # noqa: E402
+from pamiq.vrchat.avatar import BODY_FIELDS  # noqa: E402
 import rclpy  # noqa: E402
 from rosgraph import NodeProcess, Probe, wait_until  # noqa: E402
 from sensor_msgs.msg import Image, JointState  # noqa: E402

@@ -14,10 +14,10 @@ import urllib.request
 
 from diagnostic_msgs.msg import DiagnosticArray
 from geometry_msgs.msg import TwistStamped
-from pamiq.avatar import BODY_FIELDS, HeldParameters
 from pamiq.doom import avatar_parameters
-from pamiq.osc import OscListener, OscSender, parse_datagram
 from pamiq.ros import qos, topics
+from pamiq.vrchat.avatar import BODY_FIELDS, HeldParameters
+from pamiq.vrchat.osc import OscListener, OscSender, parse_datagram
 import pytest
 from pythonosc.osc_message_builder import OscMessageBuilder
 from rosgraph import NAMESPACE, NodeProcess, diagnostic_value, free_udp_port, wait_until

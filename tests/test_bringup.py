@@ -11,9 +11,9 @@ import time
 
 from geometry_msgs.msg import PoseStamped
 import numpy as np
-from pamiq import vrchat
 from pamiq.ros import qos
 from pamiq.tools.graph import default_params_file
+from pamiq.vrchat import controller
 from rosgraph import OscRecorder, free_udp_port, wait_until
 from sensor_msgs.msg import JointState
 from videos import write_video
@@ -120,7 +120,9 @@ def test_vrchat_mode_sends_axes_at_10hz_and_resets_on_ctrl_c(tmp_path):
         by_address = {}
         for t, address, value in packets:
             by_address.setdefault(address, []).append((t, value))
-        assert set(by_address) == {vrchat.address(n) for n in vrchat.CONTINUOUS_ACTION_NAMES}
+        assert set(by_address) == {
+            controller.address(n) for n in controller.CONTINUOUS_ACTION_NAMES
+        }
         for address, timed in by_address.items():
             assert all(isinstance(v, float) and -1.0 <= v <= 1.0 for _, v in timed)
             times = [t for t, _ in timed]
@@ -132,7 +134,7 @@ def test_vrchat_mode_sends_axes_at_10hz_and_resets_on_ctrl_c(tmp_path):
         tail = [(a, v) for _, a, v in osc.snapshot()][-29:]
         osc.close()
     assert code == 0, up.output()
-    assert tail == [(vrchat.address(n), v) for n, v in vrchat.RESET_VALUES.items()]
+    assert tail == [(controller.address(n), v) for n, v in controller.RESET_VALUES.items()]
 
 
 def test_a_node_that_dies_stops_the_graph(tmp_path):

@@ -13,11 +13,11 @@ import time
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus
 from doom_frames import record
 import numpy as np
-from pamiq import vrchat
 from pamiq.learning.learner import Learner, LearnerConfig
 from pamiq.ros import qos
 from pamiq.ros.image_conversion import numpy_to_image
 from pamiq.storage.checkpoint import save_checkpoint
+from pamiq.vrchat import controller
 import pytest
 from rosgraph import (
     FAST_TRAINER,
@@ -109,7 +109,7 @@ def test_killed_trainer_resumes_mid_round_and_killed_agent_goes_neutral_and_rest
         # The agent killed: the actuator's watchdog sends neutral inputs within its timeout.
         agent.stop(signal.SIGKILL)
         killed_at = time.monotonic()
-        neutral = [(vrchat.address(n), v) for n, v in vrchat.NEUTRAL_VALUES.items()]
+        neutral = [(controller.address(n), v) for n, v in controller.NEUTRAL_VALUES.items()]
         assert wait_until(
             lambda: [(a, v) for _, a, v in osc.snapshot()][-len(neutral) :] == neutral, 3.0
         )
@@ -317,7 +317,9 @@ def test_a_barrage_of_bad_input_is_refused_counted_and_crashes_nothing(probe):
         for address, value in osc.take():
             name = address.removeprefix('/input/')
             assert (
-                name in vrchat.CONTINUOUS_ACTION_NAMES and np.isfinite(value) and -1 <= value <= 1
+                name in controller.CONTINUOUS_ACTION_NAMES
+                and np.isfinite(value)
+                and -1 <= value <= 1
             )
         assert agent.process.poll() is None and actuator.process.poll() is None
     finally:

@@ -90,7 +90,7 @@ def test_the_learning_and_storage_layers_import_without_rclpy(tmp_path):
     (tmp_path / 'rclpy.py').write_text("raise ImportError('no ROS here')\n")
     code = (
         'import pamiq.learning.learner, pamiq.learning.curiosity_policy, '
-        'pamiq.learning.random_policy, pamiq.storage.checkpoint, pamiq.doom, pamiq.osc, '
+        'pamiq.learning.random_policy, pamiq.storage.checkpoint, pamiq.doom, pamiq.vrchat.osc, '
         'pamiq.media.video, pamiq.settings, pamiq.run_dir, pamiq.vocabulary'
     )
     env = dict(os.environ, PYTHONPATH=str(tmp_path))

@@ -11,8 +11,8 @@ from diagnostic_msgs.msg import DiagnosticArray
 from geometry_msgs.msg import PoseStamped
 import numpy as np
 from pamiq.doom import TICRATE
-from pamiq.osc import HeldInputs
 from pamiq.ros import topics
+from pamiq.vrchat.osc import HeldInputs
 from rclpy.qos import QoSProfile, ReliabilityPolicy
 from rosgraph import NAMESPACE, diagnostic_value, free_udp_port, wait_until
 from rosgraph_msgs.msg import Clock

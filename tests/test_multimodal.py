@@ -13,7 +13,6 @@ import wave
 
 from diagnostic_msgs.msg import DiagnosticArray
 import numpy as np
-from pamiq.avatar import BODY_FIELDS
 from pamiq.learning.config import LearnerConfig
 from pamiq.learning.curiosity import curiosity_reward
 from pamiq.learning.curiosity_policy import CuriosityPolicy
@@ -23,12 +22,13 @@ from pamiq.learning.models import build_models
 from pamiq.learning.multimodal import per_sense_rewards
 from pamiq.learning.senses import absent, dummy_inputs
 from pamiq.media.audio import CHUNK_FRAMES
-from pamiq.osc import OscSender
 from pamiq.ros import qos, topics
 from pamiq.ros.image_conversion import numpy_to_image
 from pamiq.ros.sense_messages import audio_message, hearing_input
 from pamiq.storage.weights import WeightsError, pack_weights
 from pamiq.tools.cli import main as pamiq
+from pamiq.vrchat.avatar import BODY_FIELDS
+from pamiq.vrchat.osc import OscSender
 import pytest
 from rosgraph import (
     FAST_TRAINER,

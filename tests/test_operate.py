@@ -8,8 +8,8 @@ import signal
 import time
 
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus
-from pamiq import vrchat
 from pamiq.ros import qos
+from pamiq.vrchat import controller
 from rcl_interfaces.msg import Parameter, ParameterType, ParameterValue
 from rcl_interfaces.srv import SetParameters
 from rosgraph import NodeProcess, OscRecorder, statuses, versions_acted, wait_until
@@ -48,7 +48,7 @@ def test_pause_neutralises_within_150_ms_stops_actions_and_resumes(probe, tmp_pa
             probe, SetBool, 'agent/set_active', SetBool.Request(data=False), client=client
         )
         assert reply.success and 'paused' in reply.message
-        neutral = {(vrchat.address(n), v) for n, v in vrchat.NEUTRAL_VALUES.items()}
+        neutral = {(controller.address(n), v) for n, v in controller.NEUTRAL_VALUES.items()}
 
         def neutral_since_pause():
             after = [(t, a, v) for t, a, v in osc.snapshot() if t >= paused_at]

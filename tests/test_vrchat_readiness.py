@@ -8,7 +8,7 @@ import time
 from pamiq.media.video import find_video_device
 from pamiq.ros import qos, topics
 from pamiq.ros.messages import action_message
-from pamiq.smoothing import AxisLag, ButtonHold
+from pamiq.vrchat.smoothing import AxisLag, ButtonHold
 import pytest
 from rosgraph import NodeProcess, OscRecorder, wait_until
 from sensor_msgs.msg import JointState

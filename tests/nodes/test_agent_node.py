@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import numpy as np
-from pamiq import vrchat
 from pamiq.media.preprocessing import preprocess
 from pamiq.ros import qos
 from pamiq.ros.image_conversion import image_to_numpy, numpy_to_image
+from pamiq.vrchat import controller
 import pytest
 from rosgraph import NodeProcess, wait_until
 from sensor_msgs.msg import Image, JointState
@@ -64,10 +64,10 @@ def test_one_action_per_frame_with_the_frame_stamp(probe, action_space):
 
         for a in actions:
             if action_space == 'continuous':
-                assert list(a.name) == list(vrchat.CONTINUOUS_ACTION_NAMES)
+                assert list(a.name) == list(controller.CONTINUOUS_ACTION_NAMES)
                 assert all(-1.0 < v < 1.0 for v in a.position)
             else:
-                assert list(a.name) == list(vrchat.LOCOMOTION_BUTTONS)
+                assert list(a.name) == list(controller.LOCOMOTION_BUTTONS)
                 assert set(a.position) <= {0.0, 1.0}
                 pressed = dict(zip(a.name, a.position))
                 assert not (pressed['MoveForward'] and pressed['MoveBackward'])

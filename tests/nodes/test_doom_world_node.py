@@ -19,9 +19,9 @@ from pamiq.doom import (
     engine_instance,
     make_game,
 )
-from pamiq.osc import frame_marker
 from pamiq.process_usage import children_named
 from pamiq.ros import qos
+from pamiq.vrchat.osc import frame_marker
 from pythonosc.udp_client import SimpleUDPClient
 from rosgraph import NAMESPACE, NodeProcess, diagnostic_value, free_udp_port, wait_until
 from sensor_msgs.msg import Image

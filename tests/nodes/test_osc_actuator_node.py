@@ -7,8 +7,8 @@ import signal
 import time
 
 from geometry_msgs.msg import Twist
-from pamiq import vrchat
 from pamiq.ros import qos
+from pamiq.vrchat import controller
 import pytest
 from rclpy.time import Time
 from rosgraph import NodeProcess, OscRecorder, wait_until
@@ -51,7 +51,7 @@ def test_actions_become_exact_osc_packets_and_bad_values_never_go_out(probe, osc
         pub = probe.create_publisher(JointState, 'action', qos.ACTION)
         probe.wait_for_subscribers(pub)
         packets = publish_and_collect(
-            probe, pub, osc, action(vrchat.CONTINUOUS_ACTION_NAMES, [0.5, -0.25, 1.0]), 3
+            probe, pub, osc, action(controller.CONTINUOUS_ACTION_NAMES, [0.5, -0.25, 1.0]), 3
         )
         assert approx(packets) == [
             ('/input/Vertical', 0.5),
@@ -116,7 +116,7 @@ def test_deadzone_and_cmd_vel_mapping(probe, osc):
         pub = probe.create_publisher(JointState, 'action', qos.ACTION)
         probe.wait_for_subscribers(pub)
         packets = publish_and_collect(
-            probe, pub, osc, action(vrchat.CONTINUOUS_ACTION_NAMES, [0.1, -0.3, -0.2]), 3
+            probe, pub, osc, action(controller.CONTINUOUS_ACTION_NAMES, [0.1, -0.3, -0.2]), 3
         )
         assert approx(packets) == [
             ('/input/Vertical', 0.0),
@@ -144,14 +144,16 @@ def test_watchdog_sends_neutral_inputs_after_timeout(probe, osc):
     try:
         pub = probe.create_publisher(JointState, 'action', qos.ACTION)
         probe.wait_for_subscribers(pub)
-        pub.publish(action(vrchat.CONTINUOUS_ACTION_NAMES + ('MoveForward',), [0.7, 0.2, -0.4, 1]))
+        pub.publish(
+            action(controller.CONTINUOUS_ACTION_NAMES + ('MoveForward',), [0.7, 0.2, -0.4, 1])
+        )
         assert wait_until(lambda: len(osc.snapshot()) >= 4, 3.0)
         sent_at = osc.snapshot()[-1][0]
-        assert wait_until(lambda: len(osc.snapshot()) >= 4 + len(vrchat.NEUTRAL_VALUES), 3.0)
+        assert wait_until(lambda: len(osc.snapshot()) >= 4 + len(controller.NEUTRAL_VALUES), 3.0)
         time.sleep(0.7)  # neutral goes out once, not again and again
         neutral = osc.snapshot()[4:]
         assert [(a, v) for _, a, v in neutral] == [
-            (vrchat.address(n), v) for n, v in vrchat.NEUTRAL_VALUES.items()
+            (controller.address(n), v) for n, v in controller.NEUTRAL_VALUES.items()
         ]
         delay = neutral[0][0] - sent_at
         assert 0.45 <= delay <= 0.5 + 0.3, delay
@@ -188,8 +190,10 @@ def test_under_simulated_time_the_watchdog_and_re_presses_follow_the_clock(probe
         assert osc.take() == []  # 0.34 s since the last command
         for step in range(6, 12):
             tick(step)
-        assert wait_until(lambda: len(osc.snapshot()) >= len(vrchat.NEUTRAL_VALUES), 3.0)
-        assert osc.take() == [(vrchat.address(n), v) for n, v in vrchat.NEUTRAL_VALUES.items()]
+        assert wait_until(lambda: len(osc.snapshot()) >= len(controller.NEUTRAL_VALUES), 3.0)
+        assert osc.take() == [
+            (controller.address(n), v) for n, v in controller.NEUTRAL_VALUES.items()
+        ]
     finally:
         node.stop()
 
@@ -202,7 +206,7 @@ def test_shutdown_sends_every_vrchat_reset_value(probe, osc, sig):
     publish_and_collect(probe, pub, osc, action(['Vertical'], [0.9]), 1)
     assert node.stop(sig) == 0, node.output()
     packets = osc.take()
-    assert packets == [(vrchat.address(n), v) for n, v in vrchat.RESET_VALUES.items()]
+    assert packets == [(controller.address(n), v) for n, v in controller.RESET_VALUES.items()]
     assert len(packets) == 29
     assert 'sent VRChat reset values' in node.output()
 
@@ -218,7 +222,7 @@ def test_a_second_ctrl_c_does_not_cut_the_reset_short(probe, osc):
         node.process.send_signal(signal.SIGINT)
         time.sleep(0.01)
     assert node.stop() == 0, node.output()
-    assert osc.take() == [(vrchat.address(n), v) for n, v in vrchat.RESET_VALUES.items()]
+    assert osc.take() == [(controller.address(n), v) for n, v in controller.RESET_VALUES.items()]
     assert 'Traceback' not in node.output()
 
 

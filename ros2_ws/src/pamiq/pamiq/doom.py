@@ -205,7 +205,7 @@ class DoomHearing:
 def avatar_parameters(
     velocity: tuple[float, float, float], angle: float, turn_rate: float, on_ground: bool
 ) -> dict[str, float | bool]:
-    """What VRChat would send of the Doom player's body (pamiq.avatar.BODY_FIELDS).
+    """What VRChat would send of the Doom player's body (pamiq.vrchat.avatar.BODY_FIELDS).
 
     Args:
         velocity: The player's velocity in map units per tic (x east, y north, z up).

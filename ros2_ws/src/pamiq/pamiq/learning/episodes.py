@@ -21,10 +21,10 @@ import time
 import numpy as np
 import vizdoom as vzd
 
-from pamiq import vrchat
 from pamiq.doom import TICRATE, doom_command
 from pamiq.learning.policy import Policy
 from pamiq.media.preprocessing import preprocess
+from pamiq.vrchat import controller
 
 # The world's defaults (doom_world_node.WorldConfig), which the live graph plays with.
 PUBLISH_RATE = 10.0  # steps per simulated second
@@ -52,8 +52,8 @@ def step_tics(step: int, publish_rate: float = PUBLISH_RATE) -> int:
 def action_inputs(action: np.ndarray, action_space: str) -> dict[str, float]:
     """A policy's action as the VRChat inputs the actuator sends (pamiq.ros.messages' names)."""
     if action_space == 'continuous':
-        return dict(zip(vrchat.CONTINUOUS_ACTION_NAMES, (float(v) for v in action)))
-    return {name: float(v) for name, v in vrchat.discrete_to_buttons(action).items()}
+        return dict(zip(controller.CONTINUOUS_ACTION_NAMES, (float(v) for v in action)))
+    return {name: float(v) for name, v in controller.discrete_to_buttons(action).items()}
 
 
 def pose(game: vzd.DoomGame) -> tuple[float, float, float]:

@@ -16,7 +16,8 @@ from pamiq.learning.policy import CheapStep, StepResult
 from pamiq.storage.errors import WeightsError
 from pamiq.vocabulary import ACTION_SPACES, DISCRETE_ACTION_CHOICES
 
-# Discrete action indices (pamiq.vrchat's buttons): 0 none, 1 the first, 2 the second button.
+# Discrete action indices (pamiq.vrchat.controller's buttons): 0 none, 1 the first, 2 the
+# second button.
 _FORWARD, _TURN_CHOICES = 1, (0, 1, 2)  # MoveForward; LookLeft/LookRight or no turn
 
 

@@ -5,16 +5,16 @@ check what they send without loading the learning stack.
 
 - hearing: the stereo log-mel spectrogram of the last second, (2, 40, 50) float32 dB
   (pamiq.learning.hearing);
-- body: the avatar parameters of pamiq.avatar.BODY_FIELDS, (10,) float32 in VRChat's units.
+- body: the avatar parameters of pamiq.vrchat.avatar.BODY_FIELDS, (10,) float32 in VRChat's units.
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-from pamiq.avatar import BODY_DEFAULTS, BODY_FIELDS, BODY_SCALES
 from pamiq.learning.hearing import FLOOR_DB, HEARING_SHAPE
 from pamiq.vocabulary import DEFAULT_SENSES
+from pamiq.vrchat.avatar import BODY_DEFAULTS, BODY_FIELDS, BODY_SCALES
 
 # The senses besides vision, and the shape and dtype of one step's input of each.
 EXTRA_SENSES = {'hearing': HEARING_SHAPE, 'body': (len(BODY_FIELDS),)}

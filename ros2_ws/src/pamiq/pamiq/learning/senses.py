@@ -5,7 +5,7 @@ trainer pairs by); with more senses a step also has what was heard and felt at t
 
 - hearing: the stereo log-mel spectrogram of the last second, (2, 40, 50) float32 dB
   (pamiq.learning.hearing);
-- body: the avatar parameters of pamiq.avatar.BODY_FIELDS, (10,) float32 in VRChat's units.
+- body: the avatar parameters of pamiq.vrchat.avatar.BODY_FIELDS, (10,) float32 in VRChat's units.
 
 `SenseBatch` carries a batch of them through the models; it indexes like a tensor, so PPO's
 minibatching (`b_obs[mb_inds]`) works on it unchanged.

@@ -31,7 +31,6 @@ from sensor_msgs.msg import Image, JointState
 from std_msgs.msg import Float32, UInt8MultiArray
 from std_srvs.srv import SetBool
 
-from pamiq import vrchat
 from pamiq.heap import reserve_heap
 from pamiq.learning.config import (
     action_space_setting,
@@ -64,6 +63,7 @@ from pamiq.ros.sense_inputs import SenseInputs
 from pamiq.settings import setting
 from pamiq.storage.errors import WeightsError
 from pamiq.vocabulary import POLICIES, REWARD_KEY, REWARD_WINDOW
+from pamiq.vrchat import controller
 
 # Above this share of camera frames lost in transit (over 5 s) the agent's diagnostics warn.
 LOSS_WARNING = 0.05
@@ -345,7 +345,7 @@ class Agent(Node):
             self.end_wait()  # a frame held for newer weights is not acted on once paused
             # One neutral command now: the actuator releases every input within this period.
             stamp = self.get_clock().now().to_msg()
-            neutral = vrchat.NEUTRAL_VALUES
+            neutral = controller.NEUTRAL_VALUES
             self.action_pub.publish(
                 messages.action_message(
                     stamp, list(neutral), [0.0] * len(neutral), messages.NEUTRAL_FRAME_ID

@@ -6,7 +6,7 @@ avatar loads; the Doom world sends the same. This node listens there (127.0.0.1 
 otherwise), holds the last value of each and publishes them at the agent's rate: `body/state`
 (a named vector, BODY_FIELDS first) and `body/twist` (REP 103). Bad datagrams (not OSC, wrong
 types, NaN, floods) are counted, logged throttled and dropped. With `oscquery` the listener is
-advertised the way VRChat 2023.3+ finds OSC apps (pamiq.oscquery).
+advertised the way VRChat 2023.3+ finds OSC apps (pamiq.vrchat.oscquery).
 """
 
 from __future__ import annotations
@@ -18,13 +18,13 @@ from geometry_msgs.msg import TwistStamped
 from rclpy.node import Node
 from sensor_msgs.msg import JointState
 
-from pamiq.avatar import OUTPUT_HOST, OUTPUT_PORT, HeldParameters
-from pamiq.osc import OscListener
 from pamiq.ros import qos, spin, topics
 from pamiq.ros.diagnostics import OK, WARN, Diagnostics, RateMeter
 from pamiq.ros.parameters import ParameterError, declare_settings
 from pamiq.ros.sense_messages import body_message, twist_message
 from pamiq.settings import setting
+from pamiq.vrchat.avatar import OUTPUT_HOST, OUTPUT_PORT, HeldParameters
+from pamiq.vrchat.osc import OscListener
 
 
 @dataclass(frozen=True)
@@ -76,7 +76,7 @@ class Body(Node):
             ) from error
         self.advertiser = None
         if config.oscquery:
-            from pamiq.oscquery import OscQueryAdvertiser
+            from pamiq.vrchat.oscquery import OscQueryAdvertiser
 
             self.advertiser = OscQueryAdvertiser('pamiq', config.osc_host, config.osc_port)
         self.state_pub = qos.publisher(self, JointState, topics.BODY_STATE, qos.SENSE)

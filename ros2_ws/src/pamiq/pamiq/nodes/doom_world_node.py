@@ -8,8 +8,8 @@ publishes what the avatar sees on `camera/image_raw` plus ground truth on `world
 each frame advances one step of simulated time (35 / publish_rate tics) at publish_rate x factor
 frames per wall second. 0, lockstep: the next step starts only once the action for the current
 frame has been applied: the actuator sends that action's inputs and then the frame marker
-`/pamiq/frame <stamp>` (pamiq.osc), and the world steps on the marker of exactly the frame it
-published. In both simulated modes the world publishes `/clock` (Doom's tics as time), stamps
+`/pamiq/frame <stamp>` (pamiq.vrchat.osc), and the world steps on the marker of exactly the frame
+it published. In both simulated modes the world publishes `/clock` (Doom's tics as time), stamps
 with it, and the other nodes run with use_sim_time. The world is the clock: it sets its own
 node's clock to each step's time rather than hearing its `/clock` back (use_sim_time stays
 false here), which would wake it once more every step in the middle of the next one.
@@ -45,7 +45,7 @@ from rosgraph_msgs.msg import Clock
 from sensor_msgs.msg import Image
 from std_srvs.srv import Trigger
 
-from pamiq import avatar, process_usage, vrchat
+from pamiq import process_usage
 from pamiq.doom import (
     RESOLUTIONS,
     TICRATE,
@@ -54,13 +54,14 @@ from pamiq.doom import (
     doom_command,
     make_game,
 )
-from pamiq.osc import HeldInputs, OscSender, listen
 from pamiq.ros import qos, spin, topics
 from pamiq.ros.audio_publisher import AudioPublisher
 from pamiq.ros.diagnostics import Diagnostics, RateMeter, rate_level, steady_clock
 from pamiq.ros.image_conversion import numpy_to_image
 from pamiq.ros.parameters import ParameterError, declare_settings
 from pamiq.settings import setting
+from pamiq.vrchat import avatar, controller
+from pamiq.vrchat.osc import HeldInputs, OscSender, listen
 
 
 @dataclass(frozen=True)
@@ -74,11 +75,11 @@ class WorldConfig:
         choices=RESOLUTIONS,
     )
     osc_host: str = setting(
-        vrchat.INPUT_HOST,
+        controller.INPUT_HOST,
         'Address the OSC input server binds (loopback unless you need otherwise)',
     )
     osc_port: int = setting(
-        vrchat.INPUT_PORT, 'UDP port of the OSC input server (VRChat: 9000)', low=1, high=65535
+        controller.INPUT_PORT, 'UDP port of the OSC input server (VRChat: 9000)', low=1, high=65535
     )
     publish_rate: float = setting(10.0, 'Frames published per second (Hz)', low=1.0, high=35.0)
     turn_rate: float = setting(
@@ -199,7 +200,9 @@ class DoomWorld(Node):
         self.heard_tics = (0, 0)  # (first tic, count) advanced since the last frame
         self.audio = AudioPublisher(self, f'ViZDoom {config.scenario}') if config.audio else None
         self.body = (
-            OscSender(vrchat.INPUT_HOST, config.body_osc_port) if config.body_osc_port else None
+            OscSender(controller.INPUT_HOST, config.body_osc_port)
+            if config.body_osc_port
+            else None
         )
         self.body_sent: dict[str, float | bool] = {}
         self.last_yaw: tuple[int, float] | None = None  # (tic, angle)

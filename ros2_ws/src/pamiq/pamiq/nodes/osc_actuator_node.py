@@ -2,7 +2,7 @@
 
 Subscribes `action` (sensor_msgs/JointState, names = VRChat input names) and `cmd_vel`
 (geometry_msgs/Twist from teleop_twist_keyboard) and sends `/input/<Name>` over UDP
-(pamiq.osc). Axes go out as floats in [-1, 1], buttons as ints 0/1. A watchdog returns every
+(pamiq.vrchat.osc). Axes go out as floats in [-1, 1], buttons as ints 0/1. A watchdog returns every
 input to neutral when no command arrived for `timeout` seconds, and shutdown sends all of
 VRChat's reset values.
 """
@@ -16,21 +16,23 @@ from geometry_msgs.msg import Twist
 from rclpy.node import Node
 from sensor_msgs.msg import JointState
 
-from pamiq import vrchat
-from pamiq.osc import OscSender, frame_marker
 from pamiq.ros import qos, spin, topics
 from pamiq.ros.diagnostics import ERROR, OK, WARN, Diagnostics
 from pamiq.ros.parameters import declare_settings
 from pamiq.settings import setting
-from pamiq.smoothing import AxisLag, ButtonHold
+from pamiq.vrchat import controller
+from pamiq.vrchat.osc import OscSender, frame_marker
+from pamiq.vrchat.smoothing import AxisLag, ButtonHold
 
 
 @dataclass(frozen=True)
 class ActuatorConfig:
     osc_host: str = setting(
-        vrchat.INPUT_HOST, 'Host that receives the OSC input (VRChat or the Doom world)'
+        controller.INPUT_HOST, 'Host that receives the OSC input (VRChat or the Doom world)'
     )
-    osc_port: int = setting(vrchat.INPUT_PORT, "UDP port of VRChat's OSC input", low=1, high=65535)
+    osc_port: int = setting(
+        controller.INPUT_PORT, "UDP port of VRChat's OSC input", low=1, high=65535
+    )
     timeout: float = setting(
         0.5,
         'Seconds without a command before all inputs return to neutral',
@@ -99,7 +101,7 @@ class OscActuator(Node):
         self.neutral = True  # nothing non-neutral has been sent yet
         self.rejected = 0
         self.pending_presses: list[tuple[float, str]] = []
-        # Optional smoothing for natural movement (pamiq.smoothing); neutral bypasses it.
+        # Optional smoothing for natural movement (pamiq.vrchat.smoothing); neutral bypasses it.
         self.lag = AxisLag(self.config.axis_time_constant)
         self.hold = ButtonHold(self.config.button_min_hold)
 
@@ -145,12 +147,12 @@ class OscActuator(Node):
 
     def cmd_vel_callback(self, msg: Twist) -> None:
         s = self.config.cmd_vel_scale
-        self.apply(vrchat.twist_to_axes(msg.linear.x * s, msg.linear.y * s, msg.angular.z * s))
+        self.apply(controller.twist_to_axes(msg.linear.x * s, msg.linear.y * s, msg.angular.z * s))
 
     def apply(self, command: dict[str, float]) -> None:
         self.last_command = self.now()
         for name, raw in command.items():
-            value, problem = vrchat.sanitize(name, raw, self.config.deadzone)
+            value, problem = controller.sanitize(name, raw, self.config.deadzone)
             if problem:
                 self.reject(problem)
             if value is None:
@@ -167,9 +169,9 @@ class OscActuator(Node):
 
     def smoothed(self, name: str, value: float | int) -> float | int | None:
         """The value to send now with smoothing on (None: a button must hold a while)."""
-        if vrchat.is_axis(name) and self.config.axis_time_constant > 0:
+        if controller.is_axis(name) and self.config.axis_time_constant > 0:
             return self.lag.command(name, float(value), self.now())
-        if vrchat.is_button(name) and self.config.button_min_hold > 0:
+        if controller.is_button(name) and self.config.button_min_hold > 0:
             return self.hold.command(name, int(value), self.now())
         return value
 
@@ -200,7 +202,7 @@ class OscActuator(Node):
             self.get_logger().warning(
                 f'no command for {self.config.timeout:.2f} s: inputs back to neutral'
             )
-            self.send_all(vrchat.NEUTRAL_VALUES)
+            self.send_all(controller.NEUTRAL_VALUES)
             self.neutral = True
         # Send errors are wall-clock events (the socket fails in wall time, whatever the clock).
         if self.sender.errors and time.monotonic() - self.sender.last_error_time < 1.0:
@@ -226,14 +228,14 @@ class OscActuator(Node):
 
     def send_all(self, values: dict[str, float | int]) -> None:
         self.pending_presses.clear()
-        self.lag.reset({n: float(v) for n, v in values.items() if vrchat.is_axis(n)})
-        self.hold.reset({n: int(v) for n, v in values.items() if vrchat.is_button(n)})
+        self.lag.reset({n: float(v) for n, v in values.items() if controller.is_axis(n)})
+        self.hold.reset({n: int(v) for n, v in values.items() if controller.is_button(n)})
         for name, value in values.items():
             self.sender.send(name, value)
 
     def shutdown(self) -> None:
         """Leave VRChat with every input released (runs on Ctrl-C and SIGTERM)."""
-        self.send_all(vrchat.RESET_VALUES)
+        self.send_all(controller.RESET_VALUES)
         self.get_logger().info('sent VRChat reset values')
 
 

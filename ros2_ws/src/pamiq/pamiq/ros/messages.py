@@ -11,10 +11,10 @@ from collections.abc import Sequence
 import numpy as np
 from sensor_msgs.msg import JointState
 
-from pamiq import vrchat
 from pamiq.ros import topics
 from pamiq.ros.image_conversion import image_to_numpy
 from pamiq.vocabulary import FRAME_SHAPE
+from pamiq.vrchat import controller
 
 STEP_FIELDS = ('step', 'reward', 'value', 'log_prob', 'policy_version')
 # The three messages of one frame, as the pairing (pamiq.learning.pairing) names its parts.
@@ -99,16 +99,16 @@ def action_vector(names: Sequence[str], values: Sequence[float], action_space: s
     """The agent's action as the learner stores it: (3,) float32 axes or (5,) int64 indices."""
     lookup = dict(zip(names, values))
     if action_space == 'continuous':
-        missing = [n for n in vrchat.CONTINUOUS_ACTION_NAMES if n not in lookup]
+        missing = [n for n in controller.CONTINUOUS_ACTION_NAMES if n not in lookup]
         if missing:
             raise ValueError(f'continuous action lacks {", ".join(missing)}')
-        return np.array([lookup[n] for n in vrchat.CONTINUOUS_ACTION_NAMES], np.float32)
-    return np.array(vrchat.buttons_to_discrete(lookup), np.int64)
+        return np.array([lookup[n] for n in controller.CONTINUOUS_ACTION_NAMES], np.float32)
+    return np.array(controller.buttons_to_discrete(lookup), np.int64)
 
 
 def action_names_values(action: np.ndarray, action_space: str) -> tuple[list[str], list[float]]:
     """Inverse of action_vector: VRChat input names and values for the `action` message."""
     if action_space == 'continuous':
-        return list(vrchat.CONTINUOUS_ACTION_NAMES), [float(v) for v in action]
-    buttons = vrchat.discrete_to_buttons([int(i) for i in action])
+        return list(controller.CONTINUOUS_ACTION_NAMES), [float(v) for v in action]
+    buttons = controller.discrete_to_buttons([int(i) for i in action])
     return list(buttons), [float(v) for v in buttons.values()]

@@ -19,12 +19,12 @@ from rclpy.node import Node
 from sensor_msgs.msg import Image, JointState
 from std_msgs.msg import Int16MultiArray
 
-from pamiq.avatar import BODY_FIELDS
 from pamiq.learning.hearing import LogMelStream
 from pamiq.learning.sense_arrays import absent, extra_senses
 from pamiq.ros import qos, topics
 from pamiq.ros.diagnostics import OK, WARN
 from pamiq.ros.sense_messages import SENSE_PARTS, audio_chunk, body_input, hearing_message
+from pamiq.vrchat.avatar import BODY_FIELDS
 
 
 class SenseInputs:

@@ -26,11 +26,11 @@ import numpy as np
 from sensor_msgs.msg import Image, JointState
 from std_msgs.msg import Int16MultiArray, MultiArrayDimension, String
 
-from pamiq.avatar import BODY_FIELDS, body_vector
 from pamiq.learning.sense_arrays import EXTRA_SENSES, check_sense
 from pamiq.media.audio import CHANNELS, CHUNK_FRAMES
 from pamiq.ros import topics
 from pamiq.ros.messages import STEP_PARTS, step_part
+from pamiq.vrchat.avatar import BODY_FIELDS, body_vector
 
 HEARING_ROWS = EXTRA_SENSES['hearing'][0] * EXTRA_SENSES['hearing'][1]
 # The parts of a frame beyond observation, action and step, and the topic of each.

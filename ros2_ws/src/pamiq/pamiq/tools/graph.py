@@ -13,8 +13,6 @@ import sys
 import yaml
 
 from pamiq import run_dir as layout
-from pamiq import vrchat
-from pamiq.avatar import OUTPUT_PORT
 from pamiq.executables import EXECUTABLES
 from pamiq.learning.config import LearnerConfig
 from pamiq.media.audio_sources import is_audio_file
@@ -38,6 +36,8 @@ from pamiq.vocabulary import (
     WORLDS,
     parse_senses,
 )
+from pamiq.vrchat import controller
+from pamiq.vrchat.avatar import OUTPUT_PORT
 
 # The oracles read the world's true pose, which the live agent does not see (pamiq train only).
 LIVE_REWARDS = tuple(r for r in REWARDS if not r.startswith('oracle'))
@@ -145,7 +145,7 @@ class BringupError(ValueError):
 
 def base_ports(osc_port: str, body_port: str, params_file: str) -> tuple[int, int]:
     """Actor 0's OSC input and body-sense ports: the arguments, else the parameter file's."""
-    osc = osc_port or node_parameter(params_file, 'world', 'osc_port', vrchat.INPUT_PORT)
+    osc = osc_port or node_parameter(params_file, 'world', 'osc_port', controller.INPUT_PORT)
     body = body_port or node_parameter(params_file, 'body', 'osc_port', OUTPUT_PORT)
     return int(osc), int(body)
 

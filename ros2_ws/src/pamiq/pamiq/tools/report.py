@@ -21,13 +21,13 @@ import matplotlib.pyplot as plt
 import numpy as np
 
 from pamiq import run_dir as layout
-from pamiq.avatar import BODY_FIELDS
 from pamiq.media.audio import SAMPLE_RATE
 from pamiq.ros import topics
 from pamiq.ros.bags import deserialize, read_messages
 from pamiq.ros.sense_messages import audio_chunk, body_input
 from pamiq.run_dir import disk_use
 from pamiq.vocabulary import MODEL_LOSSES
+from pamiq.vrchat.avatar import BODY_FIELDS
 
 CELL = 64.0  # map units per coverage cell (Doom's own grid)
 MAX_CHUNKS = 6000  # the spectrogram shows the first 10 minutes of sound

@@ -14,7 +14,7 @@ import json
 import socket
 import threading
 
-from pamiq.avatar import CHANGE_ADDRESS, PARAMETER_PREFIX
+from pamiq.vrchat.avatar import CHANGE_ADDRESS, PARAMETER_PREFIX
 
 OSCJSON_SERVICE = '_oscjson._tcp.local.'
 OSC_SERVICE = '_osc._udp.local.'

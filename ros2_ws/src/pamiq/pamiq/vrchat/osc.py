@@ -14,7 +14,7 @@ from pythonosc.osc_bundle_builder import IMMEDIATELY, OscBundleBuilder
 from pythonosc.osc_message import OscMessage
 from pythonosc.osc_message_builder import OscMessageBuilder
 
-from pamiq import vrchat
+from pamiq.vrchat import controller
 
 # Lockstep worlds: after an action's inputs the actuator sends FRAME_ADDRESS with the stamp of
 # the frame the action answers (int32 seconds, int32 nanoseconds). It is pamiq's own address,
@@ -58,7 +58,7 @@ class OscSender:
         self.transmit(builder.build().dgram, len(messages))
 
     def send(self, name: str, value: float | int) -> None:
-        if self.send_message(vrchat.address(name), (value,)):
+        if self.send_message(controller.address(name), (value,)):
             self.sent[name] = value
 
     def send_message(self, address: str, args: tuple[float | int, ...]) -> bool:
@@ -109,10 +109,10 @@ class HeldInputs:
 
     def handle(self, address: str, *args: object) -> str:
         """Hold one input; returns '' or why it was dropped (unknown names, NaN, strings)."""
-        name = address.removeprefix(vrchat.ADDRESS_PREFIX)
+        name = address.removeprefix(controller.ADDRESS_PREFIX)
         if len(args) != 1 or isinstance(args[0], bool) or not isinstance(args[0], (int, float)):
             return f'{short(address)}: arguments {short(args)} are not one number'
-        value, problem = vrchat.sanitize(name, args[0])
+        value, problem = controller.sanitize(name, args[0])
         if value is None:
             return problem
         with self.lock:
@@ -311,5 +311,5 @@ def listen(
     Raises:
         OSError: The address cannot be bound (in use, not local).
     """
-    routes = {vrchat.ADDRESS_PREFIX: inputs.handle, FRAME_ADDRESS: inputs.handle_frame}
+    routes = {controller.ADDRESS_PREFIX: inputs.handle, FRAME_ADDRESS: inputs.handle_frame}
     return OscListener(host, port, routes, on_problem, name='osc-input')

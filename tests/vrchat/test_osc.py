@@ -1,9 +1,9 @@
-"""VRChat OSC over real UDP both ways (pamiq.osc): a bundle arrives whole and in order, and a
-lockstep world's inputs hold what came before the frame marker."""
+"""VRChat OSC over real UDP both ways (pamiq.vrchat.osc): a bundle arrives whole and in order,
+and a lockstep world's inputs hold what came before the frame marker."""
 
 from __future__ import annotations
 
-from pamiq.osc import HeldInputs, OscSender, frame_marker, listen
+from pamiq.vrchat.osc import HeldInputs, OscSender, frame_marker, listen
 from rosgraph import OscRecorder, free_udp_port, wait_until
 
 

@@ -12,7 +12,7 @@ import math
 import threading
 import time
 
-from pamiq.osc import short
+from pamiq.vrchat.osc import short
 
 PARAMETER_PREFIX = '/avatar/parameters/'
 CHANGE_ADDRESS = '/avatar/change'

@@ -1,0 +1,1 @@
+"""VRChat's I/O: OSC both ways, its input controller, avatar parameters, OSCQuery, smoothing."""
