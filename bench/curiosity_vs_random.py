@@ -25,7 +25,7 @@ import torch
 
 sys.path.insert(0, os.path.join(benchlib.REPO, 'tests'))
 from doom_frames import record
-from pamiq.doom import TICRATE, doom_command, make_game
+from pamiq.doom.game import TICRATE, doom_command, make_game
 from pamiq.learning.curiosity import curiosity_reward
 from pamiq.learning.curiosity_policy import CuriosityPolicy
 from pamiq.learning.learner import Learner, LearnerConfig, Step

@@ -3,7 +3,7 @@ the onset of a familiar one, for multimodal models trained on the Doom world's s
 
 Per seed: random continuous actions for --train-steps steps of `defend_the_center` (monsters
 growl, attack and die; the player hurts) with vision, hearing and the body sense, exactly as
-the graph perceives them (pamiq.doom's audio resampled to 16 kHz, the agent's log-mel window,
+the graph perceives them (pamiq.doom.game's audio resampled to 16 kHz, the agent's log-mel window,
 avatar parameters); the encoder (inverse dynamics) and the forward model learn from them
 offline for --epochs passes (Learner.pretrain, as `pamiq train --from-bag`). Then, on a new
 episode (seed + 1000) with its own sound, a 1 s sound is mixed into the stream at --onsets
@@ -31,7 +31,7 @@ import benchlib
 benchlib.setup()
 
 import numpy as np  # noqa: E402
-from pamiq.doom import (  # noqa: E402
+from pamiq.doom.game import (  # noqa: E402
     AUDIO_PER_TIC,
     AUDIO_RATE,
     TICRATE,

@@ -28,8 +28,8 @@ import tempfile
 
 import benchlib
 import numpy as np
-from pamiq.doom_map import read_map
-from pamiq.learning.doom_envs import MAX_TRAINING_SEED, DoomWorlds
+from pamiq.doom.geometry import read_map
+from pamiq.doom.training_worlds import MAX_TRAINING_SEED, DoomWorlds
 from pamiq.learning.engine import Trainer
 from pamiq.learning.frame_stack import FrameStacks
 from pamiq.learning.rewards import Transitions

@@ -21,7 +21,7 @@ import time
 
 import benchlib
 import numpy as np
-from pamiq.learning.doom_envs import DoomWorlds
+from pamiq.doom.training_worlds import DoomWorlds
 from pamiq.learning.engine import Trainer
 from pamiq.learning.random_policy import RandomPolicy
 from pamiq.learning.train_config import TrainConfig

@@ -4,7 +4,7 @@ Why in-process: issue 12 needs ≥5 seeds x 3 rewards x up to 5e5 steps; the gra
 runs ~230 steps/s at best and cannot be parallelised cheaply, and issue 12 allows "a faster
 in-process harness" for sweeps. The harness runs the live code, not a copy of it:
 
-- World: a step is the Doom world node's (pamiq.learning.episodes): the 160x120 frame is
+- World: a step is the Doom world node's (pamiq.doom.stepping): the 160x120 frame is
   preprocessed to 84x84, the action becomes VRChat inputs and the game advances 3 or 4 tics
   (the world's rounding, counted over the whole run like the node's step counter) at 120 deg/s
   turning. When ViZDoom ends an episode (goal or 2,100-tic timeout) a new one starts at once;
@@ -53,12 +53,9 @@ import tempfile
 import time
 
 import numpy as np
-from pamiq.doom import TICRATE, doom_command, make_game
-from pamiq.doom_map import Cell, cell_of
-from pamiq.learning.config import LearnerConfig
-from pamiq.learning.curiosity_policy import CuriosityPolicy
-from pamiq.learning.doom_envs import episode_seed
-from pamiq.learning.episodes import (
+from pamiq.doom.game import TICRATE, doom_command, make_game
+from pamiq.doom.geometry import Cell, cell_of
+from pamiq.doom.stepping import (
     RESOLUTION,
     TURN_RATE,
     action_inputs,
@@ -66,6 +63,9 @@ from pamiq.learning.episodes import (
     reached_goal,
     step_tics,
 )
+from pamiq.doom.training_worlds import episode_seed
+from pamiq.learning.config import LearnerConfig
+from pamiq.learning.curiosity_policy import CuriosityPolicy
 from pamiq.learning.learner import Learner, Step
 from pamiq.learning.policy import StepResult
 from pamiq.learning.run_log import duration

@@ -5,7 +5,7 @@ from __future__ import annotations
 import tempfile
 
 import numpy as np
-from pamiq.doom import TICRATE, doom_command, make_game
+from pamiq.doom.game import TICRATE, doom_command, make_game
 from pamiq.media.preprocessing import preprocess
 
 

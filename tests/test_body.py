@@ -14,7 +14,7 @@ import urllib.request
 
 from diagnostic_msgs.msg import DiagnosticArray
 from geometry_msgs.msg import TwistStamped
-from pamiq.doom import avatar_parameters
+from pamiq.doom.game import avatar_parameters
 from pamiq.ros import qos, topics
 from pamiq.vrchat.avatar import BODY_FIELDS, HeldParameters
 from pamiq.vrchat.osc import OscListener, OscSender, parse_datagram

@@ -10,21 +10,21 @@ import subprocess
 import sys
 
 import numpy as np
-from pamiq.doom import make_game
-from pamiq.doom_map import CELL, Sector, read_map, segment_enters_cell
+from pamiq.doom.exploration import episode_metrics
+from pamiq.doom.game import make_game
+from pamiq.doom.geometry import CELL, Sector, read_map, segment_enters_cell
+from pamiq.doom.stepping import (
+    PUBLISH_RATE,
+    RESOLUTION,
+    TURN_RATE,
+    step_tics,
+)
+from pamiq.evaluation.episodes import play_episode
 from pamiq.learning.bootstrap import (
     bootstrap_mean,
     paired_difference,
     paired_ratio,
 )
-from pamiq.learning.episodes import (
-    PUBLISH_RATE,
-    RESOLUTION,
-    TURN_RATE,
-    play_episode,
-    step_tics,
-)
-from pamiq.learning.exploration import episode_metrics
 from pamiq.learning.forward_turn_policy import ForwardTurnPolicy
 from pamiq.learning.random_policy import RandomPolicy
 from pamiq.storage.weights import WeightsError
@@ -313,8 +313,8 @@ def test_pamiq_eval_refuses_bad_checkpoints_and_unknown_policies(tmp_path, capsy
 def test_the_measuring_modules_need_no_torch(tmp_path):
     (tmp_path / 'torch.py').write_text("raise ImportError('no torch here')\n")
     code = (
-        'import pamiq.doom_map, pamiq.learning.exploration, pamiq.learning.bootstrap, '
-        'pamiq.learning.episodes'
+        'import pamiq.doom.geometry, pamiq.doom.exploration, pamiq.learning.bootstrap, '
+        'pamiq.doom.stepping, pamiq.evaluation.episodes'
     )
     env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(tmp_path), *sys.path]))
     result = subprocess.run(

@@ -11,7 +11,7 @@ import tempfile
 
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus
 import numpy as np
-from pamiq.doom import TICRATE, DoomHearing, doom_command, make_game
+from pamiq.doom.game import TICRATE, DoomHearing, doom_command, make_game
 from pamiq.learning.hearing import FLOOR_DB, LogMelStream, mel_filterbank
 from pamiq.media.audio import (
     CHUNK_FRAMES,

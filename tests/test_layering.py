@@ -15,9 +15,13 @@ from pamiq.tools.graph import node_command
 
 PACKAGE = os.path.join(REPO, 'ros2_ws', 'src', 'pamiq', 'pamiq')
 # Top to bottom: a module may import from its own layer and the layers below it.
-LAYERS = ('nodes', 'tools', 'ros', 'learning', 'storage', 'shared')
+LAYERS = (
+    'nodes', 'tools', 'ros',  # the ROS nodes, the pamiq command, the ROS glue
+    'evaluation', 'learning', 'doom', 'vrchat', 'media', 'storage',  # domains, no ROS
+    'shared',  # the modules at the package's top
+)  # fmt: skip
 # Layers that must run without any ROS package (plain Python: tests, benchmarks, offline use).
-ROS_FREE = ('learning', 'storage', 'shared')
+ROS_FREE = ('evaluation', 'learning', 'doom', 'vrchat', 'media', 'storage', 'shared')
 ROS_PACKAGES = {
     'rclpy', 'rcl_interfaces', 'rosidl_runtime_py', 'builtin_interfaces', 'ament_index_python',
     'sensor_msgs', 'std_msgs', 'geometry_msgs', 'std_srvs', 'diagnostic_msgs', 'rosgraph_msgs',
@@ -90,10 +94,10 @@ def test_the_learning_and_storage_layers_import_without_rclpy(tmp_path):
     (tmp_path / 'rclpy.py').write_text("raise ImportError('no ROS here')\n")
     code = (
         'import pamiq.learning.learner, pamiq.learning.curiosity_policy, '
-        'pamiq.learning.random_policy, pamiq.storage.checkpoint, pamiq.doom, pamiq.vrchat.osc, '
-        'pamiq.media.video, pamiq.settings, pamiq.run_dir, pamiq.vocabulary'
+        'pamiq.learning.random_policy, pamiq.storage.checkpoint, pamiq.doom.game, '
+        'pamiq.vrchat.osc, pamiq.media.video, pamiq.settings, pamiq.run_dir, pamiq.vocabulary'
     )
-    env = dict(os.environ, PYTHONPATH=str(tmp_path))
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(tmp_path), *sys.path]))
     result = subprocess.run(
         [sys.executable, '-c', code], env=env, capture_output=True, text=True, timeout=120
     )

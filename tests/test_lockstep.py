@@ -10,7 +10,7 @@ import time
 from diagnostic_msgs.msg import DiagnosticArray
 from geometry_msgs.msg import PoseStamped
 import numpy as np
-from pamiq.doom import TICRATE
+from pamiq.doom.game import TICRATE
 from pamiq.ros import topics
 from pamiq.vrchat.osc import HeldInputs
 from rclpy.qos import QoSProfile, ReliabilityPolicy

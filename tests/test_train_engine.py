@@ -93,7 +93,7 @@ def test_bad_training_options_get_clear_errors(args, message, tmp_path):
 
 
 def test_a_world_that_just_began_its_episode_is_saved_and_rebuilt(tmp_path):
-    from pamiq.learning.doom_envs import DoomWorlds
+    from pamiq.doom.training_worlds import DoomWorlds
 
     worlds = DoomWorlds(2, 0, 'discrete', str(tmp_path), episode_tics=60)
     try:
@@ -111,7 +111,7 @@ def test_a_world_that_just_began_its_episode_is_saved_and_rebuilt(tmp_path):
 
 
 def test_a_world_process_that_dies_is_named_in_a_clear_error(tmp_path):
-    from pamiq.learning.doom_envs import DoomWorlds
+    from pamiq.doom.training_worlds import DoomWorlds
 
     worlds = DoomWorlds(2, 0, 'discrete', str(tmp_path), processes=2)
     processes = [w.process for w in worlds.games.workers]

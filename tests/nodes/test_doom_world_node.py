@@ -11,7 +11,7 @@ import time
 
 from diagnostic_msgs.msg import DiagnosticArray
 from geometry_msgs.msg import PoseStamped
-from pamiq.doom import (
+from pamiq.doom.game import (
     ENGINE_FILES,
     SHM_DIR,
     WALK_FORWARD,
@@ -19,7 +19,7 @@ from pamiq.doom import (
     engine_instance,
     make_game,
 )
-from pamiq.process_usage import children_named
+from pamiq.doom.process_usage import children_named
 from pamiq.ros import qos
 from pamiq.vrchat.osc import frame_marker
 from pythonosc.udp_client import SimpleUDPClient

@@ -37,8 +37,8 @@ import time
 import numpy as np
 import torch
 
+from pamiq.doom.training_worlds import DoomWorlds
 from pamiq.learning.device import choose_device
-from pamiq.learning.doom_envs import DoomWorlds
 from pamiq.learning.frame_stack import FrameStacks
 from pamiq.learning.presets import model_preset
 from pamiq.learning.rewards import Transitions

@@ -13,7 +13,7 @@ import os
 
 import numpy as np
 
-from pamiq.learning.doom_envs import EpisodeRecord
+from pamiq.doom.training_worlds import EpisodeRecord
 
 EPISODES = 'episodes.jsonl'
 TENSORBOARD = 'tensorboard'

@@ -1,7 +1,7 @@
 """doom_world_node: the built-in world, a headless ViZDoom map driven by VRChat OSC input.
 
 It listens where VRChat would (UDP 127.0.0.1:9000) for `/input/<Name>` packets, holds each value
-until it changes (as VRChat does), advances the game (pamiq.doom) at Doom's 35 tics/s and
+until it changes (as VRChat does), advances the game (pamiq.doom.game) at Doom's 35 tics/s and
 publishes what the avatar sees on `camera/image_raw` plus ground truth on `world/pose`.
 
 `real_time_factor` sets the pace. 1: real time, wall clock stamps (VRChat's pace). Above 1:
@@ -45,8 +45,8 @@ from rosgraph_msgs.msg import Clock
 from sensor_msgs.msg import Image
 from std_srvs.srv import Trigger
 
-from pamiq import process_usage
-from pamiq.doom import (
+from pamiq.doom import process_usage
+from pamiq.doom.game import (
     RESOLUTIONS,
     TICRATE,
     DoomHearing,

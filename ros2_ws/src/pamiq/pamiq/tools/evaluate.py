@@ -1,9 +1,9 @@
 """`pamiq eval`: how far each policy explores per episode, every method on the same spawns.
 
 The yardstick of issue 12. Each method plays the same seed list (the same spawns) for whole
-episodes, in-process as the live world steps (pamiq.learning.episodes); per episode it gets
+episodes, in-process as the live world steps (pamiq.doom.stepping); per episode it gets
 the distinct 64x64 cells visited, that as a fraction of the map's floor cells, the sectors
-visited and whether it reached the goal (pamiq.learning.exploration); means come with bootstrap
+visited and whether it reached the goal (pamiq.doom.exploration); means come with bootstrap
 95 % intervals and each method's ratio to `random` with a paired interval
 (pamiq.learning.bootstrap). Methods: `random` (the agent's random policy: uniform random
 actions), `forward_turn` (a hand-made explorer, pamiq.learning.forward_turn_policy) and any
@@ -22,8 +22,11 @@ import os
 import tempfile
 import time
 
-from pamiq.doom import make_game
-from pamiq.doom_map import CELL, MapGeometry, read_map
+from pamiq.doom.exploration import EpisodeMetrics, episode_metrics
+from pamiq.doom.game import make_game
+from pamiq.doom.geometry import CELL, MapGeometry, read_map
+from pamiq.doom.stepping import PUBLISH_RATE, RESOLUTION, TURN_RATE
+from pamiq.evaluation.episodes import Episode, play_episode
 from pamiq.learning.bootstrap import (
     CONFIDENCE,
     RESAMPLES,
@@ -32,14 +35,6 @@ from pamiq.learning.bootstrap import (
     paired_difference,
     paired_ratio,
 )
-from pamiq.learning.episodes import (
-    PUBLISH_RATE,
-    RESOLUTION,
-    TURN_RATE,
-    Episode,
-    play_episode,
-)
-from pamiq.learning.exploration import EpisodeMetrics, episode_metrics
 from pamiq.learning.forward_turn_policy import ForwardTurnPolicy
 from pamiq.learning.policy import Policy
 from pamiq.learning.random_policy import RandomPolicy

@@ -15,7 +15,7 @@ from matplotlib.patches import Rectangle
 import matplotlib.pyplot as plt
 import numpy as np
 
-from pamiq.doom_map import CELL, MapGeometry, cell_of
+from pamiq.doom.geometry import CELL, MapGeometry, cell_of
 
 
 def plot_coverage(results: dict, path: str) -> None:

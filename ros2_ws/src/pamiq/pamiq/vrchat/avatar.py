@@ -2,7 +2,7 @@
 
 No ROS here. VRChat sends `/avatar/parameters/<Name> <value>` to UDP 9001 whenever a value
 changes (and only then), and `/avatar/change <avatar id>` when an avatar loads. The body sense
-keeps the last value of each; the Doom world sends the same parameters (pamiq.doom) so the
+keeps the last value of each; the Doom world sends the same parameters (pamiq.doom.game) so the
 path is the same in both worlds. Facts from VRChat's OSC and animator-parameter docs.
 """
 

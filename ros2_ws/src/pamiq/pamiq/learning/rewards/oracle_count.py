@@ -13,7 +13,7 @@ from collections import Counter
 
 import torch
 
-from pamiq.doom_map import CELL
+from pamiq.doom.geometry import CELL
 from pamiq.learning.rewards.base import IntrinsicReward, Transitions
 
 

@@ -14,7 +14,7 @@ import math
 
 import numpy as np
 
-from pamiq.doom import make_game
+from pamiq.doom.game import make_game
 
 CELL = 64.0  # map units per cell side (the blockmap's 128 is coarser than a corridor is wide)
 
@@ -137,7 +137,7 @@ class MapGeometry:
 
 
 def geometry_from_state(scenario: str, state) -> MapGeometry:
-    """The geometry in a ViZDoom state of a game made with `map_info` (pamiq.doom.make_game)."""
+    """The geometry in a ViZDoom state of a game made with `map_info` (game.make_game)."""
     if state is None or state.sectors is None:
         raise ValueError('the state has no sectors: make the game with map_info=True')
     sectors = tuple(

@@ -1,4 +1,4 @@
-"""Several Doom worlds stepped together, each exactly as the live world steps (episodes.py).
+"""Several Doom worlds stepped together, each exactly as the live world steps (stepping.py).
 
 A step of world i: its action becomes VRChat inputs, the game advances that world's 3 or 4
 tics (the world node's rounding, counted per world), and when ViZDoom ends the episode (goal or
@@ -15,10 +15,10 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from pamiq.doom import TICRATE, doom_command
-from pamiq.doom_map import Cell, cell_of
-from pamiq.learning.doom_games import make_games
-from pamiq.learning.episodes import TURN_RATE, action_inputs, step_tics
+from pamiq.doom.game import TICRATE, doom_command
+from pamiq.doom.game_processes import make_games
+from pamiq.doom.geometry import Cell, cell_of
+from pamiq.doom.stepping import TURN_RATE, action_inputs, step_tics
 from pamiq.vocabulary import CONTINUOUS_ACTION_DIM, DISCRETE_ACTION_CHOICES
 
 SCENARIO = 'my_way_home'
@@ -63,7 +63,7 @@ class EpisodeRecord:
 
 class DoomWorlds:
     """`count` my_way_home worlds for training seed `seed`, their games in this process
-    (`processes` 0) or over that many worker processes (pamiq.learning.doom_games)."""
+    (`processes` 0) or over that many worker processes (pamiq.doom.game_processes)."""
 
     def __init__(
         self,

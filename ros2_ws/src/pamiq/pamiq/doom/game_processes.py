@@ -28,12 +28,12 @@ import traceback
 
 import numpy as np
 
-from pamiq.doom import make_game
-from pamiq.learning.episodes import RESOLUTION, pose, reached_goal
+from pamiq.doom.game import make_game
+from pamiq.doom.stepping import RESOLUTION, pose, reached_goal
 from pamiq.media.preprocessing import preprocess
 from pamiq.vocabulary import FRAME_SHAPE
 
-COMMAND_WIDTH = 5  # pamiq.doom.doom_command's [forward, strafe, turn, jump, use]
+COMMAND_WIDTH = 5  # pamiq.doom.game.doom_command's [forward, strafe, turn, jump, use]
 STOP_SECONDS = 10.0  # a worker that does not exit after its close request is terminated
 
 
@@ -192,7 +192,7 @@ class Worker:
 class GameProcesses:
     """`count` games spread over `processes` worker processes, in contiguous blocks.
 
-    Each worker is a fresh interpreter (`python -m pamiq.learning.doom_games`), not a fork:
+    Each worker is a fresh interpreter (`python -m pamiq.doom.game_processes`), not a fork:
     the engine has torch's thread pools by now, and a user's script need not guard its main.
     """
 
@@ -237,7 +237,7 @@ class GameProcesses:
             'PYTHONPATH': package_root + (os.pathsep + path if path else ''),
         }
         command = [
-            sys.executable, '-m', 'pamiq.learning.doom_games', str(requests_read),
+            sys.executable, '-m', 'pamiq.doom.game_processes', str(requests_read),
             str(replies_write), self.memory_path, str(count), str(first), str(end), options,
         ]  # fmt: skip
         try:

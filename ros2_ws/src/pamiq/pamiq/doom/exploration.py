@@ -3,7 +3,7 @@
 The primary metric is the number of distinct 64x64 cells the player stood in during a whole
 episode, from the pose after every step (what the world publishes on world/pose at 10 Hz; a
 step moves the player at most ~40 map units, less than a cell, so no cell is jumped over).
-Cells are also given as a fraction of the map's floor cells (pamiq.doom_map), because a count
+Cells are also given as a fraction of the map's floor cells (pamiq.doom.geometry), because a count
 alone cannot say how much was left; sectors visited say how many rooms and corridors were
 entered; and whether the episode ended at the goal. No torch, no ROS.
 """
@@ -14,7 +14,7 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
-from pamiq.doom_map import Cell, MapGeometry, cell_of
+from pamiq.doom.geometry import Cell, MapGeometry, cell_of
 
 
 @dataclass(frozen=True)

@@ -13,9 +13,9 @@ import os
 import numpy as np
 import vizdoom as vzd
 
-from pamiq.engine_guard import EngineGuard, hide_descriptors
+from pamiq.doom.engine_guard import EngineGuard, hide_descriptors
+from pamiq.doom.process_usage import children_named
 from pamiq.media.audio import SAMPLE_RATE, Chunk, ChunkAssembler, Resampler
-from pamiq.process_usage import children_named
 
 TICRATE = 35  # Doom's fixed simulation rate
 AUDIO_RATE = 22050  # ViZDoom's audio buffer, resampled to pamiq.media.audio's format
@@ -46,7 +46,7 @@ SHM_DIR = '/dev/shm'
 
 class DoomGame(vzd.DoomGame):
     """ViZDoom's game, whose engine gets none of this process's descriptors and does not
-    outlive it (pamiq.engine_guard)."""
+    outlive it (pamiq.doom.engine_guard)."""
 
     guard: EngineGuard | None = None
 
@@ -127,7 +127,7 @@ def make_game(
     episode length in tics. `audio` fills the state's audio buffer with the last
     AUDIO_BUFFER_TICS tics of sound: it needs OpenAL (apt libopenal1; without it the buffer is
     silently all zeros). `map_info` fills the state's sectors and objects (the map's geometry
-    and its things, which `pamiq.doom_map` reads once; a played game does not need them).
+    and its things, which `pamiq.doom.geometry` reads once; a played game does not need them).
 
     Raises:
         ValueError: There is no such scenario.

@@ -21,17 +21,10 @@ import time
 import numpy as np
 import vizdoom as vzd
 
-from pamiq.doom import TICRATE, doom_command
+from pamiq.doom.game import TICRATE, doom_command
+from pamiq.doom.stepping import TURN_RATE, action_inputs, pose, reached_goal, step_tics
 from pamiq.learning.policy import Policy
 from pamiq.media.preprocessing import preprocess
-from pamiq.vrchat import controller
-
-# The world's defaults (doom_world_node.WorldConfig), which the live graph plays with.
-PUBLISH_RATE = 10.0  # steps per simulated second
-TURN_RATE = 120.0  # degrees per second at LookHorizontal = 1
-RESOLUTION = '160x120'
-
-_POSE = (vzd.GameVariable.POSITION_X, vzd.GameVariable.POSITION_Y, vzd.GameVariable.ANGLE)
 
 
 @dataclass(frozen=True)
@@ -42,23 +35,6 @@ class Episode:
     steps: int
     tics: int
     seconds: float  # wall time, policy included
-
-
-def step_tics(step: int, publish_rate: float = PUBLISH_RATE) -> int:
-    """Tics of the world's step number `step` (1, 2, ...): DoomWorld.step's rounding."""
-    return round(step * TICRATE / publish_rate) - round((step - 1) * TICRATE / publish_rate)
-
-
-def action_inputs(action: np.ndarray, action_space: str) -> dict[str, float]:
-    """A policy's action as the VRChat inputs the actuator sends (pamiq.ros.messages' names)."""
-    if action_space == 'continuous':
-        return dict(zip(controller.CONTINUOUS_ACTION_NAMES, (float(v) for v in action)))
-    return {name: float(v) for name, v in controller.discrete_to_buttons(action).items()}
-
-
-def pose(game: vzd.DoomGame) -> tuple[float, float, float]:
-    """x, y, angle now (ViZDoom still reports them once the episode has ended)."""
-    return tuple(float(game.get_game_variable(variable)) for variable in _POSE)
 
 
 def play_episode(
@@ -86,13 +62,3 @@ def play_episode(
         poses.append(pose(game))
     goal = reached_goal(game)
     return Episode(seed, np.array(poses), goal, steps, tics, time.perf_counter() - started)
-
-
-def reached_goal(game: vzd.DoomGame) -> bool:
-    """Whether the episode ended before its timeout with the player alive (my_way_home: the
-    vest was picked up); shared by evaluation and the in-process training harness."""
-    return bool(
-        game.is_episode_finished()
-        and not game.is_player_dead()
-        and game.get_episode_time() < game.get_episode_start_time() + game.get_episode_timeout()
-    )
