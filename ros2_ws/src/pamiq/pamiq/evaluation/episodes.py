@@ -10,7 +10,8 @@ smoothing), and the game advances 35 / publish_rate tics holding those inputs (3
 or the timeout at 2,100 tics); `max_steps` cuts it short for smoke tests only.
 
 Paired spawns: `game.set_seed(seed)` before `new_episode()` fixes the spawn, so every method
-given the same seed list starts from the same places (tested in tests/test_evaluation.py).
+given the same seed list starts from the same places (tested in
+tests/evaluation/test_evaluation.py).
 """
 
 from __future__ import annotations

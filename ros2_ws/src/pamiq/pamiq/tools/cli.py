@@ -14,7 +14,7 @@ import tempfile
 
 from pamiq import __version__
 from pamiq.certs import DEFAULT_DAYS
-from pamiq.learning.bootstrap import RESAMPLES as EVAL_RESAMPLES
+from pamiq.evaluation.bootstrap import RESAMPLES as EVAL_RESAMPLES
 from pamiq.learning.config import LearnerConfig
 from pamiq.ros.tool_ports import tool_environment
 from pamiq.ros.transport import (
@@ -278,7 +278,7 @@ def report_command(args: argparse.Namespace) -> int:
 
 
 def eval_command(args: argparse.Namespace) -> int:
-    from pamiq.tools.evaluate import evaluate
+    from pamiq.evaluation.evaluate import evaluate
 
     evaluate(
         args.policies,

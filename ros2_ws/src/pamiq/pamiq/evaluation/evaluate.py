@@ -5,8 +5,8 @@ episodes, in-process as the live world steps (pamiq.doom.stepping); per episode 
 the distinct 64x64 cells visited, that as a fraction of the map's floor cells, the sectors
 visited and whether it reached the goal (pamiq.doom.exploration); means come with bootstrap
 95 % intervals and each method's ratio to `random` with a paired interval
-(pamiq.learning.bootstrap). Methods: `random` (the agent's random policy: uniform random
-actions), `forward_turn` (a hand-made explorer, pamiq.learning.forward_turn_policy) and any
+(pamiq.evaluation.bootstrap). Methods: `random` (the agent's random policy: uniform random
+actions), `forward_turn` (a hand-made explorer, pamiq.evaluation.forward_turn_policy) and any
 trained checkpoint, run through the agent's own CuriosityPolicy (it samples its actions).
 
 Writes <out>/eval.json (everything, per episode), <out>/coverage.png (means with intervals) and
@@ -26,8 +26,7 @@ from pamiq.doom.exploration import EpisodeMetrics, episode_metrics
 from pamiq.doom.game import make_game
 from pamiq.doom.geometry import CELL, MapGeometry, read_map
 from pamiq.doom.stepping import PUBLISH_RATE, RESOLUTION, TURN_RATE
-from pamiq.evaluation.episodes import Episode, play_episode
-from pamiq.learning.bootstrap import (
+from pamiq.evaluation.bootstrap import (
     CONFIDENCE,
     RESAMPLES,
     Estimate,
@@ -35,7 +34,8 @@ from pamiq.learning.bootstrap import (
     paired_difference,
     paired_ratio,
 )
-from pamiq.learning.forward_turn_policy import ForwardTurnPolicy
+from pamiq.evaluation.episodes import Episode, play_episode
+from pamiq.evaluation.forward_turn_policy import ForwardTurnPolicy
 from pamiq.learning.policy import Policy
 from pamiq.learning.random_policy import RandomPolicy
 from pamiq.vocabulary import EVAL_BASELINES
@@ -289,7 +289,7 @@ def evaluate(
     os.makedirs(out, exist_ok=True)
     with open(os.path.join(out, 'eval.json'), 'w') as stream:
         json.dump(results, stream, indent=1)
-    from pamiq.tools.evaluation_plots import plot_coverage, plot_trajectories
+    from pamiq.evaluation.plots import plot_coverage, plot_trajectories
 
     plot_coverage(results, os.path.join(out, 'coverage.png'))
     plot_trajectories(results, geometry, os.path.join(out, 'trajectories.png'))

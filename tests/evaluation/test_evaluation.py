@@ -19,13 +19,13 @@ from pamiq.doom.stepping import (
     TURN_RATE,
     step_tics,
 )
-from pamiq.evaluation.episodes import play_episode
-from pamiq.learning.bootstrap import (
+from pamiq.evaluation.bootstrap import (
     bootstrap_mean,
     paired_difference,
     paired_ratio,
 )
-from pamiq.learning.forward_turn_policy import ForwardTurnPolicy
+from pamiq.evaluation.episodes import play_episode
+from pamiq.evaluation.forward_turn_policy import ForwardTurnPolicy
 from pamiq.learning.random_policy import RandomPolicy
 from pamiq.storage.weights import WeightsError
 from pamiq.tools.cli import main as pamiq_main
@@ -241,7 +241,7 @@ def trained_run(tmp_path_factory):
 
 
 def test_a_checkpoint_acts_through_the_curiosity_policy_with_its_weights(trained_run):
-    from pamiq.tools.evaluate import checkpoint_method
+    from pamiq.evaluation.evaluate import checkpoint_method
     import torch
 
     run_dir, path, models = trained_run
@@ -313,7 +313,7 @@ def test_pamiq_eval_refuses_bad_checkpoints_and_unknown_policies(tmp_path, capsy
 def test_the_measuring_modules_need_no_torch(tmp_path):
     (tmp_path / 'torch.py').write_text("raise ImportError('no torch here')\n")
     code = (
-        'import pamiq.doom.geometry, pamiq.doom.exploration, pamiq.learning.bootstrap, '
+        'import pamiq.doom.geometry, pamiq.doom.exploration, pamiq.evaluation.bootstrap, '
         'pamiq.doom.stepping, pamiq.evaluation.episodes'
     )
     env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(tmp_path), *sys.path]))
