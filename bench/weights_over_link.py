@@ -26,8 +26,8 @@ import benchlib
 benchlib.setup()
 
 from netns import Lab  # noqa: E402
-from pamiq.certs import make_certs  # noqa: E402
 from pamiq.ros.transport import SERVER_PROCESS, TLS_SERVER_PORT  # noqa: E402
+from pamiq.tools.certs import make_certs  # noqa: E402
 from peers import BLOB_MB, Peer, host_plan  # noqa: E402
 import pytest  # noqa: E402
 from rosgraph import wait_until  # noqa: E402

@@ -20,10 +20,10 @@ import time
 import xml.etree.ElementTree as ET
 
 from netns import Lab
-from pamiq.certs import make_certs
 from pamiq.ros.isolation import ISOLATED_AFTER, ISOLATED_EXIT, WATCH_VARIABLE, watch_value
 from pamiq.ros.tool_ports import read_environment_script, tool_environment
 from pamiq.ros.transport import SERVER_PROCESS, TLS_SERVER_PORT
+from pamiq.tools.certs import make_certs
 from pamiq.tools.graph import default_params_file
 from peers import BLOB_MB, Peer, crossed, host_plan, outputs
 from rosgraph import free_udp_port, wait_until

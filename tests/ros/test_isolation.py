@@ -10,7 +10,6 @@ import subprocess
 import sys
 import textwrap
 
-from pamiq.certs import make_certs
 from pamiq.ros.isolation import (
     ISOLATED_EXIT,
     WATCH_VARIABLE,
@@ -19,6 +18,7 @@ from pamiq.ros.isolation import (
     watch_value,
 )
 from pamiq.ros.transport import NetworkPlan, parse_transport
+from pamiq.tools.certs import make_certs
 from pamiq.tools.graph import NodeSpec, respawns
 import rclpy
 from rclpy.context import Context

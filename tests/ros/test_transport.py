@@ -10,7 +10,6 @@ import subprocess
 import sys
 import xml.etree.ElementTree as ET
 
-from pamiq.certs import make_certs
 from pamiq.ros.fastdds_profiles import FLOW_CONTROLLER, SERVER_PREFIX
 from pamiq.ros.tool_ports import read_environment_script, tool_environment
 from pamiq.ros.transport import (
@@ -28,6 +27,7 @@ from pamiq.ros.transport import (
     apply_environment,
     parse_transport,
 )
+from pamiq.tools.certs import make_certs
 from pamiq.tools.graph import BringupArgs, BringupError, graph
 from pamiq.tools.supervisor import Supervisor
 import pytest

@@ -31,7 +31,6 @@ from sensor_msgs.msg import Image, JointState
 from std_msgs.msg import Float32, UInt8MultiArray
 from std_srvs.srv import SetBool
 
-from pamiq.heap import reserve_heap
 from pamiq.learning.config import (
     action_space_setting,
     encoder_setting,
@@ -56,6 +55,7 @@ from pamiq.ros.diagnostics import (
     rate_level,
     steady_clock,
 )
+from pamiq.ros.heap import reserve_heap
 from pamiq.ros.image_conversion import ImageConversionError, image_to_numpy, numpy_to_image
 from pamiq.ros.parameters import ParameterError, check_senses, declare_settings
 from pamiq.ros.priority import lower_thread_priority
@@ -151,7 +151,7 @@ class Agent(Node):
         self.config = declare_settings(self, AgentConfig, self.reconfigure)
         config = self.config
         self.policy = make_policy(config)
-        # Warm heap for the weights messages in flight (pamiq.heap): the one being taken, its
+        # Warm heap for the weights messages in flight (pamiq.ros.heap): the one being taken, its
         # Python array, the one queued and the one being loaded.
         if self.policy.weights_nbytes:
             reserve_heap(4 * self.policy.weights_nbytes)
@@ -432,7 +432,7 @@ class Agent(Node):
         lower_thread_priority(WEIGHTS_WORKER_NICENESS)
         while (blob := self.weights_queue.get()) is not None:
             self.use_weights(blob)
-            del blob  # its 29 MB back to the warm heap (pamiq.heap) now, not at the next blob
+            del blob  # its 29 MB back to the warm heap (pamiq.ros.heap) now, not at the next blob
 
     def use_weights(self, blob: array) -> None:
         try:

@@ -61,7 +61,7 @@ class Endpoint:
 
 @dataclass(frozen=True)
 class TlsFiles:
-    """A host's certificate folder (pamiq.certs.check_host_certs says they belong together)."""
+    """A host's certificate folder (host_certs.check_host_certs says they belong together)."""
 
     ca: str
     cert: str

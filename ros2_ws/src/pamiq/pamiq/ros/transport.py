@@ -16,7 +16,7 @@ makes rmw_fastrtps use them as written:
   is a client of a Fast DDS discovery server that `pamiq up` (or the launch file) runs beside
   the nodes, so no multicast is needed (cloud networks have none).
 - `secure:=true certs:=<dir>`: TCP with TLS, certificates of the run's CA on both sides
-  (pamiq.certs), discovery through the server. The server's host listens; the others only
+  (pamiq.tools.certs), discovery through the server. The server's host listens; the others only
   connect, so they may sit behind NAT.
 - `weights_mbit`: the weights writer is paced by a flow controller (a slow link otherwise drops
   nearly all of a 29 MB burst, again and again).
@@ -34,7 +34,6 @@ import shutil
 import socket
 import sys
 
-from pamiq.certs import CertificateError, check_host_certs
 from pamiq.ros import topics
 from pamiq.ros.fastdds_profiles import (
     Endpoint,
@@ -43,6 +42,7 @@ from pamiq.ros.fastdds_profiles import (
     openssl_config,
     server_profile,
 )
+from pamiq.ros.host_certs import CertificateError, check_host_certs
 from pamiq.ros.isolation import WATCH_VARIABLE, watch_value
 from pamiq.ros.share import config_file
 

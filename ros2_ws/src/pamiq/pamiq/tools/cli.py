@@ -13,7 +13,6 @@ import sys
 import tempfile
 
 from pamiq import __version__
-from pamiq.certs import DEFAULT_DAYS
 from pamiq.evaluation.bootstrap import RESAMPLES as EVAL_RESAMPLES
 from pamiq.learning.config import LearnerConfig
 from pamiq.ros.tool_ports import tool_environment
@@ -25,6 +24,7 @@ from pamiq.ros.transport import (
     apply_environment,
     transport_settings,
 )
+from pamiq.tools.certs import DEFAULT_DAYS
 from pamiq.tools.graph import (
     LAUNCH_ARGUMENTS,
     BringupArgs,
@@ -196,7 +196,7 @@ def tool_command(args: argparse.Namespace) -> int:
 
 
 def certs_command(args: argparse.Namespace) -> int:
-    from pamiq.certs import make_certs
+    from pamiq.tools.certs import make_certs
 
     for folder in make_certs(args.directory, args.hosts, args.days):
         print(f'{folder}: copy it to that host, then pamiq up ... secure:=true certs:={folder}')

@@ -11,17 +11,16 @@ import subprocess
 
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes
-from pamiq.certs import (
+from pamiq.ros.host_certs import (
     CA_CERT,
     HOST_CERT,
     HOST_KEY,
     CertificateError,
     check_host_certs,
-    make_certs,
     read_certificate,
     read_private_key,
-    write_certificate,
 )
+from pamiq.tools.certs import make_certs, write_certificate
 from pamiq.tools.cli import main
 import pytest
 

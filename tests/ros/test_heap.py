@@ -1,4 +1,4 @@
-"""pamiq.heap: large blocks allocated after the reservation land in pages touched already."""
+"""pamiq.ros.heap: large blocks allocated after the reservation land in pages touched already."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import sys
 # Run in a fresh interpreter: the reservation changes malloc for the rest of the process.
 PROBE = """
 import resource, sys
-from pamiq.heap import reserve_heap
+from pamiq.ros.heap import reserve_heap
 size = 30_000_000
 if sys.argv[1] == 'reserve':
     assert reserve_heap(3 * size)

@@ -19,25 +19,25 @@ from __future__ import annotations
 import datetime
 import os
 import re
-import stat
 
 from cryptography import x509
-from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
-CA_KEY = 'ca.key'
-CA_CERT = 'ca.crt'
-HOST_KEY = 'host.key'
-HOST_CERT = 'host.crt'
+from pamiq.ros.host_certs import (
+    CA_CERT,
+    CA_KEY,
+    HOST_CERT,
+    HOST_KEY,
+    CertificateError,
+    read_certificate,
+    read_private_key,
+)
+
 DEFAULT_DAYS = 365
 # A host name is a folder name and a certificate's DNS name: keep it to what both accept.
 HOST_NAME = re.compile(r'^[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?$')
-
-
-class CertificateError(ValueError):
-    """A certificate directory that cannot be made or used; the message says which file and why."""
 
 
 def make_certs(directory: str, hosts: list[str], days: int = DEFAULT_DAYS) -> list[str]:
@@ -178,63 +178,3 @@ def write_certificate(path: str, cert: x509.Certificate) -> None:
     descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
     with os.fdopen(descriptor, 'wb') as stream:
         stream.write(cert.public_bytes(serialization.Encoding.PEM))
-
-
-def read_certificate(path: str) -> x509.Certificate:
-    try:
-        with open(path, 'rb') as stream:
-            return x509.load_pem_x509_certificate(stream.read())
-    except OSError as error:
-        raise CertificateError(f'{path}: {error.strerror}') from None
-    except ValueError:
-        raise CertificateError(f'{path} is not a PEM certificate') from None
-
-
-def read_private_key(path: str) -> ec.EllipticCurvePrivateKey:
-    try:
-        with open(path, 'rb') as stream:
-            return serialization.load_pem_private_key(stream.read(), password=None)
-    except OSError as error:
-        raise CertificateError(f'{path}: {error.strerror}') from None
-    except (ValueError, TypeError):
-        raise CertificateError(
-            f'{path} is not an unencrypted PEM private key (pamiq certs writes one)'
-        ) from None
-
-
-def check_host_certs(folder: str) -> dict[str, str]:
-    """The absolute paths of a host folder's CA, certificate and key, once they are shown to
-    belong together: the certificate is the CA's, in date, and the key is its key, readable only
-    by its owner. Fast DDS itself, given a file it cannot use, logs "using TCP transport
-    without security" and goes on (TCPTransportInterface::init), so every such mistake is caught
-    here first."""
-    folder = os.path.abspath(folder)
-    if not os.path.isdir(folder):
-        raise CertificateError(
-            f'certs:={folder} is not a directory (make one with `pamiq certs <dir> --hosts ...`)'
-        )
-    paths = {name: os.path.join(folder, name) for name in (CA_CERT, HOST_CERT, HOST_KEY)}
-    for path in paths.values():
-        if not os.path.isfile(path):
-            raise CertificateError(f'{path} is missing (pamiq certs makes {", ".join(paths)})')
-    mode = stat.S_IMODE(os.stat(paths[HOST_KEY]).st_mode)
-    if mode & 0o077:
-        raise CertificateError(
-            f'{paths[HOST_KEY]} is readable by others (mode {mode:o}): chmod 600 it'
-        )
-    ca, cert = read_certificate(paths[CA_CERT]), read_certificate(paths[HOST_CERT])
-    key = read_private_key(paths[HOST_KEY])
-    try:
-        cert.verify_directly_issued_by(ca)
-    except (ValueError, TypeError, InvalidSignature):
-        raise CertificateError(f'{paths[HOST_CERT]} is not signed by {paths[CA_CERT]}') from None
-    now = datetime.datetime.now(datetime.timezone.utc)
-    for path, certificate in ((paths[CA_CERT], ca), (paths[HOST_CERT], cert)):
-        if not certificate.not_valid_before_utc <= now <= certificate.not_valid_after_utc:
-            raise CertificateError(
-                f'{path} is valid from {certificate.not_valid_before_utc:%Y-%m-%d} '
-                f'to {certificate.not_valid_after_utc:%Y-%m-%d}, not now'
-            )
-    if key.public_key() != cert.public_key():
-        raise CertificateError(f'{paths[HOST_KEY]} is not the key of {paths[HOST_CERT]}')
-    return {'ca': paths[CA_CERT], 'cert': paths[HOST_CERT], 'key': paths[HOST_KEY]}
