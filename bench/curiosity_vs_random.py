@@ -29,8 +29,9 @@ from pamiq.doom.game import TICRATE, doom_command, make_game
 from pamiq.learning.curiosity import curiosity_reward
 from pamiq.learning.curiosity_policy import CuriosityPolicy
 from pamiq.learning.learner import Learner, LearnerConfig, Step
-from pamiq.learning.models import action_features, observations_to_tensor
+from pamiq.learning.models import action_features
 from pamiq.learning.random_policy import RandomPolicy
+from pamiq.learning.vision import observations_to_tensor
 from pamiq.media.preprocessing import preprocess
 
 CELL = 64.0

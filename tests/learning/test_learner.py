@@ -6,8 +6,9 @@ from doom_frames import record
 import numpy as np
 from pamiq.learning.curiosity import curiosity_reward
 from pamiq.learning.learner import Learner, LearnerConfig, Step
-from pamiq.learning.models import action_features, observations_to_tensor
+from pamiq.learning.models import action_features
 from pamiq.learning.ppo import PPOConfig
+from pamiq.learning.vision import observations_to_tensor
 import pytest
 import torch
 

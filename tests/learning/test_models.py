@@ -1,4 +1,4 @@
-"""Shapes, sizes and distributions of the networks (pamiq.learning.models)."""
+"""Shapes, sizes and distributions of the networks (pamiq.learning.models, .vision)."""
 
 from __future__ import annotations
 
@@ -8,13 +8,12 @@ from pamiq.learning.models import (
     ForwardDynamics,
     InverseDynamics,
     PolicyValue,
-    SmallConvNet,
     SmallDeconvNet,
     action_feature_dim,
     action_features,
     build_models,
-    observations_to_tensor,
 )
+from pamiq.learning.vision import SmallConvNet, observations_to_tensor
 from pamiq.vocabulary import DISCRETE_ACTION_CHOICES
 import pytest
 import torch

@@ -12,12 +12,12 @@ from __future__ import annotations
 
 import math
 
-import numpy as np
 import torch
 from torch import nn
 from torch.distributions import Categorical, Normal, kl_divergence
 import torch.nn.functional as F
 
+from pamiq.learning.vision import SmallConvNet
 from pamiq.vocabulary import (
     ACTION_SPACES,
     CONTINUOUS_ACTION_DIM,
@@ -25,7 +25,6 @@ from pamiq.vocabulary import (
     DISCRETE_ACTION_CHOICES,
     EMBEDDING_DIM,
     ENCODERS,
-    FRAME_SHAPE,
     MODEL_NAMES,
     OBSERVATION_SHAPE,
     OBSERVATION_SIZE,
@@ -36,26 +35,6 @@ LEARNING_RATES = {'encoder': 1e-4, 'forward_dynamics': 1e-4, 'policy': 1e-4}
 
 MIN_STD = 1e-7  # the original's min_stddev: σ = softplus(s) + 1e-7 keeps σ > 0
 TANH_BOUND = 1.0 - 1e-6  # |a| ≤ this, so atanh(a) is finite and log(1 − a²) is defined
-
-
-def observations_to_tensor(
-    obs: np.ndarray | torch.Tensor, device: torch.device | str | None = None
-) -> torch.Tensor:
-    """Convert uint8 HWC RGB frames to the networks' float CHW input.
-
-    Args:
-        obs: Frames, (N, 84, 84, 3) or one frame (84, 84, 3), uint8 RGB.
-        device: Where the result lives.
-
-    Returns:
-        (N, 3, 84, 84) float32 in [0, 255/256]: value / 256, as the original (not / 255).
-    """
-    obs = torch.as_tensor(obs, device=device)
-    if obs.ndim == 3:
-        obs = obs.unsqueeze(0)
-    if obs.ndim != 4 or tuple(obs.shape[1:]) != FRAME_SHAPE:
-        raise ValueError(f'expected (N, 84, 84, 3) or (84, 84, 3) frames, got {tuple(obs.shape)}')
-    return obs.permute(0, 3, 1, 2).to(torch.float32) / 256.0
 
 
 def action_feature_dim(action_space: str) -> int:
@@ -82,31 +61,6 @@ def action_features(action: torch.Tensor, action_space: str) -> torch.Tensor:
         return action.to(torch.float32)
     one_hots = [F.one_hot(action[..., k].long(), n) for k, n in enumerate(DISCRETE_ACTION_CHOICES)]
     return torch.cat(one_hots, dim=-1).to(torch.float32)
-
-
-class SmallConvNet(nn.Module):
-    """The original's CNN (from large-scale-curiosity): 84×84 → 20 → 9 → 7, then one Linear.
-
-    LeakyReLU(0.2) is TensorFlow's default slope, kept from the original. No activation after the
-    final Linear. 1,682,080 parameters for dim_out 512.
-    """
-
-    def __init__(self, dim_out: int) -> None:
-        super().__init__()
-        self.net = nn.Sequential(
-            nn.Conv2d(3, 32, kernel_size=8, stride=4),
-            nn.LeakyReLU(0.2),
-            nn.Conv2d(32, 64, kernel_size=4, stride=2),
-            nn.LeakyReLU(0.2),
-            nn.Conv2d(64, 64, kernel_size=3, stride=1),
-            nn.LeakyReLU(0.2),
-            nn.Flatten(),
-            nn.Linear(64 * 7 * 7, dim_out),
-        )
-
-    def forward(self, obs: torch.Tensor) -> torch.Tensor:
-        """Map (B, 3, 84, 84) frames to (B, dim_out) features."""
-        return self.net(obs)
 
 
 class InverseDynamics(nn.Module):

@@ -26,9 +26,9 @@ import torch
 from torch import nn
 import torch.nn.functional as F
 
-from pamiq.learning.models import SmallConvNet
 from pamiq.learning.sense_arrays import EXTRA_SENSES
 from pamiq.learning.senses import SenseBatch
+from pamiq.learning.vision import SmallConvNet
 from pamiq.vocabulary import EMBEDDING_DIM
 
 EMBEDDING_DIMS = {'vision': EMBEDDING_DIM, 'hearing': 128, 'body': 64}

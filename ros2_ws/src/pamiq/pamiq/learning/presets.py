@@ -20,7 +20,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from pamiq.learning.models import SmallConvNet
+from pamiq.learning.vision import SmallConvNet
 from pamiq.vocabulary import FRAME_SHAPE, MODEL_PRESETS
 
 COMPACT_SIZE = 42

@@ -19,8 +19,8 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from pamiq.learning.models import observations_to_tensor
 from pamiq.learning.sense_arrays import BODY_SCALE, absent, extra_senses, is_multimodal
+from pamiq.learning.vision import observations_to_tensor
 from pamiq.vocabulary import FRAME_SHAPE
 
 
