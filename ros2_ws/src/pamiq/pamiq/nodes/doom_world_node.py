@@ -134,29 +134,8 @@ class DoomWorld(Node):
     def __init__(self) -> None:
         super().__init__('world')
         config = self.config = declare_settings(self, WorldConfig, self.reconfigure)
-        self.engine_dir = tempfile.TemporaryDirectory(prefix='pamiq-vizdoom-')
-        try:
-            self.game = make_game(
-                config.scenario,
-                config.resolution,
-                config.seed,
-                self.engine_dir.name,
-                audio=config.audio,
-            )
-        except ValueError as error:
-            self.engine_dir.cleanup()
-            raise ParameterError(f"parameter 'scenario': {error}") from error
-        self.inputs = HeldInputs()
-        self.input_url = f'udp://{config.osc_host}:{config.osc_port}'
-        try:
-            self.server = listen(config.osc_host, config.osc_port, self.inputs, self.bad_input)
-        except OSError as error:
-            self.game.close()
-            self.engine_dir.cleanup()
-            raise ParameterError(
-                f"parameters 'osc_host'/'osc_port': cannot listen on "
-                f'{config.osc_host}:{config.osc_port}: {error}'
-            ) from error
+        self.open_game(config)
+        self.listen_for_input(config)
         self.episode = 0
         self.start_time = time.monotonic()
         self.tics = 0
@@ -178,15 +157,62 @@ class DoomWorld(Node):
 
         self.game_lock = threading.Lock()  # the reset service and the lockstep thread share it
         self.simulated = config.real_time_factor != 1.0
-        self.own_time: TimeSource | None = None
-        if self.simulated:  # timers, diagnostics and logs follow the time this world keeps
-            self.own_time = TimeSource()  # no node: it never subscribes to /clock
-            self.own_time.attach_clock(self.get_clock())
-            self.own_time.clock_callback(Clock())
-            self.own_time.ros_time_is_active = True
+        self.own_time = self.own_time_source()
         self.steps = 0  # simulated steps taken
         self.resent = 0  # lockstep frames sent again for want of an action
 
+        self.create_outputs(config)
+        self.reset_srv = self.create_service(Trigger, topics.WORLD_RESET, self.reset_callback)
+        self.stopping = threading.Event()
+        self.lockstep_thread: threading.Thread | None = None
+        self.pace_steps(config)
+        self.create_diagnostics(config)
+        self.get_logger().info(
+            f'Doom world {config.scenario} at {config.resolution}, OSC input on {self.input_url}'
+        )
+        if self.lockstep_thread is not None:
+            self.lockstep_thread.start()
+
+    def open_game(self, config: WorldConfig) -> None:
+        self.engine_dir = tempfile.TemporaryDirectory(prefix='pamiq-vizdoom-')
+        try:
+            self.game = make_game(
+                config.scenario,
+                config.resolution,
+                config.seed,
+                self.engine_dir.name,
+                audio=config.audio,
+            )
+        except ValueError as error:
+            self.engine_dir.cleanup()
+            raise ParameterError(f"parameter 'scenario': {error}") from error
+
+    def listen_for_input(self, config: WorldConfig) -> None:
+        self.inputs = HeldInputs()
+        self.input_url = f'udp://{config.osc_host}:{config.osc_port}'
+        try:
+            self.server = listen(config.osc_host, config.osc_port, self.inputs, self.bad_input)
+        except OSError as error:
+            self.game.close()
+            self.engine_dir.cleanup()
+            raise ParameterError(
+                f"parameters 'osc_host'/'osc_port': cannot listen on "
+                f'{config.osc_host}:{config.osc_port}: {error}'
+            ) from error
+
+    def own_time_source(self) -> TimeSource | None:
+        """The clock of a world whose time is simulated: set by the world itself, step by step."""
+        if not self.simulated:
+            return None
+        # Timers, diagnostics and logs follow the time this world keeps.
+        own_time = TimeSource()  # no node: it never subscribes to /clock
+        own_time.attach_clock(self.get_clock())
+        own_time.clock_callback(Clock())
+        own_time.ros_time_is_active = True
+        return own_time
+
+    def create_outputs(self, config: WorldConfig) -> None:
+        """The frame, pose and clock publishers, and what the player hears and its body."""
         self.image_pub = qos.publisher(self, Image, topics.IMAGE, qos.IMAGE_PUBLISHER)
         self.pose_pub = qos.publisher(self, PoseStamped, topics.POSE, qos.POSE_PUBLISHER)
         # /clock exists only where the time is simulated: advertised in real time, it would tell
@@ -207,11 +233,11 @@ class DoomWorld(Node):
         self.body_sent: dict[str, float | bool] = {}
         self.last_yaw: tuple[int, float] | None = None  # (tic, angle)
         self.announce_avatar()
-        self.reset_srv = self.create_service(Trigger, topics.WORLD_RESET, self.reset_callback)
-        self.stopping = threading.Event()
-        self.lockstep_thread: threading.Thread | None = None
+
+    def pace_steps(self, config: WorldConfig) -> None:
+        """Lockstep: a thread that steps on each frame marker; else a timer at the step rate."""
         if config.real_time_factor == 0.0:
-            # Started last, below: it publishes at once, with everything it uses in place.
+            # Started last, in __init__: it publishes at once, with everything it uses in place.
             self.lockstep_thread = threading.Thread(
                 target=self.lockstep_loop, name='lockstep', daemon=True
             )
@@ -226,6 +252,8 @@ class DoomWorld(Node):
                 )
             else:
                 self.tick_timer = self.create_timer(period, self.tick_callback)
+
+    def create_diagnostics(self, config: WorldConfig) -> None:
         self.meter = RateMeter(self.get_clock())
         self.diagnostics = Diagnostics(self, f'vizdoom {config.scenario}')
         self.diagnostics.add('world', self.world_check)
@@ -234,11 +262,6 @@ class DoomWorld(Node):
             self.report_timer = self.create_timer(
                 config.report_period, self.report_callback, clock=steady_clock()
             )
-        self.get_logger().info(
-            f'Doom world {config.scenario} at {config.resolution}, OSC input on {self.input_url}'
-        )
-        if self.lockstep_thread is not None:
-            self.lockstep_thread.start()
 
     def reconfigure(self, config: WorldConfig) -> None:
         self.config = config

@@ -332,6 +332,20 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument('--version', action='version', version=f'pamiq {__version__}')
     commands = parser.add_subparsers(dest='command', required=True)
+    add_up_command(commands)
+    add_record_command(commands)
+    add_replay_command(commands)
+    add_train_command(commands)
+    add_certs_command(commands)
+    add_tool_command(commands)
+    add_ctl_command(commands)
+    add_report_command(commands)
+    add_eval_command(commands)
+    add_bag_command(commands)
+    return parser
+
+
+def add_up_command(commands: argparse._SubParsersAction) -> None:
     arguments = '\n'.join(
         f'  {name}:=  {text} [{default or "params file"}]'
         for name, (default, text) in LAUNCH_ARGUMENTS.items()
@@ -351,6 +365,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     up_parser.add_argument('--quiet', action='store_true', help='no live status line')
 
+
+def add_record_command(commands: argparse._SubParsersAction) -> None:
     rec = commands.add_parser(
         'record', help='record a running graph into rosbag2 bags (Ctrl-C stops)'
     )
@@ -362,6 +378,8 @@ def build_parser() -> argparse.ArgumentParser:
     rec.add_argument('--storage', default='mcap', choices=('mcap', 'sqlite3'))
     rec.add_argument('--namespace', default='pamiq')
 
+
+def add_replay_command(commands: argparse._SubParsersAction) -> None:
     rep = commands.add_parser(
         'replay', help='publish recorded bags on their topics, with their timing'
     )
@@ -380,6 +398,8 @@ def build_parser() -> argparse.ArgumentParser:
         '--delay', type=float, default=1.0, help='seconds for subscribers to connect first'
     )
 
+
+def add_train_command(commands: argparse._SubParsersAction) -> None:
     train = commands.add_parser(
         'train',
         help='train in a built-in world, batched (--world doom), or learn encoder + forward '
@@ -402,6 +422,8 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument('--seed', type=int, default=0)
     add_world_training_arguments(train)
 
+
+def add_certs_command(commands: argparse._SubParsersAction) -> None:
     certs = commands.add_parser(
         'certs',
         help="make a run's CA and a key and certificate per host (for secure:=true)",
@@ -417,6 +439,8 @@ def build_parser() -> argparse.ArgumentParser:
         '--days', type=int, default=DEFAULT_DAYS, help='how long the certificates last'
     )
 
+
+def add_tool_command(commands: argparse._SubParsersAction) -> None:
     tool = commands.add_parser(
         'tool',
         help="run a ROS 2 tool with this host's environment for a networked graph",
@@ -433,6 +457,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     tool.add_argument('tool_command', nargs=argparse.REMAINDER, metavar='-- COMMAND ...')
 
+
+def add_ctl_command(commands: argparse._SubParsersAction) -> None:
     ctl = commands.add_parser('ctl', help='pause, resume, save or check a running graph')
     ctl.add_argument('verb', choices=('pause', 'resume', 'save', 'status'))
     ctl.add_argument('--namespace', default='pamiq')
@@ -444,12 +470,16 @@ def build_parser() -> argparse.ArgumentParser:
         'per simulated second: a lockstep actor waiting for the trainer publishes nothing)',
     )
 
+
+def add_report_command(commands: argparse._SubParsersAction) -> None:
     report = commands.add_parser('report', help='write PNG plots of a run directory')
     report.add_argument('run_dir')
     report.add_argument(
         '--output', default='', help='where the PNGs go (default: <run_dir>/report)'
     )
 
+
+def add_eval_command(commands: argparse._SubParsersAction) -> None:
     evaluation = commands.add_parser(
         'eval',
         help='measure how far policies explore per episode, on the same spawns',
@@ -495,6 +525,8 @@ def build_parser() -> argparse.ArgumentParser:
         '--resamples', type=int, default=EVAL_RESAMPLES, help='bootstrap resamples'
     )
 
+
+def add_bag_command(commands: argparse._SubParsersAction) -> None:
     bag = commands.add_parser('bag', help='inspect or export a recorded bag')
     bag_commands = bag.add_subparsers(dest='bag_command', required=True)
     info = bag_commands.add_parser('info', help='topics, counts, duration, rates')
@@ -507,7 +539,6 @@ def build_parser() -> argparse.ArgumentParser:
     export.add_argument('--topic', default='agent/observation')
     export.add_argument('--fps', type=float, default=10.0)
     export.add_argument('--scale', type=int, default=4, help='enlarge each frame this many times')
-    return parser
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -401,44 +401,67 @@ def actor_nodes(args: BringupArgs, actor: str, number: int, index: int) -> list[
     actor has its own clock (<actor>/clock): every actor's world keeps its own time, and the
     trainer, which follows them all, keeps wall time.
     """
-    params = args.params_file
+    osc, body = actor_ports(args, number)
+    if args.world == 'doom':
+        nodes = [world_node(args, actor, number, osc, body)]
+        if float(args.real_time_factor) == 0.0:
+            osc['frame_markers'] = True  # the actuator tells the world an action is sent
+    else:
+        nodes = camera_nodes(args, actor, index)
+    if args.has('body'):
+        nodes.append(NodeSpec('body_node', 'body', body, namespace=actor))
+    nodes.append(NodeSpec('osc_actuator_node', 'osc_actuator', dict(osc), namespace=actor))
+    nodes.append(agent_node(args, actor, number))
+    return on_simulated_time(args, actor, nodes) if args.simulated else nodes
+
+
+def actor_ports(args: BringupArgs, number: int) -> tuple[dict[str, object], dict[str, object]]:
+    """Actor number `number`'s OSC input (host and port) and its body sense's port."""
     osc: dict[str, object] = {}
     if args.osc_host:
         osc['osc_host'] = args.osc_host
-    osc_base, body_base = base_ports(args.osc_port, args.body_port, params)
+    osc_base, body_base = base_ports(args.osc_port, args.body_port, args.params_file)
     if args.osc_port or number:
         osc['osc_port'] = osc_base + PORT_STRIDE * number
     body: dict[str, object] = {}
     if args.has('body') and (args.body_port or number):
         body['osc_port'] = body_base + PORT_STRIDE * number
-    nodes = []
-    if args.world == 'doom':
-        # The world listens where the actuator sends: the same host/port arguments.
-        world = dict(osc)
-        if number:
-            world['seed'] = int(node_parameter(params, 'world', 'seed', 0)) + number
-        if args.simulated:
-            world['real_time_factor'] = float(args.real_time_factor)
-            if float(args.real_time_factor) == 0.0:
-                osc['frame_markers'] = True  # the actuator tells the world an action is sent
-        if args.has('hearing'):
-            world['audio'] = True
-        if not args.has('body'):
-            world['body_osc_port'] = 0  # nobody listens: send no avatar parameters
-        elif body:
-            world['body_osc_port'] = body['osc_port']
-        nodes.append(NodeSpec('doom_world_node', 'world', world, namespace=actor))
-    else:
-        cameras = args.camera.split(',') if args.camera else []
-        camera = cameras[index] if len(cameras) > 1 else (cameras[0] if cameras else '')
-        parameters = {'camera': camera} if camera else {}
-        nodes.append(NodeSpec('camera_node', 'camera', parameters, namespace=actor))
-        if args.has('hearing'):
-            sound = audio_parameters(args.audio)
-            nodes.append(NodeSpec('audio_node', 'audio', sound, namespace=actor))
-    if args.has('body'):
-        nodes.append(NodeSpec('body_node', 'body', body, namespace=actor))
-    nodes.append(NodeSpec('osc_actuator_node', 'osc_actuator', dict(osc), namespace=actor))
+    return osc, body
+
+
+def world_node(
+    args: BringupArgs, actor: str, number: int, osc: dict[str, object], body: dict[str, object]
+) -> NodeSpec:
+    """The Doom world, which listens where the actuator sends: the same host/port arguments."""
+    world = dict(osc)
+    if number:
+        world['seed'] = int(node_parameter(args.params_file, 'world', 'seed', 0)) + number
+    if args.simulated:
+        world['real_time_factor'] = float(args.real_time_factor)
+    if args.has('hearing'):
+        world['audio'] = True
+    if not args.has('body'):
+        world['body_osc_port'] = 0  # nobody listens: send no avatar parameters
+    elif body:
+        world['body_osc_port'] = body['osc_port']
+    return NodeSpec('doom_world_node', 'world', world, namespace=actor)
+
+
+def camera_nodes(args: BringupArgs, actor: str, index: int) -> list[NodeSpec]:
+    """VRChat's screen through the camera (this actor's of `camera:=a,b,...`), and its sound."""
+    cameras = args.camera.split(',') if args.camera else []
+    camera = cameras[index] if len(cameras) > 1 else (cameras[0] if cameras else '')
+    parameters = {'camera': camera} if camera else {}
+    nodes = [NodeSpec('camera_node', 'camera', parameters, namespace=actor)]
+    if args.has('hearing'):
+        sound = audio_parameters(args.audio)
+        nodes.append(NodeSpec('audio_node', 'audio', sound, namespace=actor))
+    return nodes
+
+
+def agent_node(args: BringupArgs, actor: str, number: int) -> NodeSpec:
+    """The agent, seeded with seed + number, on the graph's one weights stream."""
+    params = args.params_file
     agent: dict[str, object] = {
         'policy': args.agent,
         'run_dir': args.run_dir,
@@ -456,35 +479,35 @@ def actor_nodes(args: BringupArgs, actor: str, number: int, index: int) -> list[
         default = LearnerConfig.rollout_length
         rollout = int(node_parameter(params, 'trainer', 'rollout_length', default))
         agent['max_steps_per_version'] = ROLLOUTS_AHEAD * rollout
-    nodes.append(
-        NodeSpec(
-            'agent_node',
-            'agent',
-            agent,
-            namespace=actor,
-            remappings=((topics.WEIGHTS, topics.namespaced(args.namespace, topics.WEIGHTS)),)
-            if actor
-            else (),
-        )
+    return NodeSpec(
+        'agent_node',
+        'agent',
+        agent,
+        namespace=actor,
+        remappings=((topics.WEIGHTS, topics.namespaced(args.namespace, topics.WEIGHTS)),)
+        if actor
+        else (),
     )
-    if args.simulated:
-        own_clock = topics.namespaced(f'{args.namespace}/{actor}', topics.CLOCK.lstrip('/'))
-        clock = ((topics.CLOCK, own_clock),) if actor else ()
-        # The world is the clock (it sets its own); every other node follows it.
-        nodes = [
-            NodeSpec(
-                s.executable,
-                s.name,
-                s.parameters
-                if s.executable == 'doom_world_node'
-                else {**s.parameters, 'use_sim_time': True},
-                s.respawn,
-                s.namespace,
-                s.remappings + clock,
-            )
-            for s in nodes
-        ]
-    return nodes
+
+
+def on_simulated_time(args: BringupArgs, actor: str, nodes: list[NodeSpec]) -> list[NodeSpec]:
+    """The actor's nodes on its world's clock (<actor>/clock when namespaced)."""
+    own_clock = topics.namespaced(f'{args.namespace}/{actor}', topics.CLOCK.lstrip('/'))
+    clock = ((topics.CLOCK, own_clock),) if actor else ()
+    # The world is the clock (it sets its own); every other node follows it.
+    return [
+        NodeSpec(
+            s.executable,
+            s.name,
+            s.parameters
+            if s.executable == 'doom_world_node'
+            else {**s.parameters, 'use_sim_time': True},
+            s.respawn,
+            s.namespace,
+            s.remappings + clock,
+        )
+        for s in nodes
+    ]
 
 
 def audio_parameters(audio: str) -> dict[str, object]:
