@@ -30,9 +30,10 @@ ROS_PACKAGES = {
 
 
 def layer_of(module: str) -> str:
-    """'pamiq.nodes.agent_node' -> 'nodes'; a module directly under pamiq is 'shared'."""
+    """'pamiq.nodes.agent_node' (or 'pamiq.nodes') -> 'nodes'; a module directly under pamiq is
+    'shared'."""
     parts = module.split('.')
-    return parts[1] if len(parts) > 2 and parts[1] in LAYERS else 'shared'
+    return parts[1] if len(parts) > 1 and parts[1] in LAYERS else 'shared'
 
 
 def modules() -> dict[str, str]:
@@ -61,6 +62,12 @@ def imports(path: str) -> set[str]:
 def test_the_package_is_grouped_by_layer():
     found = {layer_of(m) for m in modules()}
     assert found == set(LAYERS)
+    # Only the vocabulary, the settings, the run-directory layout and the executables stay at
+    # the top; everything else lives in the folder that says what it is.
+    top = {m for m in modules() if layer_of(m) == 'shared'}
+    assert top == {
+        'pamiq', 'pamiq.vocabulary', 'pamiq.settings', 'pamiq.run_dir', 'pamiq.executables',
+    }  # fmt: skip
     nodes = {m.rsplit('.', 1)[1] for m in modules() if layer_of(m) == 'nodes'} - {'nodes'}
     assert nodes == {
         'camera_node', 'doom_world_node', 'osc_actuator_node', 'agent_node', 'trainer_node',
@@ -77,6 +84,49 @@ def test_imports_only_point_down_the_layers():
             if name in known and LAYERS.index(layer_of(name)) < rank:
                 upward.append(f'{module} imports {name}')
     assert not upward, '\n'.join(upward)
+
+
+def test_no_imports_run_in_a_circle():
+    # Imports inside functions count too: a circle that only a late import hides is a circle.
+    known = modules()
+    edges = {m: {n for n in imports(path) if n in known and n != m} for m, path in known.items()}
+    circles, done = [], set()
+
+    def visit(module: str, path: list[str]) -> None:
+        for name in sorted(edges[module]):
+            if name in path:
+                circles.append(' -> '.join([*path[path.index(name) :], name]))
+            elif name not in done:
+                visit(name, [*path, name])
+        done.add(module)
+
+    for module in sorted(known):
+        if module not in done:
+            visit(module, [module])
+    assert not circles, '\n'.join(circles)
+
+
+def test_architecture_md_lists_every_module():
+    # Every module with code in it, by its path under pamiq/ (a package face that only names
+    # its folder, an __init__.py holding a docstring at most, is no module to describe).
+    with open(os.path.join(REPO, 'docs', 'architecture.md')) as stream:
+        text = stream.read()
+    missing = []
+    for path in modules().values():
+        relative = os.path.relpath(path, PACKAGE).replace(os.sep, '/')
+        if is_face(path) or f'`{relative}`' in text:
+            continue
+        missing.append(relative)
+    assert not missing, 'docs/architecture.md does not list: ' + ', '.join(sorted(missing))
+
+
+def is_face(path: str) -> bool:
+    with open(path) as stream:
+        body = ast.parse(stream.read()).body
+    docstring = (
+        body[:1] and isinstance(body[0], ast.Expr) and isinstance(body[0].value, ast.Constant)
+    )
+    return os.path.basename(path) == '__init__.py' and len(body) <= int(bool(docstring))
 
 
 def test_nothing_below_the_ros_layer_imports_ros():
