@@ -18,7 +18,7 @@ import subprocess
 import sys
 
 import numpy as np
-from pamiq.learning import doom_envs
+from pamiq.doom import training_worlds
 from pamiq.learning.config import LearnerConfig, PPOConfig
 from pamiq.learning.curiosity import RewardNormalizer
 from pamiq.learning.learner import Learner
@@ -157,16 +157,18 @@ def test_training_episodes_restart_on_seeds_of_their_own(runs):
 
 
 def test_episode_seeds_of_training_seeds_never_meet_each_other_or_evaluation():
-    last_of_seed_0 = doom_envs.episode_seed(0, doom_envs.EPISODES_PER_SEED - 1)
-    assert doom_envs.episode_seed(0, 0) >= 1_000_000  # pamiq eval's seeds start at 1000
-    assert last_of_seed_0 < doom_envs.episode_seed(1, 0)
+    last_of_seed_0 = training_worlds.episode_seed(0, training_worlds.EPISODES_PER_SEED - 1)
+    assert training_worlds.episode_seed(0, 0) >= 1_000_000  # pamiq eval's seeds start at 1000
+    assert last_of_seed_0 < training_worlds.episode_seed(1, 0)
     assert (
-        doom_envs.episode_seed(doom_envs.MAX_TRAINING_SEED, doom_envs.EPISODES_PER_SEED - 1)
+        training_worlds.episode_seed(
+            training_worlds.MAX_TRAINING_SEED, training_worlds.EPISODES_PER_SEED - 1
+        )
         < 2**31
     )
-    for seed, episode in ((-1, 0), (doom_envs.MAX_TRAINING_SEED + 1, 0), (0, -1)):
+    for seed, episode in ((-1, 0), (training_worlds.MAX_TRAINING_SEED + 1, 0), (0, -1)):
         with pytest.raises(ValueError):
-            doom_envs.episode_seed(seed, episode)
+            training_worlds.episode_seed(seed, episode)
     with pytest.raises(ValueError, match='unknown reward'):
         harness.reward_function('rnd')
 
