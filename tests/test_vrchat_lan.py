@@ -15,7 +15,7 @@ from rosgraph import wait_until
 from videos import write_video
 import yaml
 
-SECONDS = 25.0  # what the stand-ins run for once started
+SECONDS = 18.0  # what the stand-ins run for once started (pamiq up acts after ~8 s)
 
 VRCHAT = """
 import json, sys, threading, time
