@@ -7,7 +7,8 @@ transition as training did (the raw intrinsic reward, before the return normalis
 transition into an episode's first frame earns nothing and is left out). Each transition is
 placed in the map's sector (room or corridor) holding the world's pose after it. The sectors are
 ranked by the steps spent in them over these episodes. The table compares the mean reward in the
-least-visited third of the visited sectors with the mean in the most-visited third; and the same
+least-visited third of the visited sectors with the mean in the most-visited third (their ratio
+with a 95 % interval, episodes resampled whole); and the same
 for the transitions from step 100 of their episode on (a within-episode bonus is highest while
 the episode's memory is empty, and every episode starts in the rooms visited most).
 
@@ -75,14 +76,14 @@ def trained(run_dir: str, milestone: int, scratch: str) -> Trainer:
 @torch.inference_mode()
 def play(
     engine: Trainer, episodes: int, engine_dir: str
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """(rewards (n,), positions after each transition (n, 2), each one's step in its episode
-    (n,)) until `episodes` have ended."""
+    (n,), its episode (n,)) until `episodes` have ended."""
     preset, config = engine.preset, engine.config
     worlds = DoomWorlds(
         WORLDS, ANALYSIS_SEED, config.action_space, engine_dir, processes=config.processes
     )
-    rewards, positions, into_episode, ended = [], [], [], 0
+    rewards, positions, into_episode, episode, ended = [], [], [], [], 0
     try:
         stacks = FrameStacks(WORLDS, preset.frames, preset.view_shape)
         stacks.reset(preset.view(worlds.observe()[0]))
@@ -105,11 +106,12 @@ def play(
             rewards.append(reward[keep].numpy())
             positions.append(where[keep].numpy())
             into_episode.append(np.array([len(w.actions) for w in worlds.states])[keep.numpy()])
+            episode.append(np.array([w.episode for w in worlds.states])[keep.numpy()])
             previous = torch.where(starts.view(-1, 1), torch.zeros_like(action), action)
             ended += len(finished)
     finally:
         worlds.close()
-    return np.concatenate(rewards), np.concatenate(positions), np.concatenate(into_episode)
+    return tuple(np.concatenate(x) for x in (rewards, positions, into_episode, episode))
 
 
 def by_sector(rewards: np.ndarray, sectors: np.ndarray) -> dict[int, tuple[int, float]]:
@@ -134,6 +136,8 @@ def least_vs_most(per_sector: dict[int, tuple[int, float]]) -> dict:
     least, least_steps = mean(ranked[:third])
     most, most_steps = mean(ranked[-third:])
     return {
+        'least_visited_sectors': [sector for sector, _ in ranked[:third]],
+        'most_visited_sectors': [sector for sector, _ in ranked[-third:]],
         'sectors_visited': len(ranked),
         'sectors_per_third': third,
         'least_visited_mean_reward': least,
@@ -142,6 +146,25 @@ def least_vs_most(per_sector: dict[int, tuple[int, float]]) -> dict:
         'most_visited_steps': most_steps,
         'ratio': least / most if most else None,
     }
+
+
+def ratio_interval(
+    rewards: np.ndarray, sectors: np.ndarray, episodes: np.ndarray, row: dict,
+    resamples: int = 2000,
+) -> tuple[float, float]:  # fmt: skip
+    """95 % interval of least / most (row's sector groups), episodes resampled whole."""
+    names, index = np.unique(episodes, return_inverse=True)
+    sums = np.zeros((2, len(names)))
+    counts = np.zeros((2, len(names)))
+    for group, key in enumerate(('least_visited_sectors', 'most_visited_sectors')):
+        inside = np.isin(sectors, row[key])
+        np.add.at(sums[group], index[inside], rewards[inside])
+        np.add.at(counts[group], index[inside], 1)
+    picks = np.random.default_rng(0).integers(0, len(names), (resamples, len(names)))
+    least = sums[0][picks].sum(1) / np.maximum(counts[0][picks].sum(1), 1)
+    most = sums[1][picks].sum(1) / np.maximum(counts[1][picks].sum(1), 1)
+    ratios = least / np.where(most > 0, most, np.nan)
+    return float(np.nanpercentile(ratios, 2.5)), float(np.nanpercentile(ratios, 97.5))
 
 
 def main() -> int:
@@ -159,27 +182,34 @@ def main() -> int:
         geometry = read_map('my_way_home', scratch)
         for run in args.runs:
             engine = trained(run, args.milestone, os.path.join(scratch, 'engine'))
-            rewards, positions, into_episode = play(engine, args.episodes, scratch)
+            rewards, positions, into_episode, episodes = play(engine, args.episodes, scratch)
             sectors = geometry.sector_of(positions)
             row = least_vs_most(by_sector(rewards, sectors))
+            row['ratio_interval'] = ratio_interval(rewards, sectors, episodes, row)
             # A within-episode bonus is highest while the episode's memory is empty, and every
             # episode starts in the rooms visited most: the same comparison after step LATE.
             late = into_episode >= LATE
-            row['after_step_100'] = least_vs_most(by_sector(rewards[late], sectors[late]))
+            after = least_vs_most(by_sector(rewards[late], sectors[late]))
+            after['ratio_interval'] = ratio_interval(
+                rewards[late], sectors[late], episodes[late], after
+            )
+            row['after_step_100'] = after
             row.update(run=os.path.basename(run.rstrip('/')), transitions=len(rewards))
             rows.append(row)
             after = row['after_step_100']
             print(
                 f'{row["run"]:36s} after step {LATE}: least-visited '
                 f'{after["least_visited_mean_reward"]:.4g} most-visited '
-                f'{after["most_visited_mean_reward"]:.4g}',
+                f'{after["most_visited_mean_reward"]:.4g} (ratio 95 % interval '
+                f'{after["ratio_interval"][0]:.2f}-{after["ratio_interval"][1]:.2f})',
                 flush=True,
             )
             print(
                 f'{row["run"]:36s} least-visited {row["least_visited_mean_reward"]:.4g} '
                 f'({row["least_visited_steps"]} steps)  most-visited '
                 f'{row["most_visited_mean_reward"]:.4g} ({row["most_visited_steps"]} steps)  '
-                f'ratio {"n/a" if row["ratio"] is None else format(row["ratio"], ".2f")}',
+                f'ratio {"n/a" if row["ratio"] is None else format(row["ratio"], ".2f")} '
+                f'[{row["ratio_interval"][0]:.2f}, {row["ratio_interval"][1]:.2f}]',
                 flush=True,
             )
     higher = sum(r['least_visited_mean_reward'] > r['most_visited_mean_reward'] for r in rows)
