@@ -24,6 +24,16 @@ def setup() -> None:
     isolate_ros_environment(REPO)
 
 
+def command_line(script: str, args) -> str:
+    """How `script` was run: its options as typed (`--out` left out: where it wrote)."""
+    options = []
+    for name, value in vars(args).items():
+        if name != 'out':
+            shown = ' '.join(map(str, value)) if isinstance(value, list) else value
+            options.append(f'--{name.replace("_", "-")} {shown}')
+    return ' '.join([script, *options])
+
+
 def write_json(path: str, result: dict) -> None:
     """`result` to `path` (its folder made), and say so."""
     os.makedirs(os.path.dirname(path), exist_ok=True)

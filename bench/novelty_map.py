@@ -215,12 +215,7 @@ def main() -> int:
     higher = sum(r['least_visited_mean_reward'] > r['most_visited_mean_reward'] for r in rows)
     print(f'least-visited higher in {higher} of {len(rows)} runs')
     result = {
-        'command': 'bench/novelty_map.py '
-        + ' '.join(
-            f'--{k} {" ".join(v) if isinstance(v, list) else v}'
-            for k, v in vars(args).items()
-            if k != 'out'
-        ),
+        'command': benchlib.command_line('bench/novelty_map.py', args),
         'milestone': args.milestone,
         'episodes_per_run': args.episodes,
         'least_visited_higher': higher,

@@ -133,8 +133,7 @@ def main() -> int:
             f'{processes} processes)'
         )
     result = {
-        'command': 'bench/train_engine.py '
-        + ' '.join(f'--{k} {v}' for k, v in vars(args).items() if k != 'out'),
+        'command': benchlib.command_line('bench/train_engine.py', args),
         'machine': {
             'cpus': os.cpu_count(),
             'processor': platform.processor(),

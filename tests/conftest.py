@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import json
 import os
+import subprocess
+import sys
 
 import pytest
 from rosenv import isolate_ros_environment
@@ -41,6 +43,17 @@ class DiscoveryRetries:
 
 
 RETRIES = DiscoveryRetries()
+
+
+def import_without(missing: str, modules: str, tmp_path) -> subprocess.CompletedProcess:
+    """Import `modules` (comma-separated) in a Python where importing `missing` fails; this
+    checkout's package first, as in the tests themselves."""
+    (tmp_path / f'{missing}.py').write_text(f"raise ImportError('no {missing} here')\n")
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(tmp_path), *sys.path]))
+    return subprocess.run(
+        [sys.executable, '-c', f'import {modules}'],
+        env=env, capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
 
 
 @pytest.fixture

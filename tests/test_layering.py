@@ -9,7 +9,7 @@ import os
 import subprocess
 import sys
 
-from conftest import REPO
+from conftest import REPO, import_without
 from pamiq.executables import EXECUTABLES, executable_of
 from pamiq.tools.graph import node_command
 
@@ -141,16 +141,12 @@ def test_nothing_below_the_ros_layer_imports_ros():
 
 def test_the_learning_and_storage_layers_import_without_rclpy(tmp_path):
     # A Python whose rclpy cannot be imported: learning and storage still work.
-    (tmp_path / 'rclpy.py').write_text("raise ImportError('no ROS here')\n")
-    code = (
-        'import pamiq.learning.learner, pamiq.learning.curiosity_policy, '
+    modules = (
+        'pamiq.learning.learner, pamiq.learning.curiosity_policy, '
         'pamiq.learning.random_policy, pamiq.storage.checkpoint, pamiq.doom.game, '
         'pamiq.vrchat.osc, pamiq.media.video, pamiq.settings, pamiq.run_dir, pamiq.vocabulary'
     )
-    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(tmp_path), *sys.path]))
-    result = subprocess.run(
-        [sys.executable, '-c', code], env=env, capture_output=True, text=True, timeout=120
-    )
+    result = import_without('rclpy', modules, tmp_path)
     assert result.returncode == 0, result.stderr
 
 

@@ -6,9 +6,8 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
-import sys
 
+from conftest import import_without
 import numpy as np
 from pamiq.doom.exploration import episode_metrics
 from pamiq.doom.game import make_game
@@ -311,13 +310,9 @@ def test_pamiq_eval_refuses_bad_checkpoints_and_unknown_policies(tmp_path, capsy
 
 
 def test_the_measuring_modules_need_no_torch(tmp_path):
-    (tmp_path / 'torch.py').write_text("raise ImportError('no torch here')\n")
-    code = (
-        'import pamiq.doom.geometry, pamiq.doom.exploration, pamiq.evaluation.bootstrap, '
+    modules = (
+        'pamiq.doom.geometry, pamiq.doom.exploration, pamiq.evaluation.bootstrap, '
         'pamiq.doom.stepping, pamiq.evaluation.episodes'
     )
-    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(tmp_path), *sys.path]))
-    result = subprocess.run(
-        [sys.executable, '-c', code], env=env, capture_output=True, text=True, timeout=60
-    )
+    result = import_without('torch', modules, tmp_path)
     assert result.returncode == 0, result.stderr
