@@ -11,7 +11,8 @@ on.
 
 Stages: `screen` runs every reward and the original's configuration on training seeds 0 and 1
 to 2.5e5 steps (choices are made on these); `final` runs the chosen ones on seeds 2.. to 5e5
-(the reported figures).
+(the reported figures); `tune` tries PPO settings (learning rate, epochs, entropy bonus) on the
+training seeds to 1e5 steps with the episodic oracle and E3B (bench/tune_report.py reads them).
 """
 
 from __future__ import annotations
@@ -68,20 +69,46 @@ def plan(stage: str, finalists: list[str]) -> list[dict]:
                         reward=reward, seed=seed, steps=500_000, model='compact', space='discrete'
                     )
                 )
+    elif stage == 'tune':
+        for reward in ('oracle_count', 'e3b'):
+            for name, options in TUNE_SETTINGS.items():
+                for seed in (0, 1):
+                    runs.append(
+                        dict(
+                            reward=reward,
+                            seed=seed,
+                            steps=100_000,
+                            model='compact',
+                            space='discrete',
+                            setting=name,
+                            options=options,
+                        )
+                    )
     else:
         raise ValueError(f'unknown stage {stage!r}')
     return runs
 
 
+# PPO settings the tune stage tries against the defaults (whose 1e5 steps the screen runs have):
+# the screen's policies stayed within 5-15 % of uniform entropy at approx-KL ~1e-3.
+TUNE_SETTINGS = {
+    'lr1e-3': ['--lr', '1e-3'],
+    'epochs8': ['--ppo-epochs', '8'],
+    'ent1e-3': ['--ent-coef', '0.001'],
+    'lr1e-3_ent1e-3': ['--lr', '1e-3', '--ent-coef', '0.001'],
+}
+
+
 def name_of(run: dict) -> str:
-    return f'{run["reward"]}_{run["model"]}_{run["space"]}_s{run["seed"]}'
+    setting = f'_{run["setting"]}' if 'setting' in run else ''
+    return f'{run["reward"]}_{run["model"]}_{run["space"]}{setting}_s{run["seed"]}'
 
 
 def command_of(run: dict, directory: str) -> list[str]:
     return [
         'pamiq', 'train', '--world', 'doom', '--out', directory, '--envs', '16',
         '--steps', str(run['steps']), '--reward', run['reward'], '--seed', str(run['seed']),
-        '--model', run['model'], '--world-action-space', run['space'],
+        '--model', run['model'], '--world-action-space', run['space'], *run.get('options', []),
     ]  # fmt: skip
 
 
@@ -95,7 +122,7 @@ def finished(directory: str, steps: int) -> bool:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument('--stage', choices=('screen', 'final'), default='screen')
+    parser.add_argument('--stage', choices=('screen', 'final', 'tune'), default='screen')
     parser.add_argument('--finalists', nargs='*', default=['e3b', 'zero'])
     parser.add_argument('--out', default='runs/sweep')
     parser.add_argument('--threads', type=int, default=2)
@@ -125,31 +152,7 @@ def main() -> int:
         for file in ('summary.json', 'episodes.jsonl', 'config.json'):
             shutil.copy(os.path.join(directory, file), target)
         with open(os.path.join(target, 'command.txt'), 'w') as stream:
-            stream.write(
-                ' '.join(
-                    [
-                        'pamiq',
-                        'train',
-                        '--world',
-                        'doom',
-                        '--out',
-                        directory,
-                        '--envs',
-                        '16',
-                        '--steps',
-                        str(run['steps']),
-                        '--reward',
-                        run['reward'],
-                        '--seed',
-                        str(run['seed']),
-                        '--model',
-                        run['model'],
-                        '--world-action-space',
-                        run['space'],
-                    ]
-                )
-                + '\n'
-            )
+            stream.write(' '.join(command_of(run, directory)) + '\n')
     return 0
 
 
