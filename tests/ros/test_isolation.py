@@ -11,15 +11,19 @@ import sys
 import textwrap
 
 from pamiq.ros.isolation import (
+    ISOLATED_AFTER,
+    ISOLATED_AFTER_VARIABLE,
     ISOLATED_EXIT,
     WATCH_VARIABLE,
     connected_to,
+    isolated_after,
     watch_setting,
     watch_value,
 )
 from pamiq.ros.transport import NetworkPlan, parse_transport
 from pamiq.tools.certs import make_certs
 from pamiq.tools.graph import NodeSpec, respawns
+import pytest
 import rclpy
 from rclpy.context import Context
 from rclpy.node import Node
@@ -89,6 +93,12 @@ def test_only_a_secure_graph_watches_for_isolation(tmp_path):
     assert f'export {WATCH_VARIABLE}=' in open(plan.tools_env).read()
     assert watch_setting({WATCH_VARIABLE: watch_value(port, 3)}) == (port, 3.0)
     assert watch_setting({}) is None and watch_setting({WATCH_VARIABLE: 'x'}) is None
+    # PAMIQ_ISOLATED_AFTER replaces the 20 s for the graph's processes; nonsense is refused.
+    assert isolated_after({}) == ISOLATED_AFTER
+    assert isolated_after({ISOLATED_AFTER_VARIABLE: '45'}) == 45.0
+    for bad in ('0', '-3', 'soon'):
+        with pytest.raises(ValueError, match=ISOLATED_AFTER_VARIABLE):
+            isolated_after({ISOLATED_AFTER_VARIABLE: bad})
     udp = parse_transport('lan', 'server', 'false', '', '')
     plan = NetworkPlan(udp, str(tmp_path / 'udp'), ['trainer'], 'pamiq')
     assert WATCH_VARIABLE not in plan.environment('trainer')

@@ -27,8 +27,10 @@ if TYPE_CHECKING:  # the rest is plain Python: pamiq.ros.transport reads the con
 WATCH_VARIABLE = 'PAMIQ_ISOLATION_WATCH'
 ISOLATED_EXIT = 75  # sysexits' EX_TEMPFAIL: try again
 # Discovery through a reachable server takes 1-3 s here; a start-up on a loaded 2-core machine
-# some more.
+# some more. PAMIQ_ISOLATED_AFTER (seconds) replaces it for a graph that `pamiq up` or the launch
+# file starts: longer on a slower machine, shorter in the tests.
 ISOLATED_AFTER = 20.0
+ISOLATED_AFTER_VARIABLE = 'PAMIQ_ISOLATED_AFTER'
 CHECK_PERIOD = 1.0
 ESTABLISHED = '01'  # the `st` column of /proc/net/tcp
 
@@ -47,8 +49,29 @@ def watch_setting(environ: dict[str, str] | None = None) -> tuple[int, float] | 
         return None
 
 
-def watch_value(server_port: int, seconds: float = ISOLATED_AFTER) -> str:
+def watch_value(server_port: int, seconds: float | None = None) -> str:
+    """The watch setting for a server's port; `seconds` defaults to PAMIQ_ISOLATED_AFTER from
+    the environment, else ISOLATED_AFTER.
+
+    Raises:
+        ValueError: PAMIQ_ISOLATED_AFTER is not a number of seconds above 0.
+    """
+    if seconds is None:
+        seconds = isolated_after(os.environ)
     return f'{server_port} {seconds:g}'
+
+
+def isolated_after(environ) -> float:
+    value = environ.get(ISOLATED_AFTER_VARIABLE, '')
+    if not value:
+        return ISOLATED_AFTER
+    try:
+        seconds = float(value)
+    except ValueError:
+        seconds = 0.0
+    if not seconds > 0:
+        raise ValueError(f'{ISOLATED_AFTER_VARIABLE} must be seconds above 0, got {value!r}')
+    return seconds
 
 
 def own_socket_inodes() -> set[str]:
