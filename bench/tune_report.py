@@ -29,15 +29,11 @@ DEFAULTS = 'defaults'
 
 def window_cells(directory: str, start: int, end: int) -> list[int] | None:
     """Cells of the training episodes that ended after `start` and by `end` steps, or None
-    when the run has not got past `end`."""
-    path = os.path.join(directory, 'episodes.jsonl')
-    try:
-        with open(path) as stream:
-            episodes = [json.loads(line) for line in stream if line.strip()]
-    except OSError:
+    while the run has not finished `end` steps (its summary says how many it did)."""
+    if not sweep.finished(directory, end):
         return None
-    if not episodes or max(e['ended_at'] for e in episodes) < end * 0.98:
-        return None
+    with open(os.path.join(directory, 'episodes.jsonl')) as stream:
+        episodes = [json.loads(line) for line in stream if line.strip()]
     return [e['cells'] for e in episodes if start < e['ended_at'] <= end]
 
 
@@ -45,11 +41,11 @@ def runs_by_setting(runs: str) -> dict[tuple[str, str], dict[int, str]]:
     """(reward, setting) -> {seed: run directory}, the defaults' from the screen stage."""
     table: dict[tuple[str, str], dict[int, str]] = {}
     for run in sweep.plan('tune', []):
-        key = (run['reward'], run['setting'])
+        key = (run['reward'], run.get('setting', f'{DEFAULTS}, {run["space"]}'))
         table.setdefault(key, {})[run['seed']] = os.path.join(runs, sweep.name_of(run))
     for run in sweep.plan('screen', []):
         if run['reward'] in {reward for reward, _ in table} and run['model'] == 'compact':
-            key = (run['reward'], DEFAULTS)
+            key = (run['reward'], f'{DEFAULTS}, {run["space"]}')
             table.setdefault(key, {})[run['seed']] = os.path.join(runs, sweep.name_of(run))
     return table
 
@@ -81,14 +77,14 @@ def main() -> int:
             }
         )
     print(f'cells per training episode, episodes ended in {args.start}-{args.end} steps')
-    print(f'{"reward":14s} {"setting":16s} {"seed 0 [95% CI]":22s} {"seed 1 [95% CI]":22s} mean')
+    print(f'{"reward":14s} {"setting":20s} {"seed 0 [95% CI]":22s} {"seed 1 [95% CI]":22s} mean')
     for row in rows:
         shown = []
         for seed in (0, 1):
             s = row['seeds'].get(seed)
             shown.append(f'{s["value"]:.1f} [{s["low"]:.1f}, {s["high"]:.1f}]' if s else '-')
         print(
-            f'{row["reward"]:14s} {row["setting"]:16s} {shown[0]:22s} {shown[1]:22s} '
+            f'{row["reward"]:14s} {row["setting"]:20s} {shown[0]:22s} {shown[1]:22s} '
             f'{row["mean_over_seeds"]:.1f}'
         )
     write_json(
