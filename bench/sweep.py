@@ -11,7 +11,8 @@ on.
 
 Stages: `screen` runs every reward and the original's configuration on training seeds 0 and 1
 to 2.5e5 steps (choices are made on these); `final` runs the chosen ones on seeds 2.. to 5e5
-(the reported figures); `tune` tries PPO settings (learning rate, epochs, entropy bonus) on the
+(the reported figures); `axes` screens the front-runners and the control over the continuous
+axes as well; `tune` tries PPO settings (learning rate, epochs, entropy bonus) on the
 training seeds to 1e5 steps with the episodic oracle and E3B (bench/tune_report.py reads them).
 """
 
@@ -61,6 +62,20 @@ def plan(stage: str, finalists: list[str]) -> list[dict]:
                     space='continuous',
                 )
             )
+    elif stage == 'axes':
+        # The continuous axes for the front-runners and the control: the buttons' random already
+        # covers ~24 cells, the axes' 15.3, and the tune stage's ceiling did 1.56x the latter.
+        for reward in ('e3b', 'zero', 'oracle_count'):
+            for seed in (0, 1):
+                runs.append(
+                    dict(
+                        reward=reward,
+                        seed=seed,
+                        steps=250_000,
+                        model='compact',
+                        space='continuous',
+                    )
+                )
     elif stage == 'final':
         for seed in range(2, 7):
             for reward in finalists:
@@ -138,7 +153,7 @@ def finished(directory: str, steps: int) -> bool:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument('--stage', choices=('screen', 'final', 'tune'), default='screen')
+    parser.add_argument('--stage', choices=('screen', 'axes', 'final', 'tune'), default='screen')
     parser.add_argument('--finalists', nargs='*', default=['e3b', 'zero'])
     parser.add_argument('--out', default='runs/sweep')
     parser.add_argument('--threads', type=int, default=2)
