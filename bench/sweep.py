@@ -178,7 +178,12 @@ def main() -> int:
                 print(f'{name}: exited {code}; see {args.out}/{name}.log', flush=True)
                 continue
             print(f'{name}: finished in {time.monotonic() - started:.0f} s', flush=True)
-        target = os.path.join(args.results, name)
+        # Runs with other PPO settings stay out of the sweep's table (bench/sweep_report.py
+        # groups runs by reward, model and action space): bench/results/tune/.
+        results = args.results
+        if 'setting' in run:
+            results = os.path.join(os.path.dirname(os.path.normpath(args.results)), 'tune')
+        target = os.path.join(results, name)
         os.makedirs(target, exist_ok=True)
         for file in ('summary.json', 'episodes.jsonl', 'config.json'):
             shutil.copy(os.path.join(directory, file), target)
