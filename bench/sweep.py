@@ -86,35 +86,28 @@ def plan(stage: str, finalists: list[str]) -> list[dict]:
                 )
     elif stage == 'tune':
         tune = dict(steps=100_000, model='compact')
-        for name, options in TUNE_SETTINGS.items():
-            for seed in (0, 1):
-                runs.append(
-                    dict(
-                        reward='oracle_count',
-                        seed=seed,
-                        space='discrete',
-                        setting=name,
-                        options=options,
-                        **tune,
-                    )
+
+        def each_setting(reward: str) -> list[dict]:
+            return [
+                dict(
+                    reward=reward,
+                    seed=seed,
+                    space='discrete',
+                    setting=name,
+                    options=options,
+                    **tune,
                 )
+                for name, options in TUNE_SETTINGS.items()
+                for seed in (0, 1)
+            ]
+
+        runs += each_setting('oracle_count')
         # The action space with the default settings: uniform random over the buttons covers
         # ~24 cells (it runs half the time), over the continuous axes 15.3.
         for reward in ('oracle_count', 'e3b'):
             for seed in (0, 1):
                 runs.append(dict(reward=reward, seed=seed, space='continuous', **tune))
-        for name, options in TUNE_SETTINGS.items():
-            for seed in (0, 1):
-                runs.append(
-                    dict(
-                        reward='e3b',
-                        seed=seed,
-                        space='discrete',
-                        setting=name,
-                        options=options,
-                        **tune,
-                    )
-                )
+        runs += each_setting('e3b')
     else:
         raise ValueError(f'unknown stage {stage!r}')
     return runs
