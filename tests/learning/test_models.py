@@ -12,11 +12,13 @@ from pamiq.learning.models import (
     action_feature_dim,
     action_features,
     build_models,
+    squashed_normal_entropy,
 )
 from pamiq.learning.vision import SmallConvNet, observations_to_tensor
 from pamiq.vocabulary import DISCRETE_ACTION_CHOICES
 import pytest
 import torch
+from torch.distributions import Normal
 
 B = 4
 
@@ -139,6 +141,28 @@ def test_log_prob_of_a_stored_action_is_reproduced_exactly(action_space, obs):
     assert torch.equal(again, log_prob)
     assert torch.equal(entropy_again, entropy)
     assert torch.equal(value_again, value)
+
+
+def test_squashed_entropy_is_the_entropy_of_the_action_taken():
+    torch.manual_seed(2)
+    loc = torch.tensor([0.0, 0.0, 0.0, 1.5, -2.0])
+    scale = torch.tensor([0.1, 0.9, 3.0, 0.5, 2.0])
+    base = Normal(loc, scale)
+    u = base.sample((200_000,)).double()  # float32's tanh rounds to ±1 beyond |u| ≈ 9
+    monte_carlo = base.entropy() + torch.log(1.0 - torch.tanh(u).pow(2)).mean(0).float()
+    assert torch.allclose(squashed_normal_entropy(base), monte_carlo, atol=0.01)
+
+
+def test_squashed_entropy_peaks_at_a_finite_width():
+    # The bonus on the Gaussian's own entropy rewards σ → ∞ (bang-bang axes); the action's entropy
+    # rises to a maximum below log 2 (the uniform on (−1, 1)) and falls beyond it.
+    widths = torch.linspace(0.05, 10.0, 400)
+    entropy = squashed_normal_entropy(Normal(torch.zeros_like(widths), widths))
+    best = widths[entropy.argmax()].item()
+    assert 0.5 < best < 1.5
+    assert entropy.max().item() < np.log(2.0)
+    assert entropy[-1] < entropy.max() - 1.0
+    assert (Normal(0.0, widths).entropy().diff() > 0).all()
 
 
 def test_continuous_log_prob_survives_saturated_actions(obs):
