@@ -40,7 +40,7 @@ REWARDS = (
 )
 
 
-def plan(stage: str, finalists: list[str]) -> list[dict]:
+def plan(stage: str, finalists: list[str], space: str = 'continuous') -> list[dict]:
     """The runs of a stage, in the order they run."""
     runs = []
     if stage == 'screen':
@@ -65,7 +65,8 @@ def plan(stage: str, finalists: list[str]) -> list[dict]:
     elif stage == 'axes':
         # The continuous axes for the front-runners and the control: the buttons' random already
         # covers ~24 cells, the axes' 15.3, and the tune stage's ceiling did 1.56x the latter.
-        for reward in ('e3b', 'zero', 'oracle_count'):
+        # Then the lifelong and combined bonuses over the same axes.
+        for reward in ('e3b', 'zero', 'oracle_count', 'e3b_rnd', 'rnd'):
             for seed in (0, 1):
                 runs.append(
                     dict(
@@ -80,9 +81,7 @@ def plan(stage: str, finalists: list[str]) -> list[dict]:
         for seed in range(2, 7):
             for reward in finalists:
                 runs.append(
-                    dict(
-                        reward=reward, seed=seed, steps=500_000, model='compact', space='discrete'
-                    )
+                    dict(reward=reward, seed=seed, steps=500_000, model='compact', space=space)
                 )
     elif stage == 'tune':
         tune = dict(steps=100_000, model='compact')
@@ -148,13 +147,19 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument('--stage', choices=('screen', 'axes', 'final', 'tune'), default='screen')
     parser.add_argument('--finalists', nargs='*', default=['e3b', 'zero'])
+    parser.add_argument(
+        '--space',
+        choices=('continuous', 'discrete'),
+        default='continuous',
+        help="the final stage's action space",
+    )
     parser.add_argument('--out', default='runs/sweep')
     parser.add_argument('--threads', type=int, default=2)
     parser.add_argument('--only', nargs='*', default=[], help='run only these names')
     parser.add_argument('--results', default=RESULTS, help='where finished runs are copied')
     args = parser.parse_args()
     pamiq = os.path.join(os.path.dirname(sys.executable), 'pamiq')
-    for run in plan(args.stage, args.finalists):
+    for run in plan(args.stage, args.finalists, args.space):
         name = name_of(run)
         if args.only and name not in args.only:
             continue
