@@ -120,6 +120,10 @@ class LocalGames:
 
     def advance(self) -> None:
         """Each selected world holds its command for its tics."""
+        self.begin_advance()
+
+    def begin_advance(self) -> None:
+        """`advance`, done at once here (`finish_advance` has nothing left to wait for)."""
         a = self.arrays
         for world in np.flatnonzero(a.selected):
             game = self.games[world]
@@ -132,6 +136,9 @@ class LocalGames:
                 a.goals[world] = reached_goal(game)
             else:
                 self.look(world)
+
+    def finish_advance(self) -> None:
+        pass
 
     def look(self, world: int) -> None:
         """One get_state() for the frame and the position (the pose is the first of the
@@ -211,6 +218,7 @@ class GameProcesses:
         self.memory: mmap.mmap | None = shared_memory(self.memory_path, GameArrays.nbytes(count))
         self.arrays = GameArrays.over(self.memory, count)
         self.workers: list[Worker] = []
+        self.advancing: list[Worker] = []  # the workers an unfinished advance waits for
         bounds = np.linspace(0, count, processes + 1).round().astype(int)
         try:
             for first, end in zip(bounds[:-1].tolist(), bounds[1:].tolist()):
@@ -256,17 +264,31 @@ class GameProcesses:
         self.request(b'start')
 
     def advance(self) -> None:
-        self.request(b'advance')
+        self.begin_advance()
+        self.finish_advance()
+
+    def begin_advance(self) -> None:
+        """Start `advance` and return at once: the workers step while the caller computes what
+        does not read the arrays; `finish_advance` waits for them."""
+        self.advancing = self.send(b'advance')
+
+    def finish_advance(self) -> None:
+        busy, self.advancing = self.advancing, []
+        self.wait(busy, 'advance')
 
     def request(self, word: bytes) -> None:
         """Send `word` to every worker holding a selected world, then wait for each."""
+        self.wait(self.send(word), word.decode())
+
+    def send(self, word: bytes) -> list[Worker]:
+        """Send `word` to every worker holding a selected world; returns those workers."""
         busy = [w for w in self.workers if self.arrays.selected[w.first : w.end].any()]
         for worker in busy:
             try:
                 worker.requests.send_bytes(word)
             except OSError:
                 pass  # it has gone: wait() says how
-        self.wait(busy, word.decode())
+        return busy
 
     def wait(self, workers: list[Worker], doing: str) -> None:
         failures = []

@@ -123,11 +123,21 @@ class DoomWorlds:
     ) -> tuple[np.ndarray, list[EpisodeRecord]]:
         """Act in every world; returns which started a new episode (N,) bool, and the
         episodes that ended. `total_steps` is the run's step count after this step."""
-        a = self.arrays
-        a.selected[:] = False
+        self.begin_step(actions)
+        return self.finish_step(total_steps)
+
+    def begin_step(self, actions: np.ndarray) -> None:
+        """The first half of `step`: the games start stepping (in their worker processes, if
+        any) and this returns; read nothing of the worlds before `finish_step`."""
+        self.arrays.selected[:] = False
         for world, action in enumerate(actions):
             self.command(world, action)
-        self.games.advance()
+        self.games.begin_advance()
+
+    def finish_step(self, total_steps: int) -> tuple[np.ndarray, list[EpisodeRecord]]:
+        """The second half of `step`: waits for the games, then records and restarts."""
+        a = self.arrays
+        self.games.finish_advance()
         starts = a.finished.copy()
         ended = []
         for world in range(self.count):

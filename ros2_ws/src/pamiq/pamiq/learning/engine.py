@@ -148,6 +148,10 @@ class Trainer:
         started, steps_at_start = time.monotonic(), self.steps
         last_report = last_update = started
         while self.steps < config.steps:
+            # The reward of step t is computed while the games play step t + 1 (they run in
+            # worker processes, when there are any): it reads nothing of the worlds and draws
+            # nothing from the RNG, so the rewards are the very ones computed in step order.
+            pending: tuple[int, Transitions, torch.Tensor] | None = None
             for t in range(config.rollout_length):
                 inputs = stacks.stacks.clone()
                 with self.timer('acting'), torch.inference_mode():
@@ -156,22 +160,24 @@ class Trainer:
                     )
                     action = action.cpu()
                 with self.timer('simulator'):
-                    starts, ended = worlds.step(action.numpy(), self.steps + config.envs)
+                    worlds.begin_step(action.numpy())
+                self.reward_of(pending, rollouts, streams)
+                with self.timer('simulator'):
+                    starts, ended = worlds.finish_step(self.steps + config.envs)
                     observations, positions = worlds.observe()
                 with self.timer('preprocessing'):
                     starts = torch.from_numpy(starts)
                     next_inputs = stacks.push(self.preset.view(observations), starts)
                 positions = torch.from_numpy(positions)
-                with self.timer('reward'):
-                    rewards = self.reward.act(
-                        Transitions(inputs, action, next_inputs, previous_actions, positions),
-                        streams,
-                        starts,
-                    )
+                pending = (
+                    t,
+                    Transitions(inputs, action, next_inputs, previous_actions, positions),
+                    starts,
+                )
                 rollouts.inputs[t], rollouts.next_inputs[t] = inputs, next_inputs
                 rollouts.actions[t], rollouts.previous_actions[t] = action, previous_actions
                 rollouts.logprobs[t], rollouts.values[t] = logprob.cpu(), value.cpu()
-                rollouts.rewards[t], rollouts.starts[t] = rewards, starts
+                rollouts.starts[t] = starts
                 rollouts.positions[t] = positions
                 # A new episode's first step has no a_{t-1}, like a sequence's first step live.
                 previous_actions = torch.where(
@@ -179,6 +185,7 @@ class Trainer:
                 )
                 self.steps += config.envs
                 self.records.add_episodes(ended)
+            self.reward_of(pending, rollouts, streams)
             with torch.inference_mode(), self.timer('acting'):
                 next_value = self.policy.get_value(
                     self.preset.inputs(stacks.stacks, self.device)
@@ -195,6 +202,30 @@ class Trainer:
                 seconds = now - started
                 rate = (self.steps - steps_at_start) / seconds if seconds > 0 else float('nan')
                 self.records.progress(self.steps, config.steps, rate)
+
+    def reward_of(
+        self,
+        pending: tuple[int, Transitions, torch.Tensor] | None,
+        rollouts: Rollouts,
+        streams: torch.Tensor,
+    ) -> None:
+        """The intrinsic reward of the `pending` step (t, its transitions, its starts), if any,
+        into `rollouts`.
+
+        On one thread: beside the games' worker processes, which hold the cores then, a second
+        torch thread only contends with them (bench/train_engine.py, 2 cores, e3b: 590 -> 700
+        steps/s, against 660 with two threads). Always one, so that a run computes the same
+        rewards whether its games step in this process or in others."""
+        if pending is None:
+            return
+        t, transitions, starts = pending
+        threads = torch.get_num_threads()
+        torch.set_num_threads(1)
+        try:
+            with self.timer('reward'):
+                rollouts.rewards[t] = self.reward.act(transitions, streams, starts)
+        finally:
+            torch.set_num_threads(threads)
 
     def update(self, rollouts: Rollouts, next_value: torch.Tensor) -> None:
         streams = StreamRollouts(
