@@ -32,10 +32,10 @@ LEARNING_RATE = 1e-4
 FEATURES = 256
 # lambda, for unit-length features. The paper's 0.1 was on features of no fixed length; on ours
 # (layer-normalised, length 16) it is a ridge of 0.1 / 256 relative to one frame, so the first
-# frames of an episode pay thousands and the rest next to nothing. Chosen offline on training
-# seed 0's random rollouts with the encoders of two screening runs and a fresh one: the per-step
-# bonus's correlation with the true cell's 1/sqrt(N) was 0.21-0.23 at the paper's scale,
-# 0.33-0.39 at 1, 0.40-0.43 at 10, 0.42-0.44 at 30 (docs/training.md).
+# frames of an episode pay thousands and the rest next to nothing. Chosen offline with
+# bench/e3b_ridge.py (random rollouts on training seed 0, a fresh encoder and two screening
+# runs'): the per-step bonus's correlation with the true cell's 1/sqrt(N) is 0.18-0.22 at the
+# paper's relative ridge, 0.32-0.39 at 1, 0.40-0.43 at 10 and 0.41-0.44 at 30.
 RIDGE = 10.0
 MINIBATCH = 256
 EPOCHS = 1.0
@@ -55,8 +55,9 @@ class InverseDynamicsEncoder(nn.Module):
         )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """phi(o), layer-normalised (length sqrt(FEATURES)): with random or young features one shared direction holds
-        most of every frame's vector, and the bonus then measures that, not novelty. Tuned on
+        """phi(o), layer-normalised (length sqrt(FEATURES)): with random or young features one
+        shared direction holds most of every frame's vector, and the bonus then measures that,
+        not novelty. Tuned on
         training seed 0: without it the inverse model's loss fell 4.68 -> 4.63 in 1e5 steps and
         the policy's entropy stayed at 4.63 of 4.68; with it 4.97 -> 4.30 and 4.27."""
         return F.layer_norm(self.encoder(x), (FEATURES,))
