@@ -66,7 +66,7 @@ def plan(stage: str, finalists: list[str], space: str = 'continuous') -> list[di
         # The continuous axes for the front-runners and the control: the buttons' random already
         # covers ~24 cells, the axes' 15.3, and the tune stage's ceiling did 1.56x the latter.
         # Then the lifelong and combined bonuses over the same axes.
-        for reward in ('e3b', 'zero', 'oracle_count', 'e3b_rnd', 'rnd'):
+        for reward in ('oracle_count', 'e3b', 'zero', 'e3b_rnd', 'rnd'):
             for seed in (0, 1):
                 runs.append(
                     dict(
@@ -107,6 +107,22 @@ def plan(stage: str, finalists: list[str], space: str = 'continuous') -> list[di
             for seed in (0, 1):
                 runs.append(dict(reward=reward, seed=seed, space='continuous', **tune))
         runs += each_setting('e3b')
+    elif stage == 'tune_axes':
+        # The entropy bonus over the axes, now bounded (the action's own entropy): whether the
+        # default 0.01 holds the policies at uniform, against a tenth of it.
+        for seed in (0, 1):
+            for reward in ('oracle_count', 'e3b'):
+                runs.append(
+                    dict(
+                        reward=reward,
+                        seed=seed,
+                        steps=100_000,
+                        model='compact',
+                        space='continuous',
+                        setting='ent1e-3',
+                        options=TUNE_SETTINGS['ent1e-3'],
+                    )
+                )
     else:
         raise ValueError(f'unknown stage {stage!r}')
     return runs
@@ -145,7 +161,9 @@ def finished(directory: str, steps: int) -> bool:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument('--stage', choices=('screen', 'axes', 'final', 'tune'), default='screen')
+    parser.add_argument(
+        '--stage', choices=('screen', 'axes', 'final', 'tune', 'tune_axes'), default='screen'
+    )
     parser.add_argument('--finalists', nargs='*', default=['e3b', 'zero'])
     parser.add_argument(
         '--space',
