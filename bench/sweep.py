@@ -19,6 +19,7 @@ training seeds to 1e5 steps with the episodic oracle and E3B (bench/tune_report.
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import os
 import shutil
@@ -109,14 +110,18 @@ def plan(stage: str, finalists: list[str], space: str = 'continuous') -> list[di
         runs += each_setting('e3b')
     elif stage == 'tune_axes':
         # The entropy bonus over the axes, now bounded (the action's own entropy): whether the
-        # default 0.01 holds the policies at uniform, against a tenth of it.
-        for seed in (0, 1):
-            for reward in ('oracle_count', 'e3b'):
+        # default 0.01 holds the policies at uniform, against a tenth of it. 1e5 steps first,
+        # then the same runs extended to the screen's 2.5e5 with the control.
+        for steps, rewards in (
+            (100_000, ('oracle_count', 'e3b')),
+            (250_000, ('e3b', 'zero', 'oracle_count')),
+        ):
+            for seed, reward in itertools.product((0, 1), rewards):
                 runs.append(
                     dict(
                         reward=reward,
                         seed=seed,
-                        steps=100_000,
+                        steps=steps,
                         model='compact',
                         space='continuous',
                         setting='ent1e-3',
