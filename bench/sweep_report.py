@@ -213,10 +213,24 @@ def table(names: dict[str, dict]) -> str:
 
 
 def main() -> int:
+    global RESULTS  # the functions above read the folder of finished runs from here
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument('--evaluate', action='store_true', help='run pamiq eval where missing')
     parser.add_argument('--runs', default='runs/sweep', help="where the sweep's runs are")
+    parser.add_argument(
+        '--results',
+        default=RESULTS,
+        help="the finished runs to evaluate (another folder than the sweep's, e.g. "
+        'bench/results/tune: its table is printed and the docs are left alone)',
+    )
     args = parser.parse_args()
+    if os.path.abspath(args.results) != os.path.abspath(RESULTS):
+        RESULTS = args.results
+        names = runs()
+        if args.evaluate:
+            evaluate(names, args.runs)
+        print(table(names))
+        return 0
     names = runs()
     if args.evaluate:
         evaluate(names, args.runs)
