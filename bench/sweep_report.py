@@ -223,10 +223,11 @@ def main() -> int:
         help="the finished runs to evaluate (another folder than the sweep's, e.g. "
         'bench/results/tune: its table is printed and the docs are left alone)',
     )
+    parser.add_argument('--only', nargs='*', default=[], help='with --results: these runs only')
     args = parser.parse_args()
     if os.path.abspath(args.results) != os.path.abspath(RESULTS):
         RESULTS = args.results
-        names = runs()
+        names = {k: v for k, v in runs().items() if not args.only or k in args.only}
         if args.evaluate:
             evaluate(names, args.runs)
         print(table(names))
