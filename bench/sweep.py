@@ -11,8 +11,9 @@ on.
 
 Stages: `screen` runs every reward and the original's configuration on training seeds 0 and 1
 to 2.5e5 steps (choices are made on these); `final` runs the chosen ones on seeds 2.. to 5e5
-(the reported figures); `axes` screens the front-runners and the control over the continuous
-axes as well; `tune` tries PPO settings (learning rate, epochs, entropy bonus) on the
+(the reported figures); `axes` screens every reward and the original's configuration over the
+continuous axes, where uniform random covers fewer cells and the ceiling rises furthest above it;
+`tune_axes` tries a weaker entropy bonus there; `tune` tries PPO settings (learning rate, epochs, entropy bonus) on the
 training seeds to 1e5 steps with the episodic oracle and E3B (bench/tune_report.py reads them).
 """
 
@@ -29,11 +30,11 @@ import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 RESULTS = os.path.join(HERE, 'results', 'sweep')
-# The ceiling right after the control: it says early whether PPO here can learn to explore at all.
+# The ceiling first: it says early whether PPO here can learn to explore at all.
 REWARDS = (
+    'oracle_count',
     'e3b',
     'zero',
-    'oracle_count',
     'rnd',
     'e3b_rnd',
     'prediction_error',
@@ -66,8 +67,8 @@ def plan(stage: str, finalists: list[str], space: str = 'continuous') -> list[di
     elif stage == 'axes':
         # The continuous axes for the front-runners and the control: the buttons' random already
         # covers ~24 cells, the axes' 15.3, and the tune stage's ceiling did 1.56x the latter.
-        # Then the lifelong and combined bonuses over the same axes.
-        for reward in ('oracle_count', 'e3b', 'zero', 'e3b_rnd', 'rnd'):
+        # Then every other reward over the same axes, and the original's configuration.
+        for reward in REWARDS:
             for seed in (0, 1):
                 runs.append(
                     dict(
@@ -78,6 +79,7 @@ def plan(stage: str, finalists: list[str], space: str = 'continuous') -> list[di
                         space='continuous',
                     )
                 )
+        runs += [run for run in plan('screen', finalists) if run['model'] == 'original']
     elif stage == 'final':
         for seed in range(2, 7):
             for reward in finalists:
