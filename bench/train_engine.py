@@ -34,6 +34,8 @@ CONFIGS = (
     ('compact', 'rnd', 'discrete'),
     ('compact', 'prediction_error', 'discrete'),
     ('compact', 'e3b_rnd', 'discrete'),
+    ('compact', 'zero', 'continuous'),
+    ('compact', 'e3b', 'continuous'),
     ('original', 'prediction_error', 'continuous'),
 )
 PHASES = ('simulator', 'preprocessing', 'acting', 'reward', 'reward update', 'policy update')
@@ -102,7 +104,9 @@ def main() -> int:
         '--rollout-length', type=int, default=TrainConfig.rollout_length, help='steps per world'
     )
     parser.add_argument('--out', default=os.path.join(HERE, 'results', 'train_engine.json'))
-    parser.add_argument('--only', nargs='*', default=[], help='model:reward names to run')
+    parser.add_argument(
+        '--only', nargs='*', default=[], help='model:reward or model:reward:space names to run'
+    )
     parser.add_argument(
         '--world-processes', type=int, nargs='+', default=[0, os.cpu_count()],
         help="processes the games step in (0: the engine's own), each measured",
@@ -112,7 +116,7 @@ def main() -> int:
     alone = {n: simulator_alone(args.envs, 8000, n) for n in sorted({0, *args.world_processes})}
     rows = []
     for model, reward, space in CONFIGS:
-        if args.only and f'{model}:{reward}' not in args.only:
+        if args.only and not {f'{model}:{reward}', f'{model}:{reward}:{space}'} & set(args.only):
             continue
         for processes in args.world_processes:
             row = measure(
