@@ -32,6 +32,7 @@ ISOLATED_EXIT = 75  # sysexits' EX_TEMPFAIL: try again
 ISOLATED_AFTER = 20.0
 ISOLATED_AFTER_VARIABLE = 'PAMIQ_ISOLATED_AFTER'
 CHECK_PERIOD = 1.0
+FOUND_MESSAGE = 'discovered other ROS nodes over the discovery server: not isolated'
 ESTABLISHED = '01'  # the `st` column of /proc/net/tcp
 
 
@@ -129,6 +130,7 @@ class IsolationWatch:
     def check(self) -> None:
         if others_discovered(self.node):
             self.timer.cancel()  # found: from here on silence is peers leaving
+            self.node.get_logger().info(FOUND_MESSAGE)
             return
         if not connected_to(self.server_port):  # the server is not up (yet): wait for it
             self.alone_since = None
