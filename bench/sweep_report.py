@@ -225,16 +225,16 @@ def main() -> int:
     )
     parser.add_argument('--only', nargs='*', default=[], help='with --results: these runs only')
     args = parser.parse_args()
-    if os.path.abspath(args.results) != os.path.abspath(RESULTS):
-        RESULTS = args.results
-        names = {k: v for k, v in runs().items() if not args.only or k in args.only}
-        if args.evaluate:
-            evaluate(names, args.runs)
-        print(table(names))
-        return 0
+    sweep = os.path.abspath(args.results) == os.path.abspath(RESULTS)
+    RESULTS = args.results
     names = runs()
+    if not sweep and args.only:
+        names = {k: v for k, v in names.items() if k in args.only}
     if args.evaluate:
         evaluate(names, args.runs)
+    if not sweep:  # another folder's runs: their table only, the docs stay the sweep's
+        print(table(names))
+        return 0
     os.makedirs(DOCS, exist_ok=True)
     plot_curves(names, os.path.join(DOCS, 'learning_curves.png'))
     text = table(names)
