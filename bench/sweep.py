@@ -13,7 +13,8 @@ Stages: `screen` runs every reward and the original's configuration on training 
 to 2.5e5 steps (choices are made on these); `final` runs the chosen ones on seeds 2.. to 5e5
 (the reported figures); `axes` screens every reward and the original's configuration over the
 continuous axes, where uniform random covers fewer cells and the ceiling rises furthest above it;
-`tune_axes` tries a weaker entropy bonus there; `tune` tries PPO settings (learning rate, epochs, entropy bonus) on the
+`tune_axes` tries a weaker entropy bonus there; `buttons` runs the finalists over the discrete
+buttons on the training seeds to 2.5e5 (the action space as a finding); `tune` tries PPO settings (learning rate, epochs, entropy bonus) on the
 training seeds to 1e5 steps with the episodic oracle and E3B (bench/tune_report.py reads them).
 """
 
@@ -86,6 +87,14 @@ def plan(stage: str, finalists: list[str], space: str = 'continuous') -> list[di
                 runs.append(
                     dict(reward=reward, seed=seed, steps=500_000, model='compact', space=space)
                 )
+    elif stage == 'buttons':
+        # The action space as a finding: the finalists over the discrete buttons at the same
+        # defaults and budget as the axes screen (the buttons' earlier screen ran with the
+        # entropy bonus and E3B ridge since replaced).
+        for seed, reward in itertools.product((0, 1), finalists):
+            runs.append(
+                dict(reward=reward, seed=seed, steps=250_000, model='compact', space='discrete')
+            )
     elif stage == 'tune':
         tune = dict(steps=100_000, model='compact')
 
@@ -169,7 +178,9 @@ def finished(directory: str, steps: int) -> bool:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument(
-        '--stage', choices=('screen', 'axes', 'final', 'tune', 'tune_axes'), default='screen'
+        '--stage',
+        choices=('screen', 'axes', 'final', 'buttons', 'tune', 'tune_axes'),
+        default='screen',
     )
     parser.add_argument('--finalists', nargs='*', default=['e3b', 'zero'])
     parser.add_argument(
