@@ -45,8 +45,13 @@ def runs() -> dict[str, dict]:
     return found
 
 
+# Settings are chosen on training seeds 0 and 1; the final stage's seeds 2.. are reported.
+TRAINING_SEEDS = (0, 1)
+
+
 def method_of(summary: dict) -> str:
-    return f'{summary["reward"]} ({summary["model"]}, {summary["action_space"]})'
+    seeds = 'training seeds' if summary['seed'] in TRAINING_SEEDS else 'held-out seeds'
+    return f'{summary["reward"]} ({summary["model"]}, {summary["action_space"]}), {seeds}'
 
 
 def evaluate(names: dict[str, dict], run_root: str) -> None:
@@ -90,19 +95,32 @@ def evaluate(names: dict[str, dict], run_root: str) -> None:
 
 def bootstrap(values: np.ndarray, resamples: int = 2000, seed: int = 0) -> tuple[float, float]:
     rng = np.random.default_rng(seed)
-    means = values[rng.integers(0, len(values), (resamples, len(values)))].mean(1)
-    return float(np.percentile(means, 2.5)), float(np.percentile(means, 97.5))
+    return interval95(values[rng.integers(0, len(values), (resamples, len(values)))].mean(1))
 
 
-def paired_ratio(
-    trained: np.ndarray, random: np.ndarray, resamples: int = 2000, seed: int = 0
-) -> tuple[float, float]:
-    """95 % interval of mean(trained) / mean(random), episodes resampled in pairs (the same
-    spawn for both)."""
+def seeds_bootstrap(
+    trained: list[np.ndarray], random: list[np.ndarray], resamples: int = 2000, seed: int = 0
+) -> tuple[tuple[float, float], tuple[float, float]]:
+    """95 % intervals of the mean cells and of mean(trained) / mean(random) over several training
+    seeds, each with its episodes: the seeds are resampled, then each drawn seed's episodes in
+    pairs (the same spawn for both). Runs differ far more between seeds than episodes within a
+    run, so pooling the episodes of all seeds would give too narrow an interval."""
     rng = np.random.default_rng(seed)
-    picks = rng.integers(0, len(trained), (resamples, len(trained)))
-    ratios = trained[picks].mean(1) / random[picks].mean(1)
-    return float(np.percentile(ratios, 2.5)), float(np.percentile(ratios, 97.5))
+    means, ratios = np.empty(resamples), np.empty(resamples)
+    for i in range(resamples):
+        drawn = rng.integers(0, len(trained), len(trained))
+        t_sum = r_sum = count = 0.0
+        for s in drawn:
+            picks = rng.integers(0, len(trained[s]), len(trained[s]))
+            t_sum += trained[s][picks].sum()
+            r_sum += random[s][picks].sum()
+            count += len(picks)
+        means[i], ratios[i] = t_sum / count, t_sum / r_sum
+    return interval95(means), interval95(ratios)
+
+
+def interval95(values: np.ndarray) -> tuple[float, float]:
+    return float(np.percentile(values, 2.5)), float(np.percentile(values, 97.5))
 
 
 def quiet_rates() -> dict[tuple[str, str, str], float]:
@@ -180,7 +198,7 @@ def table(names: dict[str, dict]) -> str:
         cells = []
         for milestone in MILESTONES:
             trained, random = [], []
-            for name in members:
+            for name in sorted(members, key=lambda n: names[n]['seed']):
                 path = os.path.join(RESULTS, name, f'eval_{milestone}.json')
                 if not os.path.exists(path):
                     continue
@@ -192,12 +210,15 @@ def table(names: dict[str, dict]) -> str:
                 cells.append('–')
                 continue
             # each seed's 100 episodes, paired with random on the same spawns
+            (low, high), (r_low, r_high) = seeds_bootstrap(
+                [np.asarray(c, float) for c in trained], [np.asarray(c, float) for c in random]
+            )
             t, r = np.concatenate(trained).astype(float), np.concatenate(random).astype(float)
-            low, high = bootstrap(t)
-            r_low, r_high = paired_ratio(t, r)
+            each = ', '.join(f'{np.mean(c):.1f}' for c in trained)
             cells.append(
                 f'{t.mean():.1f} [{low:.1f}, {high:.1f}], '
                 f'{t.mean() / r.mean():.2f}x [{r_low:.2f}, {r_high:.2f}]'
+                + (f' (seeds: {each})' if len(trained) > 1 else '')
             )
         first = names[sorted(members)[0]]
         rate = rates.get((first['model'], first['reward'], first['action_space']))
