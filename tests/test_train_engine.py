@@ -39,13 +39,15 @@ def episodes(run: str) -> list[dict]:
 def test_a_resumed_run_ends_exactly_where_an_uninterrupted_one_does(tmp_path):
     # The games step in this process for one, in 1 then 2 worker processes for the other: the
     # number of processes changes nothing and is not a setting a resume must repeat.
+    # With an entropy target the coefficient adapts every update: a resume must restore it.
     whole, halves = str(tmp_path / 'whole'), str(tmp_path / 'halves')
-    done = train(whole, 256, 'e3b', '--world-processes', '0')
+    held = ('--target-entropy', '1.5')
+    done = train(whole, 256, 'e3b', '--world-processes', '0', *held)
     assert done.returncode == 0, done.stderr
     assert 'steps/s' in done.stdout and 'cells/episode' in done.stdout and 'ETA' in done.stdout
-    first = train(halves, 128, 'e3b', '--world-processes', '1')
+    first = train(halves, 128, 'e3b', '--world-processes', '1', *held)
     assert first.returncode == 0, first.stderr
-    second = train(halves, 256, 'e3b', '--world-processes', '2')
+    second = train(halves, 256, 'e3b', '--world-processes', '2', *held)
     assert second.returncode == 0, second.stderr
     assert 'resumed' in second.stdout and 'at 128 steps' in second.stdout
     a, b = newest_weights(whole), newest_weights(halves)
@@ -55,6 +57,7 @@ def test_a_resumed_run_ends_exactly_where_an_uninterrupted_one_does(tmp_path):
     assert episodes(whole) == episodes(halves) and len(episodes(whole)) >= 4
     summary = json.load(open(os.path.join(halves, 'summary.json')))
     assert summary['steps_done'] == 256 and summary['reward'] == 'e3b'
+    assert summary['ppo']['target_entropy'] == 1.5
     assert os.listdir(os.path.join(halves, 'tensorboard'))
 
     evaluation = subprocess.run(
@@ -77,12 +80,32 @@ def test_a_run_refuses_to_resume_with_other_settings(tmp_path):
     assert 'other settings' in other.stderr and 'another --out' in other.stderr
 
 
+def test_a_run_begun_before_a_ppo_setting_existed_resumes_with_its_default(tmp_path):
+    out = str(tmp_path / 'run')
+    assert train(out, 64).returncode == 0
+    path = os.path.join(out, 'config.json')
+    saved = json.load(open(path))
+    del saved['ppo']['target_entropy']  # as a run of the code before the setting was added
+    json.dump(saved, open(path, 'w'))
+    resumed = train(out, 128)
+    assert resumed.returncode == 0, resumed.stderr
+    assert 'at 64 steps' in resumed.stdout
+    refused = train(out, 192, 'e3b', '--target-entropy', '1')
+    assert refused.returncode == 2 and 'ppo differ' in refused.stderr
+
+
 @pytest.mark.parametrize(
     'args, message',
     [
         (['--world', 'doom'], '--world needs --out'),
         (['--world', 'doom', '--out', 'x', '--envs', '0'], '--envs must be 1..256'),
         ([], 'give --world doom --out DIR'),
+        (['--world', 'doom', '--out', 'x', '--horizon', '-1'], '--horizon must be at least 0'),
+        (['--world', 'doom', '--out', 'x', '--ent-coef', '2'], '--ent-coef must be in [0, 1]'),
+        (
+            ['--world', 'doom', '--out', 'x', '--ent-coef', '0', '--target-entropy', '1'],
+            '--target-entropy adapts --ent-coef',
+        ),
     ],
 )
 def test_bad_training_options_get_clear_errors(args, message, tmp_path):
@@ -90,6 +113,32 @@ def test_bad_training_options_get_clear_errors(args, message, tmp_path):
         [*PAMIQ, 'train', *args], capture_output=True, text=True, timeout=60, cwd=tmp_path
     )
     assert result.returncode == 2 and message in result.stderr
+
+
+def test_horizon_reaches_the_reward_as_the_live_agents_memory_horizon(tmp_path, monkeypatch):
+    # --horizon: the e3b memory also starts afresh every so many steps of a world, as the live
+    # graph's memory_horizon does (bench/harness_vs_graph.py trains the harness like the graph).
+    import argparse
+
+    from pamiq.learning import engine
+    from pamiq.tools.train_world import add_arguments, train_world
+
+    built = []
+
+    class Built(engine.Trainer):
+        def run(self) -> dict:
+            built.append(self)
+            return {'steps_done': 0, 'episodes': 0, 'mean_cells_last_100': 0.0}
+
+    monkeypatch.setattr(engine, 'Trainer', Built)
+    parser = argparse.ArgumentParser()
+    add_arguments(parser)
+    parser.add_argument('--device', default='cpu')
+    parser.add_argument('--seed', type=int, default=0)
+    for extra, horizon in (([], 0), (['--horizon', '500'], 500)):
+        out = str(tmp_path / f'run{horizon}')
+        assert train_world(parser.parse_args(['--world', 'doom', '--out', out, *extra])) == 0
+        assert built[-1].config.horizon == horizon and built[-1].reward.horizon == horizon
 
 
 def test_a_world_that_just_began_its_episode_is_saved_and_rebuilt(tmp_path):

@@ -3,9 +3,17 @@
 from __future__ import annotations
 
 import dataclasses
+import math
 
 from pamiq.learning.models import PolicyValue
-from pamiq.learning.ppo import PPOConfig, Rollout, compute_gae, ppo_loss, ppo_update
+from pamiq.learning.ppo import (
+    EntropyCoefficient,
+    PPOConfig,
+    Rollout,
+    compute_gae,
+    ppo_loss,
+    ppo_update,
+)
 import pytest
 import torch
 
@@ -262,3 +270,25 @@ def test_a_stop_request_ends_the_update_at_the_next_minibatch():
         policy, optimizer, [make_rollout(policy, 16)], config, should_stop=lambda: bool(steps)
     )
     assert len(steps) == 1  # of 12: a trainer asked to stop does not finish the update
+
+
+def test_the_entropy_coefficient_adapts_towards_its_target_and_stays_fixed_without_one():
+    fixed = EntropyCoefficient(PPOConfig(ent_coef=0.001))
+    fixed.adapt(-3.0)
+    assert fixed.value == 0.001
+
+    held = EntropyCoefficient(PPOConfig(ent_coef=0.001, target_entropy=1.0))
+    held.adapt(0.0)  # one nat below the target: the bonus grows
+    grown = held.value
+    assert grown == pytest.approx(0.001 * math.exp(EntropyCoefficient.ADAPT_RATE))
+    held.adapt(2.0)  # one above: back down
+    assert held.value == pytest.approx(0.001)
+    for _ in range(10_000):
+        held.adapt(-5.0)
+    assert held.value == EntropyCoefficient.MAX
+    held.adapt(float('nan'))  # an update that reported no entropy leaves it alone
+    assert held.value == EntropyCoefficient.MAX
+
+    copy = EntropyCoefficient(PPOConfig(ent_coef=0.5, target_entropy=1.0))
+    copy.load_state_dict(held.state_dict())
+    assert copy.value == held.value

@@ -38,6 +38,7 @@ import numpy as np
 import torch
 
 from pamiq.doom.training_worlds import DoomWorlds
+from pamiq.learning.config import PPOConfig
 from pamiq.learning.device import choose_device
 from pamiq.learning.frame_stack import FrameStacks
 from pamiq.learning.presets import model_preset
@@ -267,6 +268,7 @@ class Trainer:
         state = {
             'reward': values,
             'normalizer': self.normalizer.state_dict(),
+            'entropy_coefficient': self.learning.entropy_coefficient.state_dict(),
             'worlds': snapshot,
             'steps': self.steps,
             'updates': self.updates,
@@ -318,6 +320,8 @@ class Trainer:
             state['reward'],
         )
         self.normalizer.load_state_dict(state['normalizer'])
+        if 'entropy_coefficient' in state:  # runs saved before it adapted have their fixed one
+            self.learning.entropy_coefficient.load_state_dict(state['entropy_coefficient'])
         snapshot = state['worlds']
         for i, world in enumerate(snapshot['worlds']):
             world['actions'] = tensors[f'world/{i}/actions'].numpy()
@@ -350,6 +354,8 @@ class Trainer:
         with open(path) as stream:
             saved = json.load(stream)
         saved.pop('device_used', None)
+        # PPO settings added since the run began have their defaults, which it ran with.
+        saved['ppo'] = {**asdict(PPOConfig()), **saved.get('ppo', {})}
         if comparable(saved) != comparable(self.config_dict()):
             changed = sorted(
                 k for k, v in comparable(self.config_dict()).items() if saved.get(k) != v

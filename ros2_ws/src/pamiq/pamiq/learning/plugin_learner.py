@@ -184,6 +184,7 @@ class PluginLearner:
         return (
             *self.learning.reward.metrics,
             *(f'ppo/{name}' for name in PPO_STATS),
+            'ppo/ent_coef',
             'ppo/policy_lag',
             'reward/mean',
             'reward/raw_mean',
@@ -210,6 +211,7 @@ class PluginLearner:
             'gaps': self.gaps,
             'stale': self.stale,
             'reward_normalizer': self.learning.normalizer.state_dict(),
+            'entropy_coefficient': self.learning.entropy_coefficient.state_dict(),
             'reward_state': reward_values,
             **(extra or {}),
         }
@@ -225,5 +227,7 @@ class PluginLearner:
             setattr(self, name, int(counters.get(name, 0)))
         if 'reward_normalizer' in counters:
             self.learning.normalizer.load_state_dict(counters['reward_normalizer'])
+        if 'entropy_coefficient' in counters:
+            self.learning.entropy_coefficient.load_state_dict(counters['entropy_coefficient'])
         self.learning.reward.load_state_dict({}, counters.get('reward_state', {}))
         return resumed['path']

@@ -4,6 +4,7 @@ so the `pamiq` command reads the defaults without loading it."""
 from __future__ import annotations
 
 from dataclasses import dataclass
+import math
 import os
 
 from pamiq.learning.config import BATCHED_POLICY_LEARNING_RATE, BATCHED_PPO, PPOConfig
@@ -79,3 +80,10 @@ class TrainConfig:
             )
         if self.reward not in REWARDS:
             raise ValueError(f'--reward must be one of {REWARDS}')
+        target = self.ppo.target_entropy
+        if target is not None and not math.isfinite(target):
+            raise ValueError(f'--target-entropy must be a number of nats, got {target}')
+        if not 0 <= self.ppo.ent_coef <= 1:
+            raise ValueError(f'--ent-coef must be in [0, 1], got {self.ppo.ent_coef}')
+        if target is not None and self.ppo.ent_coef == 0:
+            raise ValueError('--target-entropy adapts --ent-coef from its value: give one above 0')

@@ -20,7 +20,7 @@ import torch
 from pamiq.learning.config import BATCHED_POLICY_LEARNING_RATE, BATCHED_PPO, PPOConfig
 from pamiq.learning.curiosity import RewardNormalizer
 from pamiq.learning.models import PolicyValue
-from pamiq.learning.ppo import Rollout, ppo_update
+from pamiq.learning.ppo import EntropyCoefficient, Rollout, ppo_update
 from pamiq.learning.presets import ModelPreset
 from pamiq.learning.rewards import IntrinsicReward, Transitions, build_reward
 
@@ -105,6 +105,7 @@ class PolicyLearner:
             self.policy.parameters(), lr=learning_rate, eps=ppo.adam_eps, fused=True
         )
         self.normalizer = RewardNormalizer(ppo.gamma)
+        self.entropy_coefficient = EntropyCoefficient(ppo)
         self.generator = torch.Generator().manual_seed(seed)
 
     def models(self) -> dict[str, torch.nn.Module]:
@@ -136,17 +137,22 @@ class PolicyLearner:
             for i in range(len(rollouts.names))
         ]
         minibatches = max(1, raw.numel() // MINIBATCH)
+        ent_coef = self.entropy_coefficient.value
         with phase('policy update'):
             self.policy.train()
             stats = ppo_update(
                 self.policy,
                 self.optimizer,
                 per_stream,
-                PPOConfig(**{**asdict(self.ppo), 'num_minibatches': minibatches}),
+                PPOConfig(
+                    **{**asdict(self.ppo), 'num_minibatches': minibatches, 'ent_coef': ent_coef}
+                ),
                 self.generator,
             )
             self.policy.eval()
+        self.entropy_coefficient.adapt(stats['entropy'])
         losses.update({f'ppo/{key}': value for key, value in stats.items()})
+        losses['ppo/ent_coef'] = ent_coef
         losses['reward/raw_mean'] = float(raw.mean())
         losses['reward/normalized_mean'] = float(normalized.mean())
         return losses

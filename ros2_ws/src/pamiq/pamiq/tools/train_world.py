@@ -41,6 +41,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help='steps per world per update',
     )
     group.add_argument(
+        '--horizon', type=int, default=defaults['horizon'],
+        help="the reward's within-episode memory also starts afresh every this many steps of a "
+        "world, as the live agent's memory_horizon does (0: at episode starts only)",
+    )  # fmt: skip
+    group.add_argument(
         '--checkpoint-every', type=int, default=defaults['checkpoint_every'], help='updates'
     )
     group.add_argument('--episode-tics', type=int, default=None, help='shorter episodes (tests)')
@@ -55,8 +60,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         '--ppo-epochs', type=int, default=BATCHED_PPO.update_epochs, help='PPO epochs per update'
     )
     group.add_argument(
-        '--ent-coef', type=float, default=BATCHED_PPO.ent_coef, help="PPO's entropy coefficient"
-    )
+        '--ent-coef', type=float, default=BATCHED_PPO.ent_coef,
+        help="PPO's entropy coefficient (with --target-entropy: its starting value)",
+    )  # fmt: skip
+    group.add_argument(
+        '--target-entropy', type=float, default=BATCHED_PPO.target_entropy,
+        help="hold the policy's entropy near this many nats by adapting the entropy coefficient "
+        'after each update (none: the coefficient stays fixed)',
+    )  # fmt: skip
     group.add_argument(
         '--threads', type=int, default=0, help="torch's CPU threads (0: torch's choice)"
     )
@@ -75,6 +86,8 @@ def train_world(args: argparse.Namespace) -> int:
         raise ValueError('--world needs --out (the run directory)')
     if args.device not in DEVICES:
         raise ValueError(f'--device must be one of {DEVICES}')
+    if args.horizon < 0:
+        raise ValueError(f'--horizon must be at least 0, got {args.horizon}')
     if args.threads:
         torch.set_num_threads(args.threads)
     config = TrainConfig(
@@ -88,9 +101,15 @@ def train_world(args: argparse.Namespace) -> int:
         device=args.device,
         checkpoint_every=args.checkpoint_every,
         episode_tics=args.episode_tics,
+        horizon=args.horizon,
         learning_rate=args.lr,
         reward_learning_rate=args.reward_lr,
-        ppo=replace(BATCHED_PPO, update_epochs=args.ppo_epochs, ent_coef=args.ent_coef),
+        ppo=replace(
+            BATCHED_PPO,
+            update_epochs=args.ppo_epochs,
+            ent_coef=args.ent_coef,
+            target_entropy=args.target_entropy,
+        ),
         world_processes=args.world_processes,
     )
     summary = Trainer(config, args.out, lambda line: print(line, flush=True)).run()
