@@ -272,17 +272,18 @@ def test_a_stop_request_ends_the_update_at_the_next_minibatch():
     assert len(steps) == 1  # of 12: a trainer asked to stop does not finish the update
 
 
-def test_the_entropy_coefficient_adapts_towards_its_target_and_stays_fixed_without_one():
+def test_the_entropy_coefficient_rises_below_its_target_and_never_drops_under_its_start():
     fixed = EntropyCoefficient(PPOConfig(ent_coef=0.001))
     fixed.adapt(-3.0)
     assert fixed.value == 0.001
 
     held = EntropyCoefficient(PPOConfig(ent_coef=0.001, target_entropy=1.0))
-    held.adapt(0.0)  # one nat below the target: the bonus grows
-    grown = held.value
-    assert grown == pytest.approx(0.001 * math.exp(EntropyCoefficient.ADAPT_RATE))
-    held.adapt(2.0)  # one above: back down
-    assert held.value == pytest.approx(0.001)
+    held.adapt(2.0)  # above the target: the configured coefficient is the floor
+    assert held.value == 0.001
+    held.adapt(0.0)  # one nat below: the bonus grows
+    assert held.value == pytest.approx(0.001 * math.exp(EntropyCoefficient.ADAPT_RATE))
+    held.adapt(1.5)  # half a nat above: it comes back down, to the floor at most
+    assert held.value == pytest.approx(0.001 * math.exp(EntropyCoefficient.ADAPT_RATE / 2))
     for _ in range(10_000):
         held.adapt(-5.0)
     assert held.value == EntropyCoefficient.MAX

@@ -114,10 +114,10 @@ class PPOConfig:
     """minibatches per epoch; a minibatch is the update's steps / num_minibatches (CleanRL's
     rule): 8 for one 128-step rollout, the original's batch of 8; 16 for two actors' rollouts"""
     target_entropy: float | None = None
-    """hold the policy's entropy (nats per action, the mean over each update) near this by
-    adapting ent_coef after every update, SAC's automatic temperature applied to PPO's bonus
-    (ent_coef is then its starting value); None keeps ent_coef fixed. Over the continuous axes
-    the entropy is at most 3 log 2 = 2.08 nats (uniform)"""
+    """a floor under the policy's entropy (nats per action, the mean over each update): below it
+    ent_coef rises after every update (SAC's automatic temperature rule applied to PPO's bonus),
+    above it ent_coef returns towards its configured value, never lower; None keeps ent_coef
+    fixed. Over the continuous axes the entropy is at most 3 log 2 = 2.08 nats (uniform)"""
     adam_eps: float = 1e-5
     """Adam's ε: CleanRL's 1e-5 (as openai/baselines), not PyTorch's 1e-8. The learning rate is
     the policy's entry in pamiq.learning.models.LEARNING_RATES, where every model's is."""

@@ -61,12 +61,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     group.add_argument(
         '--ent-coef', type=float, default=BATCHED_PPO.ent_coef,
-        help="PPO's entropy coefficient (with --target-entropy: its starting value)",
+        help="PPO's entropy coefficient (with --target-entropy: its least value)",
     )  # fmt: skip
     group.add_argument(
         '--target-entropy', type=float, default=BATCHED_PPO.target_entropy,
-        help="hold the policy's entropy near this many nats by adapting the entropy coefficient "
-        'after each update (none: the coefficient stays fixed)',
+        help="a floor under the policy's entropy, in nats: below it the entropy coefficient "
+        'rises after each update (none: the coefficient stays fixed)',
     )  # fmt: skip
     group.add_argument(
         '--threads', type=int, default=0, help="torch's CPU threads (0: torch's choice)"
