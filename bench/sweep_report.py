@@ -49,9 +49,14 @@ def runs() -> dict[str, dict]:
 TRAINING_SEEDS = (0, 1)
 
 
-def method_of(summary: dict) -> str:
+def method_of(name: str, summary: dict) -> str:
+    """The row a run belongs to: its reward, model, actions, any setting the sweep named it by
+    (bench/sweep.py: <reward>_<model>_<space>[_<setting>]_s<seed>) and its kind of seed."""
     seeds = 'training seeds' if summary['seed'] in TRAINING_SEEDS else 'held-out seeds'
-    return f'{summary["reward"]} ({summary["model"]}, {summary["action_space"]}), {seeds}'
+    base = f'{summary["reward"]}_{summary["model"]}_{summary["action_space"]}'
+    setting = name.removeprefix(base).rpartition('_s')[0].strip('_')
+    setting = f', {setting}' if setting else ''
+    return f'{summary["reward"]} ({summary["model"]}, {summary["action_space"]}{setting}), {seeds}'
 
 
 def evaluate(names: dict[str, dict], run_root: str) -> None:
@@ -154,7 +159,7 @@ def plot_curves(names: dict[str, dict], path: str) -> None:
 
     groups: defaultdict[str, list[str]] = defaultdict(list)
     for name, summary in names.items():
-        groups[method_of(summary)].append(name)
+        groups[method_of(name, summary)].append(name)
     figure, axis = plt.subplots(figsize=(10, 6))
     for method, members in sorted(groups.items()):
         by_bin: defaultdict[int, list[int]] = defaultdict(list)
@@ -184,7 +189,7 @@ def plot_curves(names: dict[str, dict], path: str) -> None:
 def table(names: dict[str, dict]) -> str:
     groups: defaultdict[str, list[str]] = defaultdict(list)
     for name, summary in names.items():
-        groups[method_of(summary)].append(name)
+        groups[method_of(name, summary)].append(name)
     lines = [
         '| method | seeds | '
         + ' | '.join(
