@@ -13,10 +13,12 @@ Stages: `screen` runs every reward and the original's configuration on training 
 to 2.5e5 steps (choices are made on these); `final` runs the chosen ones on seeds 2.. to 5e5
 (the reported figures); `axes` screens every reward and the original's configuration over the
 continuous axes, where uniform random covers fewer cells and the ceiling rises furthest above it;
-`tune_axes` tries a weaker entropy bonus there; `extend` resumes the finalists' screen runs on to 5e5 steps (whether coverage holds, judged on the
-training seeds); `stability` tries what might hold e3b's coverage on the training seeds to 5e5; `buttons` runs the finalists over the discrete
-buttons on the training seeds to 2.5e5 (the action space as a finding); `tune` tries PPO settings (learning rate, epochs, entropy bonus) on the
-training seeds to 1e5 steps with the episodic oracle and E3B (bench/tune_report.py reads them).
+`tune_axes` tries a weaker entropy bonus there; `extend` resumes the finalists' screen runs on to
+5e5 steps (whether coverage holds, judged on the training seeds); `stability` tries what might
+hold e3b's coverage on the training seeds to 5e5; `buttons` runs the finalists over the discrete
+buttons on the training seeds to 2.5e5 (the action space as a finding); `tune` tries PPO settings
+(learning rate, epochs, entropy bonus) on the training seeds to 1e5 steps with the episodic
+oracle and E3B (bench/tune_report.py reads them).
 """
 
 from __future__ import annotations
@@ -82,21 +84,18 @@ def plan(stage: str, finalists: list[str], space: str = 'continuous') -> list[di
                     )
                 )
         runs += [run for run in plan('screen', finalists) if run['model'] == 'original']
-    elif stage == 'final':
-        for seed in range(2, 7):
-            for reward in finalists:
-                runs.append(
-                    dict(reward=reward, seed=seed, steps=500_000, model='compact', space=space)
-                )
-    elif stage == 'extend':
-        # The screen's runs on the training seeds, resumed on to the final stage's 5e5 steps:
-        # whether each holds its coverage from 2.5e5 to 5e5 is seen (and chosen on) here, not on
-        # the seeds whose figures are reported.
-        for reward in finalists:
-            for seed in (0, 1):
-                runs.append(
-                    dict(reward=reward, seed=seed, steps=500_000, model='compact', space=space)
-                )
+    elif stage in ('final', 'extend'):
+        # extend: the screen's runs on the training seeds, resumed on to the final stage's 5e5
+        # steps: whether each holds its coverage from 2.5e5 to 5e5 is seen (and chosen on) there,
+        # not on the seeds whose figures are reported.
+        if stage == 'final':
+            pairs = [(seed, reward) for seed in range(2, 7) for reward in finalists]
+        else:
+            pairs = [(seed, reward) for reward in finalists for seed in (0, 1)]
+        for seed, reward in pairs:
+            runs.append(
+                dict(reward=reward, seed=seed, steps=500_000, model='compact', space=space)
+            )
     elif stage == 'buttons':
         # The action space as a finding: the finalists over the discrete buttons at the same
         # defaults and budget as the axes screen (the buttons' earlier screen ran with the
@@ -184,10 +183,10 @@ TUNE_SETTINGS = {
 }
 
 
-# e3b's settings the stability stage tries. A learning rate of 1e-9 leaves the encoder as it was
+# e3b's settings the stability stage tries. The entropy target: e3b's training seeds covered the
+# most (20-21 cells per training episode) while their policies' entropy was 1.1-1.5 nats, the
+# episodic oracle's 0.5-1.2. A reward learning rate of 1e-9 leaves the encoder as it was
 # initialised (a screen of the idea; a kept setting would skip the training instead).
-# The entropy target: e3b's training seeds covered the most (20-21 cells per training episode)
-# while their policies' entropy was 1.1-1.5 nats, the episodic oracle's 0.5-1.2.
 STABILITY_SETTINGS = {
     'target_entropy1': ['--target-entropy', '1.0'],
     'fixed_features': ['--reward-lr', '1e-9'],

@@ -27,6 +27,7 @@ import subprocess
 import sys
 
 import numpy as np
+from pamiq.evaluation.bootstrap import bootstrap_mean
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 RESULTS = os.path.join(HERE, 'results', 'sweep')
@@ -98,11 +99,6 @@ def evaluate(names: dict[str, dict], run_root: str) -> None:
                 json.dump(brief, stream, indent=1)
 
 
-def bootstrap(values: np.ndarray, resamples: int = 2000, seed: int = 0) -> tuple[float, float]:
-    rng = np.random.default_rng(seed)
-    return interval95(values[rng.integers(0, len(values), (resamples, len(values)))].mean(1))
-
-
 def seeds_bootstrap(
     trained: list[np.ndarray], random: list[np.ndarray], resamples: int = 2000, seed: int = 0
 ) -> tuple[tuple[float, float], tuple[float, float]]:
@@ -171,10 +167,10 @@ def plot_curves(names: dict[str, dict], path: str) -> None:
             continue
         x = [(b + 0.5) * BIN for b in bins]
         mean = [np.mean(by_bin[b]) for b in bins]
-        bands = [bootstrap(np.asarray(by_bin[b])) for b in bins]
+        bands = [bootstrap_mean(by_bin[b], resamples=2000) for b in bins]
         line = axis.plot(x, mean, label=f'{method}, {len(members)} seed(s)')[0]
         axis.fill_between(
-            x, [lo for lo, _ in bands], [hi for _, hi in bands], alpha=0.2, color=line.get_color()
+            x, [b.low for b in bands], [b.high for b in bands], alpha=0.2, color=line.get_color()
         )
     axis.set_xlabel('agent steps (all worlds)')
     axis.set_ylabel('distinct 64x64 cells per training episode')
