@@ -29,7 +29,7 @@ def test_a_part_lost_mid_stream_is_a_dropped_pair():
     pairer = StampPairer(1.0, clock)
     for part in ('observation', 'action', 'step'):
         pairer.add(1, part, part)
-    pairer.add(2, 'observation', 'o')  # its action and step never come
+    pairer.add(2, 'observation', 'o')  # its action never comes
     pairer.add(2, 'step', 's')
     clock.t = 0.5
     pairer.expire()
@@ -37,6 +37,7 @@ def test_a_part_lost_mid_stream_is_a_dropped_pair():
     clock.t = 1.5
     pairer.expire()
     assert (pairer.dropped, pairer.before_matched, pairer.incomplete()) == (1, 0, 0)
+    assert pairer.missing == {'action': 1}  # which part was lost, for the trainer's diagnostics
 
 
 def test_frames_before_a_parts_subscription_matched_are_not_counted_as_lost():

@@ -7,6 +7,7 @@ training (from bags) both join them here.
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Callable
 import time
 from typing import Any
@@ -34,6 +35,7 @@ class StampPairer:
         self.arrived: dict[int, float] = {}
         self.first: dict[str, int] = {}  # part -> stamp of the first value heard
         self.dropped = 0
+        self.missing: Counter[str] = Counter()  # part -> dropped frames that lacked it
         self.before_matched = 0
 
     def add(self, stamp_ns: int, part: str, value: Any) -> dict[str, Any] | None:
@@ -57,6 +59,7 @@ class StampPairer:
                 self.before_matched += 1
             else:
                 self.dropped += 1
+                self.missing.update(missing)
             del self.pending[stamp], self.arrived[stamp]
 
     def incomplete(self) -> int:

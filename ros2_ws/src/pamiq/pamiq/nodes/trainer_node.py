@@ -13,6 +13,7 @@ shutdown; a restart resumes from the newest valid one.
 from __future__ import annotations
 
 import array
+from collections import Counter
 from dataclasses import dataclass
 import os
 import threading
@@ -65,14 +66,19 @@ class TrainerConfig:
     )
     keep_checkpoints: int = setting(5, 'Checkpoints kept on disk', low=1, high=1000, dynamic=True)
     pairing_timeout: float = setting(
-        2.0, 'Seconds to wait for the rest of a step', low=0.1, high=60.0
+        2.0,
+        'Wall seconds a frame waits for the rest of its parts (delivery takes wall time, also '
+        'under simulated time: 2 simulated seconds were 0.1 s in lockstep and dropped steps)',
+        low=0.1,
+        high=60.0,
     )
-    action_queue_depth: int = setting(
-        qos.ACTION.depth,
-        'Actions held for the trainer per actor (simulated time: as deep as steps, set by pamiq '
-        'up and the launch file; a lockstep burst overflowed 10 and lost whole steps)',
+    intake_depth: int = setting(
+        qos.STEP.depth,
+        'Messages of each part of a step (observation, action, step) held per actor while the '
+        'trainer is busy (pamiq up and the launch file: twice the steps a lockstep agent acts on '
+        'one version; at 64, 256-step bursts lost parts of hundreds of steps)',
         low=1,
-        high=10000,
+        high=100000,
     )
 
 
@@ -99,8 +105,8 @@ class Trainer(Node):
         if resumed is not None:
             self.get_logger().info(f'resumed from {resumed} at version {self.learner.version}')
         self.pairers: dict[str, StampPairer] = {}
-        self.action_qos = QoSProfile(
-            depth=self.config.action_queue_depth, reliability=qos.ACTION.reliability
+        self.intake_qos = QoSProfile(
+            depth=self.config.intake_depth, reliability=qos.STEP.reliability
         )
         self.subs: dict[str, list] = {}
         self.rejected = 0
@@ -123,8 +129,7 @@ class Trainer(Node):
         # namespaces below it once discovery finds them.
         self.listen_to(topics.namespaced(self.get_namespace(), '').rstrip('/'))
         self.discovery = ActorDiscovery(self, self.actor_joined, self.actor_left)
-        # Polled by the wall clock; each pairer measures its timeout on the node's clock.
-        self.expire_timer = self.create_timer(0.5, self.expire_pairs)
+        self.expire_timer = self.create_timer(0.5, self.expire_pairs, clock=steady_clock())
         self.active = threading.Event()
         self.active.set()
         self.active_srv = self.create_service(
@@ -158,19 +163,16 @@ class Trainer(Node):
         """Subscribe to an actor's frame messages (once: a returning actor reuses them)."""
         if actor in self.subs:
             return
-        # The node's clock: under use_sim_time a frame's parts wait in simulated seconds.
         parts = frame_parts(self.extras)  # part -> topic (more with hearing, body)
         self.pairers[actor] = StampPairer(
-            self.config.pairing_timeout,
-            lambda: self.get_clock().now().nanoseconds / 1e9,
-            tuple(parts),
+            self.config.pairing_timeout, time.monotonic, tuple(parts)
         )
         self.subs[actor] = [
             self.create_subscription(
                 Image if part in ('observation', 'hearing') else JointState,
                 f'{actor}/{topic}',
                 lambda msg, part=part: self.part_callback(actor, part, msg),
-                {'action': self.action_qos, 'step': qos.STEP}.get(part, qos.OBSERVATION),
+                self.intake_qos,
             )
             for part, topic in parts.items()
         ]
@@ -220,6 +222,11 @@ class Trainer(Node):
 
     def dropped_pairs(self) -> int:
         return sum(p.dropped for p in list(self.pairers.values()))
+
+    def dropped_parts(self) -> str:
+        """Which parts the dropped frames lacked: 'observation 3, action 1' (or 'none')."""
+        missing = sum((p.missing for p in list(self.pairers.values())), Counter())
+        return ', '.join(f'{part} {n}' for part, n in sorted(missing.items())) or 'none'
 
     def frames_before_matched(self) -> int:
         return sum(p.before_matched for p in list(self.pairers.values()))
@@ -317,6 +324,7 @@ class Trainer(Node):
                 for name, stream in sorted(learner.streams.items())
             },
             'dropped pairs': self.dropped_pairs(),
+            'parts the dropped pairs lacked': self.dropped_parts(),
             'frames before every part was subscribed': self.frames_before_matched(),
             'rejected messages': self.rejected,
             'buffer': len(learner.buffer),

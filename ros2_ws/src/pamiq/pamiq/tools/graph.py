@@ -373,8 +373,8 @@ def graph(args: BringupArgs) -> list[NodeSpec]:
         # checkpoint: respawn it rather than stopping the graph.
         # It finishes the minibatch in progress and writes a checkpoint before it exits.
         trainer = {**shared, 'senses': args.senses, **args.learning()}
-        if args.simulated:  # actors act in bursts: every action of one must wait its turn
-            trainer['action_queue_depth'] = qos.STEP.depth
+        if args.simulated:  # actors act in bursts: every step of one must wait its turn
+            trainer['intake_depth'] = max(qos.STEP.depth, 2 * lockstep_steps_per_version(args))
             # Lockstep actors wait for the trainer's rounds, so it trains on every core, still at
             # its lower priority (acting wins the CPU whenever it has work): PPO beside the
             # forward model, each on half the cores (LearnerConfig.concurrent_updates says why).
@@ -459,6 +459,13 @@ def camera_nodes(args: BringupArgs, actor: str, index: int) -> list[NodeSpec]:
     return nodes
 
 
+def lockstep_steps_per_version(args: BringupArgs) -> int:
+    """Steps a lockstep agent acts on one weights version: the rollouts a round may wait for."""
+    default = LearnerConfig.rollout_length
+    rollout = int(node_parameter(args.params_file, 'trainer', 'rollout_length', default))
+    return ROLLOUTS_AHEAD * rollout
+
+
 def agent_node(args: BringupArgs, actor: str, number: int) -> NodeSpec:
     """The agent, seeded with seed + number, on the graph's one weights stream."""
     params = args.params_file
@@ -476,9 +483,7 @@ def agent_node(args: BringupArgs, actor: str, number: int) -> NodeSpec:
         and args.agent == 'curiosity'
         and args.wait_for_trainer == 'true'
     ):
-        default = LearnerConfig.rollout_length
-        rollout = int(node_parameter(params, 'trainer', 'rollout_length', default))
-        agent['max_steps_per_version'] = ROLLOUTS_AHEAD * rollout
+        agent['max_steps_per_version'] = lockstep_steps_per_version(args)
     return NodeSpec(
         'agent_node',
         'agent',
