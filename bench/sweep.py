@@ -187,11 +187,10 @@ TUNE_SETTINGS = {
 # most (20-21 cells per training episode) while their policies' entropy was 1.1-1.5 nats, the
 # episodic oracle's 0.5-1.2. A reward learning rate of 1e-9 leaves the encoder as it was
 # initialised (a screen of the idea; a kept setting would skip the training instead). Rollouts
-# of 128 steps: the zero-reward control's entropy fell too (1.94 to 0.4 nats by 5e5, nothing to
-# learn), which is PPO fitting noise; pamiq train's 32-step rollouts over 16 worlds make updates
-# of 512 samples in 16 minibatches of 32, 48 gradient steps per 512 samples over 3 epochs
-# (CleanRL's Atari: 16 per 1,024). 128 steps, the live trainer's rollout_length, make minibatches
-# of 128 and a quarter of the gradient steps per sample.
+# of 128 steps (the live trainer's rollout_length): the zero-reward control's entropy fell too
+# (1.94 to 0.4 nats by 5e5, nothing to learn); PPO's minibatches are 256 samples whatever the
+# rollout, so this keeps the gradient steps per sample and updates the policy every 2,048 steps
+# instead of every 512, with GAE over 128 steps.
 STABILITY_SETTINGS = {
     'target_entropy1': ['--target-entropy', '1.0'],
     'fixed_features': ['--reward-lr', '1e-9'],
