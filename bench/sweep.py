@@ -190,12 +190,14 @@ TUNE_SETTINGS = {
 # of 128 steps (the live trainer's rollout_length): the zero-reward control's entropy fell too
 # (1.94 to 0.4 nats by 5e5, nothing to learn); PPO's minibatches are 256 samples whatever the
 # rollout, so this keeps the gradient steps per sample and updates the policy every 2,048 steps
-# instead of every 512, with GAE over 128 steps.
+# instead of every 512, with GAE over 128 steps. The learning rate annealed to 0 at 5e5
+# (CleanRL's default): e3b learns fastest early and falls late; a pamiq train option only.
 STABILITY_SETTINGS = {
     'target_entropy1': ['--target-entropy', '1.0'],
     'fixed_features': ['--reward-lr', '1e-9'],
     'ent3e-3': ['--ent-coef', '0.003'],
     'rollout128': ['--rollout-length', '128'],
+    'anneal_lr': ['--anneal-lr'],
 }
 
 

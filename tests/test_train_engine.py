@@ -86,13 +86,35 @@ def test_a_run_begun_before_a_ppo_setting_existed_resumes_with_its_default(tmp_p
     assert train(out, 64).returncode == 0
     path = os.path.join(out, 'config.json')
     saved = json.load(open(path))
-    del saved['ppo']['target_entropy']  # as a run of the code before the setting was added
+    # as a run of the code before these settings were added
+    del saved['ppo']['target_entropy'], saved['anneal_learning_rate']
     json.dump(saved, open(path, 'w'))
     resumed = train(out, 128)
     assert resumed.returncode == 0, resumed.stderr
     assert 'at 64 steps' in resumed.stdout
     refused = train(out, 192, 'e3b', '--target-entropy', '1')
     assert refused.returncode == 2 and 'ppo differ' in refused.stderr
+
+
+def test_an_annealed_learning_rate_falls_to_zero_at_the_last_step_and_binds_the_steps(tmp_path):
+    from pamiq.learning.train_config import TrainConfig
+
+    constant = TrainConfig(steps=1000, envs=2, rollout_length=50, learning_rate=0.1)
+    assert [constant.policy_learning_rate(u) for u in (0, 5, 9)] == [0.1, 0.1, 0.1]
+    annealed = TrainConfig(**{**vars(constant), 'anneal_learning_rate': True})
+    rates = [annealed.policy_learning_rate(u) for u in range(10)]  # 10 updates of 100 steps
+    assert rates[0] == 0.1 and rates[5] == pytest.approx(0.05) and rates[9] == pytest.approx(0.01)
+    # A run's rate comes from its updates done (restored on resume) and --steps: 2 updates of
+    # 2 worlds x 32 steps, the last at half the rate.
+    out = str(tmp_path / 'run')
+    assert train(out, 128, 'e3b', '--anneal-lr').returncode == 0
+    summary = json.load(open(os.path.join(out, 'summary.json')))
+    assert summary['anneal_learning_rate'] is True
+    last = summary['last_losses']['ppo/learning_rate']
+    assert last == pytest.approx(summary['learning_rate'] / 2)
+    # The schedule ends at --steps, so an annealed run resumes only with the same --steps.
+    longer = train(out, 192, 'e3b', '--anneal-lr')
+    assert longer.returncode == 2 and 'steps differ' in longer.stderr
 
 
 @pytest.mark.parametrize(

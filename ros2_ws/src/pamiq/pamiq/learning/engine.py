@@ -235,7 +235,10 @@ class Trainer:
             rollouts.logprobs, rollouts.values, rollouts.rewards, rollouts.starts, next_value,
             rollouts.positions,
         )  # fmt: skip
+        rate = self.config.policy_learning_rate(self.updates)
+        self.learning.set_policy_learning_rate(rate)
         losses = self.learning.update(streams, self.timer)
+        losses['ppo/learning_rate'] = rate
         self.updates += 1
         self.last_losses = losses
         self.records.scalars(losses, self.steps)
@@ -354,8 +357,9 @@ class Trainer:
         with open(path) as stream:
             saved = json.load(stream)
         saved.pop('device_used', None)
-        # PPO settings added since the run began have their defaults, which it ran with.
-        saved['ppo'] = {**asdict(PPOConfig()), **saved.get('ppo', {})}
+        # Settings added since the run began have their defaults, which it ran with.
+        saved = {**asdict(TrainConfig()), **saved}
+        saved['ppo'] = {**asdict(PPOConfig()), **saved['ppo']}
         if comparable(saved) != comparable(self.config_dict()):
             changed = sorted(
                 k for k, v in comparable(self.config_dict()).items() if saved.get(k) != v
@@ -415,8 +419,7 @@ class Trainer:
 def comparable(config: dict) -> dict:
     """The settings a resumed run must share with the run it continues (it may go on to more
     steps, and checkpoint at other points)."""
-    return {
-        k: v
-        for k, v in config.items()
-        if k not in ('steps', 'milestones', 'checkpoint_every', 'world_processes')
-    }
+    free = {'milestones', 'checkpoint_every', 'world_processes'}
+    if not config.get('anneal_learning_rate'):
+        free.add('steps')  # an annealed learning rate reaches 0 at `steps`: they must agree
+    return {k: v for k, v in config.items() if k not in free}

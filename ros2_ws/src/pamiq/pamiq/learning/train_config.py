@@ -41,6 +41,10 @@ class TrainConfig:
     """within-episode memory window in steps where there are no episodes (0: episodes only)"""
     learning_rate: float = BATCHED_POLICY_LEARNING_RATE
     """the policy's Adam learning rate"""
+    anneal_learning_rate: bool = False
+    """the policy's learning rate falls linearly from `learning_rate` at the first update to 0 at
+    `steps` (CleanRL's anneal_lr); off, it stays constant, as the live trainer's does (its
+    learning never ends, so there is no end to anneal to)"""
     reward_learning_rate: float = 0.0
     """the reward models' learning rate (0: each reward's own)"""
     ppo: PPOConfig = BATCHED_PPO
@@ -59,6 +63,14 @@ class TrainConfig:
     @property
     def steps_per_update(self) -> int:
         return self.envs * self.rollout_length
+
+    def policy_learning_rate(self, updates_done: int) -> float:
+        """The policy's learning rate for the update after `updates_done` (CleanRL's schedule:
+        the whole rate first, 1/n of it for the last of n updates)."""
+        if not self.anneal_learning_rate:
+            return self.learning_rate
+        updates = math.ceil(self.steps / self.steps_per_update)
+        return self.learning_rate * max(0.0, 1.0 - updates_done / updates)
 
     def check(self) -> None:
         """Raises ValueError naming the first bad field."""

@@ -111,6 +111,10 @@ class PolicyLearner:
     def models(self) -> dict[str, torch.nn.Module]:
         return {'policy': self.policy, **self.reward.models}
 
+    def set_policy_learning_rate(self, rate: float) -> None:
+        for group in self.optimizer.param_groups:
+            group['lr'] = rate
+
     def optimizers(self) -> dict[str, torch.optim.Optimizer]:
         return {'policy': self.optimizer, **self.reward.optimizers}
 

@@ -53,6 +53,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         '--lr', type=float, default=defaults['learning_rate'], help="the policy's learning rate"
     )
     group.add_argument(
+        '--anneal-lr', action='store_true',
+        help="the policy's learning rate falls linearly to 0 at --steps (default: constant)",
+    )  # fmt: skip
+    group.add_argument(
         '--reward-lr', type=float, default=defaults['reward_learning_rate'],
         help="the reward models' learning rate (0: each reward's own)",
     )  # fmt: skip
@@ -103,6 +107,7 @@ def train_world(args: argparse.Namespace) -> int:
         episode_tics=args.episode_tics,
         horizon=args.horizon,
         learning_rate=args.lr,
+        anneal_learning_rate=args.anneal_lr,
         reward_learning_rate=args.reward_lr,
         ppo=replace(
             BATCHED_PPO,
