@@ -22,7 +22,11 @@ whether the graph's and the harness's intervals overlap (the acceptance), and th
 difference graph - harness; writes bench/results/harness_vs_graph.json.
 
     .venv/bin/python bench/harness_vs_graph.py [--steps 100000] [--episodes 100]
-        [--work runs/harness_vs_graph]
+        [--work runs/harness_vs_graph] [--seed 0 --name harness_vs_graph]
+
+--seed S (one work directory and --name per seed): the trainer's and pamiq train's initial
+weights from S; the graph's worlds and agents seeded from 2S on (actor i adds i), through a copy
+of the shipped parameters. One run per side cannot tell a gap from the spread between seeds.
 
 The same in both (the one home of each is named):
 - the world: my_way_home, 160x120 frames whose centre square becomes the compact preset's
@@ -89,6 +93,7 @@ import sys
 import time
 
 import benchlib
+import yaml
 
 benchlib.setup()
 
@@ -96,6 +101,7 @@ from diagnostic_msgs.msg import DiagnosticArray  # noqa: E402
 import numpy as np  # noqa: E402
 from pamiq.evaluation.bootstrap import bootstrap_mean, paired_difference  # noqa: E402
 from pamiq.storage.checkpoint import list_checkpoints, read_checkpoint_counters  # noqa: E402
+from pamiq.tools.graph import default_params_file  # noqa: E402
 import rclpy  # noqa: E402
 from rosgraph import Probe, free_udp_port, wait_until  # noqa: E402
 from std_srvs.srv import SetBool  # noqa: E402
@@ -103,7 +109,7 @@ from std_srvs.srv import SetBool  # noqa: E402
 ACTORS = 2
 ROLLOUT = 128  # the live trainer's rollout_length (config/pamiq.yaml)
 HORIZON = 500  # the agent's memory_horizon (config/pamiq.yaml)
-SEED = 0  # the trainer's seed (config/pamiq.yaml)
+SEED = 0  # the trainer's seed (config/pamiq.yaml); --seed gives another
 FIRST_SEED = 1000  # pamiq eval's held-out spawns
 THREADS = max(1, (os.cpu_count() or 1) // 2)  # the live trainer's torch_threads in lockstep
 UP_ARGS = [
@@ -215,12 +221,30 @@ def set_trainer_active(node, active: bool) -> str:
     return future.result().message
 
 
-def run_graph(steps: int, work: str, timeout: float) -> dict:
+def seeded_params(seed: int, work: str) -> list[str]:
+    """pamiq up's arguments for training seed `seed`: none for the shipped seeds (0), else a copy
+    of the shipped parameters with the trainer's initial weights from `seed` and the worlds' and
+    agents' seeds from ACTORS * seed on (actor i adds i), apart from every other seed's."""
+    if seed == SEED:
+        return []
+    with open(default_params_file()) as stream:
+        params = yaml.safe_load(stream)
+    params['/**/trainer']['ros__parameters']['seed'] = seed
+    for node in ('world', 'agent'):
+        params[f'/**/{node}']['ros__parameters']['seed'] = ACTORS * seed
+    path = os.path.join(work, 'params.yaml')
+    with open(path, 'w') as stream:
+        yaml.safe_dump(params, stream)
+    return [f'params_file:={path}']
+
+
+def run_graph(steps: int, work: str, timeout: float, seed: int) -> dict:
     run_dir = os.path.join(work, 'graph_run')
     shutil.rmtree(run_dir, ignore_errors=True)  # a graph run is not resumed: it starts afresh
     os.makedirs(run_dir)
     command = [sys.executable, '-m', 'pamiq.tools.cli', 'up', '--supervise', '--quiet']
     command += [*UP_ARGS, f'osc_port:={free_udp_port() - 2 * ACTORS}', f'run_dir:={run_dir}']
+    command += seeded_params(seed, work)
     print(' '.join(command[2:]), flush=True)
     probe = Probe()
     log = open(os.path.join(work, 'graph_up.log'), 'w')
@@ -308,13 +332,13 @@ def run_graph(steps: int, work: str, timeout: float) -> dict:
     }
 
 
-def run_harness(steps: int, work: str) -> dict:
+def run_harness(steps: int, work: str, seed: int) -> dict:
     out = os.path.join(work, 'harness_run')
     command = [
         os.path.join(os.path.dirname(sys.executable), 'pamiq'), 'train', '--world', 'doom',
         '--envs', str(ACTORS), '--steps', str(steps), '--reward', 'e3b', '--model', 'compact',
         '--world-action-space', 'continuous', '--rollout-length', str(ROLLOUT),
-        '--horizon', str(HORIZON), '--seed', str(SEED), '--threads', str(THREADS),
+        '--horizon', str(HORIZON), '--seed', str(seed), '--threads', str(THREADS),
         '--out', out,
     ]  # fmt: skip
     print(' '.join(command[1:]), flush=True)
@@ -386,6 +410,10 @@ def main() -> int:
     parser.add_argument('--work', default='runs/harness_vs_graph', help='run directories')
     parser.add_argument('--graph-timeout', type=float, default=4 * 3600.0, help='s')
     parser.add_argument('--max-steps', type=int, default=None, help='eval: smoke runs only')
+    parser.add_argument(
+        '--seed', type=int, default=SEED,
+        help="training seed of both sides: the trainer's and pamiq train's initial weights",
+    )  # fmt: skip
     parser.add_argument('--name', default='harness_vs_graph')
     args = parser.parse_args()
     work = os.path.abspath(args.work)
@@ -394,12 +422,13 @@ def main() -> int:
     try:
         graph = part(
             os.path.join(work, 'graph.json'),
-            lambda: run_graph(args.steps, work, args.graph_timeout),
+            lambda: run_graph(args.steps, work, args.graph_timeout, args.seed),
         )
     finally:
         rclpy.try_shutdown()
     harness = part(
-        os.path.join(work, 'harness.json'), lambda: run_harness(graph['steps_trained'], work)
+        os.path.join(work, 'harness.json'),
+        lambda: run_harness(graph['steps_trained'], work, args.seed),
     )
     evaluation = part(
         os.path.join(work, 'eval.json'),
@@ -445,6 +474,7 @@ def main() -> int:
     data = {
         'command': benchlib.command_line('bench/harness_vs_graph.py', args),
         'steps': args.steps,
+        'seed': args.seed,
         'episodes': len(cells['graph']),
         'first_seed': FIRST_SEED,
         'eval_max_steps': args.max_steps,
