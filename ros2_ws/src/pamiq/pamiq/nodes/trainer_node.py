@@ -164,9 +164,8 @@ class Trainer(Node):
         if actor in self.subs:
             return
         parts = frame_parts(self.extras)  # part -> topic (more with hearing, body)
-        self.pairers[actor] = StampPairer(
-            self.config.pairing_timeout, time.monotonic, tuple(parts)
-        )
+        # StampPairer's own clock, the wall clock: delivery takes wall time, simulated or not.
+        self.pairers[actor] = StampPairer(self.config.pairing_timeout, parts=tuple(parts))
         self.subs[actor] = [
             self.create_subscription(
                 Image if part in ('observation', 'hearing') else JointState,
