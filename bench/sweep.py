@@ -46,7 +46,9 @@ REWARDS = (
 )
 
 
-def plan(stage: str, finalists: list[str], space: str = 'continuous') -> list[dict]:
+def plan(
+    stage: str, finalists: list[str], space: str = 'continuous', setting: str | None = None
+) -> list[dict]:
     """The runs of a stage, in the order they run."""
     runs = []
     if stage == 'screen':
@@ -92,9 +94,18 @@ def plan(stage: str, finalists: list[str], space: str = 'continuous') -> list[di
             pairs = [(seed, reward) for seed in range(2, 7) for reward in finalists]
         else:
             pairs = [(seed, reward) for reward in finalists for seed in (0, 1)]
+        # With a stability setting: what held on the training seeds, on the held-out ones.
+        options = dict(setting=setting, options=STABILITY_SETTINGS[setting]) if setting else {}
         for seed, reward in pairs:
             runs.append(
-                dict(reward=reward, seed=seed, steps=500_000, model='compact', space=space)
+                dict(
+                    reward=reward,
+                    seed=seed,
+                    steps=500_000,
+                    model='compact',
+                    space=space,
+                    **options,
+                )
             )
     elif stage == 'buttons':
         # The action space as a finding: the finalists over the discrete buttons at the same
@@ -236,13 +247,18 @@ def main() -> int:
         default='continuous',
         help="the final and extend stages' action space",
     )
+    parser.add_argument(
+        '--setting',
+        choices=sorted(STABILITY_SETTINGS),
+        help="the final and extend stages' runs with this stability setting (bench/results/tune)",
+    )
     parser.add_argument('--out', default='runs/sweep')
     parser.add_argument('--threads', type=int, default=2)
     parser.add_argument('--only', nargs='*', default=[], help='run only these names')
     parser.add_argument('--results', default=RESULTS, help='where finished runs are copied')
     args = parser.parse_args()
     pamiq = os.path.join(os.path.dirname(sys.executable), 'pamiq')
-    for run in plan(args.stage, args.finalists, args.space):
+    for run in plan(args.stage, args.finalists, args.space, args.setting):
         name = name_of(run)
         if args.only and name not in args.only:
             continue
