@@ -55,7 +55,7 @@ The same in both (the one home of each is named):
 What differs, and why it cannot be the same:
 - frames and actions: the graph's frames cross DDS (agent, trainer) and its actions OSC
   (actuator -> world), and the trainer pairs each step's observation, action and agent/step by
-  stamp: a part that does not come within pairing_timeout drops that step (dropped pairs), and
+  stamp: a part lost in transit drops that step (dropped pairs), and
   the trainer starts the actor's sequence afresh after the gap (new frame stack, a_{t-1} = 0,
   the unfinished rollout dropped). So the graph acts more steps than it trains on. The harness
   keeps every step in memory. That is what the graph is.

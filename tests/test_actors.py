@@ -61,7 +61,9 @@ def test_two_lockstep_actors_feed_one_trainer_act_with_its_weights_and_obey_ctl(
         assert trainer_value(probe, 'rollouts skipped (trainer behind)') == '0'
         # Every part of every step reached the trainer through the bursts (a lost action would
         # drop its step and break the sequence).
-        assert trainer_value(probe, 'dropped pairs') == '0'
+        assert trainer_value(probe, 'dropped pairs') == '0', trainer_value(
+            probe, 'parts the dropped pairs lacked'
+        )
         assert trainer_value(probe, 'sequence gaps') == '0'
         # Two actors, two sequences: the same step index comes from each.
         steps = [

@@ -40,6 +40,20 @@ def test_a_part_lost_mid_stream_is_a_dropped_pair():
     assert pairer.missing == {'action': 1}  # which part was lost, for the trainer's diagnostics
 
 
+def test_a_part_that_brought_a_later_frame_lost_the_earlier_one_at_once():
+    pairer = StampPairer(10.0, Clock())
+    for part in ('observation', 'action', 'step'):
+        pairer.add(0, part, part)
+    pairer.add(1, 'observation', 'o')
+    pairer.add(1, 'step', 's')  # its action was lost in transit
+    pairer.add(2, 'action', 'a')
+    pairer.add(2, 'step', 's')  # its observation is still on the way
+    pairer.expire()
+    assert (pairer.dropped, pairer.incomplete()) == (1, 1)
+    assert pairer.missing == {'action': 1}
+    assert pairer.add(2, 'observation', 'o') is not None
+
+
 def test_frames_before_a_parts_subscription_matched_are_not_counted_as_lost():
     clock = Clock()
     pairer = StampPairer(1.0, clock)

@@ -16,7 +16,13 @@ PARTS = ('observation', 'action', 'step')
 
 
 class StampPairer:
-    """Joins the parts of one frame by stamp; `expire` drops frames waiting over `timeout` s.
+    """Joins the parts of one frame by stamp; `expire` gives up frames that cannot be completed.
+
+    A part lacked by frame S can no longer come once that part has brought a later frame: one
+    publisher's messages arrive in order, so it was lost. That is decided by what arrived, not by
+    the clock: a trainer that fell behind still has the part in its queue, and waiting does not
+    lose it. Only a frame whose missing part went silent (its actor paused, left or restarted) is
+    given up by wall time, after `timeout` s.
 
     A dropped frame counts as `dropped` (a part was lost) unless every part it lacks was first
     heard only after it: then it came before that part's subscription matched (each topic's
@@ -34,6 +40,7 @@ class StampPairer:
         self.pending: dict[int, dict[str, Any]] = {}
         self.arrived: dict[int, float] = {}
         self.first: dict[str, int] = {}  # part -> stamp of the first value heard
+        self.latest: dict[str, int] = {}  # part -> stamp of the newest value heard
         self.dropped = 0
         self.missing: Counter[str] = Counter()  # part -> dropped frames that lacked it
         self.before_matched = 0
@@ -43,6 +50,7 @@ class StampPairer:
         if part not in self.parts:
             raise ValueError(f'part must be one of {self.parts}, got {part!r}')
         self.first.setdefault(part, stamp_ns)
+        self.latest[part] = stamp_ns
         entry = self.pending.setdefault(stamp_ns, {})
         self.arrived.setdefault(stamp_ns, self.now())
         entry[part] = value
@@ -53,8 +61,11 @@ class StampPairer:
 
     def expire(self) -> None:
         deadline = self.now() - self.timeout
-        for stamp in [s for s, t in self.arrived.items() if t < deadline]:
+        for stamp in list(self.pending):
             missing = [part for part in self.parts if part not in self.pending[stamp]]
+            passed = all(self.latest.get(part, stamp) > stamp for part in missing)
+            if not passed and self.arrived[stamp] >= deadline:
+                continue
             if all(self.first.get(part, stamp + 1) > stamp for part in missing):
                 self.before_matched += 1
             else:

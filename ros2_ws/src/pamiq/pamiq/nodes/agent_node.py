@@ -25,7 +25,9 @@ import queue
 import threading
 import time
 
+from rclpy.event_handler import SubscriptionEventCallbacks, UnsupportedEventTypeError
 from rclpy.node import Node
+from rclpy.subscription import Subscription
 from rclpy.time import Time
 from sensor_msgs.msg import Image, JointState
 from std_msgs.msg import Float32, UInt8MultiArray
@@ -68,6 +70,13 @@ from pamiq.vrchat import controller
 # Above this share of camera frames lost in transit (over 5 s) the agent's diagnostics warn.
 LOSS_WARNING = 0.05
 SLOW_STEP_MS = 50.0  # a step (frame in, action out) over this is logged and counted
+
+
+def transit_advice(lost: float) -> str:
+    return (
+        f'{100 * lost:.0f} % of camera frames lost in transit: large frames need the '
+        "project's Fast DDS profile (config/fastdds_loopback.xml), see docs/troubleshooting.md"
+    )
 
 
 @dataclass(frozen=True)
@@ -198,10 +207,7 @@ class Agent(Node):
             target=self.weights_worker, name='weights', daemon=True
         )
         self.weights_thread.start()
-        # The callback takes the message info too: its sequence number counts lost frames.
-        self.image_sub = self.create_subscription(
-            Image, topics.IMAGE, self.image_callback, qos.IMAGE
-        )
+        self.image_sub = self.image_subscription()
         self.active_srv = self.create_service(
             SetBool, topics.AGENT_SET_ACTIVE, self.set_active_callback
         )
@@ -219,6 +225,19 @@ class Agent(Node):
         self.get_logger().info(
             f'{config.policy} policy, {config.action_space} actions, senses {",".join(senses)}'
         )
+
+    def image_subscription(self) -> Subscription:
+        """The camera's frames; the callback takes the message info too, its sequence number
+        counts lost frames, and so does the middleware's message-lost event where it has one."""
+        lost = SubscriptionEventCallbacks(
+            message_lost=lambda status: self.transit.middleware_lost(status.total_count_change)
+        )
+        try:
+            return self.create_subscription(
+                Image, topics.IMAGE, self.image_callback, qos.IMAGE, event_callbacks=lost
+            )
+        except UnsupportedEventTypeError:
+            return self.create_subscription(Image, topics.IMAGE, self.image_callback, qos.IMAGE)
 
     def reconfigure(self, config: AgentConfig) -> None:
         self.config = config
@@ -391,20 +410,14 @@ class Agent(Node):
         if not self.frames.times and self.frames.running_for() < 10.0:
             return OK, 'waiting for the first camera frame', values
         if self.frames.age() > 2.0:
+            cause = transit_advice(lost) if lost > LOSS_WARNING else self.frame_sources()
             return (
                 ERROR,
-                f'no camera frame for {self.frames.age():.1f} s: no action for 2 s '
-                f'({self.frame_sources()})',
+                f'no camera frame for {self.frames.age():.1f} s: no action for 2 s ({cause})',
                 values,
             )
         if lost > LOSS_WARNING:
-            return (
-                WARN,
-                f'{100 * lost:.0f} % of camera frames lost in transit: large frames need the '
-                "project's Fast DDS profile (config/fastdds_loopback.xml), see "
-                'docs/troubleshooting.md',
-                values,
-            )
+            return WARN, transit_advice(lost), values
         target = self.config.expected_rate
         level = rate_level(self.acted, target)
         message = f'acting at {rate:.1f} Hz' + ('' if level == OK else f' (target {target:g} Hz)')
@@ -461,7 +474,9 @@ class Agent(Node):
             f'weights version {self.policy.version})'
         )
         if self.frames.age() > self.config.report_period:
-            report += f'; no camera frame for {self.frames.age():.0f} s: {self.frame_sources()}'
+            lost = self.transit.recent_fraction()
+            cause = transit_advice(lost) if lost > LOSS_WARNING else self.frame_sources()
+            report += f'; no camera frame for {self.frames.age():.0f} s: {cause}'
         self.get_logger().info(report)
 
     def shutdown(self) -> None:

@@ -66,9 +66,9 @@ class TrainerConfig:
     )
     keep_checkpoints: int = setting(5, 'Checkpoints kept on disk', low=1, high=1000, dynamic=True)
     pairing_timeout: float = setting(
-        2.0,
-        'Wall seconds a frame waits for the rest of its parts (delivery takes wall time, also '
-        'under simulated time: 2 simulated seconds were 0.1 s in lockstep and dropped steps)',
+        10.0,
+        'Wall seconds a frame waits for a part whose topic went silent (an actor paused, left '
+        'or restarted); a part that brings a later frame has lost the earlier one at once',
         low=0.1,
         high=60.0,
     )

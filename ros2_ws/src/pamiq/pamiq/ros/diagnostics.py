@@ -55,20 +55,28 @@ class RateMeter:
 
 
 class TransitLoss:
-    """Messages lost between a publisher and us, from the publisher's own sequence numbers.
+    """Messages lost between a publisher and us, counted two ways.
 
     DDS numbers every sample a writer sends (rclpy hands it over as the message info's
     `publication_sequence_number`), so a jump from n to n + k means k - 1 samples were published
-    and never arrived: the publisher's count against ours. A lower number means a new publisher
-    (a restarted camera) and starts the count afresh; 0 means the RMW does not say.
+    and never arrived. That needs arrivals: when every large frame loses a fragment none arrives,
+    so the middleware's own count (the subscription's message-lost event) is taken too, and the
+    larger of the two counts. A lower sequence number means a new publisher (a restarted camera)
+    and starts the gap count afresh; 0 means the RMW does not say.
     """
 
     def __init__(self, window: float = 5.0) -> None:
         self.window = window
         self.last = 0
         self.received = 0
-        self.lost = 0
-        self.recent: deque[tuple[float, int]] = deque()  # (arrival, lost just before it)
+        self.gaps = 0
+        self.reported = 0
+        self.arrivals: deque[tuple[float, int]] = deque()  # (arrival, lost just before it)
+        self.reports: deque[tuple[float, int]] = deque()  # (report, lost since the last one)
+
+    @property
+    def lost(self) -> int:
+        return max(self.gaps, self.reported)
 
     def arrived(self, sequence: int) -> None:
         if sequence <= 0:
@@ -76,16 +84,23 @@ class TransitLoss:
         gap = sequence - self.last - 1 if 0 < self.last < sequence else 0
         self.last = sequence
         self.received += 1
-        self.lost += gap
-        self.recent.append((time.monotonic(), gap))
+        self.gaps += gap
+        self.arrivals.append((time.monotonic(), gap))
+
+    def middleware_lost(self, count: int) -> None:
+        """The middleware says `count` more samples were lost (message-lost event)."""
+        if count > 0:
+            self.reported += count
+            self.reports.append((time.monotonic(), count))
 
     def recent_fraction(self) -> float:
         """The share of the last `window` seconds' messages that never arrived (0 to 1)."""
         now = time.monotonic()
-        while self.recent and now - self.recent[0][0] > self.window:
-            self.recent.popleft()
-        lost = sum(gap for _, gap in self.recent)
-        total = lost + len(self.recent)
+        for events in (self.arrivals, self.reports):
+            while events and now - events[0][0] > self.window:
+                events.popleft()
+        lost = max(sum(gap for _, gap in self.arrivals), sum(n for _, n in self.reports))
+        total = lost + len(self.arrivals)
         return lost / total if total else 0.0
 
 
