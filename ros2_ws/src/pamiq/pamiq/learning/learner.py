@@ -27,7 +27,7 @@ from the same buffers; `LearnerConfig` says how many.
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import Callable, Collection, Mapping
+from collections.abc import Callable, Collection, Iterable, Mapping
 from concurrent.futures import ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 import math
@@ -107,6 +107,12 @@ def rollouts_ready(waiting: Mapping[str, int], actors: Collection[str] | None) -
     if actors is None:
         return True
     return all(name in waiting for name in actors) or sum(waiting.values()) >= len(actors)
+
+
+def pending_full(pending: Iterable[Collection]) -> bool:
+    """Whether an actor has as many rollouts waiting as it may keep: one more would push the
+    oldest out untrained."""
+    return any(len(rollouts) >= PENDING_ROLLOUTS for rollouts in pending)
 
 
 @dataclass
@@ -367,6 +373,10 @@ class Learner:
         extend_rollout(self, stream, step, following)
 
     # --- training (its own thread) -----------------------------------------------------------
+    def rollouts_full(self) -> bool:
+        with self.lock:
+            return pending_full(s.pending for s in self.streams.values())
+
     def ready(self, actors: Collection[str] | None = None) -> bool:
         """Whether a round can start: enough transitions, and a fresh rollout from each of
         `actors` (the active ones; None: any rollout will do). A slow actor holds a round back

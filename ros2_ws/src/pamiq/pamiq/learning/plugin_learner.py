@@ -22,7 +22,13 @@ import torch
 from pamiq.learning.config import LearnerConfig
 from pamiq.learning.device import choose_device
 from pamiq.learning.frame_stack import FrameStacks
-from pamiq.learning.learner import PENDING_ROLLOUTS, Step, extend_rollout, rollouts_ready
+from pamiq.learning.learner import (
+    PENDING_ROLLOUTS,
+    Step,
+    extend_rollout,
+    pending_full,
+    rollouts_ready,
+)
 from pamiq.learning.presets import model_preset
 from pamiq.learning.update import PolicyLearner, StreamRollouts
 from pamiq.storage.checkpoint import load_latest_checkpoint, save_checkpoint
@@ -129,6 +135,10 @@ class PluginLearner:
             self.streams.clear()
 
     # --- training (its own thread) -----------------------------------------------------------
+    def rollouts_full(self) -> bool:
+        with self.lock:
+            return pending_full(s.pending for s in self.streams.values())
+
     def ready(self, actors: Collection[str] | None = None) -> bool:
         """A fresh rollout from each of `actors` (None: any rollout will do); a slow actor holds
         a round back only until as many rollouts wait as there are actors."""

@@ -43,6 +43,7 @@ from pamiq.ros.parameters import (
     writable_directory,
 )
 from pamiq.ros.priority import lower_process_priority
+from pamiq.ros.queue_wait import QueueWait
 from pamiq.ros.sense_messages import frame_part, frame_parts
 from pamiq.settings import setting
 from pamiq.storage.checkpoint import CheckpointError
@@ -84,6 +85,9 @@ class TrainerConfig:
 
 PARAMETERS = (TrainerConfig, LearnerConfig)
 NOW = Duration(seconds=0)  # wait_for_all_acked without waiting
+# A message that waited longer than this in the intake's queue means the intake is behind.
+INTAKE_BEHIND = 0.25
+INTAKE_WAIT_LIMIT = 10.0  # the longest a round is put off for the intake (s)
 
 
 class Trainer(Node):
@@ -105,6 +109,10 @@ class Trainer(Node):
         if resumed is not None:
             self.get_logger().info(f'resumed from {resumed} at version {self.learner.version}')
         self.pairers: dict[str, StampPairer] = {}
+        self.queue_wait = QueueWait(INTAKE_BEHIND)
+        self.intake_waits = 0  # rounds put off while the intake caught up
+        self.intake_waiting_since = 0.0
+        self.intake_wait_seconds = 0.0
         self.intake_qos = QoSProfile(
             depth=self.config.intake_depth, reliability=qos.STEP.reliability
         )
@@ -170,7 +178,7 @@ class Trainer(Node):
             self.create_subscription(
                 Image if part in ('observation', 'hearing') else JointState,
                 f'{actor}/{topic}',
-                lambda msg, part=part: self.part_callback(actor, part, msg),
+                lambda msg, info, part=part: self.part_callback(actor, part, msg, info),
                 self.intake_qos,
             )
             for part, topic in parts.items()
@@ -195,7 +203,8 @@ class Trainer(Node):
             f'{len(remaining)} actor(s) go on' + (f': {", ".join(remaining)}' if remaining else '')
         )
 
-    def part_callback(self, actor: str, part: str, msg) -> None:
+    def part_callback(self, actor: str, part: str, msg, info: dict) -> None:
+        self.queue_wait.taken(actor, info)
         if part == 'action' and is_neutral_command(msg):
             return  # a paused agent's release of every input, not a step's action
         try:
@@ -236,6 +245,8 @@ class Trainer(Node):
             if not self.active.is_set() or not self.learner.ready(self.discovery.actors()):
                 self.stopping.wait(0.05)
                 continue
+            if self.wait_for_the_intake():
+                continue
             started = self.round_started = time.monotonic()
             with self.lock:
                 metrics = self.learner.train_round(self.stopping.is_set)
@@ -262,6 +273,26 @@ class Trainer(Node):
                 self.get_logger().info(f'encoder frozen after {rounds} rounds')
             if rounds % self.config.checkpoint_every == 0:
                 self.save()
+
+    def wait_for_the_intake(self) -> bool:
+        """Put the round off while messages wait in the intake's queues (the executor, not the
+        round, should have the CPU then): a lockstep agent acts on while we train, and a queue
+        holds `intake_depth` messages before it drops the oldest, so what piles up during a
+        round must be taken before the next one releases more. Not once an actor has as many
+        rollouts waiting as it may keep (one more would go untrained), and not past
+        INTAKE_WAIT_LIMIT s."""
+        if not self.queue_wait.behind() or self.learner.rollouts_full():
+            self.intake_waiting_since = 0.0
+            return False
+        now = time.monotonic()
+        if not self.intake_waiting_since:
+            self.intake_waiting_since = now
+            self.intake_waits += 1
+        if now - self.intake_waiting_since > INTAKE_WAIT_LIMIT:
+            return False
+        self.stopping.wait(0.01)
+        self.intake_wait_seconds += time.monotonic() - now
+        return True
 
     def publish_weights(self) -> None:
         """Pack the models as they are after a round and send them when the topic is free."""
@@ -323,6 +354,9 @@ class Trainer(Node):
                 for name, stream in sorted(learner.streams.items())
             },
             'dropped pairs': self.dropped_pairs(),
+            'rounds put off while the intake caught up': self.intake_waits,
+            'waiting for the intake (s)': self.intake_wait_seconds,
+            'longest wait in the intake (s)': self.queue_wait.longest,
             'parts the dropped pairs lacked': self.dropped_parts(),
             'frames before every part was subscribed': self.frames_before_matched(),
             'rejected messages': self.rejected,
