@@ -266,7 +266,7 @@ def train_command(args: argparse.Namespace) -> int:
 def ctl_command(args: argparse.Namespace) -> int:
     from pamiq.tools.ctl import ctl
 
-    return ctl(args.verb, args.namespace, args.seconds)
+    return ctl(args.verb, args.namespace, args.seconds, args.timeout)
 
 
 def report_command(args: argparse.Namespace) -> int:
@@ -468,6 +468,12 @@ def add_ctl_command(commands: argparse._SubParsersAction) -> None:
         default=3.0,
         help='status: how long to listen to /diagnostics (nodes on simulated time publish once '
         'per simulated second: a lockstep actor waiting for the trainer publishes nothing)',
+    )
+    ctl.add_argument(
+        '--timeout',
+        type=float,
+        default=5.0,
+        help='pause, resume, save: how long to wait for each service to appear and answer (s)',
     )
 
 
