@@ -36,6 +36,7 @@ def test_two_lockstep_actors_feed_one_trainer_act_with_its_weights_and_obey_ctl(
         'world:=doom',
         'real_time_factor:=0',
         'actors:=2',
+        'model:=compact',  # the actors and the trainer's intake are tested, not the model
         f'osc_port:={free_udp_port()}',
         f'run_dir:={tmp_path / "run"}',
         f'params_file:={fast_params(tmp_path)}',
