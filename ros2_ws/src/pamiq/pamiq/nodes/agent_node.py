@@ -410,10 +410,10 @@ class Agent(Node):
         if not self.frames.times and self.frames.running_for() < 10.0:
             return OK, 'waiting for the first camera frame', values
         if self.frames.age() > 2.0:
-            cause = transit_advice(lost) if lost > LOSS_WARNING else self.frame_sources()
             return (
                 ERROR,
-                f'no camera frame for {self.frames.age():.1f} s: no action for 2 s ({cause})',
+                f'no camera frame for {self.frames.age():.1f} s: no action for 2 s '
+                f'({self.why_no_frames(lost)})',
                 values,
             )
         if lost > LOSS_WARNING:
@@ -422,6 +422,10 @@ class Agent(Node):
         level = rate_level(self.acted, target)
         message = f'acting at {rate:.1f} Hz' + ('' if level == OK else f' (target {target:g} Hz)')
         return level, message, values
+
+    def why_no_frames(self, lost: float) -> str:
+        """Frames lost in transit when the middleware says so, else where the sources stand."""
+        return transit_advice(lost) if lost > LOSS_WARNING else self.frame_sources()
 
     def frame_sources(self) -> str:
         """Where the missing frames are lost: no publisher discovered (discovery), one
@@ -474,9 +478,8 @@ class Agent(Node):
             f'weights version {self.policy.version})'
         )
         if self.frames.age() > self.config.report_period:
-            lost = self.transit.recent_fraction()
-            cause = transit_advice(lost) if lost > LOSS_WARNING else self.frame_sources()
-            report += f'; no camera frame for {self.frames.age():.0f} s: {cause}'
+            why = self.why_no_frames(self.transit.recent_fraction())
+            report += f'; no camera frame for {self.frames.age():.0f} s: {why}'
         self.get_logger().info(report)
 
     def shutdown(self) -> None:
