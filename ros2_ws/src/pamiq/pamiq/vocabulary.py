@@ -31,6 +31,7 @@ REWARDS = (
     'rnd',
     'e3b',
     'e3b_rnd',
+    'place_count',
     'zero',
     'oracle_count',
     'oracle_lifelong_count',

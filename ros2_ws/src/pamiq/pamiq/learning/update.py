@@ -64,12 +64,18 @@ class StreamRollouts:
 
     def transitions(self) -> Transitions:
         """Every transition flattened step-major (T*S); those into an episode's first frame
-        are left out (their o_t and o_{t+1} are from two episodes)."""
+        are left out (their o_t and o_{t+1} are from two episodes). Each keeps its step t and
+        a segment id, the same for the steps of one stream between two episode starts."""
+        steps, streams = self.starts.shape
         keep = ~self.starts.reshape(-1)
 
         def flat(x: torch.Tensor) -> torch.Tensor:
             return x.reshape(-1, *x.shape[2:])[keep]
 
+        # Episodes begun before step t: a start at t puts o_{t+1} in the next one.
+        begun = self.starts.long().cumsum(0) - self.starts.long()
+        segments = torch.arange(streams) * (steps + 1) + begun
+        times = torch.arange(steps).unsqueeze(1).expand(steps, streams)
         positions = None if self.positions is None else flat(self.positions)
         return Transitions(
             flat(self.inputs),
@@ -77,6 +83,8 @@ class StreamRollouts:
             flat(self.next_inputs),
             flat(self.previous_actions),
             positions,
+            flat(segments),
+            flat(times),
         )
 
 

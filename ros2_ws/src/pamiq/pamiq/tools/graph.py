@@ -65,8 +65,8 @@ LAUNCH_ARGUMENTS: dict[str, tuple[str, str]] = {
     ),
     'reward': (
         '',
-        'The intrinsic reward of agent and trainer (prediction_error, rnd, e3b, e3b_rnd, zero); '
-        "empty: the params file's",
+        'The intrinsic reward of agent and trainer (prediction_error, rnd, e3b, e3b_rnd, '
+        "place_count, zero); empty: the params file's",
     ),
     'camera': (
         '',

@@ -10,6 +10,7 @@ from pamiq.learning.rewards.base import IntrinsicReward, Transitions
 from pamiq.learning.rewards.e3b import EllipticalEpisodicBonus
 from pamiq.learning.rewards.e3b_rnd import EpisodicLifelongBonus
 from pamiq.learning.rewards.oracle_count import OracleCount, OracleLifelongCount
+from pamiq.learning.rewards.place_count import PlaceCount
 from pamiq.learning.rewards.prediction_error import PredictionError
 from pamiq.learning.rewards.rnd import RandomNetworkDistillation
 from pamiq.learning.rewards.zero import ZeroReward
@@ -23,6 +24,7 @@ REGISTRY: dict[str, Callable[[ModelPreset, str, int, float | None], IntrinsicRew
     'rnd': lambda preset, space, horizon, lr: RandomNetworkDistillation(preset, space, lr),
     'e3b': EllipticalEpisodicBonus,
     'e3b_rnd': EpisodicLifelongBonus,
+    'place_count': PlaceCount,
     'zero': lambda preset, space, horizon, lr: ZeroReward(),
     'oracle_count': lambda preset, space, horizon, lr: OracleCount(),
     'oracle_lifelong_count': lambda preset, space, horizon, lr: OracleLifelongCount(),

@@ -35,17 +35,24 @@ class Transitions:
     next_inputs: torch.Tensor  # o_{t+1}, (B, *input_shape) uint8
     previous_actions: torch.Tensor  # a_{t-1} (zeros at a sequence's start)
     positions: torch.Tensor | None = None  # (B, 2) true x, y at o_{t+1}: the oracle's only
+    # Where each transition sits in time, for rewards that learn from it (an update's batch;
+    # None at act time): (B,) long, one id per stream and episode, and the step t.
+    segments: torch.Tensor | None = None
+    times: torch.Tensor | None = None
 
     def __len__(self) -> int:
         return len(self.inputs)
 
     def select(self, index: torch.Tensor) -> Transitions:
+        pick = lambda x: None if x is None else x[index]
         return Transitions(
             self.inputs[index],
             self.actions[index],
             self.next_inputs[index],
             self.previous_actions[index],
-            None if self.positions is None else self.positions[index],
+            pick(self.positions),
+            pick(self.segments),
+            pick(self.times),
         )
 
 
