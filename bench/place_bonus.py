@@ -8,8 +8,9 @@ the same `train` an update calls, then plays fresh episodes of training seed 1 w
 policies and reports, per reward:
 
 - the mean bonus per step of each policy: `spin` (turn only), `push` (forward only: into the
-  first wall, then stuck), `random` (uniform axes) and `forward_turn` (the explorer), and the
-  ratio of forward_turn's to spin's and push's;
+  first wall, then stuck), `circle` (forward, strafe and turn held: running in a small circle),
+  `random` (uniform axes) and `forward_turn` (the explorer), and the ratio of forward_turn's to
+  spin's, push's and circle's;
 - the per-step correlation of the bonus with the episodic oracle's 1/sqrt(N) of the true 64x64
   cell, over the random and forward_turn episodes.
 
@@ -30,12 +31,12 @@ from pamiq.doom.geometry import cell_of
 from pamiq.doom.training_worlds import DoomWorlds
 from pamiq.learning.frame_stack import FrameStacks
 from pamiq.learning.presets import model_preset
-from pamiq.learning.rewards import Transitions, build_reward
+from pamiq.learning.rewards import Transitions, build_reward, place_count
 from pamiq.learning.update import StreamRollouts
 import torch
 
 SPACE = 'continuous'
-POLICIES = ('spin', 'push', 'random', 'forward_turn')
+POLICIES = ('spin', 'push', 'circle', 'random', 'forward_turn')
 
 
 def actions_for(policy: str, rng: np.random.Generator, held: np.ndarray) -> np.ndarray:
@@ -45,6 +46,8 @@ def actions_for(policy: str, rng: np.random.Generator, held: np.ndarray) -> np.n
         return np.tile(np.array([0.0, 0.0, 1.0], np.float32), (n, 1))
     if policy == 'push':
         return np.tile(np.array([1.0, 0.0, 0.0], np.float32), (n, 1))
+    if policy == 'circle':  # what place_count's first policy learned (training seed 0, 4e5)
+        return np.tile(np.array([0.7, -0.3, -0.6], np.float32), (n, 1))
     if policy == 'random':
         return rng.uniform(-1, 1, (n, 3)).astype(np.float32)
     redraw = rng.random(n) < 0.1  # a turn held ~10 steps, as ForwardTurnPolicy's
@@ -156,6 +159,14 @@ def main() -> int:
     parser.add_argument('--train-steps', type=int, default=2000, help='per world, 16 worlds')
     parser.add_argument('--passes', type=int, default=8, help='over the training rollouts')
     parser.add_argument('--eval-steps', type=int, default=800, help='per world, 4 per policy')
+    parser.add_argument(
+        '--positive-within',
+        nargs='+',
+        type=int,
+        default=[place_count.POSITIVE_WITHIN],
+        help="place_count's window of positive pairs, in steps (each value a row)",
+    )
+    parser.add_argument('--trained-only', action='store_true', help='no fresh-model rows')
     parser.add_argument('--out', default=os.path.join(benchlib.RESULTS, 'place_bonus.json'))
     args = parser.parse_args()
     torch.set_num_threads(1)
@@ -168,8 +179,15 @@ def main() -> int:
     moving = np.array([p in ('random', 'forward_turn') for p in policies])
     valid = ~evaluation['starts'].numpy()
     rows = []
-    for name in args.rewards:
-        for trained in (False, True):
+    variants = [
+        (name, window)
+        for name in args.rewards
+        for window in (args.positive_within if name == 'place_count' else [None])
+    ]
+    for name, window in variants:
+        if window is not None:  # NEGATIVE_BEYOND follows the window, as in the module
+            place_count.POSITIVE_WITHIN, place_count.NEGATIVE_BEYOND = window, 3 * window
+        for trained in (True,) if args.trained_only else (False, True):
             reward = build_reward(name, model_preset('compact'), SPACE)
             losses = train(reward, training, args.passes, 32, seed=0) if trained else []
             got = bonuses(reward, evaluation)
@@ -179,20 +197,23 @@ def main() -> int:
             rank = lambda v: np.argsort(np.argsort(v))
             row = {
                 'reward': name,
+                'positive_within': window,
                 'trained': trained,
                 'loss_first_last': [losses[0], losses[-1]] if losses else None,
                 'mean_bonus': per_policy,
                 'forward_turn_over_spin': per_policy['forward_turn'] / per_policy['spin'],
                 'forward_turn_over_push': per_policy['forward_turn'] / per_policy['push'],
+                'forward_turn_over_circle': per_policy['forward_turn'] / per_policy['circle'],
                 'pearson': float(np.corrcoef(x, y)[0, 1]),
                 'spearman': float(np.corrcoef(rank(x), rank(y))[0, 1]),
             }
             rows.append(row)
             print(
-                f'{name:>12} {"trained" if trained else "fresh":>7}  '
+                f'{name:>12} {window or "":>3} {"trained" if trained else "fresh":>7}  '
                 + '  '.join(f'{p} {v:.3g}' for p, v in per_policy.items())
                 + f'  ft/spin {row["forward_turn_over_spin"]:.2f}'
                 + f'  ft/push {row["forward_turn_over_push"]:.2f}'
+                + f'  ft/circle {row["forward_turn_over_circle"]:.2f}'
                 + f'  pearson {row["pearson"]:.3f} spearman {row["spearman"]:.3f}'
                 + (f'  loss {losses[0]:.3f}->{losses[-1]:.3f}' if losses else ''),
                 flush=True,
