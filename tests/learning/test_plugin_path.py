@@ -4,6 +4,8 @@ weights go back to the agent."""
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 from pamiq.learning.config import LearnerConfig
 from pamiq.learning.learner import Step
@@ -36,10 +38,11 @@ def act(policy: PluginPolicy, learner: PluginLearner, steps: range, actor: str) 
     return results
 
 
-def test_steps_become_rollouts_and_a_round_trains_them_and_the_agent_takes_the_weights():
+@pytest.mark.parametrize('reward', ['e3b', 'place_count'])
+def test_steps_become_rollouts_and_a_round_trains_them_and_the_agent_takes_the_weights(reward):
     torch.set_num_threads(1)
-    learner = PluginLearner(CONFIG, seed=3)
-    agents = {name: PluginPolicy('compact', 'e3b', 'discrete', seed=3) for name in ('a', 'b')}
+    learner = PluginLearner(dataclasses.replace(CONFIG, reward=reward), seed=3)
+    agents = {name: PluginPolicy('compact', reward, 'discrete', seed=3) for name in ('a', 'b')}
     assert not learner.ready()
     for name, agent in agents.items():
         results = act(agent, learner, range(9), name)
@@ -48,7 +51,7 @@ def test_steps_become_rollouts_and_a_round_trains_them_and_the_agent_takes_the_w
     before = {k: v.clone() for k, v in learner.models['policy'].state_dict().items()}
     losses = learner.train_round()
     assert losses['update/actors'] == 2 and losses['update/samples'] == 16
-    assert set(losses) <= set(learner.metrics()) and 'e3b/loss' in losses
+    assert set(losses) <= set(learner.metrics()) and f'{reward}/loss' in losses
     assert learner.version == 1 and not learner.ready()
     after = learner.models['policy'].state_dict()
     assert any(not torch.equal(before[k], after[k]) for k in before)
