@@ -19,6 +19,7 @@ whether a change of the graph's membership holds up the world or the agent.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import gc
 import os
 import signal
@@ -153,7 +154,24 @@ def main() -> None:
     parser.add_argument(
         '--churn-life', type=float, default=2.5, help='seconds each such participant lives'
     )
+    parser.add_argument(
+        '--private-acting', action='store_true',
+        help='PROTOTYPE (issue 24): PAMIQ_PRIVATE_ACTING=1, the acting path on a private domain '
+        '(this probe too), the public faces UDP-only',
+    )  # fmt: skip
     args = parser.parse_args()
+    private = contextlib.nullcontext()
+    if args.private_acting:
+        from pamiq.ros import acting_domain
+
+        os.environ[acting_domain.ENABLE_VARIABLE] = '1'
+        split = os.path.join(
+            os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
+            'config',
+            acting_domain.SPLIT_PROFILE,
+        )
+        os.environ.update({name: split for name in PROFILE_VARIABLES})
+        private = acting_domain.participant_environment(shared_memory=True)
     senses = parse_senses(args.senses)
 
     run_dir = tempfile.mkdtemp(prefix='pamiq-bench-')
@@ -162,8 +180,12 @@ def main() -> None:
     command = benchlib.graph_command(run_dir, free_udp_port(), args.record, *extra)
     log = open(os.path.join(run_dir, 'bench.log'), 'wb')
     up = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT)
-    rclpy.init()
-    probe = Probe()
+    with private:
+        if args.private_acting:
+            rclpy.init(domain_id=acting_domain.acting_domain())
+        else:
+            rclpy.init()
+        probe = Probe()
     collections = GarbageCollections()
 
     try:
@@ -275,6 +297,7 @@ def main() -> None:
 
     data = {
         'graph_args': args.graph_args,
+        'private_acting': args.private_acting,
         'world_slow_publishes': held[('world', 'slow publishes (> 50 ms)')],
         'world_slowest_publish_ms': held[('world', 'slowest publish (ms)')],
         'agent_slow_steps': held[('agent', 'slow steps (> 50 ms)')],

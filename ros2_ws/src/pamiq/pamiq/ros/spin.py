@@ -15,6 +15,7 @@ import rclpy
 from rclpy.executors import ExternalShutdownException
 
 from pamiq.executables import EXECUTABLES, executable_of
+from pamiq.ros import acting_domain
 from pamiq.ros.isolation import ISOLATED_EXIT, Isolated, watch_isolation
 from pamiq.ros.parameters import ParameterError
 
@@ -101,11 +102,21 @@ def run(make_node: Callable[[], PamiqNode], args: list[str] | None = None) -> in
         module = main_spec.name
     if module in EXECUTABLES.values():  # not a node of someone else's built on run()
         args = with_log_file_name(args, executable_of(module))
-    rclpy.init(args=args)
+    split = acting_domain.enabled()
     node = None
+    public = None
     code = 0
     try:
-        node = make_node()
+        if split:
+            # PROTOTYPE (issue 24): the node on the private acting domain with shared memory,
+            # its public face on ROS_DOMAIN_ID without (pamiq.ros.acting_domain).
+            with acting_domain.participant_environment(shared_memory=True):
+                rclpy.init(args=args, domain_id=acting_domain.acting_domain())
+                node = make_node()
+            public = acting_domain.PublicFace(node)
+        else:
+            rclpy.init(args=args)
+            node = make_node()
         watch_isolation(node)
         freeze_startup_objects()
         rclpy.spin(node)
@@ -130,6 +141,8 @@ def run(make_node: Callable[[], PamiqNode], args: list[str] | None = None) -> in
         # packets, the trainer's checkpoint). SIGTERM ends a stuck clean-up, saying where.
         signal.signal(signal.SIGINT, signal.SIG_IGN)
         end_stuck_cleanup_on_sigterm()
+        if public is not None:
+            public.close()
         if node is not None:
             node.destroy_node()
             # After destroy_node: the context may already be shut down by the signal, and a

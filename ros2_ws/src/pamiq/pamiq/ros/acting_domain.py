@@ -1,0 +1,148 @@
+"""PROTOTYPE (issue 24): the acting path on a DDS domain of its own, the public face UDP-only.
+
+A ROS tool started without the project's profile (`ros2 topic hz`, `ros2 param list`, rqt)
+stores Fast DDS's default 1,000 ms health-check timeout in its shared-memory ports. A pamiq
+participant with shared memory opens such a port lazily, in its send path and under the lock
+every send of that participant takes; the open can sleep 333 ms, and rclpy's `publish()` keeps
+the GIL meanwhile, so the whole node process stops (docs/troubleshooting.md).
+
+With `PAMIQ_PRIVATE_ACTING=1` every pamiq node process gets two participants:
+
+- **acting** (the default context, so the node's own publishers, subscriptions, timers and
+  services): on the private domain `acting_domain()`, with shared memory (64 MB segment).
+  Tools never join that domain, so this participant never opens a tool's port.
+- **public** (a second rclpy context on ROS_DOMAIN_ID): UDP on 127.0.0.1 only, no shared
+  memory at all, so it never opens a tool's port either. It carries a node of the same name
+  whose parameters mirror the acting node's (at start-up) and a relay of every publisher of the
+  acting node (the weights excepted): what `ros2 topic hz`, `ros2 param list` and rqt look at.
+
+How the two participants get different transports in one process (checked in the sources of
+rmw_fastrtps_shared_cpp 8.4 and Fast DDS 2.14.5):
+
+- rmw_fastrtps_shared_cpp `create_participant()` (participant.cpp) starts from the XML default
+  participant QoS (loaded once per process) and, under ROS_AUTOMATIC_DISCOVERY_RANGE=LOCALHOST,
+  sets `use_builtin_transports = false` and appends its own SHM (512 KB, 1,000 ms) and UDP
+  transports. Under SYSTEM_DEFAULT (or SUBNET without peers) it leaves the transports as the
+  profile gives them. rcl reads the range at `rcl_init`, i.e. per context.
+- Fast DDS's `RTPSParticipantImpl` constructor calls `set_builtin_transports_from_env_var`
+  when the participant still has `useBuiltinTransports`: FASTDDS_BUILTIN_TRANSPORTS is read
+  per participant (NONE: no builtin transport; SHM?sockets_size=32MB: a SHM transport with a
+  64 MB segment). rmw_fastrtps creates the participant at the context's first node.
+
+So the profile config/fastdds_split.xml has loopback UDP as its only user transport, leaves
+builtin transports on and does localhost-only discovery itself; each context is initialised
+(and its first node created) with the range SYSTEM_DEFAULT and FASTDDS_BUILTIN_TRANSPORTS set
+for that participant.
+
+Not done in this prototype: parameter changes through the public node do not reach the acting
+node; services and subscriptions of the acting node are not reachable from ROS_DOMAIN_ID; the
+private domain is not checked for collisions with another graph; the acting participants'
+ports carry the default 1,000 ms health check (the builtin SHM transport has no setting).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+import contextlib
+import copy
+import os
+import threading
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from rclpy.node import Node
+
+ENABLE_VARIABLE = 'PAMIQ_PRIVATE_ACTING'
+DOMAIN_VARIABLE = 'PAMIQ_ACTING_DOMAIN'
+SPLIT_PROFILE = 'fastdds_split.xml'
+SHM_TRANSPORTS = 'SHM?sockets_size=32MB'  # Fast DDS sizes the SHM segment 2 x the sockets: 64 MB
+UDP_ONLY = 'NONE'  # no builtin transport: the profile's loopback UDP alone
+NOT_RELAYED = ('weights',)  # topic name parts the public node does not carry (29 MB blobs)
+NOT_RELAYED_TOPICS = ('/rosout', '/parameter_events')  # the public node has its own
+
+
+def enabled(env: os._Environ | dict = os.environ) -> bool:
+    return env.get(ENABLE_VARIABLE, '') not in ('', '0')
+
+
+def public_domain() -> int:
+    return int(os.environ.get('ROS_DOMAIN_ID') or 0)
+
+
+def acting_domain() -> int:
+    """PAMIQ_ACTING_DOMAIN, or ROS_DOMAIN_ID + 100 (- 100 above 100): Fast DDS's ports allow
+    domains up to 232."""
+    if os.environ.get(DOMAIN_VARIABLE):
+        return int(os.environ[DOMAIN_VARIABLE])
+    public = public_domain()
+    return public + 100 if public <= 100 else public - 100
+
+
+@contextlib.contextmanager
+def participant_environment(shared_memory: bool) -> Iterator[None]:
+    """Inside: a context initialised, and its first node created, gets shared memory or not."""
+    names = ('ROS_AUTOMATIC_DISCOVERY_RANGE', 'FASTDDS_BUILTIN_TRANSPORTS')
+    saved = {name: os.environ.get(name) for name in names}
+    os.environ['ROS_AUTOMATIC_DISCOVERY_RANGE'] = 'SYSTEM_DEFAULT'
+    os.environ['FASTDDS_BUILTIN_TRANSPORTS'] = SHM_TRANSPORTS if shared_memory else UDP_ONLY
+    try:
+        yield
+    finally:
+        for name, value in saved.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
+
+
+class PublicFace:
+    """The acting node's public side: same name, UDP-only, on ROS_DOMAIN_ID, spun in a thread
+    of its own."""
+
+    def __init__(self, node: Node) -> None:
+        import rclpy
+        from rclpy.executors import SingleThreadedExecutor
+
+        with participant_environment(shared_memory=False):
+            self.context = rclpy.Context()
+            self.context.init(domain_id=public_domain())
+            self.node = rclpy.create_node(
+                node.get_name(), namespace=node.get_namespace(), context=self.context
+            )
+        for name, parameter in node._parameters.items():
+            if not self.node.has_parameter(name):
+                descriptor = copy.copy(node._descriptors.get(name))
+                if descriptor is not None:
+                    descriptor.dynamic_typing = True
+                    descriptor.read_only = False
+                self.node.declare_parameter(name, parameter.value, descriptor)
+        self.relayed = 0
+        for publisher in list(node.publishers):
+            topic = publisher.topic_name
+            if any(part in topic for part in NOT_RELAYED) or topic in NOT_RELAYED_TOPICS:
+                continue
+            relay = self.node.create_publisher(publisher.msg_type, topic, publisher.qos_profile)
+            publisher.publish = _relaying(publisher.publish, relay.publish)
+            self.relayed += 1
+        self.executor = SingleThreadedExecutor(context=self.context)
+        self.executor.add_node(self.node)
+        self.thread = threading.Thread(target=self._spin, name='public_face', daemon=True)
+        self.thread.start()
+
+    def _spin(self) -> None:
+        with contextlib.suppress(Exception):
+            self.executor.spin()
+
+    def close(self) -> None:
+        with contextlib.suppress(Exception):
+            self.executor.shutdown(timeout_sec=1.0)
+            self.node.destroy_node()
+            self.context.try_shutdown()
+
+
+def _relaying(publish, relay):
+    def both(message) -> None:
+        publish(message)
+        relay(message)
+
+    return both
