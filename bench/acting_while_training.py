@@ -156,7 +156,7 @@ def main() -> None:
     )
     parser.add_argument(
         '--private-acting', action='store_true',
-        help='PROTOTYPE (issue 24): PAMIQ_PRIVATE_ACTING=1, the acting path on a private domain '
+        help='Experimental (issue 24): PAMIQ_PRIVATE_ACTING=1, the acting path on a private domain '
         '(this probe too), the public faces UDP-only',
     )  # fmt: skip
     args = parser.parse_args()

@@ -1,7 +1,7 @@
 """`PAMIQ_PRIVATE_ACTING=1` (experimental, issue 24): each node acts on a private DDS domain with
 shared memory, and a UDP-only public face of it stands on ROS_DOMAIN_ID. A ROS tool started
 with Fast DDS's defaults sees the world's frames, the agent's actions (so the graph acts) and the
-agent's parameters."""
+agent's parameters, and its parameter sets and service calls reach the acting agent."""
 
 from __future__ import annotations
 
@@ -14,25 +14,51 @@ from test_bringup import PamiqUp
 # A tool as a user starts one from another terminal: Fast DDS's defaults, no profile.
 TOOL = """
 import time, rclpy
-from rcl_interfaces.srv import ListParameters
+from rcl_interfaces.srv import ListParameters, SetParameters
+from rclpy.parameter import Parameter
 from rclpy.qos import qos_profile_sensor_data
 from sensor_msgs.msg import Image, JointState
+from std_srvs.srv import SetBool
 rclpy.init()
 node = rclpy.create_node('tool')
 frames, actions = [], []
 node.create_subscription(Image, '/pamiq/camera/image_raw', frames.append, qos_profile_sensor_data)
 node.create_subscription(JointState, '/pamiq/action', actions.append, qos_profile_sensor_data)
-client = node.create_client(ListParameters, '/pamiq/agent/list_parameters')
-names = []
-if client.wait_for_service(timeout_sec=20.0):
-    future = client.call_async(ListParameters.Request())
-    rclpy.spin_until_future_complete(node, future, timeout_sec=10.0)
-    if future.result() is not None:
-        names = list(future.result().result.names)
+
+
+def call(service_type, name, request):
+    client = node.create_client(service_type, name)
+    if not client.wait_for_service(timeout_sec=20.0):
+        return None
+    future = client.call_async(request)
+    rclpy.spin_until_future_complete(node, future, timeout_sec=15.0)
+    return future.result()
+
+
+def spin_for(seconds):
+    end = time.monotonic() + seconds
+    while time.monotonic() < end:
+        rclpy.spin_once(node, timeout_sec=0.05)
+
+
+listed = call(ListParameters, '/pamiq/agent/list_parameters', ListParameters.Request())
 end = time.monotonic() + 20.0
 while min(len(frames), len(actions)) < 20 and time.monotonic() < end:
     rclpy.spin_once(node, timeout_sec=0.1)
-print(len(frames), len(actions), ' '.join(names), flush=True)
+sets = call(SetParameters, '/pamiq/agent/set_parameters', SetParameters.Request(parameters=[
+    Parameter('expected_rate', value=8.0).to_parameter_msg(),
+    Parameter('seed', value=5).to_parameter_msg(),
+]))
+paused = call(SetBool, '/pamiq/agent/set_active', SetBool.Request(data=False))
+spin_for(1.0)  # what was on the way arrives
+before = len(actions)
+spin_for(3.0)
+print('frames', len(frames))
+print('actions', before)
+print('actions_while_paused', len(actions) - before)
+print('parameters', ' '.join(listed.result.names) if listed else '')
+print('set', ' '.join(str(r.successful) for r in sets.results) if sets else '')
+print('paused', paused.success if paused else '')
 """
 
 
@@ -53,11 +79,19 @@ def test_private_acting_acts_and_tools_see_the_public_face(tmp_path):
             text=True,
             timeout=90,
         )
-        words = tool.stdout.split()
-        assert len(words) >= 2, (tool.stdout, tool.stderr[-2000:], up.output()[-3000:])
-        frames, actions = int(words[0]), int(words[1])
-        assert frames >= 20 and actions >= 20, (tool.stdout, up.output()[-3000:])
-        assert 'expected_rate' in words[2:], tool.stdout
+        said = dict(line.split(' ', 1) for line in tool.stdout.splitlines() if ' ' in line)
+        assert said.keys() >= {'frames', 'actions', 'set', 'paused'}, (
+            tool.stdout,
+            tool.stderr[-2000:],
+            up.output()[-3000:],
+        )
+        assert int(said['frames']) >= 20 and int(said['actions']) >= 20, tool.stdout
+        assert 'expected_rate' in said['parameters'].split(), tool.stdout
+        # a dynamic parameter is taken; `seed`, read-only on the acting node only, is refused
+        # there: the set went through to it
+        assert said['set'] == 'True False', tool.stdout
+        # set_active reached the acting agent: it stopped acting
+        assert said['paused'] == 'True' and int(said['actions_while_paused']) == 0, tool.stdout
     finally:
         code = up.stop()
     assert code == 0, up.output()

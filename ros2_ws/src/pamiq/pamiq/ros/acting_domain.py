@@ -1,4 +1,4 @@
-"""PROTOTYPE (issue 24): the acting path on a DDS domain of its own, the public face UDP-only.
+"""Experimental (issue 24): the acting path on a DDS domain of its own, the public face UDP-only.
 
 A ROS tool started without the project's profile (`ros2 topic hz`, `ros2 param list`, rqt)
 stores Fast DDS's default 1,000 ms health-check timeout in its shared-memory ports. A pamiq
@@ -34,10 +34,15 @@ builtin transports on and does localhost-only discovery itself; each context is 
 (and its first node created) with the range SYSTEM_DEFAULT and FASTDDS_BUILTIN_TRANSPORTS set
 for that participant.
 
-Not done in this prototype: parameter changes through the public node do not reach the acting
-node; services and subscriptions of the acting node are not reachable from ROS_DOMAIN_ID; the
-private domain is not checked for collisions with another graph; the acting participants'
-ports carry the default 1,000 ms health check (the builtin SHM transport has no setting).
+Requests from tools reach the acting node: a parameter set on the public node, and a call of
+any of the acting node's own services (`set_active`, `save`, `reset`), which the public node
+offers under the same name. They run on the acting node's executor (a guard condition wakes it),
+so the node's callbacks never run in two threads; the public thread waits for the result.
+
+Not done yet: the acting node's subscriptions are not reachable from ROS_DOMAIN_ID
+(a public twin would also hear the relays of the other nodes' publishers); the private domain
+is not checked for collisions with another graph; the acting participants' ports carry the
+default 1,000 ms health check (the builtin SHM transport has no setting).
 """
 
 from __future__ import annotations
@@ -46,6 +51,7 @@ from collections.abc import Iterator
 import contextlib
 import copy
 import os
+import queue
 import threading
 from typing import TYPE_CHECKING
 
@@ -59,6 +65,17 @@ SHM_TRANSPORTS = 'SHM?sockets_size=32MB'  # Fast DDS sizes the SHM segment 2 x t
 UDP_ONLY = 'NONE'  # no builtin transport: the profile's loopback UDP alone
 NOT_RELAYED = ('weights',)  # topic name parts the public node does not carry (29 MB blobs)
 NOT_RELAYED_TOPICS = ('/rosout', '/parameter_events')  # the public node has its own
+# The parameter services every node has: the public node answers those itself.
+PARAMETER_SERVICES = (
+    'describe_parameters',
+    'get_parameter_types',
+    'get_parameters',
+    'get_type_description',
+    'list_parameters',
+    'set_parameters',
+    'set_parameters_atomically',
+)
+FORWARD_TIMEOUT = 10.0  # seconds a tool's request waits for the acting node
 
 
 def enabled(env: os._Environ | dict = os.environ) -> bool:
@@ -124,10 +141,43 @@ class PublicFace:
             relay = self.node.create_publisher(publisher.msg_type, topic, publisher.qos_profile)
             publisher.publish = _relaying(publisher.publish, relay.publish)
             self.relayed += 1
+        self.acting = ActingCalls(node)
+        self.node.add_on_set_parameters_callback(self._forward_parameters)
+        self.forwarded = []
+        for service in list(node.services):
+            if service.srv_name.rsplit('/', 1)[-1] in PARAMETER_SERVICES:
+                continue
+            self.forwarded.append(
+                self.node.create_service(
+                    service.srv_type, service.srv_name, self._forwarding(service)
+                )
+            )
         self.executor = SingleThreadedExecutor(context=self.context)
         self.executor.add_node(self.node)
         self.thread = threading.Thread(target=self._spin, name='public_face', daemon=True)
         self.thread.start()
+
+    def _forward_parameters(self, parameters):
+        """A tool's parameter set, made on the acting node; the public copy takes it only if
+        the acting node did."""
+        from rcl_interfaces.msg import SetParametersResult
+
+        try:
+            results = self.acting.call(lambda: self.node_acting.set_parameters(parameters))
+        except TimeoutError as error:
+            return SetParametersResult(successful=False, reason=str(error))
+        refused = [r.reason for r in results if not r.successful]
+        return SetParametersResult(successful=not refused, reason='; '.join(refused))
+
+    @property
+    def node_acting(self):
+        return self.acting.node
+
+    def _forwarding(self, service):
+        def forward(request, response):
+            return self.acting.call(lambda: service.callback(request, response))
+
+        return forward
 
     def _spin(self) -> None:
         with contextlib.suppress(Exception):
@@ -138,6 +188,40 @@ class PublicFace:
             self.executor.shutdown(timeout_sec=1.0)
             self.node.destroy_node()
             self.context.try_shutdown()
+
+
+class ActingCalls:
+    """Runs functions on the acting node's executor for another thread and hands back their
+    result: a queue, and a guard condition of the acting context that wakes the executor."""
+
+    def __init__(self, node: Node) -> None:
+        self.node = node
+        self.pending: queue.SimpleQueue = queue.SimpleQueue()
+        self.wake = node.create_guard_condition(self._run_pending)
+
+    def _run_pending(self) -> None:
+        while True:
+            try:
+                function, done, outcome = self.pending.get_nowait()
+            except queue.Empty:
+                return
+            try:
+                outcome.append((True, function()))
+            except Exception as error:  # handed to the caller, raised in its thread
+                outcome.append((False, error))
+            done.set()
+
+    def call(self, function):
+        """`function()` on the acting executor; raises what it raised, or TimeoutError."""
+        done, outcome = threading.Event(), []
+        self.pending.put((function, done, outcome))
+        self.wake.trigger()
+        if not done.wait(FORWARD_TIMEOUT):
+            raise TimeoutError(f'the acting node did not answer within {FORWARD_TIMEOUT:g} s')
+        ok, value = outcome[0]
+        if not ok:
+            raise value
+        return value
 
 
 def _relaying(publish, relay):

@@ -108,7 +108,7 @@ def run(make_node: Callable[[], PamiqNode], args: list[str] | None = None) -> in
     code = 0
     try:
         if split:
-            # PROTOTYPE (issue 24): the node on the private acting domain with shared memory,
+            # Experimental (issue 24): the node on the private acting domain with shared memory,
             # its public face on ROS_DOMAIN_ID without (pamiq.ros.acting_domain).
             with acting_domain.participant_environment(shared_memory=True):
                 rclpy.init(args=args, domain_id=acting_domain.acting_domain())

@@ -211,7 +211,7 @@ def transport_settings(env: Mapping[str, str]) -> dict[str, str]:
     `env` names a profile already, else the project's profile for both Fast DDS generations."""
     if any(env.get(name) for name in PROFILE_VARIABLES):
         return {}
-    # PROTOTYPE (issue 24): PAMIQ_PRIVATE_ACTING=1 needs the split profile (acting_domain).
+    # Experimental (issue 24): PAMIQ_PRIVATE_ACTING=1 needs the split profile (acting_domain).
     split = env.get('PAMIQ_PRIVATE_ACTING', '') not in ('', '0')
     path = config_file('fastdds_split.xml' if split else PROFILE)
     return {name: path for name in PROFILE_VARIABLES}
