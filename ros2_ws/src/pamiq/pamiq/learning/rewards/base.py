@@ -170,3 +170,22 @@ class IntrinsicReward:
 
     def load_state_dict(self, tensors: dict[str, torch.Tensor], values: dict) -> None:
         """Restore what `state_dict` returned."""
+
+
+class EpisodicReward(IntrinsicReward):
+    """A reward with a within-episode memory per stream: `self.memory`, with `steps` (frames
+    each stream holds) and `clear(streams)`. It is cleared where an episode starts and, when
+    `horizon` > 0, every `horizon` steps of a stream (the stand-in for an episode where the
+    world has none, as in VRChat)."""
+
+    def __init__(self, horizon: int) -> None:
+        super().__init__()
+        self.horizon = horizon
+
+    def forget_past_horizon(self, streams: torch.Tensor) -> None:
+        if self.horizon > 0 and len(self.memory.steps):
+            known = streams[streams < len(self.memory.steps)]
+            self.forget(known[self.memory.steps[known] >= self.horizon])
+
+    def forget(self, streams: torch.Tensor) -> None:
+        self.memory.clear(streams[streams < len(self.memory.steps)])

@@ -20,7 +20,7 @@ import torch.nn.functional as F
 from pamiq.learning.models import action_features
 from pamiq.learning.presets import ModelPreset
 from pamiq.learning.rewards.base import (
-    IntrinsicReward,
+    EpisodicReward,
     Transitions,
     adam,
     minibatches,
@@ -110,7 +110,7 @@ class EllipticalMemory:
         return bonus
 
 
-class EllipticalEpisodicBonus(IntrinsicReward):
+class EllipticalEpisodicBonus(EpisodicReward):
     name = 'e3b'
     metrics = ('e3b/loss',)
 
@@ -121,8 +121,8 @@ class EllipticalEpisodicBonus(IntrinsicReward):
         horizon: int = 0,
         learning_rate: float | None = None,
     ) -> None:
-        super().__init__()
-        self.preset, self.horizon = preset, horizon
+        super().__init__(horizon)
+        self.preset = preset
         self.models = {'e3b': InverseDynamicsEncoder(preset, action_space)}
         self.optimizers = {'e3b': adam(self.models['e3b'], learning_rate or LEARNING_RATE)}
         self.memory = EllipticalMemory(FEATURES)
@@ -131,15 +131,10 @@ class EllipticalEpisodicBonus(IntrinsicReward):
         return next(self.models['e3b'].parameters()).device
 
     def compute(self, transitions: Transitions, streams: torch.Tensor) -> torch.Tensor:
-        if self.horizon > 0 and len(self.memory.steps):
-            known = streams[streams < len(self.memory.steps)]
-            self.forget(known[self.memory.steps[known] >= self.horizon])
+        self.forget_past_horizon(streams)
         features = self.models['e3b'](self.preset.inputs(transitions.next_inputs, self.device()))
         unit = features / FEATURES**0.5  # the length RIDGE is chosen for
         return self.memory.bonus_and_add(unit, streams.to(features.device)).cpu()
-
-    def forget(self, streams: torch.Tensor) -> None:
-        self.memory.clear(streams[streams < len(self.memory.inverse)])
 
     def train(self, transitions: Transitions, generator: torch.Generator) -> dict[str, float]:
         model, device = self.models['e3b'], self.device()

@@ -30,7 +30,7 @@ import torch.nn.functional as F
 
 from pamiq.learning.presets import ModelPreset
 from pamiq.learning.rewards.base import (
-    IntrinsicReward,
+    EpisodicReward,
     Transitions,
     adam,
     minibatches,
@@ -129,7 +129,7 @@ class PlaceMemory:
         return count
 
 
-class PlaceCount(IntrinsicReward):
+class PlaceCount(EpisodicReward):
     name = 'place_count'
     metrics = ('place_count/loss',)
 
@@ -140,8 +140,8 @@ class PlaceCount(IntrinsicReward):
         horizon: int = 0,
         learning_rate: float | None = None,
     ) -> None:
-        super().__init__()
-        self.preset, self.horizon = preset, horizon
+        super().__init__(horizon)
+        self.preset = preset
         # eval: acting uses the batch norm's running statistics (train_steps trains, then back)
         self.models = {'place_count': PlaceEncoder(preset).eval()}
         self.optimizers = {
@@ -153,16 +153,11 @@ class PlaceCount(IntrinsicReward):
         return next(self.models['place_count'].parameters()).device
 
     def compute(self, transitions: Transitions, streams: torch.Tensor) -> torch.Tensor:
-        if self.horizon > 0 and len(self.memory.steps):
-            known = streams[streams < len(self.memory.steps)]
-            self.forget(known[self.memory.steps[known] >= self.horizon])
+        self.forget_past_horizon(streams)
         inputs = self.preset.inputs(transitions.next_inputs, self.device())
         features = self.models['place_count'](inputs)
         count = self.memory.count_and_add(features, streams.to(features.device))
         return (1.0 + count).rsqrt().cpu()
-
-    def forget(self, streams: torch.Tensor) -> None:
-        self.memory.clear(streams[streams < len(self.memory.frames)])
 
     def train(self, transitions: Transitions, generator: torch.Generator) -> dict[str, float]:
         if transitions.segments is None or transitions.times is None:
