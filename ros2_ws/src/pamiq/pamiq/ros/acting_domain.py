@@ -55,6 +55,8 @@ import queue
 import threading
 from typing import TYPE_CHECKING
 
+from pamiq.ros import qos
+
 if TYPE_CHECKING:
     from rclpy.node import Node
 
@@ -138,7 +140,7 @@ class PublicFace:
             topic = publisher.topic_name
             if any(part in topic for part in NOT_RELAYED) or topic in NOT_RELAYED_TOPICS:
                 continue
-            relay = self.node.create_publisher(publisher.msg_type, topic, publisher.qos_profile)
+            relay = qos.publisher(self.node, publisher.msg_type, topic, publisher.qos_profile)
             publisher.publish = _relaying(publisher.publish, relay.publish)
             self.relayed += 1
         self.acting = ActingCalls(node)
