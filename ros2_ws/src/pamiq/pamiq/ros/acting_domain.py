@@ -135,25 +135,19 @@ class PublicFace:
                     descriptor.dynamic_typing = True
                     descriptor.read_only = False
                 self.node.declare_parameter(name, parameter.value, descriptor)
-        self.relayed = 0
         for publisher in list(node.publishers):
             topic = publisher.topic_name
             if any(part in topic for part in NOT_RELAYED) or topic in NOT_RELAYED_TOPICS:
                 continue
             relay = qos.publisher(self.node, publisher.msg_type, topic, publisher.qos_profile)
             publisher.publish = _relaying(publisher.publish, relay.publish)
-            self.relayed += 1
         self.acting = ActingCalls(node)
         self.node.add_on_set_parameters_callback(self._forward_parameters)
-        self.forwarded = []
         for service in list(node.services):
-            if service.srv_name.rsplit('/', 1)[-1] in PARAMETER_SERVICES:
-                continue
-            self.forwarded.append(
+            if service.srv_name.rsplit('/', 1)[-1] not in PARAMETER_SERVICES:
                 self.node.create_service(
                     service.srv_type, service.srv_name, self._forwarding(service)
                 )
-            )
         self.executor = SingleThreadedExecutor(context=self.context)
         self.executor.add_node(self.node)
         self.thread = threading.Thread(target=self._spin, name='public_face', daemon=True)
@@ -165,15 +159,11 @@ class PublicFace:
         from rcl_interfaces.msg import SetParametersResult
 
         try:
-            results = self.acting.call(lambda: self.node_acting.set_parameters(parameters))
+            results = self.acting.call(lambda: self.acting.node.set_parameters(parameters))
         except TimeoutError as error:
             return SetParametersResult(successful=False, reason=str(error))
         refused = [r.reason for r in results if not r.successful]
         return SetParametersResult(successful=not refused, reason='; '.join(refused))
-
-    @property
-    def node_acting(self):
-        return self.acting.node
 
     def _forwarding(self, service):
         def forward(request, response):

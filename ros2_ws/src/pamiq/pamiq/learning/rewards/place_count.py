@@ -117,14 +117,14 @@ class PlaceMemory:
         """N, the soft count of each stream's remembered frames at the place `features` show;
         then each is remembered."""
         self.ensure(int(streams.max()) + 1, features.device)
+        held = self.steps[streams.cpu()]  # frames each stream has added so far
         remembered = self.frames[streams]  # (B, MEMORY, d)
         similarity = torch.bmm(remembered, features.unsqueeze(-1)).squeeze(-1)
-        filled = torch.arange(self.capacity, device=features.device) < self.steps[
-            streams.cpu()
-        ].to(features.device).unsqueeze(1)
+        filled = torch.arange(self.capacity, device=features.device) < held.to(
+            features.device
+        ).unsqueeze(1)
         count = (torch.sigmoid((similarity - SAME) / SOFT) * filled).sum(-1)
-        slot = (self.steps[streams.cpu()] % self.capacity).to(features.device)
-        self.frames[streams, slot] = features
+        self.frames[streams, (held % self.capacity).to(features.device)] = features
         self.steps[streams.cpu()] += 1
         return count
 
