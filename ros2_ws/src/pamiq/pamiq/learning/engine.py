@@ -42,6 +42,7 @@ from pamiq.learning.config import PPOConfig
 from pamiq.learning.device import choose_device
 from pamiq.learning.frame_stack import FrameStacks
 from pamiq.learning.presets import model_preset
+from pamiq.learning.reward_input import CONTEXT, reward_context
 from pamiq.learning.rewards import Transitions
 from pamiq.learning.run_log import RunLog
 from pamiq.learning.train_config import TrainConfig
@@ -84,6 +85,7 @@ class Rollouts:
         self.rewards = torch.zeros((length, envs))
         self.starts = torch.zeros((length, envs), dtype=torch.bool)
         self.positions = torch.zeros((length, envs, 2), dtype=torch.float64)
+        self.contexts = torch.zeros((length, envs, CONTEXT))
 
 
 class Trainer:
@@ -104,6 +106,7 @@ class Trainer:
         self.learning = PolicyLearner(
             self.preset, config.action_space, config.reward, config.horizon, config.seed,
             self.device, config.ppo, config.learning_rate, config.reward_learning_rate or None,
+            config.reward_input,
         )  # fmt: skip
         self.policy, self.reward = self.learning.policy, self.learning.reward
         self.normalizer, self.generator = self.learning.normalizer, self.learning.generator
@@ -112,6 +115,10 @@ class Trainer:
         self.wall_seconds = 0.0  # training time over every session of the run
         self.records = RunLog(run_dir, log)
         self.last_losses: dict[str, float] = {}
+        # The policy's reward input (pamiq.learning.reward_input) per world: [0] for the next
+        # decision, [1] for the one after when it is known already (at an update's start, the
+        # rewards are computed one step behind the actions).
+        self.reward_inputs = torch.zeros(2, config.envs)
 
     # --- the run ---------------------------------------------------------------------------
     def run(self) -> dict:
@@ -155,19 +162,23 @@ class Trainer:
             pending: tuple[int, Transitions, torch.Tensor] | None = None
             for t in range(config.rollout_length):
                 inputs = stacks.stacks.clone()
+                context = self.policy_context()
                 with self.timer('acting'), torch.inference_mode():
                     action, logprob, _, value = self.policy.get_action_and_value(
-                        self.preset.inputs(inputs, self.device)
+                        self.preset.inputs(inputs, self.device), None, context
                     )
                     action = action.cpu()
                 with self.timer('simulator'):
                     worlds.begin_step(action.numpy())
-                self.reward_of(pending, rollouts, streams)
+                rewards = self.reward_of(pending, rollouts, streams)
+                # The reward of arriving at o_t, computed now, is the input of decision t + 1.
+                self.reward_inputs[0] = self.reward_inputs[1] if rewards is None else rewards
                 with self.timer('simulator'):
                     starts, ended = worlds.finish_step(self.steps + config.envs)
                     observations, positions = worlds.observe()
                 with self.timer('preprocessing'):
                     starts = torch.from_numpy(starts)
+                    self.reward_inputs[0] = torch.where(starts, 0.0, self.reward_inputs[0])
                     next_inputs = stacks.push(self.preset.view(observations), starts)
                 positions = torch.from_numpy(positions)
                 pending = (
@@ -179,6 +190,8 @@ class Trainer:
                 rollouts.actions[t], rollouts.previous_actions[t] = action, previous_actions
                 rollouts.logprobs[t], rollouts.values[t] = logprob.cpu(), value.cpu()
                 rollouts.starts[t] = starts
+                if context is not None:
+                    rollouts.contexts[t] = context.cpu()
                 rollouts.positions[t] = positions
                 # A new episode's first step has no a_{t-1}, like a sequence's first step live.
                 previous_actions = torch.where(
@@ -186,10 +199,10 @@ class Trainer:
                 )
                 self.steps += config.envs
                 self.records.add_episodes(ended)
-            self.reward_of(pending, rollouts, streams)
+            self.reward_inputs[1] = self.reward_of(pending, rollouts, streams)
             with torch.inference_mode(), self.timer('acting'):
                 next_value = self.policy.get_value(
-                    self.preset.inputs(stacks.stacks, self.device)
+                    self.preset.inputs(stacks.stacks, self.device), self.policy_context()
                 ).cpu()
             self.update(rollouts, next_value)
             now = time.monotonic()
@@ -204,21 +217,27 @@ class Trainer:
                 rate = (self.steps - steps_at_start) / seconds if seconds > 0 else float('nan')
                 self.records.progress(self.steps, config.steps, rate)
 
+    def policy_context(self) -> torch.Tensor | None:
+        """What the policy sees beside the frames at the next decision, if anything."""
+        if not self.config.reward_input:
+            return None
+        return reward_context(self.reward_inputs[0]).to(self.device)
+
     def reward_of(
         self,
         pending: tuple[int, Transitions, torch.Tensor] | None,
         rollouts: Rollouts,
         streams: torch.Tensor,
-    ) -> None:
+    ) -> torch.Tensor | None:
         """The intrinsic reward of the `pending` step (t, its transitions, its starts), if any,
-        into `rollouts`.
+        into `rollouts`; returns it.
 
         On one thread: beside the games' worker processes, which hold the cores then, a second
         torch thread only contends with them (bench/train_engine.py, 2 cores, e3b: 590 -> 700
         steps/s, against 660 with two threads). Always one, so that a run computes the same
         rewards whether its games step in this process or in others."""
         if pending is None:
-            return
+            return None
         t, transitions, starts = pending
         threads = torch.get_num_threads()
         torch.set_num_threads(1)
@@ -227,13 +246,14 @@ class Trainer:
                 rollouts.rewards[t] = self.reward.act(transitions, streams, starts)
         finally:
             torch.set_num_threads(threads)
+        return rollouts.rewards[t].clone()
 
     def update(self, rollouts: Rollouts, next_value: torch.Tensor) -> None:
         streams = StreamRollouts(
             [str(i) for i in range(self.config.envs)],
             rollouts.inputs, rollouts.next_inputs, rollouts.actions, rollouts.previous_actions,
             rollouts.logprobs, rollouts.values, rollouts.rewards, rollouts.starts, next_value,
-            rollouts.positions,
+            rollouts.positions, rollouts.contexts if self.config.reward_input else None,
         )  # fmt: skip
         rate = self.config.policy_learning_rate(self.updates)
         self.learning.set_policy_learning_rate(rate)
@@ -256,10 +276,15 @@ class Trainer:
         before = self.steps - self.config.steps_per_update
         return any(before < m <= self.steps for m in self.config.milestones)
 
-    def identity(self) -> dict[str, str]:
+    def identity(self) -> dict[str, str | int]:
         """What a checkpoint says it is: the agent needs all of these to use its weights."""
         c = self.config
-        return {'model': c.model, 'reward': c.reward, 'action_space': c.action_space}
+        return {
+            'model': c.model,
+            'reward': c.reward,
+            'action_space': c.action_space,
+            'reward_input': int(c.reward_input),
+        }
 
     def save(self, worlds: DoomWorlds, previous_actions: torch.Tensor) -> None:
         tensors, values = self.reward.state_dict()
@@ -286,6 +311,7 @@ class Trainer:
                 **{f'reward/{k}': v for k, v in tensors.items()},
                 **world_actions,
                 'previous_actions': previous_actions,
+                'reward_inputs': self.reward_inputs,
                 'rng/torch': torch.get_rng_state(),
                 'rng/generator': self.generator.get_state(),
             },
@@ -346,6 +372,8 @@ class Trainer:
         self.records.resume(int(state['episodes']))
         torch.set_rng_state(tensors['rng/torch'])
         self.generator.set_state(tensors['rng/generator'])
+        if 'reward_inputs' in tensors:  # runs saved before the policy could see its reward
+            self.reward_inputs = tensors['reward_inputs'].clone()
         self.log(f'resumed {self.run_dir} at {self.steps} steps (update {self.updates})')
         return tensors['previous_actions']
 

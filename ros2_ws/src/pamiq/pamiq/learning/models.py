@@ -277,7 +277,8 @@ class PolicyValue(nn.Module):
     TanhNormal with tanh_loc=True, i.e. u ~ N(tanh(mean), std) (a double tanh); here
     the base Normal's loc is the mean itself. Discrete: one Categorical per (3, 3, 3, 2, 2) button.
     `hidden`: the width of the two layers after the trunk (512 as the original; the compact
-    preset's 288 features get 256).
+    preset's 288 features get 256). `context`: numbers the policy sees beside the frames (NGU's
+    previous intrinsic reward: pamiq.learning.reward_input), joined to the trunk's features.
     """
 
     def __init__(
@@ -286,13 +287,15 @@ class PolicyValue(nn.Module):
         orthogonal_init: bool = True,
         features: nn.Module | None = None,
         hidden: int = 512,
+        context: int = 0,
     ) -> None:
         super().__init__()
         action_feature_dim(action_space)  # validates the name
         self.action_space = action_space
+        self.context = context
         self.trunk = nn.Sequential(  # as large-scale-curiosity's policy trunk
             SmallConvNet(512) if features is None else features,
-            nn.Linear(512 if features is None else features.dim, hidden),
+            nn.Linear((512 if features is None else features.dim) + context, hidden),
             nn.ReLU(),
             nn.Linear(hidden, hidden),
             nn.ReLU(),
@@ -319,24 +322,38 @@ class PolicyValue(nn.Module):
                 layer_init(head, std=0.01)
             layer_init(self.critic, std=1.0)
 
-    def get_value(self, obs: torch.Tensor) -> torch.Tensor:
+    def hidden(self, obs: torch.Tensor, context: torch.Tensor | None) -> torch.Tensor:
+        features = self.trunk[0](obs)
+        if self.context:
+            if context is None or context.shape != (len(obs), self.context):
+                got = None if context is None else tuple(context.shape)
+                wanted = (len(obs), self.context)
+                raise ValueError(f'this policy needs a {wanted} context beside o, got {got}')
+            features = torch.cat([features, context.to(features.dtype)], 1)
+        return self.trunk[1:](features)
+
+    def get_value(self, obs: torch.Tensor, context: torch.Tensor | None = None) -> torch.Tensor:
         """V(o): (B, 3, 84, 84) → (B,)."""
-        return self.critic(self.trunk(obs)).squeeze(-1)
+        return self.critic(self.hidden(obs, context)).squeeze(-1)
 
     def get_action_and_value(
-        self, obs: torch.Tensor, action: torch.Tensor | None = None
+        self,
+        obs: torch.Tensor,
+        action: torch.Tensor | None = None,
+        context: torch.Tensor | None = None,
     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
         """Sample a ~ π(·|o) (or score the given a) and evaluate V(o).
 
         Args:
             obs: o, (B, 3, 84, 84).
             action: Actions to score instead of sampling: (B, 3) float or (B, 5) long.
+            context: (B, `context`) float, for a policy built with a context.
 
         Returns:
             action (B, 3) float in (−1, 1) or (B, 5) long; log π(a|o) (B,); entropy (B,);
             V(o) (B,).
         """
-        hidden = self.trunk(obs)
+        hidden = self.hidden(obs, context)
         value = self.critic(hidden).squeeze(-1)
         if self.action_space == 'discrete':
             dists = [Categorical(logits=head(hidden)) for head in self.actor_logits]

@@ -95,6 +95,7 @@ class PluginPolicy:
         self.decide(observation, senses)
         return self.complete()
 
+    @torch.inference_mode()  # the reward's memory was made in inference mode
     def reset(self) -> None:
         """The next frame starts a new sequence: a fresh stack, no transition into it."""
         with self.lock:

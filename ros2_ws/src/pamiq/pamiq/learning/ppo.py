@@ -37,6 +37,8 @@ class Rollout(NamedTuple):
     """r_{t+1}, the curiosity reward for reaching o_{t+1}, (T,)"""
     next_value: torch.Tensor
     """V(o_T), the bootstrap value after the last step, () or (1,)"""
+    context: torch.Tensor | None = None
+    """what the policy saw beside o_t, (T, k), for a policy with a context"""
 
 
 def _check_1d(**tensors: torch.Tensor) -> None:
@@ -219,6 +221,7 @@ def ppo_update(
     b_actions = torch.cat([r.actions for r in rollouts])
     b_logprobs = torch.cat([r.logprobs for r in rollouts])
     b_values = torch.cat([r.values for r in rollouts])
+    b_context = None if rollouts[0].context is None else torch.cat([r.context for r in rollouts])
     batch_size = len(b_obs)
     minibatch_size = max(1, batch_size // config.num_minibatches)
 
@@ -231,7 +234,9 @@ def ppo_update(
                 break
             mb_inds = b_inds[start : start + minibatch_size]
             _, newlogprob, entropy, newvalue = policy.get_action_and_value(
-                b_obs[mb_inds], b_actions[mb_inds]
+                b_obs[mb_inds],
+                b_actions[mb_inds],
+                None if b_context is None else b_context[mb_inds],
             )
             if epoch == 0 and start == 0:
                 with torch.no_grad():

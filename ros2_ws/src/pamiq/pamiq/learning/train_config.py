@@ -47,6 +47,9 @@ class TrainConfig:
     learning never ends, so there is no end to anneal to)"""
     reward_learning_rate: float = 0.0
     """the reward models' learning rate (0: each reward's own)"""
+    reward_input: bool = False
+    """the policy also sees the intrinsic reward it earned a step ago (NGU's input; see
+    pamiq.learning.reward_input)"""
     ppo: PPOConfig = BATCHED_PPO
     world_processes: int = -1
     """processes the worlds' games step in (0: this one; -1: one per core, at most one per

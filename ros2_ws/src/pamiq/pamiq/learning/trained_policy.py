@@ -2,7 +2,9 @@
 
 It sees what it saw in training: each observation becomes its preset's view, stacked with the
 previous ones of the episode (a fresh stack after `reset`, which the evaluation calls at each
-episode's start, as the engine's worlds start theirs), and samples its action.
+episode's start, as the engine's worlds start theirs), and samples its action. A policy trained
+with `--reward-input` also sees the intrinsic reward it earned a step ago, so the run's reward
+models act here too, with a within-episode memory of their own (pamiq.learning.reward_input).
 """
 
 from __future__ import annotations
@@ -17,6 +19,8 @@ from pamiq.learning.frame_stack import FrameStacks
 from pamiq.learning.models import PolicyValue
 from pamiq.learning.policy import CheapStep, StepResult
 from pamiq.learning.presets import model_preset
+from pamiq.learning.reward_input import CONTEXT, reward_context
+from pamiq.learning.rewards import Transitions, build_reward
 from pamiq.storage.checkpoint import (
     list_checkpoints,
     read_checkpoint_counters,
@@ -43,15 +47,33 @@ class TrainedPolicy(CheapStep):
         self.action_space = counters['action_space']
         self.reward_name = counters.get('reward', '')
         self.steps_trained = int(counters.get('steps', 0))
+        self.reward_input = bool(counters.get('reward_input', 0))
         self.policy = PolicyValue(
-            self.action_space, features=self.preset.trunk(), hidden=self.preset.hidden
+            self.action_space,
+            features=self.preset.trunk(),
+            hidden=self.preset.hidden,
+            context=CONTEXT if self.reward_input else 0,
         )
-        version, states = read_checkpoint_models(self.path, {'policy': self.policy})
-        self.policy.load_state_dict(states['policy'])
-        self.policy.eval()
+        models = {'policy': self.policy}
+        if self.reward_input:
+            self.reward = build_reward(self.reward_name, self.preset, self.action_space, 0)
+            models.update(self.reward.models)
+        version, states = read_checkpoint_models(self.path, models)
+        for name, model in models.items():
+            model.load_state_dict(states[name])
+            model.eval()
         self.version = version
         self.stacks = FrameStacks(1, self.preset.frames, self.preset.view_shape)
         self.fresh = True
+        # (o_{t-1}, a_{t-1}, a_{t-2}) and the reward of arriving at o_{t-1}, for reward_input
+        self.previous: tuple[torch.Tensor, torch.Tensor, torch.Tensor] | None = None
+        self.last_reward = 0.0
+
+    @property
+    def needs_pose(self) -> bool:
+        """Whether `step` needs senses['pose'] (x, y, ...) of the observation: a policy that
+        sees an oracle's reward, which counts true places."""
+        return self.reward_input and self.reward.uses_positions
 
     @property
     def weights_nbytes(self) -> int:
@@ -65,15 +87,44 @@ class TrainedPolicy(CheapStep):
             self.fresh = False
         else:
             self.stacks.push(view, torch.zeros(1, dtype=torch.bool))
-        inputs = self.preset.inputs(self.stacks.stacks)
-        action, log_prob, _, value = self.policy.get_action_and_value(inputs)
+        stacked = self.stacks.stacks.clone()
+        context = reward_context(torch.tensor([self.last_reward])) if self.reward_input else None
+        action, log_prob, _, value = self.policy.get_action_and_value(
+            self.preset.inputs(stacked), None, context
+        )
+        reward = self.arrival_reward(stacked, action, senses) if self.reward_input else 0.0
         return StepResult(
-            action[0].numpy(), 0.0, float(value[0]), float(log_prob[0]), self.version
+            action[0].numpy(), reward, float(value[0]), float(log_prob[0]), self.version
         )
 
+    def arrival_reward(
+        self, stacked: torch.Tensor, action: torch.Tensor, senses: Mapping | None
+    ) -> float:
+        """The reward of arriving at this observation, which the next decision sees."""
+        reward = 0.0
+        if self.previous is not None:
+            last_inputs, last_action, before_last = self.previous
+            positions = None
+            if self.needs_pose:
+                if senses is None or 'pose' not in senses:
+                    raise ValueError(f'{self.reward_name} counts true places: step needs the pose')
+                positions = torch.as_tensor(senses['pose'], dtype=torch.float64)[None, :2]
+            transition = Transitions(last_inputs, last_action, stacked, before_last, positions)
+            stream, start = torch.zeros(1, dtype=torch.long), torch.zeros(1, dtype=torch.bool)
+            reward = float(self.reward.act(transition, stream, start)[0])
+        before = torch.zeros_like(action) if self.previous is None else self.previous[1]
+        self.previous = (stacked, action, before)
+        self.last_reward = reward
+        return reward
+
+    @torch.inference_mode()  # the reward's memory was made in inference mode
     def reset(self) -> None:
-        """The next observation starts an episode: a fresh frame stack."""
+        """The next observation starts an episode: a fresh frame stack and reward memory."""
         self.fresh = True
+        self.previous = None
+        self.last_reward = 0.0
+        if self.reward_input:
+            self.reward.forget(torch.zeros(1, dtype=torch.long))
 
     def load_weights(self, blob: bytes | memoryview) -> int:
         raise WeightsError('a trained run is loaded from its checkpoint, not from weights')

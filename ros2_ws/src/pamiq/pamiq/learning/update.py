@@ -22,6 +22,7 @@ from pamiq.learning.curiosity import RewardNormalizer
 from pamiq.learning.models import PolicyValue
 from pamiq.learning.ppo import EntropyCoefficient, Rollout, ppo_update
 from pamiq.learning.presets import ModelPreset
+from pamiq.learning.reward_input import CONTEXT
 from pamiq.learning.rewards import IntrinsicReward, Transitions, build_reward
 
 MINIBATCH = 256
@@ -34,11 +35,18 @@ def build_policy_and_reward(
     horizon: int,
     seed: int,
     reward_learning_rate: float | None = None,
+    reward_input: bool = False,
 ) -> tuple[PolicyValue, IntrinsicReward]:
     """The policy and the reward's models, initialised from `seed`: the agent and the trainer
-    build the same initial weights this way."""
+    build the same initial weights this way. `reward_input`: the policy also sees its previous
+    intrinsic reward (pamiq.learning.reward_input)."""
     torch.manual_seed(seed)
-    policy = PolicyValue(action_space, features=preset.trunk(), hidden=preset.hidden)
+    policy = PolicyValue(
+        action_space,
+        features=preset.trunk(),
+        hidden=preset.hidden,
+        context=CONTEXT if reward_input else 0,
+    )
     policy.eval()
     built = build_reward(reward, preset, action_space, horizon, reward_learning_rate)
     for model in built.models.values():
@@ -61,6 +69,7 @@ class StreamRollouts:
     starts: torch.Tensor  # o_{t+1} begins an episode (bool)
     next_values: torch.Tensor  # V(o_T) of each stream, (S,)
     positions: torch.Tensor | None = None  # (T, S, 2) true x, y at o_{t+1} (the oracles)
+    contexts: torch.Tensor | None = None  # (T, S, k) what the policy saw beside o_t, if anything
 
     def transitions(self) -> Transitions:
         """Every transition flattened step-major (T*S); those into an episode's first frame
@@ -102,10 +111,11 @@ class PolicyLearner:
         ppo: PPOConfig = BATCHED_PPO,
         learning_rate: float = BATCHED_POLICY_LEARNING_RATE,
         reward_learning_rate: float | None = None,
+        reward_input: bool = False,
     ) -> None:
         self.preset, self.device, self.ppo = preset, device, ppo
         self.policy, self.reward = build_policy_and_reward(
-            preset, action_space, reward, horizon, seed, reward_learning_rate
+            preset, action_space, reward, horizon, seed, reward_learning_rate, reward_input
         )
         self.policy.to(device)
         self.reward.to(device)
@@ -137,6 +147,7 @@ class PolicyLearner:
             [self.normalizer.normalize(raw[:, i], name) for i, name in enumerate(rollouts.names)],
             1,
         )
+        contexts = rollouts.contexts
         per_stream = [
             Rollout(
                 obs=self.preset.inputs(rollouts.inputs[:, i], self.device),
@@ -145,6 +156,7 @@ class PolicyLearner:
                 values=rollouts.values[:, i].to(self.device),
                 rewards=normalized[:, i].to(self.device),
                 next_value=rollouts.next_values[i].to(self.device),
+                context=None if contexts is None else contexts[:, i].to(self.device),
             )
             for i in range(len(rollouts.names))
         ]

@@ -61,6 +61,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="the reward models' learning rate (0: each reward's own)",
     )  # fmt: skip
     group.add_argument(
+        '--reward-input', action='store_true',
+        help='the policy also sees the intrinsic reward it earned a step ago (NGU); pamiq eval '
+        'computes it too, the live graph does not yet',
+    )  # fmt: skip
+    group.add_argument(
         '--ppo-epochs', type=int, default=BATCHED_PPO.update_epochs, help='PPO epochs per update'
     )
     group.add_argument(
@@ -109,6 +114,7 @@ def train_world(args: argparse.Namespace) -> int:
         learning_rate=args.lr,
         anneal_learning_rate=args.anneal_lr,
         reward_learning_rate=args.reward_lr,
+        reward_input=args.reward_input,
         ppo=replace(
             BATCHED_PPO,
             update_epochs=args.ppo_epochs,
