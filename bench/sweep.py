@@ -213,6 +213,9 @@ STABILITY_SETTINGS = {
     # memoryless policy settles on a fixed pattern, the oracle's included (1.17x and 2.47x on
     # the training seeds); a low reward is the one thing that can tell it "been here".
     'reward_input': ['--reward-input'],
+    # The policy carries a state through the episode (a GRU, as E3B's policy has an LSTM): the
+    # other way to know where it has been.
+    'recurrent': ['--recurrent'],
 }
 
 

@@ -86,6 +86,7 @@ class Rollouts:
         self.starts = torch.zeros((length, envs), dtype=torch.bool)
         self.positions = torch.zeros((length, envs, 2), dtype=torch.float64)
         self.contexts = torch.zeros((length, envs, CONTEXT))
+        self.states: torch.Tensor | None = None  # a recurrent policy's, before step 0
 
 
 class Trainer:
@@ -106,7 +107,7 @@ class Trainer:
         self.learning = PolicyLearner(
             self.preset, config.action_space, config.reward, config.horizon, config.seed,
             self.device, config.ppo, config.learning_rate, config.reward_learning_rate or None,
-            config.reward_input,
+            config.reward_input, config.recurrent,
         )  # fmt: skip
         self.policy, self.reward = self.learning.policy, self.learning.reward
         self.normalizer, self.generator = self.learning.normalizer, self.learning.generator
@@ -119,6 +120,8 @@ class Trainer:
         # decision, [1] for the one after when it is known already (at an update's start, the
         # rewards are computed one step behind the actions).
         self.reward_inputs = torch.zeros(2, config.envs)
+        # A recurrent policy's state per world, before the next decision (None: feed-forward).
+        self.states = self.policy.initial_state(config.envs) if config.recurrent else None
 
     # --- the run ---------------------------------------------------------------------------
     def run(self) -> dict:
@@ -160,13 +163,21 @@ class Trainer:
             # worker processes, when there are any): it reads nothing of the worlds and draws
             # nothing from the RNG, so the rewards are the very ones computed in step order.
             pending: tuple[int, Transitions, torch.Tensor] | None = None
+            if self.states is not None:
+                rollouts.states = self.states.cpu().clone()
             for t in range(config.rollout_length):
                 inputs = stacks.stacks.clone()
                 context = self.policy_context()
                 with self.timer('acting'), torch.inference_mode():
-                    action, logprob, _, value = self.policy.get_action_and_value(
-                        self.preset.inputs(inputs, self.device), None, context
-                    )
+                    obs = self.preset.inputs(inputs, self.device)
+                    if self.states is None:
+                        action, logprob, _, value = self.policy.get_action_and_value(
+                            obs, None, context
+                        )
+                    else:
+                        action, logprob, value, states = self.policy.recurrent_step(
+                            obs, self.states, context
+                        )
                     action = action.cpu()
                 with self.timer('simulator'):
                     worlds.begin_step(action.numpy())
@@ -179,6 +190,9 @@ class Trainer:
                 with self.timer('preprocessing'):
                     starts = torch.from_numpy(starts)
                     self.reward_inputs[0] = torch.where(starts, 0.0, self.reward_inputs[0])
+                    if self.states is not None:  # a new episode starts with a fresh state
+                        fresh = starts.to(self.device).unsqueeze(1)
+                        self.states = torch.where(fresh, 0.0, states)
                     next_inputs = stacks.push(self.preset.view(observations), starts)
                 positions = torch.from_numpy(positions)
                 pending = (
@@ -202,7 +216,9 @@ class Trainer:
             self.reward_inputs[1] = self.reward_of(pending, rollouts, streams)
             with torch.inference_mode(), self.timer('acting'):
                 next_value = self.policy.get_value(
-                    self.preset.inputs(stacks.stacks, self.device), self.policy_context()
+                    self.preset.inputs(stacks.stacks, self.device),
+                    self.policy_context(),
+                    self.states,
                 ).cpu()
             self.update(rollouts, next_value)
             now = time.monotonic()
@@ -254,6 +270,7 @@ class Trainer:
             rollouts.inputs, rollouts.next_inputs, rollouts.actions, rollouts.previous_actions,
             rollouts.logprobs, rollouts.values, rollouts.rewards, rollouts.starts, next_value,
             rollouts.positions, rollouts.contexts if self.config.reward_input else None,
+            rollouts.states,
         )  # fmt: skip
         rate = self.config.policy_learning_rate(self.updates)
         self.learning.set_policy_learning_rate(rate)
@@ -284,6 +301,7 @@ class Trainer:
             'reward': c.reward,
             'action_space': c.action_space,
             'reward_input': int(c.reward_input),
+            'recurrent': int(c.recurrent),
         }
 
     def save(self, worlds: DoomWorlds, previous_actions: torch.Tensor) -> None:
@@ -312,6 +330,7 @@ class Trainer:
                 **world_actions,
                 'previous_actions': previous_actions,
                 'reward_inputs': self.reward_inputs,
+                **({} if self.states is None else {'policy_states': self.states.cpu()}),
                 'rng/torch': torch.get_rng_state(),
                 'rng/generator': self.generator.get_state(),
             },
@@ -374,6 +393,8 @@ class Trainer:
         self.generator.set_state(tensors['rng/generator'])
         if 'reward_inputs' in tensors:  # runs saved before the policy could see its reward
             self.reward_inputs = tensors['reward_inputs'].clone()
+        if self.states is not None:
+            self.states = tensors['policy_states'].to(self.device).clone()
         self.log(f'resumed {self.run_dir} at {self.steps} steps (update {self.updates})')
         return tensors['previous_actions']
 

@@ -279,6 +279,9 @@ class PolicyValue(nn.Module):
     `hidden`: the width of the two layers after the trunk (512 as the original; the compact
     preset's 288 features get 256). `context`: numbers the policy sees beside the frames (NGU's
     previous intrinsic reward: pamiq.learning.reward_input), joined to the trunk's features.
+    `recurrent`: a GRU cell after the trunk carries a state from step to step (what the episode
+    has shown so far), and the heads read its state; such a policy acts with `recurrent_step`
+    and is trained on whole sequences with `sequence`.
     """
 
     def __init__(
@@ -288,6 +291,7 @@ class PolicyValue(nn.Module):
         features: nn.Module | None = None,
         hidden: int = 512,
         context: int = 0,
+        recurrent: bool = False,
     ) -> None:
         super().__init__()
         action_feature_dim(action_space)  # validates the name
@@ -300,6 +304,8 @@ class PolicyValue(nn.Module):
             nn.Linear(hidden, hidden),
             nn.ReLU(),
         )
+        self.state_size = hidden if recurrent else 0
+        self.memory = nn.GRUCell(hidden, hidden) if recurrent else None
         self.critic = nn.Linear(hidden, 1)
         if action_space == 'continuous':
             self.actor_mean = nn.Linear(hidden, CONTINUOUS_ACTION_DIM)
@@ -321,6 +327,12 @@ class PolicyValue(nn.Module):
             for head in heads:
                 layer_init(head, std=0.01)
             layer_init(self.critic, std=1.0)
+            if self.memory is not None:  # CleanRL's LSTM agent: orthogonal, gain 1, zero bias
+                for name, parameter in self.memory.named_parameters():
+                    if 'weight' in name:
+                        nn.init.orthogonal_(parameter, 1.0)
+                    else:
+                        nn.init.constant_(parameter, 0.0)
 
     def hidden(self, obs: torch.Tensor, context: torch.Tensor | None) -> torch.Tensor:
         features = self.trunk[0](obs)
@@ -332,9 +344,70 @@ class PolicyValue(nn.Module):
             features = torch.cat([features, context.to(features.dtype)], 1)
         return self.trunk[1:](features)
 
-    def get_value(self, obs: torch.Tensor, context: torch.Tensor | None = None) -> torch.Tensor:
-        """V(o): (B, 3, 84, 84) → (B,)."""
-        return self.critic(self.hidden(obs, context)).squeeze(-1)
+    def get_value(
+        self,
+        obs: torch.Tensor,
+        context: torch.Tensor | None = None,
+        state: torch.Tensor | None = None,
+    ) -> torch.Tensor:
+        """V(o): (B, 3, 84, 84) → (B,); a recurrent policy's from the `state` before o."""
+        hidden = self.hidden(obs, context)
+        if self.memory is not None:
+            hidden = self.memory(hidden, self.checked_state(state, len(obs)))
+        return self.critic(hidden).squeeze(-1)
+
+    def initial_state(self, batch: int) -> torch.Tensor:
+        """The state at an episode's start: zeros, (batch, state_size)."""
+        return torch.zeros(batch, self.state_size, device=self.critic.weight.device)
+
+    def checked_state(self, state: torch.Tensor | None, batch: int) -> torch.Tensor:
+        if state is None or state.shape != (batch, self.state_size):
+            got = None if state is None else tuple(state.shape)
+            raise ValueError(
+                f'a recurrent policy needs a ({batch}, {self.state_size}) state, got {got}'
+            )
+        return state
+
+    def recurrent_step(
+        self,
+        obs: torch.Tensor,
+        state: torch.Tensor,
+        context: torch.Tensor | None = None,
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+        """One step of a recurrent policy: (a sampled, log π(a), V, the state after o)."""
+        state = self.memory(self.hidden(obs, context), self.checked_state(state, len(obs)))
+        action, log_prob, _, value = self.heads(state)
+        return action, log_prob, value, state
+
+    def sequence(
+        self,
+        obs: torch.Tensor,
+        actions: torch.Tensor,
+        resets: torch.Tensor,
+        state: torch.Tensor,
+        context: torch.Tensor | None = None,
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Score N sequences of T steps as a recurrent policy acted them: log π(a_t), the
+        entropy and V(o_t), each (N, T).
+
+        Args:
+            obs: (N, T, *input) o_t; actions: (N, T, ...) a_t.
+            resets: (N, T) bool, the state starts afresh before step t (o_t begins an episode).
+            state: (N, state_size), the state before step 0.
+            context: (N, T, k) for a policy with a context.
+        """
+        n, steps = resets.shape
+        flat_context = None if context is None else context.flatten(0, 1)
+        features = self.hidden(obs.flatten(0, 1), flat_context).view(n, steps, -1)
+        state = self.checked_state(state, n)
+        states = []
+        for t in range(steps):
+            state = self.memory(features[:, t], torch.where(resets[:, t, None], 0.0, state))
+            states.append(state)
+        _, log_prob, entropy, value = self.heads(
+            torch.stack(states, 1).flatten(0, 1), actions.flatten(0, 1)
+        )
+        return log_prob.view(n, steps), entropy.view(n, steps), value.view(n, steps)
 
     def get_action_and_value(
         self,
@@ -353,7 +426,16 @@ class PolicyValue(nn.Module):
             action (B, 3) float in (−1, 1) or (B, 5) long; log π(a|o) (B,); entropy (B,);
             V(o) (B,).
         """
-        hidden = self.hidden(obs, context)
+        if self.memory is not None:
+            raise ValueError(
+                'a recurrent policy acts with recurrent_step and learns with sequence'
+            )
+        return self.heads(self.hidden(obs, context), action)
+
+    def heads(
+        self, hidden: torch.Tensor, action: torch.Tensor | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+        """The actor and critic on the last hidden layer: as get_action_and_value returns."""
         value = self.critic(hidden).squeeze(-1)
         if self.action_space == 'discrete':
             dists = [Categorical(logits=head(hidden)) for head in self.actor_logits]

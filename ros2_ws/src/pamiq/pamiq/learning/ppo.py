@@ -39,6 +39,10 @@ class Rollout(NamedTuple):
     """V(o_T), the bootstrap value after the last step, () or (1,)"""
     context: torch.Tensor | None = None
     """what the policy saw beside o_t, (T, k), for a policy with a context"""
+    state: torch.Tensor | None = None
+    """a recurrent policy's state before o_0, (state_size,)"""
+    resets: torch.Tensor | None = None
+    """a recurrent policy's state started afresh before step t (o_t began an episode), (T,)"""
 
 
 def _check_1d(**tensors: torch.Tensor) -> None:
@@ -194,7 +198,8 @@ def ppo_update(
     never run from one actor's stream into another's; the update then draws minibatches from all
     of them together. The batch is every rollout's steps (B = Σ T) and a minibatch is B divided
     by `num_minibatches` (CleanRL's rule), so more actors give larger minibatches and the same
-    number of gradient steps per update.
+    number of gradient steps per update. A recurrent policy's minibatches are whole rollouts
+    instead (the same number of them, each re-run from its initial state: CleanRL's LSTM PPO).
 
     Args:
         policy: The actor-critic that acted the rollouts (or a close successor).
@@ -215,15 +220,31 @@ def ppo_update(
         compute_gae(r.rewards, r.values, r.next_value, config.gamma, config.gae_lambda)
         for r in rollouts
     ]
-    b_advantages = torch.cat([advantages for advantages, _ in gae])
-    b_returns = torch.cat([returns for _, returns in gae])
-    b_obs = torch.cat([r.obs for r in rollouts])
-    b_actions = torch.cat([r.actions for r in rollouts])
-    b_logprobs = torch.cat([r.logprobs for r in rollouts])
-    b_values = torch.cat([r.values for r in rollouts])
-    b_context = None if rollouts[0].context is None else torch.cat([r.context for r in rollouts])
+    # Batched by unit: a step (feed-forward) or a whole rollout (recurrent: (S, T, ...)).
+    recurrent = rollouts[0].state is not None
+    join = torch.stack if recurrent else torch.cat
+    b_advantages = join([advantages for advantages, _ in gae])
+    b_returns = join([returns for _, returns in gae])
+    b_obs = join([r.obs for r in rollouts])
+    b_actions = join([r.actions for r in rollouts])
+    b_logprobs = join([r.logprobs for r in rollouts])
+    b_values = join([r.values for r in rollouts])
+    b_context = None if rollouts[0].context is None else join([r.context for r in rollouts])
     batch_size = len(b_obs)
     minibatch_size = max(1, batch_size // config.num_minibatches)
+
+    def evaluate(units: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """(log π(a), entropy, V) of the minibatch's steps, flat."""
+        context = None if b_context is None else b_context[units]
+        if recurrent:
+            states = torch.stack([rollouts[i].state for i in units.tolist()])
+            resets = torch.stack([rollouts[i].resets for i in units.tolist()])
+            scored = policy.sequence(b_obs[units], b_actions[units], resets, states, context)
+            return tuple(x.flatten() for x in scored)
+        _, log_prob, entropy, value = policy.get_action_and_value(
+            b_obs[units], b_actions[units], context
+        )
+        return log_prob, entropy, value
 
     stats: defaultdict[str, list[float]] = defaultdict(list)
     first_epoch_max_ratio_error = float('nan')
@@ -233,22 +254,19 @@ def ppo_update(
             if should_stop():
                 break
             mb_inds = b_inds[start : start + minibatch_size]
-            _, newlogprob, entropy, newvalue = policy.get_action_and_value(
-                b_obs[mb_inds],
-                b_actions[mb_inds],
-                None if b_context is None else b_context[mb_inds],
-            )
+            newlogprob, entropy, newvalue = evaluate(mb_inds)
+            mb_logprobs = b_logprobs[mb_inds].flatten()
             if epoch == 0 and start == 0:
                 with torch.no_grad():
-                    ratio_error = (newlogprob - b_logprobs[mb_inds]).exp().sub(1).abs().max()
+                    ratio_error = (newlogprob - mb_logprobs).exp().sub(1).abs().max()
                 first_epoch_max_ratio_error = ratio_error.item()
             loss, mb_stats = ppo_loss(
                 newlogprob,
-                b_logprobs[mb_inds],
-                b_advantages[mb_inds],
+                mb_logprobs,
+                b_advantages[mb_inds].flatten(),
                 newvalue,
-                b_values[mb_inds],
-                b_returns[mb_inds],
+                b_values[mb_inds].flatten(),
+                b_returns[mb_inds].flatten(),
                 entropy,
                 config,
             )

@@ -50,6 +50,9 @@ class TrainConfig:
     reward_input: bool = False
     """the policy also sees the intrinsic reward it earned a step ago (NGU's input; see
     pamiq.learning.reward_input)"""
+    recurrent: bool = False
+    """the policy carries a state through the episode (a GRU after its trunk), so it can tell
+    where it has been; PPO then trains on whole rollouts"""
     ppo: PPOConfig = BATCHED_PPO
     world_processes: int = -1
     """processes the worlds' games step in (0: this one; -1: one per core, at most one per

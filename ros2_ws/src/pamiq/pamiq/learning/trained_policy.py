@@ -5,6 +5,7 @@ previous ones of the episode (a fresh stack after `reset`, which the evaluation 
 episode's start, as the engine's worlds start theirs), and samples its action. A policy trained
 with `--reward-input` also sees the intrinsic reward it earned a step ago, so the run's reward
 models act here too, with a within-episode memory of their own (pamiq.learning.reward_input).
+A recurrent policy carries its state from step to step, afresh at each episode.
 """
 
 from __future__ import annotations
@@ -53,6 +54,7 @@ class TrainedPolicy(CheapStep):
             features=self.preset.trunk(),
             hidden=self.preset.hidden,
             context=CONTEXT if self.reward_input else 0,
+            recurrent=bool(counters.get('recurrent', 0)),
         )
         models = {'policy': self.policy}
         if self.reward_input:
@@ -68,6 +70,7 @@ class TrainedPolicy(CheapStep):
         # (o_{t-1}, a_{t-1}, a_{t-2}) and the reward of arriving at o_{t-1}, for reward_input
         self.previous: tuple[torch.Tensor, torch.Tensor, torch.Tensor] | None = None
         self.last_reward = 0.0
+        self.state = self.policy.initial_state(1)
 
     @property
     def needs_pose(self) -> bool:
@@ -89,9 +92,13 @@ class TrainedPolicy(CheapStep):
             self.stacks.push(view, torch.zeros(1, dtype=torch.bool))
         stacked = self.stacks.stacks.clone()
         context = reward_context(torch.tensor([self.last_reward])) if self.reward_input else None
-        action, log_prob, _, value = self.policy.get_action_and_value(
-            self.preset.inputs(stacked), None, context
-        )
+        obs = self.preset.inputs(stacked)
+        if self.policy.memory is None:
+            action, log_prob, _, value = self.policy.get_action_and_value(obs, None, context)
+        else:
+            action, log_prob, value, self.state = self.policy.recurrent_step(
+                obs, self.state, context
+            )
         reward = self.arrival_reward(stacked, action, senses) if self.reward_input else 0.0
         return StepResult(
             action[0].numpy(), reward, float(value[0]), float(log_prob[0]), self.version
@@ -123,6 +130,7 @@ class TrainedPolicy(CheapStep):
         self.fresh = True
         self.previous = None
         self.last_reward = 0.0
+        self.state = self.policy.initial_state(1)
         if self.reward_input:
             self.reward.forget(torch.zeros(1, dtype=torch.long))
 

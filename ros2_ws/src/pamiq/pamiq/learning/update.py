@@ -36,16 +36,19 @@ def build_policy_and_reward(
     seed: int,
     reward_learning_rate: float | None = None,
     reward_input: bool = False,
+    recurrent: bool = False,
 ) -> tuple[PolicyValue, IntrinsicReward]:
     """The policy and the reward's models, initialised from `seed`: the agent and the trainer
     build the same initial weights this way. `reward_input`: the policy also sees its previous
-    intrinsic reward (pamiq.learning.reward_input)."""
+    intrinsic reward (pamiq.learning.reward_input); `recurrent`: it carries a state through the
+    episode (PolicyValue)."""
     torch.manual_seed(seed)
     policy = PolicyValue(
         action_space,
         features=preset.trunk(),
         hidden=preset.hidden,
         context=CONTEXT if reward_input else 0,
+        recurrent=recurrent,
     )
     policy.eval()
     built = build_reward(reward, preset, action_space, horizon, reward_learning_rate)
@@ -70,6 +73,12 @@ class StreamRollouts:
     next_values: torch.Tensor  # V(o_T) of each stream, (S,)
     positions: torch.Tensor | None = None  # (T, S, 2) true x, y at o_{t+1} (the oracles)
     contexts: torch.Tensor | None = None  # (T, S, k) what the policy saw beside o_t, if anything
+    states: torch.Tensor | None = None  # (S, state_size) a recurrent policy's state before o_0
+
+    def resets(self) -> torch.Tensor:
+        """(T, S) bool: a recurrent state starts afresh before step t, where o_t began an
+        episode (step 0's state is stored after any such start)."""
+        return torch.cat([torch.zeros_like(self.starts[:1]), self.starts[:-1]])
 
     def transitions(self) -> Transitions:
         """Every transition flattened step-major (T*S); those into an episode's first frame
@@ -112,11 +121,13 @@ class PolicyLearner:
         learning_rate: float = BATCHED_POLICY_LEARNING_RATE,
         reward_learning_rate: float | None = None,
         reward_input: bool = False,
+        recurrent: bool = False,
     ) -> None:
         self.preset, self.device, self.ppo = preset, device, ppo
         self.policy, self.reward = build_policy_and_reward(
-            preset, action_space, reward, horizon, seed, reward_learning_rate, reward_input
-        )
+            preset, action_space, reward, horizon, seed, reward_learning_rate, reward_input,
+            recurrent,
+        )  # fmt: skip
         self.policy.to(device)
         self.reward.to(device)
         self.optimizer = torch.optim.Adam(
@@ -147,7 +158,8 @@ class PolicyLearner:
             [self.normalizer.normalize(raw[:, i], name) for i, name in enumerate(rollouts.names)],
             1,
         )
-        contexts = rollouts.contexts
+        contexts, states = rollouts.contexts, rollouts.states
+        resets = rollouts.resets().to(self.device)
         per_stream = [
             Rollout(
                 obs=self.preset.inputs(rollouts.inputs[:, i], self.device),
@@ -157,6 +169,8 @@ class PolicyLearner:
                 rewards=normalized[:, i].to(self.device),
                 next_value=rollouts.next_values[i].to(self.device),
                 context=None if contexts is None else contexts[:, i].to(self.device),
+                state=None if states is None else states[i].to(self.device),
+                resets=None if states is None else resets[:, i],
             )
             for i in range(len(rollouts.names))
         ]

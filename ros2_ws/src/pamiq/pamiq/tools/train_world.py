@@ -66,6 +66,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         'computes it too, the live graph does not yet',
     )  # fmt: skip
     group.add_argument(
+        '--recurrent', action='store_true',
+        help='the policy carries a state through the episode (a GRU after its trunk); pamiq '
+        'eval acts with it too, the live graph does not yet',
+    )  # fmt: skip
+    group.add_argument(
         '--ppo-epochs', type=int, default=BATCHED_PPO.update_epochs, help='PPO epochs per update'
     )
     group.add_argument(
@@ -115,6 +120,7 @@ def train_world(args: argparse.Namespace) -> int:
         anneal_learning_rate=args.anneal_lr,
         reward_learning_rate=args.reward_lr,
         reward_input=args.reward_input,
+        recurrent=args.recurrent,
         ppo=replace(
             BATCHED_PPO,
             update_epochs=args.ppo_epochs,

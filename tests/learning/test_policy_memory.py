@@ -1,5 +1,6 @@
-"""`--reward-input`: the policy sees the intrinsic reward it earned a step ago (NGU's input),
-in training, on resume and in `pamiq eval`, the same way each time."""
+"""A policy that knows its episode: `--reward-input` (it sees the intrinsic reward it earned a
+step ago, NGU's input) and `--recurrent` (it carries a GRU state through the episode), each the
+same in training, on resume and in `pamiq eval`."""
 
 from __future__ import annotations
 
@@ -35,10 +36,9 @@ class Recording(engine.Trainer):
         self.losses.append(self.last_losses)
 
 
-def trained(run_dir: str, steps: int, reward: str = 'oracle_count') -> Recording:
-    config = TrainConfig(
-        steps=steps, reward=reward, action_space='continuous', reward_input=True, **SMALL
-    )
+def trained(run_dir: str, steps: int, reward: str = 'oracle_count', **memory) -> Recording:
+    memory = memory or {'reward_input': True}
+    config = TrainConfig(steps=steps, reward=reward, action_space='continuous', **memory, **SMALL)
     trainer = Recording(config, run_dir)
     trainer.run()
     return trainer
@@ -81,8 +81,6 @@ def test_a_policy_with_a_context_refuses_to_act_without_it():
     obs = torch.zeros(2, *model_preset('compact').input_shape)
     with pytest.raises(ValueError, match=r'needs a \(2, 1\) context'):
         policy.get_action_and_value(obs)
-    action, _, _, _ = policy.get_action_and_value(obs, None, torch.zeros(2, 1))
-    assert action.shape == (2, 3)
 
 
 def test_the_input_is_finite_and_bounded():
@@ -113,3 +111,87 @@ def test_an_agent_with_an_episodic_reward_resets_between_steps():
         agent.step(frame)
     agent.reset()
     assert agent.step(frame).reward == 0.0
+
+
+# --- the recurrent policy ------------------------------------------------------------------
+
+
+def recurrent_policy(space: str = 'continuous') -> PolicyValue:
+    torch.manual_seed(0)
+    return PolicyValue(space, features=model_preset('compact').trunk(), recurrent=True).eval()
+
+
+@pytest.mark.parametrize('space', ['continuous', 'discrete'])
+def test_a_sequence_scores_what_step_by_step_acting_did_resets_included(space):
+    policy = recurrent_policy(space)
+    n, steps = 3, 6
+    obs = torch.randint(
+        0, 255, (n, steps, *model_preset('compact').input_shape), dtype=torch.uint8
+    )
+    obs = model_preset('compact').inputs(obs.flatten(0, 1)).view(n, steps, -1, 42, 42)
+    resets = torch.zeros(n, steps, dtype=torch.bool)
+    resets[1, 3] = True  # stream 1's o_3 begins an episode
+    state = torch.randn(n, policy.state_size)
+    acted, log_probs, values = [], [], []
+    with torch.no_grad():
+        running = state
+        for t in range(steps):
+            running = torch.where(resets[:, t, None], 0.0, running)
+            action, log_prob, value, running = policy.recurrent_step(obs[:, t], running)
+            acted.append(action), log_probs.append(log_prob), values.append(value)
+        scored = policy.sequence(obs, torch.stack(acted, 1), resets, state)
+    assert torch.allclose(scored[0], torch.stack(log_probs, 1), atol=1e-4)
+    assert torch.allclose(scored[2], torch.stack(values, 1), atol=1e-5)
+    with torch.no_grad():  # the reset cut the past off: stream 1 from step 3 on
+        fresh = policy.sequence(
+            obs[1:2, 3:], torch.stack(acted, 1)[1:2, 3:], resets[1:2, 3:] & False,
+            policy.initial_state(1),
+        )  # fmt: skip
+    assert torch.allclose(fresh[2], scored[2][1:2, 3:], atol=1e-5)
+
+
+def test_a_recurrent_policy_refuses_to_act_without_its_state():
+    policy = recurrent_policy()
+    obs = torch.zeros(2, *model_preset('compact').input_shape)
+    with pytest.raises(ValueError, match='recurrent_step'):
+        policy.get_action_and_value(obs)
+    size = policy.state_size
+    with pytest.raises(ValueError, match=rf'needs a \(2, {size}\) state'):
+        policy.recurrent_step(obs, torch.zeros(1, size))
+
+
+@pytest.fixture(scope='module')
+def recurrent_run(tmp_path_factory) -> tuple[str, Recording]:
+    torch.set_num_threads(1)
+    run_dir = str(tmp_path_factory.mktemp('recurrent') / 'run')
+    return run_dir, trained(run_dir, 96, 'place_count', recurrent=True)
+
+
+def test_ppo_rescores_each_rollout_from_the_state_it_began_with(recurrent_run):
+    _, trainer = recurrent_run
+    assert any(bool(update['starts'].any()) for update in trainer.seen)
+    assert all(loss['ppo/first_epoch_max_ratio_error'] < 1e-3 for loss in trainer.losses)
+
+
+def test_a_resumed_recurrent_run_carries_its_states_across_the_interruption(
+    recurrent_run, tmp_path
+):
+    run_dir, _ = recurrent_run
+    halves = str(tmp_path / 'halves')
+    trained(halves, 48, 'place_count', recurrent=True)
+    trained(halves, 96, 'place_count', recurrent=True)
+    newest = lambda d: safetensors.torch.load_file(list_checkpoints(d)[0])
+    whole, resumed = newest(run_dir), newest(halves)
+    assert any('policy/memory' in k for k in whole)
+    assert all(torch.equal(whole[k], resumed[k]) for k in whole)
+
+
+def test_pamiq_eval_carries_the_state_through_an_episode_and_starts_it_afresh(recurrent_run):
+    run_dir, _ = recurrent_run
+    policy = TrainedPolicy(run_dir)
+    frames = np.random.default_rng(1).integers(0, 255, (3, 84, 84, 3), dtype=np.uint8)
+    for frame in frames:
+        policy.step(frame)
+    assert float(policy.state.abs().sum()) > 0
+    policy.reset()
+    assert float(policy.state.abs().sum()) == 0
