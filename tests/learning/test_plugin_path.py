@@ -99,3 +99,40 @@ def test_more_senses_than_vision_are_refused_with_their_alternative():
     config = LearnerConfig(model='compact', reward='rnd', senses='vision,hearing', device='cpu')
     with pytest.raises(ValueError, match='model original and reward prediction_error'):
         PluginLearner(config)
+
+
+def test_a_recurrent_agents_states_reach_the_trainer_which_rescores_exactly_what_it_did():
+    # memory_horizon 5 inside 8-step rollouts: the agent starts its state afresh mid-rollout,
+    # which the trainer reads from the zero state the step carries.
+    from pamiq.ros.messages import step_fields, step_message
+
+    torch.set_num_threads(1)
+    config = dataclasses.replace(CONFIG, reward='place_count', recurrent=True, memory_horizon=5)
+    learner = PluginLearner(config, seed=4)
+    agent = PluginPolicy(
+        'compact', 'place_count', 'discrete', seed=4, memory_horizon=5, recurrent=True
+    )
+    fresh_states = 0
+    for index in range(17):
+        result = agent.step(frame(index))
+        fresh_states += not result.policy_state.any()
+        # through agent/step's message, as the trainer node reads it
+        fields = step_fields(
+            step_message(None, index, result.reward, result.value, result.log_prob,
+                         result.version, None, result.policy_state)
+        )  # fmt: skip
+        step = Step.from_fields(fields, frame(index), result.action)
+        assert np.array_equal(step.policy_state, result.policy_state)
+        learner.add(step, 'a')
+    assert fresh_states == 4  # steps 0, 5, 10, 15
+    losses = learner.train_round()
+    assert losses['update/samples'] == 16
+    # ~1e-7 re-run from the agent's states; without the mid-rollout restarts ~1e-3
+    assert losses['ppo/first_epoch_max_ratio_error'] < 1e-5
+
+
+def test_a_recurrent_trainer_refuses_steps_without_a_state():
+    learner = PluginLearner(dataclasses.replace(CONFIG, recurrent=True), seed=0)
+    step = Step(0, frame(0), np.zeros(5, np.int64), 0.0, 0.0, 0.0, 0)
+    with pytest.raises(ValueError, match='is the agent recurrent too'):
+        learner.add(step, 'a')

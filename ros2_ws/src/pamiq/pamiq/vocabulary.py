@@ -109,3 +109,6 @@ def round_metrics(encoder: str) -> tuple[str, ...]:
 # than take agent/reward, a message per step, for one number every few seconds.
 REWARD_WINDOW = 50
 REWARD_KEY = f'reward, mean of the last {REWARD_WINDOW} steps'
+
+# agent/step's fields that hold a recurrent policy's state before o_t: state_0, state_1, ...
+STATE_FIELD_PREFIX = 'state_'

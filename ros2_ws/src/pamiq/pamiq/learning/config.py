@@ -67,6 +67,21 @@ def memory_horizon_setting():
     )
 
 
+def recurrent_setting():
+    """The `recurrent` parameter: the policy's GRU state, shared by the agent and the trainer."""
+    return setting(
+        False,
+        'The policy carries a state from step to step (a GRU after its trunk), started afresh '
+        'every memory_horizon steps; plug-in path only (agent and trainer must agree)',
+    )
+
+
+RECURRENT_NEEDS_PLUGINS = (
+    'a recurrent policy needs the plug-in path: model compact, or a reward other than '
+    'prediction_error'
+)
+
+
 def uses_plugins(model: str, reward: str) -> bool:
     """Whether a (model, reward) pair runs on the plug-in path (pamiq.learning.update) rather
     than the original's Learner and CuriosityPolicy, which stay for ('original',
@@ -139,6 +154,7 @@ class LearnerConfig:
     model: str = model_setting()
     reward: str = reward_setting()
     memory_horizon: int = memory_horizon_setting()
+    recurrent: bool = recurrent_setting()
     encoder: str = encoder_setting()
     action_space: str = action_space_setting()
     senses: str = senses_setting()

@@ -52,6 +52,7 @@ from pamiq.vocabulary import (
     DISCRETE_ACTION_CHOICES,
     EMBEDDING_DIM,
     FRAME_SHAPE,
+    STATE_FIELD_PREFIX,
     parse_senses,
     round_metrics,
 )
@@ -132,6 +133,7 @@ class Step:
     version: int
     senses: dict[str, np.ndarray] = field(default_factory=dict)  # hearing, body at o_t
     sense_rewards: dict[str, float] = field(default_factory=dict)  # r_t's share of each sense
+    policy_state: np.ndarray | None = None  # a recurrent policy's state before o_t
 
     @classmethod
     def from_fields(
@@ -142,7 +144,10 @@ class Step:
         senses: Mapping[str, np.ndarray] | None = None,
     ) -> Step:
         """A step from agent/step's named fields (pamiq.ros.messages.STEP_FIELDS) and its data;
-        fields named reward_<sense> are the reward's share of each sense."""
+        fields named reward_<sense> are the reward's share of each sense, state_<i> a recurrent
+        policy's state."""
+        names = [f'{STATE_FIELD_PREFIX}{i}' for i in range(len(fields))]
+        state = [fields[name] for name in names if name in fields]
         return cls(
             index=int(fields['step']),
             observation=observation,
@@ -157,6 +162,7 @@ class Step:
                 for name, value in fields.items()
                 if name.startswith('reward_')
             },
+            policy_state=np.asarray(state, np.float32) if state else None,
         )
 
 

@@ -4,7 +4,9 @@ It plays the Learner's part in trainer_node (the same `add`, `ready`, `train_rou
 checkpoints and weights), for a model preset and a reward plug-in: each actor's steps are linked
 into a sequence and their frames into the preset's stacks (a gap in the step indices starts the
 sequence and the stack afresh, as the agent's own does after a reset), and every
-`rollout_length` consecutive steps make a rollout. A round trains on every waiting rollout with
+`rollout_length` consecutive steps make a rollout. A recurrent policy's steps carry the agent's
+state before each frame: a rollout is re-run from its first step's, and a zero state marks
+where the agent started afresh. A round trains on every waiting rollout with
 pamiq.learning.update, the update `pamiq train` makes over its worlds: the same batched code
 whether the rollouts come from 16 worlds or from the graph's actors.
 """
@@ -48,6 +50,7 @@ class Record:
     value: float
     log_prob: float
     version: int
+    policy_state: torch.Tensor | None = None  # a recurrent policy's state before o_t
 
 
 @dataclass
@@ -79,6 +82,7 @@ class PluginLearner:
             config.memory_horizon,
             seed,
             self.device,
+            recurrent=config.recurrent,
         )
         if self.learning.reward.uses_positions:
             raise ValueError(
@@ -102,6 +106,9 @@ class PluginLearner:
 
     # --- data in (ROS thread) ----------------------------------------------------------------
     def add(self, step: Step, actor: str = '') -> None:
+        """Take one step of `actor`; raises ValueError for a step this learner cannot train on
+        (a recurrent policy's without its state)."""
+        state = self.checked_state(step)
         view = self.preset.view(step.observation[None])
         with self.lock:
             stream = self.streams.get(actor)
@@ -122,13 +129,27 @@ class PluginLearner:
                 stream.previous_action, stream.current = self.zero_action, []
             record = Record(
                 inputs, step.action, stream.previous_action, step.reward, step.value,
-                step.log_prob, step.version,
+                step.log_prob, step.version, state,
             )  # fmt: skip
             if following:
                 extend_rollout(self, stream, stream.last_record, record)
             stream.last, stream.last_record = step, record
             stream.steps += 1
             self.samples += 1
+
+    def checked_state(self, step: Step) -> torch.Tensor | None:
+        size = self.learning.policy.state_size
+        if not size:
+            return None
+        if step.policy_state is None or step.policy_state.shape != (size,):
+            got = 'none' if step.policy_state is None else f'{step.policy_state.shape[0]} numbers'
+            raise ValueError(
+                f'the policy is recurrent: each agent/step must carry its {size}-number state '
+                f'(got {got}); is the agent recurrent too?'
+            )
+        if not np.isfinite(step.policy_state).all():
+            raise ValueError('agent/step carries a state that is not finite')
+        return torch.from_numpy(step.policy_state.astype(np.float32))
 
     def reset_sequence(self) -> None:
         with self.lock:
@@ -178,6 +199,10 @@ class PluginLearner:
             starts=torch.zeros((length, len(rollouts)), dtype=torch.bool),
             next_values=torch.tensor([records[-1].value for _, records in rollouts]),
         )
+        if self.learning.policy.state_size:
+            states = field_of('policy_state')  # (T, S, state_size)
+            streams.states = states[0]
+            streams.state_resets = (states == 0).all(-1)
         losses = self.learning.update(streams)
         losses['reward/mean'] = losses['reward/raw_mean']
         losses['update/actors'] = float(len({name for name, _ in rollouts}))

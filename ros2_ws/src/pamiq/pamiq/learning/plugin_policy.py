@@ -3,7 +3,9 @@
 Per frame: the preset's view joins the frame stack, the policy samples a_t (`decide`), then
 (`complete`) the reward of arriving at o_t is computed from (o_{t-1}, a_{t-1}, o_t) by the same
 reward plug-in `pamiq train` uses, with the agent's own within-episode memory (one stream). The
-live graph has no episodes: the reward's memory starts afresh every `memory_horizon` steps.
+live graph has no episodes: the reward's memory starts afresh every `memory_horizon` steps, and
+so does a recurrent policy's state (its stand-in for an episode in training). A recurrent policy
+reports its state before each frame, which the trainer re-runs its rollouts from.
 New weights are validated whole, then loaded between two steps under a lock (a load takes about
 a millisecond for the compact models).
 """
@@ -30,13 +32,22 @@ STREAM = torch.zeros(1, dtype=torch.long)
 
 class PluginPolicy:
     def __init__(
-        self, model: str, reward: str, action_space: str, seed: int = 0, memory_horizon: int = 0
+        self,
+        model: str,
+        reward: str,
+        action_space: str,
+        seed: int = 0,
+        memory_horizon: int = 0,
+        recurrent: bool = False,
     ) -> None:
         self.preset = model_preset(model)
         self.action_space = action_space
+        self.memory_horizon = memory_horizon
         self.policy, self.reward = build_policy_and_reward(
-            self.preset, action_space, reward, memory_horizon, seed
+            self.preset, action_space, reward, memory_horizon, seed, recurrent=recurrent
         )
+        self.state = self.policy.initial_state(1)  # a recurrent policy's, before the next frame
+        self.steps_since_fresh_state = 0
         if self.reward.uses_positions:
             raise ValueError(
                 f'reward {reward!r} reads the true pose, which an agent does not see: it is a '
@@ -70,17 +81,24 @@ class PluginPolicy:
                 inputs = self.stacks.stacks.clone()
             else:
                 inputs = self.stacks.push(view, NO_EPISODE_START)
-            action, log_prob, _, value = self.policy.get_action_and_value(
-                self.preset.inputs(inputs)
-            )
-            self.pending = (inputs, action, log_prob, value, self.version)
+            obs, state = self.preset.inputs(inputs), None
+            if self.policy.memory is None:
+                action, log_prob, _, value = self.policy.get_action_and_value(obs)
+            else:
+                if self.memory_horizon and self.steps_since_fresh_state >= self.memory_horizon:
+                    self.state = self.policy.initial_state(1)
+                    self.steps_since_fresh_state = 0
+                state = self.state
+                action, log_prob, value, self.state = self.policy.recurrent_step(obs, state)
+                self.steps_since_fresh_state += 1
+            self.pending = (inputs, action, log_prob, value, self.version, state)
         return Decision(action[0].numpy(), self.pending[4])
 
     @torch.inference_mode()
     def complete(self) -> StepResult:
         if self.pending is None:
             raise RuntimeError('complete() without a decide() before it')
-        (inputs, action, log_prob, value, version), self.pending = self.pending, None
+        (inputs, action, log_prob, value, version, state), self.pending = self.pending, None
         reward = 0.0
         with self.lock:
             if self.previous is not None:
@@ -89,7 +107,10 @@ class PluginPolicy:
                 reward = float(self.reward.act(transition, STREAM, NO_EPISODE_START)[0])
             before = torch.zeros_like(action) if self.previous is None else self.previous[1]
             self.previous = (inputs, action, before)
-        return StepResult(action[0].numpy(), reward, float(value[0]), float(log_prob[0]), version)
+        return StepResult(
+            action[0].numpy(), reward, float(value[0]), float(log_prob[0]), version,
+            policy_state=None if state is None else state[0].numpy(),
+        )  # fmt: skip
 
     def step(self, observation: np.ndarray, senses: Mapping | None = None) -> StepResult:
         self.decide(observation, senses)
@@ -101,6 +122,8 @@ class PluginPolicy:
         with self.lock:
             self.previous = None
             self.reward.forget(STREAM)
+            self.state = self.policy.initial_state(1)
+            self.steps_since_fresh_state = 0
 
     def load_state_dict(self, state: Mapping) -> None:
         """Load {'version', 'models'} (validated already) between two steps."""

@@ -32,6 +32,7 @@ class StepResult:
     log_prob: float  # log pi(a_t | o_t)
     version: int  # the policy version that acted
     sense_rewards: dict[str, float] = field(default_factory=dict)  # r_t's share of each sense
+    policy_state: np.ndarray | None = None  # a recurrent policy's state before o_t
 
 
 class Policy(Protocol):

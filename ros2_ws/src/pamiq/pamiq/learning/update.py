@@ -74,11 +74,17 @@ class StreamRollouts:
     positions: torch.Tensor | None = None  # (T, S, 2) true x, y at o_{t+1} (the oracles)
     contexts: torch.Tensor | None = None  # (T, S, k) what the policy saw beside o_t, if anything
     states: torch.Tensor | None = None  # (S, state_size) a recurrent policy's state before o_0
+    # (T, S) bool where a recurrent policy's state started afresh before step t, if not only
+    # at episode starts (the live agent's, every memory_horizon steps)
+    state_resets: torch.Tensor | None = None
 
     def resets(self) -> torch.Tensor:
         """(T, S) bool: a recurrent state starts afresh before step t, where o_t began an
-        episode (step 0's state is stored after any such start)."""
-        return torch.cat([torch.zeros_like(self.starts[:1]), self.starts[:-1]])
+        episode (step 0's state is stored after any such start) or where `state_resets` says."""
+        after_starts = torch.cat([torch.zeros_like(self.starts[:1]), self.starts[:-1]])
+        if self.state_resets is None:
+            return after_starts
+        return after_starts | self.state_resets
 
     def transitions(self) -> Transitions:
         """Every transition flattened step-major (T*S); those into an episode's first frame

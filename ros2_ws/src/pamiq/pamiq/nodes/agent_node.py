@@ -34,10 +34,12 @@ from std_msgs.msg import Float32, UInt8MultiArray
 from std_srvs.srv import SetBool
 
 from pamiq.learning.config import (
+    RECURRENT_NEEDS_PLUGINS,
     action_space_setting,
     encoder_setting,
     memory_horizon_setting,
     model_setting,
+    recurrent_setting,
     reward_setting,
     senses_setting,
     uses_plugins,
@@ -86,6 +88,7 @@ class AgentConfig:
     model: str = model_setting()
     reward: str = reward_setting()
     memory_horizon: int = memory_horizon_setting()
+    recurrent: bool = recurrent_setting()
     encoder: str = encoder_setting()
     senses: str = senses_setting()
     run_dir: str = setting('', 'Start from the newest checkpoint here, if any')
@@ -147,10 +150,12 @@ def make_policy(config: AgentConfig) -> Policy:
         try:
             return PluginPolicy(
                 config.model, config.reward, config.action_space, max(config.seed, 0),
-                config.memory_horizon,
+                config.memory_horizon, config.recurrent,
             )  # fmt: skip
         except ValueError as error:
             raise ParameterError(f"parameter 'reward': {error}") from error
+    if config.recurrent:
+        raise ParameterError(f"parameter 'recurrent': {RECURRENT_NEEDS_PLUGINS}")
     return CuriosityPolicy(config.encoder, config.action_space, max(config.seed, 0), senses)
 
 
@@ -336,6 +341,7 @@ class Agent(Node):
                 result.log_prob,
                 result.version,
                 result.sense_rewards,
+                result.policy_state,
             )
         )
         if senses is not None:

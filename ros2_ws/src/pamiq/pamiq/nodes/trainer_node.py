@@ -28,7 +28,7 @@ from std_srvs.srv import SetBool, Trigger
 import torch
 
 from pamiq import run_dir as layout
-from pamiq.learning.config import uses_plugins
+from pamiq.learning.config import RECURRENT_NEEDS_PLUGINS, uses_plugins
 from pamiq.learning.learner import Learner, LearnerConfig, Step
 from pamiq.learning.pairing import StampPairer
 from pamiq.learning.sense_arrays import extra_senses
@@ -219,10 +219,15 @@ class Trainer(Node):
         entry = self.pairers[actor].add(stamp_ns(msg), part, value)
         if entry is not None:
             senses = {sense: entry[sense] for sense in self.extras}
-            self.learner.add(
-                Step.from_fields(entry['step'], entry['observation'], entry['action'], senses),
-                actor,
-            )
+            step = Step.from_fields(entry['step'], entry['observation'], entry['action'], senses)
+            try:
+                self.learner.add(step, actor)
+            except ValueError as error:  # a step this learner cannot train on
+                self.rejected += 1
+                self.get_logger().warning(
+                    f'{actor}: step: {error} ({self.rejected} rejected so far)',
+                    throttle_duration_sec=5.0,
+                )
 
     def expire_pairs(self) -> None:
         for pairer in list(self.pairers.values()):
@@ -421,6 +426,8 @@ def make_learner(config: LearnerConfig, seed: int):
         from pamiq.learning.plugin_learner import PluginLearner
 
         return PluginLearner(config, seed)
+    if config.recurrent:
+        raise ValueError(RECURRENT_NEEDS_PLUGINS)
     return Learner(config, seed)
 
 

@@ -13,7 +13,7 @@ from sensor_msgs.msg import JointState
 
 from pamiq.ros import topics
 from pamiq.ros.image_conversion import image_to_numpy
-from pamiq.vocabulary import FRAME_SHAPE
+from pamiq.vocabulary import FRAME_SHAPE, STATE_FIELD_PREFIX
 from pamiq.vrchat import controller
 
 STEP_FIELDS = ('step', 'reward', 'value', 'log_prob', 'policy_version')
@@ -52,15 +52,23 @@ def step_message(
     log_prob: float,
     version: int,
     sense_rewards: dict[str, float] | None = None,
+    policy_state: np.ndarray | None = None,
 ) -> JointState:
-    """agent/step; with several senses also reward_<sense>: each sense's share of r_t."""
+    """agent/step; with several senses also reward_<sense>: each sense's share of r_t; from a
+    recurrent policy also state_<i>: its state before o_t, which the trainer re-runs from."""
     msg = JointState()
     msg.header.stamp = stamp
     shares = sense_rewards or {}
-    msg.name = [*STEP_FIELDS, *(f'reward_{sense}' for sense in shares)]
+    state = () if policy_state is None else policy_state
+    msg.name = [
+        *STEP_FIELDS,
+        *(f'reward_{sense}' for sense in shares),
+        *(f'{STATE_FIELD_PREFIX}{i}' for i in range(len(state))),
+    ]
     msg.position = [
         *(float(v) for v in (step, reward, value, log_prob, version)),
         *(float(share) for share in shares.values()),
+        *(float(x) for x in state),
     ]
     return msg
 
