@@ -62,7 +62,7 @@ def write_session_bag(directory: str, count: int, storage: str = 'mcap', seed: i
 def test_recorder_writes_what_was_published_byte_for_byte(probe, tmp_path, storage):
     session = tmp_path / 'session'
     # What made the actions is named in each split's metadata (rosbag2's custom_data).
-    made_by = {'model': 'compact', 'reward': 'e3b', 'action_space': 'discrete'}
+    made_by = {'model': 'compact', 'reward': 'e3b', 'recurrent': True, 'action_space': 'discrete'}
     recorder = NodeProcess(
         'recorder_node', 'recorder', {'output': str(session), 'storage': storage, **made_by}
     )
@@ -88,8 +88,10 @@ def test_recorder_writes_what_was_published_byte_for_byte(probe, tmp_path, stora
     [split] = split_paths(str(session))
     with open(os.path.join(split, 'metadata.yaml')) as stream:
         information = yaml.safe_load(stream)['rosbag2_bagfile_information']
-    assert information['custom_data'] == {f'pamiq.{k}': v for k, v in made_by.items()}
-    assert 'made by:   model compact, reward e3b, action_space discrete' in bag_info(str(session))
+    named = {f'pamiq.{k}': str(v).lower() for k, v in made_by.items()}
+    assert information['custom_data'] == named
+    made = 'made by:   model compact, reward e3b, recurrent true, action_space discrete'
+    assert made in bag_info(str(session))
     expected = {f'/pamiq/{topic}' for topic, _ in sent}
     if storage == 'mcap':
         # An independent reader: foxglove's mcap + mcap-ros2-support, not rosbags.

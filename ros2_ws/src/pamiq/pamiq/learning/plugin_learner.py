@@ -241,6 +241,7 @@ class PluginLearner:
             'model': self.config.model,
             'reward': self.config.reward,
             'action_space': self.config.action_space,
+            'recurrent': int(self.config.recurrent),
             'rounds': self.rounds,
             'samples': self.samples,
             'gaps': self.gaps,

@@ -16,7 +16,12 @@ import threading
 from rclpy.node import Node
 
 from pamiq import run_dir as layout
-from pamiq.learning.config import action_space_setting, model_setting, reward_setting
+from pamiq.learning.config import (
+    action_space_setting,
+    model_setting,
+    recurrent_setting,
+    reward_setting,
+)
 from pamiq.ros import spin, topics
 from pamiq.ros.actors import ActorDiscovery
 from pamiq.ros.bags import (
@@ -52,6 +57,7 @@ class RecorderConfig:
     # What made the recorded actions: each split's metadata says it (custom_data, pamiq.*).
     model: str = model_setting()
     reward: str = reward_setting()
+    recurrent: bool = recurrent_setting()
     action_space: str = action_space_setting()
 
 
@@ -80,6 +86,7 @@ class Recorder(Node):
                 {
                     'pamiq.model': config.model,
                     'pamiq.reward': config.reward,
+                    'pamiq.recurrent': str(config.recurrent).lower(),
                     'pamiq.action_space': config.action_space,
                 },
             )
