@@ -18,12 +18,13 @@ from pamiq.ros.image_conversion import image_to_numpy
 from pamiq.ros.messages import stamp_ns
 from pamiq.ros.sense_messages import audio_chunk
 
-MADE_BY = ('model', 'reward', 'recurrent', 'action_space')  # the recorder's custom_data, pamiq.<name>
+# the recorder's custom_data, pamiq.<name>
+MADE_BY = ('model', 'reward', 'recurrent', 'action_space')
 
 
 def recorded_by(split: str) -> dict[str, str]:
-    """The model, reward, recurrence and action space the recorder wrote into a split's metadata (none
-    for a bag another recorder wrote)."""
+    """The model, reward, recurrence and action space the recorder wrote into a split's
+    metadata (none for a bag another recorder wrote)."""
     try:
         with open(os.path.join(split, 'metadata.yaml')) as stream:
             information = yaml.safe_load(stream)['rosbag2_bagfile_information']
