@@ -225,8 +225,12 @@ def test_while_an_episode_starts_slowly_the_world_shows_its_last_frame_at_its_ra
         client = probe.create_client(Trigger, 'world/reset')
         assert client.wait_for_service(timeout_sec=10.0)
         # The engine stands still, as it has for up to 0.8 s in a busy graph; an episode
-        # start then waits for it.
+        # start then waits for it. It stops just after a tick has shown its frame, so that the
+        # request reaches the world long before the next tick would need the engine (a tick
+        # that does waits for it, and the world with it: the test above).
         [engine] = engine_pids(world.process.pid)
+        shown = len(probe.messages('camera/image_raw'))
+        assert wait_until(lambda: len(probe.messages('camera/image_raw')) > shown, 5.0, 0.001)
         os.kill(engine, signal.SIGSTOP)
         try:
             future = client.call_async(Trigger.Request())
