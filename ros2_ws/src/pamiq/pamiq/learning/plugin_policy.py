@@ -21,13 +21,12 @@ import torch
 from pamiq.learning.frame_stack import FrameStacks
 from pamiq.learning.policy import Decision, StepResult
 from pamiq.learning.presets import model_preset
-from pamiq.learning.rewards import Transitions
+from pamiq.learning.rewards import Arrivals
 from pamiq.learning.update import build_policy_and_reward
 from pamiq.storage.checkpoint import load_latest_checkpoint
 from pamiq.storage.weights import load_into, unpack_weights
 
 NO_EPISODE_START = torch.zeros(1, dtype=torch.bool)
-STREAM = torch.zeros(1, dtype=torch.long)
 
 
 class PluginPolicy:
@@ -57,7 +56,7 @@ class PluginPolicy:
         self.version = 0
         self.lock = threading.Lock()  # a weights load never lands inside a step
         self.stacks = FrameStacks(1, self.preset.frames, self.preset.view_shape)
-        self.previous: tuple[torch.Tensor, torch.Tensor, torch.Tensor] | None = None
+        self.arrivals = Arrivals(self.reward)
         self.pending: tuple | None = None
         with torch.inference_mode():  # the first use costs torch a few hundred ms: not in a step
             self.decide(np.zeros((84, 84, 3), np.uint8))
@@ -76,7 +75,7 @@ class PluginPolicy:
     def decide(self, observation: np.ndarray, senses: Mapping | None = None) -> Decision:
         view = self.preset.view(observation[None])
         with self.lock:
-            if self.previous is None:
+            if self.arrivals.previous is None:
                 self.stacks.reset(view)
                 inputs = self.stacks.stacks.clone()
             else:
@@ -99,14 +98,8 @@ class PluginPolicy:
         if self.pending is None:
             raise RuntimeError('complete() without a decide() before it')
         (inputs, action, log_prob, value, version, state), self.pending = self.pending, None
-        reward = 0.0
         with self.lock:
-            if self.previous is not None:
-                last_inputs, last_action, before_last = self.previous
-                transition = Transitions(last_inputs, last_action, inputs, before_last)
-                reward = float(self.reward.act(transition, STREAM, NO_EPISODE_START)[0])
-            before = torch.zeros_like(action) if self.previous is None else self.previous[1]
-            self.previous = (inputs, action, before)
+            reward = self.arrivals.arrive(inputs, action)
         return StepResult(
             action[0].numpy(), reward, float(value[0]), float(log_prob[0]), version,
             policy_state=None if state is None else state[0].numpy(),
@@ -120,8 +113,7 @@ class PluginPolicy:
     def reset(self) -> None:
         """The next frame starts a new sequence: a fresh stack, no transition into it."""
         with self.lock:
-            self.previous = None
-            self.reward.forget(STREAM)
+            self.arrivals.reset()
             self.state = self.policy.initial_state(1)
             self.steps_since_fresh_state = 0
 

@@ -21,7 +21,7 @@ from pamiq.learning.models import PolicyValue
 from pamiq.learning.policy import CheapStep, StepResult
 from pamiq.learning.presets import model_preset
 from pamiq.learning.reward_input import CONTEXT, reward_context
-from pamiq.learning.rewards import Transitions, build_reward
+from pamiq.learning.rewards import Arrivals, build_reward
 from pamiq.storage.checkpoint import (
     list_checkpoints,
     read_checkpoint_counters,
@@ -67,8 +67,8 @@ class TrainedPolicy(CheapStep):
         self.version = version
         self.stacks = FrameStacks(1, self.preset.frames, self.preset.view_shape)
         self.fresh = True
-        # (o_{t-1}, a_{t-1}, a_{t-2}) and the reward of arriving at o_{t-1}, for reward_input
-        self.previous: tuple[torch.Tensor, torch.Tensor, torch.Tensor] | None = None
+        # the reward of arriving at o_{t-1}, for reward_input
+        self.arrivals = Arrivals(self.reward) if self.reward_input else None
         self.last_reward = 0.0
         self.state = self.policy.initial_state(1)
 
@@ -108,31 +108,22 @@ class TrainedPolicy(CheapStep):
         self, stacked: torch.Tensor, action: torch.Tensor, senses: Mapping | None
     ) -> float:
         """The reward of arriving at this observation, which the next decision sees."""
-        reward = 0.0
-        if self.previous is not None:
-            last_inputs, last_action, before_last = self.previous
-            positions = None
-            if self.needs_pose:
-                if senses is None or 'pose' not in senses:
-                    raise ValueError(f'{self.reward_name} counts true places: step needs the pose')
-                positions = torch.as_tensor(senses['pose'], dtype=torch.float64)[None, :2]
-            transition = Transitions(last_inputs, last_action, stacked, before_last, positions)
-            stream, start = torch.zeros(1, dtype=torch.long), torch.zeros(1, dtype=torch.bool)
-            reward = float(self.reward.act(transition, stream, start)[0])
-        before = torch.zeros_like(action) if self.previous is None else self.previous[1]
-        self.previous = (stacked, action, before)
-        self.last_reward = reward
-        return reward
+        positions = None
+        if self.needs_pose:
+            if senses is None or 'pose' not in senses:
+                raise ValueError(f'{self.reward_name} counts true places: step needs the pose')
+            positions = torch.as_tensor(senses['pose'], dtype=torch.float64)[None, :2]
+        self.last_reward = self.arrivals.arrive(stacked, action, positions)
+        return self.last_reward
 
     @torch.inference_mode()  # the reward's memory was made in inference mode
     def reset(self) -> None:
         """The next observation starts an episode: a fresh frame stack and reward memory."""
         self.fresh = True
-        self.previous = None
         self.last_reward = 0.0
         self.state = self.policy.initial_state(1)
-        if self.reward_input:
-            self.reward.forget(torch.zeros(1, dtype=torch.long))
+        if self.arrivals is not None:
+            self.arrivals.reset()
 
     def load_weights(self, blob: bytes | memoryview) -> int:
         raise WeightsError('a trained run is loaded from its checkpoint, not from weights')

@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from pamiq.learning.presets import ModelPreset
-from pamiq.learning.rewards.base import IntrinsicReward, Transitions
+from pamiq.learning.rewards.base import Arrivals, IntrinsicReward, Transitions
 from pamiq.learning.rewards.e3b import EllipticalEpisodicBonus
 from pamiq.learning.rewards.e3b_rnd import EpisodicLifelongBonus
 from pamiq.learning.rewards.oracle_count import OracleCount, OracleLifelongCount
@@ -49,4 +49,4 @@ def build_reward(
     return REGISTRY[name](preset, action_space, horizon, learning_rate)
 
 
-__all__ = ['REGISTRY', 'IntrinsicReward', 'Transitions', 'build_reward']
+__all__ = ['REGISTRY', 'Arrivals', 'IntrinsicReward', 'Transitions', 'build_reward']

@@ -189,3 +189,34 @@ class EpisodicReward(IntrinsicReward):
 
     def forget(self, streams: torch.Tensor) -> None:
         self.memory.clear(streams[streams < len(self.memory.steps)])
+
+
+ONE_STREAM = torch.zeros(1, dtype=torch.long)
+NO_START = torch.zeros(1, dtype=torch.bool)
+
+
+class Arrivals:
+    """One acting stream's rewards, frame by frame (the live agent's, an evaluated policy's):
+    each frame's transition from the frame before it, and the reward of arriving there."""
+
+    def __init__(self, reward: IntrinsicReward) -> None:
+        self.reward = reward
+        self.previous: tuple[torch.Tensor, torch.Tensor, torch.Tensor] | None = None
+
+    def arrive(
+        self, inputs: torch.Tensor, action: torch.Tensor, positions: torch.Tensor | None = None
+    ) -> float:
+        """r_t of arriving at `inputs` (o_t; 0 at a sequence's first), then a_t is remembered."""
+        reward = 0.0
+        if self.previous is not None:
+            last_inputs, last_action, before_last = self.previous
+            transition = Transitions(last_inputs, last_action, inputs, before_last, positions)
+            reward = float(self.reward.act(transition, ONE_STREAM, NO_START)[0])
+        before = torch.zeros_like(action) if self.previous is None else self.previous[1]
+        self.previous = (inputs, action, before)
+        return reward
+
+    def reset(self) -> None:
+        """The next frame starts a new sequence: no transition into it, a fresh memory."""
+        self.previous = None
+        self.reward.forget(ONE_STREAM)
