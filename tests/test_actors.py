@@ -127,7 +127,6 @@ def test_an_actor_that_joins_later_is_picked_up_and_one_that_leaves_is_reported(
             f'params_file:={params}',
         )
         assert wait_until(lambda: 'actor /pamiq/actor0 joined' in trainer.output(), 60.0)
-        assert wait_until(lambda: versions(probe, 'actor0') - {0}, 90.0), trainer.output()
         second = PamiqUp(
             'role:=actor',
             'first_actor:=1',
@@ -136,6 +135,7 @@ def test_an_actor_that_joins_later_is_picked_up_and_one_that_leaves_is_reported(
             f'params_file:={params}',
         )
         assert wait_until(lambda: 'actor /pamiq/actor1 joined' in trainer.output(), 60.0)
+        assert wait_until(lambda: versions(probe, 'actor0') - {0}, 90.0), trainer.output()
         held = lambda: 2.0 in [m.data for m in probe.messages('trainer/update/actors')]
         assert wait_until(held, 90.0), trainer.output()[-3000:]
 

@@ -325,18 +325,18 @@ def test_over_tls_a_node_that_finds_nobody_ends_and_a_trainer_alone_in_pamiq_up_
         assert graph.wait(60) == 0, hub.log('trainer-up')[-3000:]
 
 
-def test_pamiq_up_weights_cross_a_20_mbit_link_while_the_actor_keeps_10_hz(tmp_path):
-    """A home upload between trainer and actor: `tbf` at 20 Mbit/s on the trainer's side, the
-    weights paced below it. A 29 MB blob takes ~14 s to cross while the trainer finishes a
-    round every few seconds, so the trainer sends the newest weights only once the actor has
+def test_pamiq_up_weights_cross_a_40_mbit_link_while_the_actor_keeps_10_hz(tmp_path):
+    """A home upload between trainer and actor: `tbf` at 40 Mbit/s on the trainer's side, the
+    weights paced below it. A 29 MB blob takes ~7 s to cross while the trainer finishes a
+    round every second or two, so the trainer sends the newest weights only once the actor has
     the last (or none would ever arrive): trained versions still reach the agent, one after
     another, while the actor's steps keep 10 Hz across the link."""
     params = quick_rounds(tmp_path)
     with Lab.open(tmp_path, ['trainer', 'actor']) as lab:
-        lab.limit('trainer', 20)
+        lab.limit('trainer', 40)
         hub, other = lab.hosts['trainer'], lab.hosts['actor']
         up = [sys.executable, '-m', 'pamiq.tools.cli', 'up', '--supervise', '--quiet',
-              f'params_file:={params}', 'network:=lan', 'weights_mbit:=18']  # fmt: skip
+              f'params_file:={params}', 'network:=lan', 'weights_mbit:=36']  # fmt: skip
         graphs = {
             'trainer-up': hub.run(
                 [*up, 'role:=trainer', f'run_dir:={tmp_path / "trainer"}'], {}, 'trainer-up'

@@ -31,7 +31,7 @@ def test_a_lockstep_graph_trains_the_compact_model_with_e3b_on_every_step(probe,
         # burst the niced trainer takes in later: at the old intake depth of 64 messages, parts
         # of hundreds of steps were lost, rollouts broke, and both agents waited out
         # trainer_wait_timeout for a round that could not start.
-        trained = wait_until(lambda: 'round 10 in' in up.output(), 240.0, 0.5)
+        trained = wait_until(lambda: 'round 5 in' in up.output(), 240.0, 0.5)
         assert trained, up.output()[-4000:]
         assert wait_until(lambda: len(probe.messages(reward)) >= 50, 30.0, 0.5)
         trainer = lambda key: diagnostic_value(probe, f'{NAMESPACE}/trainer', key)

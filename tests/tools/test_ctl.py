@@ -1,9 +1,15 @@
 """`pamiq ctl` against a graph it only partly sees: actors the graph names by subscribers to
-their steps (as the trainer and the recorder subscribe) with no agent service to call."""
+their steps (as the trainer and the recorder subscribe) with no agent service to call, and nodes
+that advertise diagnostics and never publish them."""
 
 from __future__ import annotations
 
+import subprocess
+import sys
+import time
+
 from pamiq.ros import qos
+import pytest
 from sensor_msgs.msg import JointState
 from test_bringup import pamiq_cli
 
@@ -20,3 +26,51 @@ def test_pause_waits_for_the_agents_of_actors_it_knows_of_and_names_those_missin
         'appeared in 5 s (the actor left, or discovery is slower)',
         'trainer: no /ctl_ghosts/trainer/set_active service',
     ], result.stdout
+
+
+# Nodes that publish diagnostics at 1 Hz, as the graph's do, and (with 'silent') one that
+# advertises /diagnostics and never publishes.
+DIAGNOSING_NODES = """
+import sys
+import rclpy
+from diagnostic_msgs.msg import DiagnosticArray
+from rclpy.executors import SingleThreadedExecutor
+from rclpy.node import Node
+from pamiq.ros import qos, topics
+from pamiq.ros.diagnostics import OK, Diagnostics
+
+rclpy.init()
+executor = SingleThreadedExecutor()
+nodes = [Node(name, namespace='ctl_status') for name in ('world', 'agent')]
+diagnostics = [Diagnostics(node, 'test') for node in nodes]
+for each in diagnostics:
+    each.add('health', lambda: (OK, 'fine', {}))
+if 'silent' in sys.argv:
+    nodes.append(Node('silent', namespace='ctl_status'))
+    qos.publisher(nodes[-1], DiagnosticArray, topics.DIAGNOSTICS, 10)
+for node in nodes:
+    executor.add_node(node)
+executor.spin()
+"""
+
+
+@pytest.mark.parametrize('silent', [False, True], ids=['all-heard', 'one-silent'])
+def test_status_ends_once_every_node_publishing_diagnostics_was_heard(ros, silent):
+    nodes = subprocess.Popen(
+        [sys.executable, '-c', DIAGNOSING_NODES, *(['silent'] if silent else [])]
+    )
+    try:
+        listen = 6.0 if silent else 60.0
+        started = time.monotonic()
+        result = pamiq_cli('ctl', 'status', '--seconds', str(listen))
+        took = time.monotonic() - started
+    finally:
+        nodes.terminate()
+        nodes.wait(10)
+    assert result.returncode == 0, result.stdout + result.stderr
+    for node in ('world', 'agent'):
+        assert f'OK    ctl_status/{node}: health: fine' in result.stdout, result.stdout
+    if silent:  # a node not heard from keeps it listening for all of --seconds
+        assert took >= listen, took
+    else:
+        assert took < listen / 2, took

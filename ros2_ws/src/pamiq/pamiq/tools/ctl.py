@@ -16,10 +16,11 @@ from pamiq.ros import topics
 from pamiq.ros.actors import actor_pattern
 from pamiq.ros.diagnostics import LEVEL_NAMES, DiagnosticsCollector
 
-# Discovery finds other actors' agents one participant at a time (slowly on a loaded machine): the
-# search ends once what it knows has not grown for this long and every actor it knows of has
-# its agent's service.
+# Discovery finds other actors' agents one participant at a time (slowly on a loaded machine): a
+# search ends once what it knows has not grown for this long and every actor (or node) it knows
+# of has answered.
 SETTLE = 2.0
+UNKNOWN_NODE_NAME = '_NODE_NAME_UNKNOWN_'
 
 
 def call(node: Node, service_type, name: str, request, timeout: float) -> object | None:
@@ -75,11 +76,31 @@ def agent_services(node: Node, namespace: str, timeout: float) -> tuple[list[str
         rclpy.spin_once(node, timeout_sec=0.1)
 
 
+def diagnostics_publishers(node: Node) -> set[str]:
+    """The nodes publishing /diagnostics, named as their statuses are ('pamiq/actor0/world')."""
+    return {
+        f'{info.node_namespace.strip("/")}/{info.node_name}'.lstrip('/')
+        for info in node.get_publishers_info_by_topic(topics.DIAGNOSTICS)
+        # Discovery can know an endpoint a moment before its node's name ('_NODE_NAME_UNKNOWN_').
+        if info.node_name not in (node.get_name(), UNKNOWN_NODE_NAME)
+    }
+
+
 def status_lines(node: Node, seconds: float) -> list[str]:
+    """Every node's newest status, listened for up to `seconds`: sooner once each node that
+    publishes /diagnostics has been heard and discovery has found no new one for SETTLE."""
     collector = DiagnosticsCollector(node)
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
+    hard_deadline = deadline = time.monotonic() + seconds
+    seen: set[str] = set()
+    while time.monotonic() < hard_deadline:
         rclpy.spin_once(node, timeout_sec=0.1)
+        publishers = diagnostics_publishers(node)
+        if not publishers <= seen:
+            seen |= publishers
+            deadline = min(hard_deadline, time.monotonic() + SETTLE)
+        heard = {name.split(':')[0] for name in collector.latest}
+        if publishers and publishers <= heard and time.monotonic() >= deadline:
+            break
     return [
         f'{LEVEL_NAMES.get(s.level, "?"):<5} {name}: {s.message}'
         + ''.join(f'\n        {kv.key}: {kv.value}' for kv in s.values)
