@@ -1,7 +1,8 @@
 """`PAMIQ_PRIVATE_ACTING=1` (experimental, issue 24): each node acts on a private DDS domain with
 shared memory, and a UDP-only public face of it stands on ROS_DOMAIN_ID. A ROS tool started
 with Fast DDS's defaults sees the world's frames, the agent's actions (so the graph acts) and the
-agent's parameters, and its parameter sets and service calls reach the acting agent."""
+agent's parameters, and its parameter sets, service calls and teleop on `cmd_vel` reach the
+acting nodes."""
 
 from __future__ import annotations
 
@@ -13,7 +14,8 @@ from test_bringup import PamiqUp
 
 # A tool as a user starts one from another terminal: Fast DDS's defaults, no profile.
 TOOL = """
-import time, rclpy
+import math, time, rclpy
+from geometry_msgs.msg import PoseStamped, Twist
 from rcl_interfaces.srv import ListParameters, SetParameters
 from rclpy.parameter import Parameter
 from rclpy.qos import qos_profile_sensor_data
@@ -21,8 +23,9 @@ from sensor_msgs.msg import Image, JointState
 from std_srvs.srv import SetBool
 rclpy.init()
 node = rclpy.create_node('tool')
-frames, actions = [], []
+frames, actions, poses = [], [], []
 node.create_subscription(Image, '/pamiq/camera/image_raw', frames.append, qos_profile_sensor_data)
+node.create_subscription(PoseStamped, '/pamiq/world/pose', poses.append, 10)
 node.create_subscription(JointState, '/pamiq/action', actions.append, qos_profile_sensor_data)
 
 
@@ -53,6 +56,26 @@ paused = call(SetBool, '/pamiq/agent/set_active', SetBool.Request(data=False))
 spin_for(1.0)  # what was on the way arrives
 before = len(actions)
 spin_for(3.0)
+
+
+def moved(since):
+    a, b = since.pose.position, poses[-1].pose.position
+    return math.hypot(b.x - a.x, b.y - a.y)
+
+
+paused_pose = poses[-1]
+spin_for(2.0)
+still = moved(paused_pose)
+# Teleop while the agent is paused: forward at 10 Hz (the actuator's watchdog wants it fresh).
+teleop = node.create_publisher(Twist, '/pamiq/cmd_vel', 10)
+teleop_pose = poses[-1]
+for _ in range(40):
+    message = Twist()
+    message.linear.x = 1.0
+    teleop.publish(message)
+    spin_for(0.1)
+print('paused_moved', round(still, 1))
+print('teleop_moved', round(moved(teleop_pose), 1))
 print('frames', len(frames))
 print('actions', before)
 print('actions_while_paused', len(actions) - before)
@@ -77,7 +100,7 @@ def test_private_acting_acts_and_tools_see_the_public_face(tmp_path):
             env=without_dds_settings(),
             capture_output=True,
             text=True,
-            timeout=90,
+            timeout=120,
         )
         said = dict(line.split(' ', 1) for line in tool.stdout.splitlines() if ' ' in line)
         assert said.keys() >= {'frames', 'actions', 'set', 'paused'}, (
@@ -92,6 +115,10 @@ def test_private_acting_acts_and_tools_see_the_public_face(tmp_path):
         assert said['set'] == 'True False', tool.stdout
         # set_active reached the acting agent: it stopped acting
         assert said['paused'] == 'True' and int(said['actions_while_paused']) == 0, tool.stdout
+        # the tool's cmd_vel reached the acting actuator through the public side: the paused
+        # avatar walked (map units in 4 s against 2 s standing)
+        moved, still = float(said['teleop_moved']), float(said['paused_moved'])
+        assert moved > 50.0 and moved > 4 * still, tool.stdout
     finally:
         code = up.stop()
     assert code == 0, up.output()

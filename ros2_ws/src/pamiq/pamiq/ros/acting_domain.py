@@ -13,8 +13,9 @@ With `PAMIQ_PRIVATE_ACTING=1` every pamiq node process gets two participants:
   Tools never join that domain, so this participant never opens a tool's port.
 - **public** (a second rclpy context on ROS_DOMAIN_ID): UDP on 127.0.0.1 only, no shared
   memory at all, so it never opens a tool's port either. It carries a node of the same name
-  whose parameters mirror the acting node's (at start-up) and a relay of every publisher of the
-  acting node (the weights excepted): what `ros2 topic hz`, `ros2 param list` and rqt look at.
+  whose parameters mirror the acting node's (at start-up), a relay of every publisher of the
+  acting node (the weights excepted) and an inlet for each of its subscriptions: what
+  `ros2 topic hz`, `ros2 param list` and rqt look at, and what teleop publishes to.
 
 How the two participants get different transports in one process (checked in the sources of
 rmw_fastrtps_shared_cpp 8.4 and Fast DDS 2.14.5):
@@ -39,8 +40,11 @@ any of the acting node's own services (`set_active`, `save`, `reset`), which the
 offers under the same name. They run on the acting node's executor (a guard condition wakes it),
 so the node's callbacks never run in two threads; the public thread waits for the result.
 
-Not done yet: the acting node's subscriptions are not reachable from ROS_DOMAIN_ID
-(a public twin would also hear the relays of the other nodes' publishers); the private domain
+What tools publish reaches the acting node's subscriptions (teleop on `cmd_vel`) through the
+public node's subscriptions of the same topics, on topics no node of the graph publishes itself:
+those reach it privately, and the public side would hear their relays too.
+
+Not done yet: the private domain
 is not checked for collisions with another graph; the acting participants' ports carry the
 default 1,000 ms health check (the builtin SHM transport has no setting).
 """
@@ -78,6 +82,14 @@ PARAMETER_SERVICES = (
     'set_parameters_atomically',
 )
 FORWARD_TIMEOUT = 10.0  # seconds a tool's request waits for the acting node
+# What a message that came in through the public side tells of its journey: nothing (rclpy's
+# keys; a sequence number of 0 means "not said" to pamiq.ros.diagnostics.TransitLoss).
+NO_MESSAGE_INFO = {
+    'source_timestamp': 0,
+    'received_timestamp': 0,
+    'publication_sequence_number': 0,
+    'reception_sequence_number': 0,
+}
 
 
 def enabled(env: os._Environ | dict = os.environ) -> bool:
@@ -142,6 +154,16 @@ class PublicFace:
             relay = qos.publisher(self.node, publisher.msg_type, topic, publisher.qos_profile)
             publisher.publish = _relaying(publisher.publish, relay.publish)
         self.acting = ActingCalls(node)
+        for subscription in list(node.subscriptions):
+            topic = subscription.topic_name
+            if any(part in topic for part in NOT_RELAYED) or topic in NOT_RELAYED_TOPICS:
+                continue
+            self.node.create_subscription(
+                subscription.msg_type,
+                topic,
+                self._inlet(subscription),
+                subscription.qos_profile,
+            )
         self.node.add_on_set_parameters_callback(self._forward_parameters)
         for service in list(node.services):
             if service.srv_name.rsplit('/', 1)[-1] not in PARAMETER_SERVICES:
@@ -170,6 +192,25 @@ class PublicFace:
             return self.acting.call(lambda: service.callback(request, response))
 
         return forward
+
+    def _inlet(self, subscription):
+        """What a tool publishes on a topic the acting node subscribes to (teleop on `cmd_vel`),
+        handed to the node's callback on its executor; not where a node of the graph publishes
+        that topic itself, which reaches it privately (and whose relay the public side hears).
+        The message info of such a message says nothing (sequence number 0)."""
+        from rclpy.subscription import Subscription
+
+        takes_info = subscription._callback_type == Subscription.CallbackType.WithMessageInfo
+
+        def deliver(message) -> None:
+            if subscription.get_publisher_count() > 0:
+                return
+            if takes_info:
+                self.acting.post(lambda: subscription.callback(message, NO_MESSAGE_INFO))
+            else:
+                self.acting.post(lambda: subscription.callback(message))
+
+        return deliver
 
     def _spin(self) -> None:
         with contextlib.suppress(Exception):
@@ -202,6 +243,18 @@ class ActingCalls:
             except Exception as error:  # handed to the caller, raised in its thread
                 outcome.append((False, error))
             done.set()
+
+    def post(self, function) -> None:
+        """`function()` on the acting executor, not waited for (an exception is logged)."""
+
+        def logged() -> None:
+            try:
+                function()
+            except Exception as error:  # the node's callback failed on a tool's message
+                self.node.get_logger().error(f'a message from the public side failed: {error!r}')
+
+        self.pending.put((logged, threading.Event(), []))
+        self.wake.trigger()
 
     def call(self, function):
         """`function()` on the acting executor; raises what it raised, or TimeoutError."""
