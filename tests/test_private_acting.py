@@ -2,14 +2,17 @@
 shared memory, and a UDP-only public face of it stands on ROS_DOMAIN_ID. A ROS tool started
 with Fast DDS's defaults sees the world's frames, the agent's actions (so the graph acts) and the
 agent's parameters, and its parameter sets, service calls and teleop on `cmd_vel` reach the
-acting nodes."""
+acting nodes; ten tools joining and leaving make no world publish and no agent step take over
+50 ms (issue 24)."""
 
 from __future__ import annotations
 
 import subprocess
 import sys
+import time
 
-from rosgraph import free_udp_port, without_dds_settings
+from diagnostic_msgs.msg import DiagnosticArray
+from rosgraph import NAMESPACE, diagnostic_value, free_udp_port, wait_until, without_dds_settings
 from test_bringup import PamiqUp
 
 # A tool as a user starts one from another terminal: Fast DDS's defaults, no profile.
@@ -85,7 +88,38 @@ print('paused', paused.success if paused else '')
 """
 
 
-def test_private_acting_acts_and_tools_see_the_public_face(tmp_path):
+# A ROS tool that joins and leaves (issue 24): Fast DDS's defaults, a look at the frames and the
+# agent's parameter list, about 2 s of life.
+JOINER = """
+import time, rclpy
+from rcl_interfaces.srv import ListParameters
+from rclpy.qos import qos_profile_sensor_data
+from sensor_msgs.msg import Image
+rclpy.init()
+node = rclpy.create_node('joiner')
+node.create_subscription(Image, '/pamiq/camera/image_raw', lambda m: None, qos_profile_sensor_data)
+client = node.create_client(ListParameters, '/pamiq/agent/list_parameters')
+if client.wait_for_service(timeout_sec=5.0):
+    future = client.call_async(ListParameters.Request())
+    rclpy.spin_until_future_complete(node, future, timeout_sec=5.0)
+end = time.monotonic() + 1.0
+while time.monotonic() < end:
+    rclpy.spin_once(node, timeout_sec=0.05)
+"""
+JOINERS = 10
+SLOW_PUBLISHES = 'slow publishes (> 50 ms)'
+SLOW_STEPS = 'slow steps (> 50 ms)'
+
+
+def counters(probe) -> tuple[str | None, str | None]:
+    return (
+        diagnostic_value(probe, f'{NAMESPACE}/world', SLOW_PUBLISHES),
+        diagnostic_value(probe, f'{NAMESPACE}/agent', SLOW_STEPS),
+    )
+
+
+def test_private_acting_acts_and_tools_see_the_public_face(probe, tmp_path):
+    probe.record(DiagnosticArray, '/diagnostics', 100)
     env = {**without_dds_settings(), 'PAMIQ_PRIVATE_ACTING': '1'}
     up = PamiqUp(
         'world:=doom',
@@ -95,9 +129,10 @@ def test_private_acting_acts_and_tools_see_the_public_face(tmp_path):
         env=env,
     )
     try:
+        tool_env = without_dds_settings()
         tool = subprocess.run(
             [sys.executable, '-c', TOOL],
-            env=without_dds_settings(),
+            env=tool_env,
             capture_output=True,
             text=True,
             timeout=120,
@@ -119,6 +154,23 @@ def test_private_acting_acts_and_tools_see_the_public_face(tmp_path):
         # avatar walked (map units in 4 s against 2 s standing)
         moved, still = float(said['teleop_moved']), float(said['paused_moved'])
         assert moved > 50.0 and moved > 4 * still, tool.stdout
+
+        # Ten tools join and leave, one every 0.5 s: the world's publishing and the agent's
+        # steps never wait for them (each node counts its publishes and steps over 50 ms).
+        probe.clear('/diagnostics')
+        assert wait_until(lambda: None not in counters(probe), 10.0), probe.messages(
+            '/diagnostics'
+        )
+        before = counters(probe)
+        joiners = []
+        for _ in range(JOINERS):
+            joiners.append(subprocess.Popen([sys.executable, '-c', JOINER], env=tool_env))
+            time.sleep(0.5)
+        for joiner in joiners:
+            assert joiner.wait(30) == 0
+        probe.clear('/diagnostics')
+        assert wait_until(lambda: None not in counters(probe), 10.0)
+        assert counters(probe) == before, (before, counters(probe), up.output()[-3000:])
     finally:
         code = up.stop()
     assert code == 0, up.output()
