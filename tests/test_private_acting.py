@@ -58,6 +58,7 @@ sets = call(SetParameters, '/pamiq/agent/set_parameters', SetParameters.Request(
 paused = call(SetBool, '/pamiq/agent/set_active', SetBool.Request(data=False))
 spin_for(1.0)  # what was on the way arrives
 before = len(actions)
+paused_pose = poses[-1]
 spin_for(3.0)
 
 
@@ -66,13 +67,11 @@ def moved(since):
     return math.hypot(b.x - a.x, b.y - a.y)
 
 
-paused_pose = poses[-1]
-spin_for(2.0)
 still = moved(paused_pose)
 # Teleop while the agent is paused: forward at 10 Hz (the actuator's watchdog wants it fresh).
 teleop = node.create_publisher(Twist, '/pamiq/cmd_vel', 10)
 teleop_pose = poses[-1]
-for _ in range(40):
+for _ in range(30):
     message = Twist()
     message.linear.x = 1.0
     teleop.publish(message)
@@ -151,7 +150,7 @@ def test_private_acting_acts_and_tools_see_the_public_face(probe, tmp_path):
         # set_active reached the acting agent: it stopped acting
         assert said['paused'] == 'True' and int(said['actions_while_paused']) == 0, tool.stdout
         # the tool's cmd_vel reached the acting actuator through the public side: the paused
-        # avatar walked (map units in 4 s against 2 s standing)
+        # avatar walked (map units in 3 s against 3 s standing)
         moved, still = float(said['teleop_moved']), float(said['paused_moved'])
         assert moved > 50.0 and moved > 4 * still, tool.stdout
 

@@ -60,7 +60,7 @@ def test_status_ends_once_every_node_publishing_diagnostics_was_heard(ros, silen
         [sys.executable, '-c', DIAGNOSING_NODES, *(['silent'] if silent else [])]
     )
     try:
-        listen = 6.0 if silent else 60.0
+        listen = 4.0 if silent else 60.0
         started = time.monotonic()
         result = pamiq_cli('ctl', 'status', '--seconds', str(listen))
         took = time.monotonic() - started
