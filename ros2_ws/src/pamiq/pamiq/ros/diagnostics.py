@@ -147,6 +147,11 @@ class Diagnostics:
         self.pub.publish(array)
 
 
+def node_of(status_name: str) -> str:
+    """The node a status comes from: 'pamiq/world' of 'pamiq/world: engine'."""
+    return status_name.split(':')[0]
+
+
 class DiagnosticsCollector:
     """The newest status under every name seen on /diagnostics (what `pamiq ctl status` and
     the status line read)."""
@@ -161,6 +166,10 @@ class DiagnosticsCollector:
         for status in array.status:
             self.latest[status.name] = status
 
+    def nodes(self) -> set[str]:
+        """The nodes heard from ('pamiq/actor0/world')."""
+        return {node_of(name) for name in self.latest}
+
     def value(self, node_name: str, key: str) -> str | None:
         """The value of `key` in the newest status of the node whose name ends in `node_name`."""
         return next(iter(self.values(node_name, key).values()), None)
@@ -170,7 +179,7 @@ class DiagnosticsCollector:
         (one per actor: 'pamiq/actor0/agent', 'pamiq/actor1/agent'), sorted by node."""
         found = {}
         for name, status in sorted(self.latest.items()):
-            node = name.split(':')[0]
+            node = node_of(name)
             if node == node_name or node.endswith('/' + node_name):
                 for pair in status.values:
                     if pair.key == key:

@@ -23,6 +23,26 @@ SETTLE = 2.0
 UNKNOWN_NODE_NAME = '_NODE_NAME_UNKNOWN_'
 
 
+class DiscoverySearch:
+    """A search of the graph that lasts at most `timeout`: settled once what it has found has
+    not grown for SETTLE."""
+
+    def __init__(self, timeout: float) -> None:
+        self.deadline = self.settles_at = time.monotonic() + timeout
+        self.found: set[str] = set()
+
+    def saw(self, names: set[str]) -> None:
+        if not names <= self.found:
+            self.found |= names
+            self.settles_at = min(self.deadline, time.monotonic() + SETTLE)
+
+    def settled(self) -> bool:
+        return time.monotonic() >= self.settles_at
+
+    def over(self) -> bool:
+        return time.monotonic() >= self.deadline
+
+
 def call(node: Node, service_type, name: str, request, timeout: float) -> object | None:
     client = node.create_client(service_type, name)
     if not client.wait_for_service(timeout_sec=timeout):
@@ -58,8 +78,7 @@ def agent_services(node: Node, namespace: str, timeout: float) -> tuple[list[str
     the actors known (see known_actors) whose service did not appear within `timeout` (an actor
     that left, whose steps the trainer still subscribes to, or one discovery has not reached)."""
     pattern = actor_pattern(namespace, topics.AGENT_SET_ACTIVE)
-    hard_deadline = deadline = time.monotonic() + timeout
-    seen: set[str] = set()
+    search = DiscoverySearch(timeout)
     while True:
         services = {
             m.group(1): name
@@ -67,11 +86,8 @@ def agent_services(node: Node, namespace: str, timeout: float) -> tuple[list[str
             if (m := pattern.match(name))
         }
         known = known_actors(node, namespace) | set(services)
-        if not known <= seen:
-            seen |= known
-            deadline = min(hard_deadline, time.monotonic() + SETTLE)
-        now = time.monotonic()
-        if (now >= deadline and known <= set(services)) or now >= hard_deadline:
+        search.saw(known)
+        if (search.settled() and known <= set(services)) or search.over():
             return sorted(services.values()), sorted(known - set(services))
         rclpy.spin_once(node, timeout_sec=0.1)
 
@@ -90,16 +106,12 @@ def status_lines(node: Node, seconds: float) -> list[str]:
     """Every node's newest status, listened for up to `seconds`: sooner once each node that
     publishes /diagnostics has been heard and discovery has found no new one for SETTLE."""
     collector = DiagnosticsCollector(node)
-    hard_deadline = deadline = time.monotonic() + seconds
-    seen: set[str] = set()
-    while time.monotonic() < hard_deadline:
+    search = DiscoverySearch(seconds)
+    while not search.over():
         rclpy.spin_once(node, timeout_sec=0.1)
         publishers = diagnostics_publishers(node)
-        if not publishers <= seen:
-            seen |= publishers
-            deadline = min(hard_deadline, time.monotonic() + SETTLE)
-        heard = {name.split(':')[0] for name in collector.latest}
-        if publishers and publishers <= heard and time.monotonic() >= deadline:
+        search.saw(publishers)
+        if publishers and publishers <= collector.nodes() and search.settled():
             break
     return [
         f'{LEVEL_NAMES.get(s.level, "?"):<5} {name}: {s.message}'
