@@ -47,6 +47,8 @@ def spin_for(seconds):
         rclpy.spin_once(node, timeout_sec=0.05)
 
 
+# made now so that it has found the actuator long before it is used
+teleop = node.create_publisher(Twist, '/pamiq/cmd_vel', 10)
 listed = call(ListParameters, '/pamiq/agent/list_parameters', ListParameters.Request())
 end = time.monotonic() + 20.0
 while min(len(frames), len(actions)) < 20 and time.monotonic() < end:
@@ -150,9 +152,9 @@ def test_private_acting_acts_and_tools_see_the_public_face(probe, tmp_path):
         # set_active reached the acting agent: it stopped acting
         assert said['paused'] == 'True' and int(said['actions_while_paused']) == 0, tool.stdout
         # the tool's cmd_vel reached the acting actuator through the public side: the paused
-        # avatar walked (map units in 3 s against 3 s standing)
-        moved, still = float(said['teleop_moved']), float(said['paused_moved'])
-        assert moved > 50.0 and moved > 4 * still, tool.stdout
+        # avatar turned (degrees in 3 s of teleop at 120 deg/s, against 3 s standing)
+        teleop, still = float(said['teleop_turned']), float(said['paused_turned'])
+        assert teleop > 90.0 and teleop > 4 * still, tool.stdout
 
         # Ten tools join and leave, one every 0.5 s: the world's publishing and the agent's
         # steps never wait for them (each node counts its publishes and steps over 50 ms).
