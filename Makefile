@@ -6,12 +6,14 @@ STAMP := $(VENV)/.installed
 PACKAGE_FILES := $(shell find ros2_ws/src/pamiq -name __pycache__ -prune -o -type f -print) \
 	$(wildcard launch/* config/*)
 
-# Local runs stay on this machine: discovery on localhost, Fast DDS on loopback + shared memory.
+# Local runs stay on this machine: discovery on localhost. `make run` leaves the DDS profile to
+# `pamiq up` (private acting, docs/operating.md); the tests' own processes (probes, nodes started
+# alone) get the loopback profile: shared memory + UDP on 127.0.0.1.
 export ROS_AUTOMATIC_DISCOVERY_RANGE ?= LOCALHOST
-export FASTRTPS_DEFAULT_PROFILES_FILE ?= $(CURDIR)/config/fastdds_loopback.xml
-export FASTDDS_DEFAULT_PROFILES_FILE ?= $(CURDIR)/config/fastdds_loopback.xml
 export RMW_IMPLEMENTATION ?= rmw_fastrtps_cpp
 export ROS_DOMAIN_ID ?= 42
+test: export FASTRTPS_DEFAULT_PROFILES_FILE ?= $(CURDIR)/config/fastdds_loopback.xml
+test: export FASTDDS_DEFAULT_PROFILES_FILE ?= $(CURDIR)/config/fastdds_loopback.xml
 
 ARGS ?=
 PYTEST_ARGS ?=

@@ -10,6 +10,7 @@ import os
 from launch.actions import (
     DeclareLaunchArgument,
     ExecuteProcess,
+    LogInfo,
     OpaqueFunction,
     RegisterEventHandler,
     SetEnvironmentVariable,
@@ -19,8 +20,14 @@ from launch.actions import (
 from launch.event_handlers import OnProcessExit
 from launch.substitutions import LaunchConfiguration
 from launch_ros.actions import Node
+from pamiq.ros import acting_domain
 from pamiq.ros.isolation import WATCH_VARIABLE
-from pamiq.ros.transport import DISCOVERY_SERVER, SERVER_PROCESS, transport_settings
+from pamiq.ros.transport import (
+    DISCOVERY_SERVER,
+    SERVER_PROCESS,
+    describe_settings,
+    transport_settings,
+)
 from pamiq.tools.graph import (
     LAUNCH_ARGUMENTS,
     BringupArgs,
@@ -95,10 +102,11 @@ def launch_nodes(context):
     specs = graph(args)
     plan = network_plan(args, specs)
     if plan is None:  # this host only
-        actions = [
-            SetEnvironmentVariable(name, value)
-            for name, value in transport_settings(os.environ).items()
-        ]
+        settings = transport_settings(os.environ)
+        if acting_domain.enabled({**os.environ, **settings}):
+            acting_domain.claim_domains({**os.environ, **settings})
+        actions = [SetEnvironmentVariable(name, value) for name, value in settings.items()]
+        actions.append(LogInfo(msg=f'DDS transport: {describe_settings(os.environ, settings)}'))
         return actions + [a for spec in specs for a in node_action(spec, args, {})]
     shared = plan.shared_environment()
     if len(specs) < 2:

@@ -1,12 +1,13 @@
-"""`PAMIQ_PRIVATE_ACTING=1` (experimental, issue 24): each node acts on a private DDS domain with
-shared memory, and a UDP-only public face of it stands on ROS_DOMAIN_ID. A ROS tool started
-with Fast DDS's defaults sees the world's frames, the agent's actions (so the graph acts) and the
-agent's parameters, and its parameter sets, service calls and teleop on `cmd_vel` reach the
-acting nodes; ten tools joining and leaving make no world publish and no agent step take over
-50 ms (issue 24)."""
+"""Private acting, `pamiq up`'s default on one host (issue 24): each node acts on a private
+DDS domain with shared memory, and a UDP-only public face of it stands on ROS_DOMAIN_ID. A ROS
+tool started with Fast DDS's defaults sees the world's frames, the agent's actions (so the graph
+acts) and the agent's parameters, and its parameter sets, service calls and teleop on `cmd_vel`
+reach the acting nodes; ten tools joining and leaving make no world publish and no agent step
+take over 50 ms. A second graph on this one's acting domain is refused."""
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 import time
@@ -60,26 +61,28 @@ sets = call(SetParameters, '/pamiq/agent/set_parameters', SetParameters.Request(
 paused = call(SetBool, '/pamiq/agent/set_active', SetBool.Request(data=False))
 spin_for(1.0)  # what was on the way arrives
 before = len(actions)
-paused_pose = poses[-1]
+paused_from = len(poses)
 spin_for(3.0)
 
 
-def moved(since):
-    a, b = since.pose.position, poses[-1].pose.position
-    return math.hypot(b.x - a.x, b.y - a.y)
+def turned(since):
+    # degrees turned in all, pose by pose: turning in place is never stopped by a wall
+    yaws = [math.degrees(2 * math.atan2(p.pose.orientation.z, p.pose.orientation.w))
+            for p in poses[max(since - 1, 0):]]
+    return sum(abs((b - a + 180.0) % 360.0 - 180.0) for a, b in zip(yaws, yaws[1:]))
 
 
-still = moved(paused_pose)
-# Teleop while the agent is paused: forward at 10 Hz (the actuator's watchdog wants it fresh).
-teleop = node.create_publisher(Twist, '/pamiq/cmd_vel', 10)
-teleop_pose = poses[-1]
+still = turned(paused_from)
+# Teleop while the agent is paused: turn at 10 Hz (the actuator's watchdog wants it fresh).
+teleop_from = len(poses)
 for _ in range(30):
     message = Twist()
-    message.linear.x = 1.0
+    message.angular.z = 1.0
     teleop.publish(message)
     spin_for(0.1)
-print('paused_moved', round(still, 1))
-print('teleop_moved', round(moved(teleop_pose), 1))
+spin_for(0.3)  # the last turns' poses arrive
+print('paused_turned', round(still, 1))
+print('teleop_turned', round(turned(teleop_from), 1))
 print('frames', len(frames))
 print('actions', before)
 print('actions_while_paused', len(actions) - before)
@@ -121,7 +124,7 @@ def counters(probe) -> tuple[str | None, str | None]:
 
 def test_private_acting_acts_and_tools_see_the_public_face(probe, tmp_path):
     probe.record(DiagnosticArray, '/diagnostics', 100)
-    env = {**without_dds_settings(), 'PAMIQ_PRIVATE_ACTING': '1'}
+    env = without_dds_settings()  # as a user's shell: pamiq up's own default
     up = PamiqUp(
         'world:=doom',
         'agent:=random',
@@ -172,6 +175,19 @@ def test_private_acting_acts_and_tools_see_the_public_face(probe, tmp_path):
         probe.clear('/diagnostics')
         assert wait_until(lambda: None not in counters(probe), 10.0)
         assert counters(probe) == before, (before, counters(probe), up.output()[-3000:])
+
+        # pamiq up says how it acts; a graph on this one's acting domain is refused
+        acting = int(os.environ['ROS_DOMAIN_ID']) + 100
+        assert f'acting on private domain {acting}' in up.output(), up.output()[:2000]
+        clash = subprocess.run(
+            [sys.executable, '-m', 'pamiq.tools.cli', 'up', '--supervise', 'world:=doom'],
+            env={**env, 'ROS_DOMAIN_ID': str(acting)},
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        assert clash.returncode == 2, clash.stdout + clash.stderr
+        assert f'domain {acting} is the acting domain of another pamiq graph' in clash.stderr
     finally:
         code = up.stop()
     assert code == 0, up.output()

@@ -51,15 +51,15 @@ default 1,000 ms health check (the builtin SHM transport has no setting).
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 import contextlib
 import copy
+import fcntl
 import os
 import queue
+import tempfile
 import threading
 from typing import TYPE_CHECKING
-
-from pamiq.ros import qos
 
 if TYPE_CHECKING:
     from rclpy.node import Node
@@ -92,21 +92,72 @@ NO_MESSAGE_INFO = {
 }
 
 
-def enabled(env: os._Environ | dict = os.environ) -> bool:
+def enabled(env: Mapping[str, str] = os.environ) -> bool:
     return env.get(ENABLE_VARIABLE, '') not in ('', '0')
 
 
-def public_domain() -> int:
-    return int(os.environ.get('ROS_DOMAIN_ID') or 0)
+def public_domain(env: Mapping[str, str] = os.environ) -> int:
+    return int(env.get('ROS_DOMAIN_ID') or 0)
 
 
-def acting_domain() -> int:
+def acting_domain(env: Mapping[str, str] = os.environ) -> int:
     """PAMIQ_ACTING_DOMAIN, or ROS_DOMAIN_ID + 100 (- 100 above 100): Fast DDS's ports allow
     domains up to 232."""
-    if os.environ.get(DOMAIN_VARIABLE):
-        return int(os.environ[DOMAIN_VARIABLE])
-    public = public_domain()
+    if env.get(DOMAIN_VARIABLE):
+        return int(env[DOMAIN_VARIABLE])
+    public = public_domain(env)
     return public + 100 if public <= 100 else public - 100
+
+
+class DomainInUse(RuntimeError):
+    """Another pamiq graph on this host uses one of this graph's domains the other way round."""
+
+
+CLAIMS_DIRECTORY = os.path.join(tempfile.gettempdir(), 'pamiq-domains')
+_claims: list[int] = []  # held for the life of the process that started the graph
+
+
+def claim_domains(env: Mapping[str, str] = os.environ) -> None:
+    """Mark this graph's public and acting domains as used on this host while this process
+    lives (a shared lock on a file per domain and role: graphs of the same two domains are one
+    graph, e.g. a trainer and an actor started apart). Raises DomainInUse when another graph
+    acts on our public domain or is seen on our acting one: tools would then see its acting
+    nodes, and its nodes ours."""
+    public, acting = public_domain(env), acting_domain(env)
+    if public == acting:
+        raise DomainInUse(f'{DOMAIN_VARIABLE}={acting} is ROS_DOMAIN_ID: choose another')
+    if not os.path.isdir(CLAIMS_DIRECTORY):
+        os.makedirs(CLAIMS_DIRECTORY, exist_ok=True)
+        with contextlib.suppress(PermissionError):
+            os.chmod(CLAIMS_DIRECTORY, 0o1777)  # every user's graphs claim here
+    for role, domain, other in (('public', public, 'acting'), ('acting', acting, 'public')):
+        if _held_elsewhere(_claim_path(other, domain)):
+            raise DomainInUse(
+                f'domain {domain} is the {other} domain of another pamiq graph on this host; '
+                f'this graph would use it as its {role} domain. Give this graph another '
+                f'ROS_DOMAIN_ID or {DOMAIN_VARIABLE}, or {ENABLE_VARIABLE}=0'
+            )
+        descriptor = os.open(_claim_path(role, domain), os.O_RDONLY | os.O_CREAT, 0o644)
+        fcntl.flock(descriptor, fcntl.LOCK_SH)
+        _claims.append(descriptor)
+
+
+def _claim_path(role: str, domain: int) -> str:
+    return os.path.join(CLAIMS_DIRECTORY, f'{role}-{domain}')
+
+
+def _held_elsewhere(path: str) -> bool:
+    try:
+        descriptor = os.open(path, os.O_RDONLY)
+    except FileNotFoundError:
+        return False
+    try:
+        fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return True
+    finally:
+        os.close(descriptor)  # closing drops a lock taken here
+    return False
 
 
 @contextlib.contextmanager
@@ -133,6 +184,8 @@ class PublicFace:
     def __init__(self, node: Node) -> None:
         import rclpy
         from rclpy.executors import SingleThreadedExecutor
+
+        from pamiq.ros import qos
 
         with participant_environment(shared_memory=False):
             self.context = rclpy.Context()

@@ -34,7 +34,7 @@ import shutil
 import socket
 import sys
 
-from pamiq.ros import topics
+from pamiq.ros import acting_domain, topics
 from pamiq.ros.fastdds_profiles import (
     Endpoint,
     TlsFiles,
@@ -208,13 +208,37 @@ def resolve_ipv4(host: str, value: str) -> str:
 
 def transport_settings(env: Mapping[str, str]) -> dict[str, str]:
     """The environment variables to add to `env` for the nodes on this host only: none when
-    `env` names a profile already, else the project's profile for both Fast DDS generations."""
+    `env` names a profile already; else private acting (pamiq.ros.acting_domain) with its
+    profile, unless PAMIQ_PRIVATE_ACTING=0 or another RMW is chosen, when the project's
+    profile for both Fast DDS generations."""
     if any(env.get(name) for name in PROFILE_VARIABLES):
         return {}
-    # Experimental (issue 24): PAMIQ_PRIVATE_ACTING=1 needs the split profile (acting_domain).
-    split = env.get('PAMIQ_PRIVATE_ACTING', '') not in ('', '0')
-    path = config_file('fastdds_split.xml' if split else PROFILE)
-    return {name: path for name in PROFILE_VARIABLES}
+    if private_acting(env):
+        path = config_file(acting_domain.SPLIT_PROFILE)
+        return {**{name: path for name in PROFILE_VARIABLES}, acting_domain.ENABLE_VARIABLE: '1'}
+    return {name: config_file(PROFILE) for name in PROFILE_VARIABLES}
+
+
+def private_acting(env: Mapping[str, str]) -> bool:
+    """Whether this host's graph acts on a private domain: by default, with Fast DDS."""
+    if env.get(acting_domain.ENABLE_VARIABLE, '') == '0':
+        return False
+    return env.get('RMW_IMPLEMENTATION', 'rmw_fastrtps_cpp') == 'rmw_fastrtps_cpp'
+
+
+def describe_settings(env: Mapping[str, str], settings: Mapping[str, str]) -> str:
+    """For the log: what `transport_settings(env)` chose (`settings`), in `env` with them."""
+    if not settings:
+        return 'your own profile (FASTRTPS_DEFAULT_PROFILES_FILE / FASTDDS_DEFAULT_PROFILES_FILE)'
+    env = {**env, **settings}
+    profile = settings[PROFILE_VARIABLES[0]]
+    if acting_domain.enabled(env):
+        return (
+            f'acting on private domain {acting_domain.acting_domain(env)} with shared memory, '
+            f'ROS tools see it on domain {acting_domain.public_domain(env)} '
+            f"(PAMIQ_PRIVATE_ACTING=0: all on one); the project's profile {profile}"
+        )
+    return f"the project's profile {profile}"
 
 
 def apply_environment(env: Mapping[str, str], changes: Mapping[str, str | None]) -> dict[str, str]:

@@ -15,6 +15,8 @@ import tempfile
 from pamiq import __version__
 from pamiq.evaluation.bootstrap import RESAMPLES as EVAL_RESAMPLES
 from pamiq.learning.config import LearnerConfig
+from pamiq.ros import acting_domain
+from pamiq.ros.acting_domain import DomainInUse
 from pamiq.ros.tool_ports import tool_environment
 from pamiq.ros.transport import (
     PAMIQ_PROCESS,
@@ -22,6 +24,7 @@ from pamiq.ros.transport import (
     NetworkPlan,
     TransportError,
     apply_environment,
+    describe_settings,
     transport_settings,
 )
 from pamiq.tools.certs import DEFAULT_DAYS
@@ -152,13 +155,9 @@ def use_transport(plan: NetworkPlan | None) -> None:
     if plan is None:
         transport = transport_settings(os.environ)
         os.environ.update(transport)
-        if transport:
-            print(
-                f"[pamiq] DDS transport: the project's profile {next(iter(transport.values()))} "
-                '(set FASTRTPS_DEFAULT_PROFILES_FILE / FASTDDS_DEFAULT_PROFILES_FILE for your '
-                'own)',
-                flush=True,
-            )
+        if acting_domain.enabled():
+            acting_domain.claim_domains()
+        print(f'[pamiq] DDS transport: {describe_settings(os.environ, transport)}', flush=True)
         return
     environment = apply_environment(os.environ, plan.environment(PAMIQ_PROCESS))
     os.environ.clear()
@@ -566,7 +565,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.command in ('ctl', 'record', 'replay'):
             take_tool_port()
         return commands[args.command]()
-    except (BringupError, TransportError, ValueError, FileNotFoundError) as error:
+    except (BringupError, TransportError, DomainInUse, ValueError, FileNotFoundError) as error:
         print(f'pamiq: {error}', file=sys.stderr)
         return 2
 
