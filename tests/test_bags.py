@@ -226,3 +226,27 @@ def test_bag_info_and_export(tmp_path):
         assert picture.n_frames == 30 and picture.size == (168, 168)
     with pytest.raises(ValueError, match=r'\.mp4 or \.gif'):
         export_video(bag, str(tmp_path / 'x.avi'))
+
+
+def test_pamiq_record_stopped_by_a_sigint_to_it_alone_closes_its_bag_without_a_traceback(
+    probe, tmp_path
+):
+    session = tmp_path / 'session'
+    command = [sys.executable, '-m', 'pamiq.tools.cli', 'record', '--output', str(session)]
+    recording = subprocess.Popen(command, stderr=subprocess.PIPE, text=True)
+    try:
+        reward = probe.create_publisher(Float32, 'agent/reward', 10)
+        probe.wait_for_subscribers(reward, timeout=30.0)
+        for i in range(10):
+            reward.publish(Float32(data=float(i)))
+            time.sleep(0.01)
+        time.sleep(0.5)
+    finally:
+        recording.send_signal(signal.SIGINT)  # as `kill -INT` or `timeout -s INT` would
+        _, errors = recording.communicate(timeout=30)
+    assert recording.returncode == 0, errors
+    assert 'Traceback' not in errors, errors
+    [line] = [
+        x for x in bag_info(str(session)).splitlines() if x.startswith('/pamiq/agent/reward')
+    ]
+    assert line.split()[2] == '10', line

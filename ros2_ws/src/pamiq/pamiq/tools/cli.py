@@ -219,7 +219,18 @@ def record(args: argparse.Namespace) -> int:
         path = write_parameters(
             os.path.join(directory, 'recorder.yaml'), args.namespace, 'recorder', parameters
         )
-        return subprocess.call(node_command('recorder_node', 'recorder', args.namespace, [path]))
+        return in_foreground(node_command('recorder_node', 'recorder', args.namespace, [path]))
+
+
+def in_foreground(command: list[str]) -> int:
+    """Run a node until it ends; a SIGINT that reached only us (`kill -INT`, `timeout -s INT`)
+    is passed on, and a Ctrl-C, which reaches both, ends it cleanly without a traceback."""
+    child = subprocess.Popen(command)
+    while True:
+        try:
+            return child.wait()
+        except KeyboardInterrupt:
+            child.send_signal(signal.SIGINT)
 
 
 def replay_command(args: argparse.Namespace) -> int:
