@@ -1,4 +1,4 @@
-"""Experimental (issue 24): the acting path on a DDS domain of its own, the public face UDP-only.
+"""Private acting (issue 24): the acting path on a DDS domain of its own, the public face UDP-only.
 
 A ROS tool started without the project's profile (`ros2 topic hz`, `ros2 param list`, rqt)
 stores Fast DDS's default 1,000 ms health-check timeout in its shared-memory ports. A pamiq
@@ -6,7 +6,9 @@ participant with shared memory opens such a port lazily, in its send path and un
 every send of that participant takes; the open can sleep 333 ms, and rclpy's `publish()` keeps
 the GIL meanwhile, so the whole node process stops (docs/troubleshooting.md).
 
-With `PAMIQ_PRIVATE_ACTING=1` every pamiq node process gets two participants:
+With `PAMIQ_PRIVATE_ACTING=1`, which `pamiq up` and the launch file set on one host with Fast DDS
+unless told `0` (pamiq.ros.transport.transport_settings), every pamiq node process gets two
+participants:
 
 - **acting** (the default context, so the node's own publishers, subscriptions, timers and
   services): on the private domain `acting_domain()`, with shared memory (64 MB segment).
@@ -44,9 +46,10 @@ What tools publish reaches the acting node's subscriptions (teleop on `cmd_vel`)
 public node's subscriptions of the same topics, on topics no node of the graph publishes itself:
 those reach it privately, and the public side would hear their relays too.
 
-Not done yet: the private domain
-is not checked for collisions with another graph; the acting participants' ports carry the
-default 1,000 ms health check (the builtin SHM transport has no setting).
+The process that starts the graph claims both domains on this host (`claim_domains`), so a
+second graph that would use them the other way round is refused. Not done: the acting
+participants' ports carry the default 1,000 ms health check (the builtin SHM transport has no
+setting); only pamiq's own nodes open them.
 """
 
 from __future__ import annotations
