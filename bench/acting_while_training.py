@@ -38,7 +38,7 @@ from geometry_msgs.msg import PoseStamped  # noqa: E402
 import numpy as np  # noqa: E402
 from pamiq.learning.learner import LearnerConfig  # noqa: E402
 from pamiq.learning.models import build_models  # noqa: E402
-from pamiq.ros import qos, topics  # noqa: E402
+from pamiq.ros import acting_domain, qos, topics  # noqa: E402
 from pamiq.storage.weights import pack_weights  # noqa: E402
 from pamiq.vocabulary import parse_senses  # noqa: E402
 import rclpy  # noqa: E402
@@ -156,15 +156,14 @@ def main() -> None:
     )
     parser.add_argument(
         '--private-acting', action='store_true',
-        help='Experimental (issue 24): PAMIQ_PRIVATE_ACTING=1, the acting path on a private domain '
-        '(this probe too), the public faces UDP-only',
+        help='the acting path on a private domain (this probe too), the public faces UDP-only: '
+        "pamiq up's one-host default (issue 24); without it, PAMIQ_PRIVATE_ACTING=0: all on "
+        'ROS_DOMAIN_ID',
     )  # fmt: skip
     args = parser.parse_args()
     private = contextlib.nullcontext()
+    os.environ[acting_domain.ENABLE_VARIABLE] = '1' if args.private_acting else '0'
     if args.private_acting:
-        from pamiq.ros import acting_domain
-
-        os.environ[acting_domain.ENABLE_VARIABLE] = '1'
         split = os.path.join(
             os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
             'config',

@@ -58,6 +58,15 @@ def write_session_bag(directory: str, count: int, storage: str = 'mcap', seed: i
     return directory
 
 
+def publish_rewards(probe, count: int, period: float) -> None:
+    """Rewards 0, 1, ... on agent/reward once a recorder listens, one every `period` s."""
+    publisher = probe.create_publisher(Float32, 'agent/reward', 10)
+    probe.wait_for_subscribers(publisher, timeout=30.0)
+    for i in range(count):
+        publisher.publish(Float32(data=float(i)))
+        time.sleep(period)
+
+
 @pytest.mark.parametrize('storage', ['mcap', 'sqlite3'])
 def test_recorder_writes_what_was_published_byte_for_byte(probe, tmp_path, storage):
     session = tmp_path / 'session'
@@ -135,11 +144,7 @@ def test_a_killed_recorder_leaves_every_closed_split_readable(probe, tmp_path):
         'recorder_node', 'recorder', {'output': str(session), 'split_duration': 1.0}
     )
     try:
-        pub = probe.create_publisher(Float32, 'agent/reward', 10)
-        probe.wait_for_subscribers(pub, timeout=30.0)
-        for i in range(45):
-            pub.publish(Float32(data=float(i)))
-            time.sleep(0.1)
+        publish_rewards(probe, 45, period=0.1)
     finally:
         recorder.stop(signal.SIGKILL)
     splits = split_paths(str(session))
@@ -235,11 +240,7 @@ def test_pamiq_record_stopped_by_a_sigint_to_it_alone_closes_its_bag_without_a_t
     command = [sys.executable, '-m', 'pamiq.tools.cli', 'record', '--output', str(session)]
     recording = subprocess.Popen(command, stderr=subprocess.PIPE, text=True)
     try:
-        reward = probe.create_publisher(Float32, 'agent/reward', 10)
-        probe.wait_for_subscribers(reward, timeout=30.0)
-        for i in range(10):
-            reward.publish(Float32(data=float(i)))
-            time.sleep(0.01)
+        publish_rewards(probe, 10, period=0.01)
         time.sleep(0.5)
     finally:
         recording.send_signal(signal.SIGINT)  # as `kill -INT` or `timeout -s INT` would

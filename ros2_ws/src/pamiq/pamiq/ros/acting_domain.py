@@ -49,7 +49,8 @@ those reach it privately, and the public side would hear their relays too.
 The process that starts the graph claims both domains on this host (`claim_domains`), so a
 second graph that would use them the other way round is refused. Not done: the acting
 participants' ports carry the default 1,000 ms health check (the builtin SHM transport has no
-setting); only pamiq's own nodes open them.
+setting); only pamiq's own nodes open them, when one joins (start-up, a respawn), and such a
+join can then cost one publish up to 333 ms.
 """
 
 from __future__ import annotations
