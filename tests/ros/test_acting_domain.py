@@ -83,3 +83,11 @@ def test_a_graph_on_another_graphs_acting_domain_is_refused_the_same_graph_is_no
     assert later.said.startswith('claimed'), later.said
     later.stdin.close()
     assert later.wait(30) == 0
+
+
+def test_a_launch_started_by_pamiq_up_finds_the_settings_made_and_says_so():
+    env = {'ROS_DOMAIN_ID': '7', **transport_settings({'ROS_DOMAIN_ID': '7'})}
+    assert transport_settings(env) == {}
+    assert 'private domain 107' in describe_settings(env, {})
+    own = {PROFILE_VARIABLES[0]: '/my/profile.xml'}
+    assert describe_settings(own, {}) == 'your own profile /my/profile.xml'

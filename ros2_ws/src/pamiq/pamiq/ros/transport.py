@@ -227,17 +227,18 @@ def private_acting(env: Mapping[str, str]) -> bool:
 
 
 def describe_settings(env: Mapping[str, str], settings: Mapping[str, str]) -> str:
-    """For the log: what `transport_settings(env)` chose (`settings`), in `env` with them."""
-    if not settings:
-        return 'your own profile (FASTRTPS_DEFAULT_PROFILES_FILE / FASTDDS_DEFAULT_PROFILES_FILE)'
+    """For the log: what `transport_settings(env)` chose (`settings`), in `env` with them (a
+    launch started by `pamiq up` finds them in `env` already)."""
     env = {**env, **settings}
-    profile = settings[PROFILE_VARIABLES[0]]
+    profile = env.get(PROFILE_VARIABLES[0]) or env.get(PROFILE_VARIABLES[1])
     if acting_domain.enabled(env):
         return (
             f'acting on private domain {acting_domain.acting_domain(env)} with shared memory, '
             f'ROS tools see it on domain {acting_domain.public_domain(env)} '
-            f"(PAMIQ_PRIVATE_ACTING=0: all on one); the project's profile {profile}"
+            f'(PAMIQ_PRIVATE_ACTING=0: all on one); the profile {profile}'
         )
+    if not settings:
+        return f'your own profile {profile}'
     return f"the project's profile {profile}"
 
 
