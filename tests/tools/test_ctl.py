@@ -9,6 +9,7 @@ import sys
 import time
 
 from pamiq.ros import qos
+from pamiq.tools.ctl import alike_nodes
 import pytest
 from sensor_msgs.msg import JointState
 from test_bringup import pamiq_cli
@@ -48,21 +49,29 @@ for each in diagnostics:
 if 'silent' in sys.argv:
     nodes.append(Node('silent', namespace='ctl_status'))
     qos.publisher(nodes[-1], DiagnosticArray, topics.DIAGNOSTICS, 10)
+if 'actors' in sys.argv:  # actor0 has a world and an agent, actor1 only an agent
+    actors = [Node(name, namespace=f'ctl_status/{actor}')
+              for actor, name in (('actor0', 'world'), ('actor0', 'agent'), ('actor1', 'agent'))]
+    diagnostics += [Diagnostics(node, 'test') for node in actors]
+    for each in diagnostics[-3:]:
+        each.add('health', lambda: (OK, 'fine', {}))
+    nodes += actors
 for node in nodes:
     executor.add_node(node)
 executor.spin()
 """
 
 
-@pytest.mark.parametrize('silent', [False, True], ids=['all-heard', 'one-silent'])
-def test_status_ends_once_every_node_publishing_diagnostics_was_heard(ros, silent):
-    nodes = subprocess.Popen(
-        [sys.executable, '-c', DIAGNOSING_NODES, *(['silent'] if silent else [])]
-    )
+@pytest.mark.parametrize(
+    'short', ['', 'silent', 'actors'], ids=['all-heard', 'one-silent', 'an-actor-short']
+)
+def test_status_ends_once_every_node_publishing_diagnostics_was_heard(ros, short):
+    silent = bool(short)
+    nodes = subprocess.Popen([sys.executable, '-c', DIAGNOSING_NODES, short])
     try:
         listen = 4.0 if silent else 60.0
         started = time.monotonic()
-        result = pamiq_cli('ctl', 'status', '--seconds', str(listen))
+        result = pamiq_cli('ctl', 'status', '--seconds', str(listen), '--namespace', 'ctl_status')
         took = time.monotonic() - started
     finally:
         nodes.terminate()
@@ -72,5 +81,19 @@ def test_status_ends_once_every_node_publishing_diagnostics_was_heard(ros, silen
         assert f'OK    ctl_status/{node}: health: fine' in result.stdout, result.stdout
     if silent:  # a node not heard from keeps it listening for all of --seconds
         assert took >= listen, took
+        missing = 'ctl_status/silent' if short == 'silent' else 'ctl_status/actor1/world'
+        assert f'?     {missing}: not heard in 4 s' in result.stdout, result.stdout
     else:
         assert took < listen / 2, took
+
+
+def test_actors_are_alike_one_actors_nodes_are_expected_of_the_others():
+    heard = {'pamiq/trainer', 'pamiq/actor0/world', 'pamiq/actor0/agent', 'pamiq/actor1/agent'}
+    actors = {'/pamiq/actor0', '/pamiq/actor1', '/pamiq'}  # the namespace itself is no pattern
+    assert alike_nodes(heard, actors, 'pamiq') == {
+        'pamiq/actor0/world',
+        'pamiq/actor0/agent',
+        'pamiq/actor1/world',
+        'pamiq/actor1/agent',
+    }
+    assert alike_nodes({'pamiq/world', 'pamiq/agent'}, {'/pamiq'}, 'pamiq') == set()

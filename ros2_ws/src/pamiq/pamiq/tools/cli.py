@@ -477,8 +477,9 @@ def add_ctl_command(commands: argparse._SubParsersAction) -> None:
         type=float,
         default=3.0,
         help='status: the longest to listen to /diagnostics; it ends sooner once every node '
-        'publishing them has been heard (nodes on simulated time publish once per simulated '
-        'second: a lockstep actor waiting for the trainer publishes nothing)',
+        "publishing them has been heard, and each actor's nodes as another actor has them "
+        '(nodes on simulated time publish once per simulated second: a lockstep actor waiting '
+        'for the trainer publishes nothing)',
     )
     ctl.add_argument(
         '--timeout',

@@ -102,22 +102,48 @@ def diagnostics_publishers(node: Node) -> set[str]:
     }
 
 
-def status_lines(node: Node, seconds: float) -> list[str]:
+def status_lines(node: Node, seconds: float, namespace: str) -> list[str]:
     """Every node's newest status, listened for up to `seconds`: sooner once each node that
-    publishes /diagnostics has been heard and discovery has found no new one for SETTLE."""
+    publishes /diagnostics has been heard, so has each node that actors are alike in (see
+    alike_nodes), and discovery has found no new one for SETTLE. A node expected and not heard
+    gets a line of its own."""
     collector = DiagnosticsCollector(node)
     search = DiscoverySearch(seconds)
+    expected: set[str] = set()
     while not search.over():
         rclpy.spin_once(node, timeout_sec=0.1)
         publishers = diagnostics_publishers(node)
-        search.saw(publishers)
-        if publishers and publishers <= collector.nodes() and search.settled():
+        expected = publishers | alike_nodes(
+            collector.nodes(), known_actors(node, namespace), namespace
+        )
+        search.saw(expected)
+        if publishers and expected <= collector.nodes() and search.settled():
             break
-    return [
+    lines = [
         f'{LEVEL_NAMES.get(s.level, "?"):<5} {name}: {s.message}'
         + ''.join(f'\n        {kv.key}: {kv.value}' for kv in s.values)
         for name, s in sorted(collector.latest.items())
     ]
+    if collector.latest:
+        lines += [
+            f'?     {name}: not heard in {seconds:g} s'
+            for name in sorted(expected - collector.nodes())
+        ]
+    return lines
+
+
+def alike_nodes(heard: set[str], actors: set[str], namespace: str) -> set[str]:
+    """The nodes of every actor below the namespace that one of them has ('pamiq/actor1/world'
+    heard: 'pamiq/actor0/world' too). On a loaded machine discovery can find one actor's
+    participants seconds after another's, and actors are alike."""
+    below = {actor.strip('/') for actor in actors} - {namespace.strip('/')}
+    roles = {
+        node.removeprefix(f'{actor}/')
+        for node in heard
+        for actor in below
+        if node.startswith(f'{actor}/') and '/' not in node.removeprefix(f'{actor}/')
+    }
+    return {f'{actor}/{role}' for actor in below for role in roles}
 
 
 def ctl(verb: str, namespace: str, listen: float, timeout: float = 5.0, say=print) -> int:
@@ -156,7 +182,7 @@ def ctl(verb: str, namespace: str, listen: float, timeout: float = 5.0, say=prin
             say(('checkpoint ' if reply.success else '') + reply.message)
             return 0 if reply.success else 1
         if verb == 'status':
-            lines = status_lines(node, listen)
+            lines = status_lines(node, listen, namespace)
             say(
                 '\n'.join(lines)
                 if lines
