@@ -39,6 +39,7 @@ import numpy as np  # noqa: E402
 from pamiq.learning.learner import LearnerConfig  # noqa: E402
 from pamiq.learning.models import build_models  # noqa: E402
 from pamiq.ros import acting_domain, qos, topics  # noqa: E402
+from pamiq.ros.share import config_file  # noqa: E402
 from pamiq.storage.weights import pack_weights  # noqa: E402
 from pamiq.vocabulary import parse_senses  # noqa: E402
 import rclpy  # noqa: E402
@@ -164,11 +165,7 @@ def main() -> None:
     private = contextlib.nullcontext()
     os.environ[acting_domain.ENABLE_VARIABLE] = '1' if args.private_acting else '0'
     if args.private_acting:
-        split = os.path.join(
-            os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
-            'config',
-            acting_domain.SPLIT_PROFILE,
-        )
+        split = config_file(acting_domain.SPLIT_PROFILE)
         os.environ.update({name: split for name in PROFILE_VARIABLES})
         private = acting_domain.participant_environment(shared_memory=True)
     senses = parse_senses(args.senses)

@@ -20,13 +20,12 @@ from launch.actions import (
 from launch.event_handlers import OnProcessExit
 from launch.substitutions import LaunchConfiguration
 from launch_ros.actions import Node
-from pamiq.ros import acting_domain
 from pamiq.ros.isolation import WATCH_VARIABLE
 from pamiq.ros.transport import (
     DISCOVERY_SERVER,
     SERVER_PROCESS,
     describe_settings,
-    transport_settings,
+    this_host_transport,
 )
 from pamiq.tools.graph import (
     LAUNCH_ARGUMENTS,
@@ -102,9 +101,7 @@ def launch_nodes(context):
     specs = graph(args)
     plan = network_plan(args, specs)
     if plan is None:  # this host only
-        settings = transport_settings(os.environ)
-        if acting_domain.enabled({**os.environ, **settings}):
-            acting_domain.claim_domains({**os.environ, **settings})
+        settings = this_host_transport(os.environ)
         actions = [SetEnvironmentVariable(name, value) for name, value in settings.items()]
         actions.append(LogInfo(msg=f'DDS transport: {describe_settings(os.environ, settings)}'))
         return actions + [a for spec in specs for a in node_action(spec, args, {})]

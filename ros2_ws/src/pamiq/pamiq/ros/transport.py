@@ -219,6 +219,17 @@ def transport_settings(env: Mapping[str, str]) -> dict[str, str]:
     return {name: config_file(PROFILE) for name in PROFILE_VARIABLES}
 
 
+def this_host_transport(env: Mapping[str, str]) -> dict[str, str]:
+    """`transport_settings(env)`, with this graph's two domains claimed on this host (for as
+    long as this process lives) when it acts privately: what `pamiq up` and the launch file
+    start a one-host graph with. Raises acting_domain.DomainInUse."""
+    settings = transport_settings(env)
+    merged = {**env, **settings}
+    if acting_domain.enabled(merged):
+        acting_domain.claim_domains(merged)
+    return settings
+
+
 def private_acting(env: Mapping[str, str]) -> bool:
     """Whether this host's graph acts on a private domain: by default, with Fast DDS."""
     if env.get(acting_domain.ENABLE_VARIABLE, '') == '0':

@@ -15,7 +15,6 @@ import tempfile
 from pamiq import __version__
 from pamiq.evaluation.bootstrap import RESAMPLES as EVAL_RESAMPLES
 from pamiq.learning.config import LearnerConfig
-from pamiq.ros import acting_domain
 from pamiq.ros.acting_domain import DomainInUse
 from pamiq.ros.tool_ports import tool_environment
 from pamiq.ros.transport import (
@@ -25,7 +24,7 @@ from pamiq.ros.transport import (
     TransportError,
     apply_environment,
     describe_settings,
-    transport_settings,
+    this_host_transport,
 )
 from pamiq.tools.certs import DEFAULT_DAYS
 from pamiq.tools.graph import (
@@ -153,10 +152,8 @@ def up(launch_args: list[str], supervise: bool, quiet: bool = False) -> int:
 def use_transport(plan: NetworkPlan | None) -> None:
     """Put this host's DDS settings into our environment (the children inherit it)."""
     if plan is None:
-        transport = transport_settings(os.environ)
+        transport = this_host_transport(os.environ)
         os.environ.update(transport)
-        if acting_domain.enabled():
-            acting_domain.claim_domains()
         print(f'[pamiq] DDS transport: {describe_settings(os.environ, transport)}', flush=True)
         return
     environment = apply_environment(os.environ, plan.environment(PAMIQ_PROCESS))
